@@ -1,0 +1,45 @@
+package awsx
+
+import "sort"
+
+// The tags every resource coderctl creates carries, so that apply can adopt,
+// plan can compare, and down can prove nothing was left behind.
+const (
+	TagDeployment = "coderctl/deployment"
+	TagStage      = "coderctl/stage"
+	TagName       = "Name"
+)
+
+// Tags returns the deployment and stage tags plus any extra ones.
+func Tags(deployment, stage string, extra map[string]string) map[string]string {
+	t := map[string]string{TagDeployment: deployment, TagStage: stage}
+	for k, v := range extra {
+		t[k] = v
+	}
+	return t
+}
+
+// TagList converts a tag map to a service's tag type, sorted by key so the
+// calls are deterministic.
+func TagList[T any](tags map[string]string, mk func(key, value string) T) []T {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, mk(k, tags[k]))
+	}
+	return out
+}
+
+// HasTags reports whether have contains every key/value of want.
+func HasTags(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,92 @@
+package awsx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// WaitPolicy is how often SDK waiters poll. Real AWS resources take minutes,
+// so the defaults follow the SDK's; tests and benchmarks shorten them.
+type WaitPolicy struct {
+	MinDelay time.Duration
+	MaxDelay time.Duration
+	// Timeout bounds one wait.
+	Timeout time.Duration
+}
+
+// Delays returns the policy's delays, or def when unset.
+func (p WaitPolicy) Delays(defMin, defMax time.Duration) (time.Duration, time.Duration) {
+	lo, hi := defMin, defMax
+	if p.MinDelay > 0 {
+		lo = p.MinDelay
+	}
+	if p.MaxDelay > 0 {
+		hi = p.MaxDelay
+	}
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
+// WaitTimeout returns the policy's timeout, or def when unset.
+func (p WaitPolicy) WaitTimeout(def time.Duration) time.Duration {
+	if p.Timeout > 0 {
+		return p.Timeout
+	}
+	return def
+}
+
+// Retryable is the shape of every SDK waiter's Retryable option.
+type Retryable[I, O any] func(ctx context.Context, in *I, out *O, err error) (bool, error)
+
+// Watch wraps an SDK waiter's Retryable so that each poll reports what is
+// being waited for, its current status and the elapsed time, while the SDK's
+// own acceptors still decide when the wait is over.
+func Watch[I, O any](r engine.Reporter, what string, status func(*O) string, next Retryable[I, O]) Retryable[I, O] {
+	start := time.Now()
+	return func(ctx context.Context, in *I, out *O, err error) (bool, error) {
+		if r != nil {
+			st := "unknown"
+			switch {
+			case err != nil:
+				st = "error " + ErrorCode(err)
+			case out != nil:
+				st = status(out)
+			}
+			r.Progress(fmt.Sprintf("waiting for %s: %s (%s elapsed)", what, st, time.Since(start).Round(time.Second)))
+		}
+		return next(ctx, in, out, err)
+	}
+}
+
+// Poll waits until check reports done, reporting each status. It is for
+// conditions the SDK has no waiter for.
+func Poll(ctx context.Context, r engine.Reporter, what string, p WaitPolicy, defTimeout time.Duration, check func(ctx context.Context) (done bool, status string, err error)) error {
+	lo, hi := p.Delays(2*time.Second, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, p.WaitTimeout(defTimeout))
+	defer cancel()
+	start := time.Now()
+	delay := lo
+	for {
+		done, status, err := check(ctx)
+		if err != nil {
+			return err
+		}
+		if r != nil {
+			r.Progress(fmt.Sprintf("waiting for %s: %s (%s elapsed)", what, status, time.Since(start).Round(time.Second)))
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("timed out after %s waiting for %s (last status %s)", time.Since(start).Round(time.Second), what, status)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, hi)
+	}
+}

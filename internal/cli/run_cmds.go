@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/fault"
+)
+
+func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
+	var only, skip []string
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Apply every stage in dependency order, verifying each",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mode := engine.ModeApply
+			if dryRun {
+				mode = engine.ModePlan
+			}
+			return runGraph(cmd.Context(), f, g, "coderctl up", engine.Options{Mode: mode, Only: only, Skip: skip})
+		},
+	}
+	cmd.Flags().StringSliceVar(&only, "only", nil, "run only these stages (comma-separated)")
+	cmd.Flags().StringSliceVar(&skip, "skip", nil, "skip these stages (comma-separated)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would change; change nothing")
+	return cmd
+}
+
+func newPlanCmd(f *Factory, g *globalOptions) *cobra.Command {
+	var only, skip []string
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what up would create or change, and the critical path",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runGraph(cmd.Context(), f, g, "coderctl plan", engine.Options{Mode: engine.ModePlan, Only: only, Skip: skip})
+		},
+	}
+	cmd.Flags().StringSliceVar(&only, "only", nil, "plan only these stages")
+	cmd.Flags().StringSliceVar(&skip, "skip", nil, "skip these stages")
+	return cmd
+}
+
+func newDownCmd(f *Factory, g *globalOptions) *cobra.Command {
+	var deleteDB, skipSnapshot, forceSecrets bool
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Destroy every stage in reverse order, then list what still carries the deployment tag",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := confirm(f, g, "Destroy the whole deployment?"); err != nil {
+				return err
+			}
+			return runGraphWith(cmd.Context(), f, g, "coderctl down", engine.Options{Mode: engine.ModeDestroy}, func(s *session) {
+				s.deps.Opts.DeleteDatabase = deleteDB
+				s.deps.Opts.SkipFinalSnapshot = skipSnapshot
+				s.deps.Opts.ForceDeleteSecrets = forceSecrets
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&deleteDB, "delete-database", false, "turn off deletion protection and delete the database")
+	cmd.Flags().BoolVar(&skipSnapshot, "skip-final-snapshot", false, "delete the database without a final snapshot")
+	cmd.Flags().BoolVar(&forceSecrets, "force-delete-secrets", false, "delete secrets without the 7-day recovery window")
+	return cmd
+}
+
+// runGraph opens a session and runs the stage graph in one mode.
+func runGraph(ctx context.Context, f *Factory, g *globalOptions, command string, opts engine.Options) error {
+	return runGraphWith(ctx, f, g, command, opts, nil)
+}
+
+func runGraphWith(ctx context.Context, f *Factory, g *globalOptions, command string, opts engine.Options, tune func(*session)) error {
+	mutating := opts.Mode != engine.ModePlan
+	s, err := openSession(ctx, f, g, sessionNeeds{command: command, lock: mutating, aws: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if tune != nil {
+		tune(s)
+	}
+	if _, err := s.graph.Selected(opts.Only, opts.Skip); err != nil {
+		return usageErr("%v", err)
+	}
+	if err := s.graph.ValidateAll(ctx, opts.Only, opts.Skip); err != nil {
+		return err
+	}
+	if opts.Mode == engine.ModeApply {
+		if err := s.recordInputs(); err != nil {
+			return err
+		}
+	}
+	_, err = s.run(ctx, opts)
+	return err
+}
+
+// confirm asks before destroying, unless --yes. Without a terminal to ask
+// on, --yes is required.
+func confirm(f *Factory, g *globalOptions, question string) error {
+	if g.yes {
+		return nil
+	}
+	if !f.IO.IsTerminal {
+		return fault.Input("flag --yes", "", "pass --yes to confirm in a non-interactive run", "refusing to destroy without confirmation")
+	}
+	fmt.Fprintf(f.IO.ErrOut, "%s Type 'yes' to continue: ", question)
+	answer, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+	if strings.TrimSpace(answer) != "yes" {
+		return fault.Input("confirmation", "", "", "not confirmed; nothing was changed")
+	}
+	return nil
+}
+
+func newVerifyCmd(f *Factory, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify [STAGE...]",
+		Short: "Run every stage's checkpoint; exit 1 if any check fails",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return verifyStages(cmd.Context(), f, g, args)
+		},
+	}
+}
+
+// verifyStages runs the named checkpoints (all when none are named) and
+// prints a checklist and a summary.
+func verifyStages(ctx context.Context, f *Factory, g *globalOptions, names []string) error {
+	s, err := openSession(ctx, f, g, sessionNeeds{aws: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := s.graph.Selected(names, nil); err != nil {
+		return usageErr("%v", err)
+	}
+	sink, flush := s.sink()
+	start := f.Now()
+	checks, err := s.graph.VerifyStages(ctx, names, sink)
+	if err != nil {
+		flush()
+		return err
+	}
+	sum := verifySummary(s.graph, names, checks)
+	sum.Duration = f.Now().Sub(start)
+	sink.Emit(engine.Event{Type: engine.EventSummary, Time: f.Now(), Status: statusWord(sum.OK), Duration: sum.Duration, Summary: sum})
+	flush()
+	if !sum.OK {
+		return &runError{msg: fmt.Sprintf("verify failed: %s", strings.Join(sum.FailedChecks, ", "))}
+	}
+	return nil
+}
+
+func verifySummary(g *engine.Graph, names []string, checks []engine.Check) *engine.Summary {
+	sum := &engine.Summary{Mode: "verify", OK: true}
+	sel, _ := g.Selected(names, nil)
+	for _, st := range g.Stages() {
+		if !sel[st.Name()] {
+			continue
+		}
+		res := engine.StageResult{Stage: st.Name(), Status: engine.StatusDone}
+		for _, c := range checks {
+			if c.Stage != st.Name() {
+				continue
+			}
+			res.Checks = append(res.Checks, c)
+			if c.Status == engine.Fail {
+				res.Status = engine.StatusFailed
+				sum.OK = false
+				sum.FailedChecks = append(sum.FailedChecks, c.Stage+"/"+c.Name)
+			}
+		}
+		sum.Stages = append(sum.Stages, res)
+	}
+	return sum
+}
+
+func statusWord(ok bool) string {
+	if ok {
+		return engine.StatusDone
+	}
+	return engine.StatusFailed
+}

@@ -1,0 +1,235 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/deploy"
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/output"
+	"github.com/coderctl/coderctl/internal/state"
+	"github.com/coderctl/coderctl/stages"
+)
+
+// session is one command's loaded world: the locked state file, the inputs,
+// the cluster configuration, AWS clients and the stage graph.
+type session struct {
+	f     *Factory
+	g     *globalOptions
+	lock  *state.Lock
+	store *state.Store
+	deps  *deploy.Deps
+	graph *engine.Graph
+}
+
+// sessionNeeds says how much of the world a command needs.
+type sessionNeeds struct {
+	command string // for the lock holder line
+	lock    bool   // the command may change state
+	aws     bool   // the command talks to AWS
+}
+
+// openSession loads everything a command needs, validating all inputs
+// before anything can change. The caller must Close it.
+func openSession(ctx context.Context, f *Factory, g *globalOptions, need sessionNeeds) (_ *session, err error) {
+	s := &session{f: f, g: g}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	envPath := g.envPath(f)
+	if need.lock {
+		if s.lock, err = state.AcquireLock(envPath, need.command); err != nil {
+			return nil, err
+		}
+	}
+	if s.store, err = state.Open(envPath); err != nil {
+		return nil, err
+	}
+	cfgPath := g.cfgPath(f)
+	cluster, err := loadCluster(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := config.ResolveInputs(envPath, s.store.Snapshot(), f.LookupEnv, cluster, cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	s.deps = &deploy.Deps{Inputs: inputs, Cluster: cluster, ConfigPath: cfgPath, State: s.store,
+		Opts: deploy.Options{Version: f.Build.Version}, Now: f.Now}
+	if s.deps.Opts.Wait, err = waitPolicy(f); err != nil {
+		return nil, err
+	}
+	if need.aws {
+		if err = s.connectAWS(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if s.graph, err = engine.NewGraph(stages.Build(s.deps)); err != nil {
+		return nil, fmt.Errorf("internal: stage graph: %w", err)
+	}
+	return s, nil
+}
+
+func loadCluster(path string) (*api.ClusterConfig, error) {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return nil, fault.Input(path, "", "run 'coderctl init' to write the default, or pass --config", "cluster config not found")
+	}
+	return config.LoadCluster(path)
+}
+
+// waitPolicy reads CODERCTL_POLL_INTERVAL, which tests and benchmarks use to
+// poll faster than the SDK waiters' defaults.
+func waitPolicy(f *Factory) (awsx.WaitPolicy, error) {
+	v := f.getenv("CODERCTL_POLL_INTERVAL")
+	if v == "" {
+		return awsx.WaitPolicy{}, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return awsx.WaitPolicy{}, fault.Input("environment", "CODERCTL_POLL_INTERVAL", "use a duration such as 2s", "%q is not a positive duration", v)
+	}
+	return awsx.WaitPolicy{MinDelay: d, MaxDelay: d}, nil
+}
+
+// connectAWS builds the clients and proves, with two reads, that the
+// credentials work and the region exists: both are bad input, reported
+// before anything changes.
+func (s *session) connectAWS(ctx context.Context) error {
+	cfg, err := awsx.LoadConfig(ctx, s.deps.Region(), s.f.Build.Version)
+	if err != nil {
+		return err
+	}
+	s.deps.AWS = awsx.NewClients(cfg)
+	var wg sync.WaitGroup
+	var credErr, regionErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, credErr = s.deps.AWS.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	}()
+	go func() {
+		defer wg.Done()
+		regionErr = s.checkRegion(ctx)
+	}()
+	wg.Wait()
+	if credErr != nil {
+		if awsx.IsCredentialsError(credErr) {
+			return awsx.CredentialsInput(credErr)
+		}
+		return fmt.Errorf("AWS STS GetCallerIdentity: %w", credErr)
+	}
+	return regionErr
+}
+
+func (s *session) checkRegion(ctx context.Context) error {
+	out, err := s.deps.AWS.EC2.DescribeRegions(ctx, &ec2.DescribeRegionsInput{AllRegions: aws.Bool(true)})
+	if err != nil {
+		if awsx.IsCredentialsError(err) {
+			return nil // reported by the credentials check
+		}
+		return fmt.Errorf("AWS EC2 DescribeRegions: %w", err)
+	}
+	region := s.deps.Region()
+	var names []string
+	for _, r := range out.Regions {
+		if aws.ToString(r.RegionName) == region {
+			return nil
+		}
+		names = append(names, aws.ToString(r.RegionName))
+	}
+	return fault.Input(s.deps.Inputs.Source("AWS_REGION"), "AWS_REGION", "use one of: "+strings.Join(names, " "),
+		"%q is not an AWS region", region)
+}
+
+// Close releases the lock.
+func (s *session) Close() {
+	if s.lock != nil {
+		_ = s.lock.Release()
+		s.lock = nil
+	}
+}
+
+// sink returns the renderer for this command's output and a function that
+// flushes it.
+func (s *session) sink() (engine.Sink, func()) {
+	return newSink(s.f, s.g)
+}
+
+func newSink(f *Factory, g *globalOptions) (engine.Sink, func()) {
+	if g.output == "json" {
+		return output.NewJSON(f.IO.Out), func() {}
+	}
+	t := output.NewText(f.IO.Out, output.TextOptions{
+		Live:    f.IO.IsTerminal && f.getenv("CI") == "",
+		Color:   f.IO.IsTerminal && !g.noColor && f.getenv("NO_COLOR") == "",
+		Verbose: g.verbose,
+		Now:     f.Now,
+	})
+	return t, t.Close
+}
+
+// run executes the graph in a mode, records stage timestamps and maps the
+// outcome to an error the CLI can turn into an exit code.
+func (s *session) run(ctx context.Context, opts engine.Options) (*engine.Summary, error) {
+	opts.Now = s.f.Now
+	opts.OnStageApplied = func(stage string) error {
+		return s.store.Set(appliedKey(stage), s.f.Now().UTC().Format(time.RFC3339))
+	}
+	opts.OnStageDestroyed = func(stage string) error {
+		st, _ := s.graph.Stage(stage)
+		return s.store.Unset(append(st.Writes(), appliedKey(stage))...)
+	}
+	sink, flush := s.sink()
+	sum, err := s.graph.Run(ctx, sink, opts)
+	flush()
+	if sum == nil {
+		return nil, usageErr("%v", err)
+	}
+	if err != nil {
+		return sum, &runError{msg: failureLine(sum, err)}
+	}
+	return sum, nil
+}
+
+// appliedKey is the state key recording when a stage was last applied.
+func appliedKey(stage string) string {
+	return "STAGE_" + strings.ToUpper(strings.ReplaceAll(stage, "-", "_")) + "_APPLIED_AT"
+}
+
+// recordInputs writes AWS_REGION and CLUSTER_NAME into the state file when
+// they came from cluster-config.yaml, so a shell that sources the file has
+// them too.
+func (s *session) recordInputs() error {
+	kv := map[string]string{}
+	for _, k := range []string{"AWS_REGION", "CLUSTER_NAME"} {
+		if _, ok := s.store.Lookup(k); !ok {
+			kv[k] = s.deps.Inputs.Get(k)
+		}
+	}
+	if len(kv) == 0 {
+		return nil
+	}
+	return s.store.SetMany(kv)
+}
+
+// failureLine says in one line which stages and checks failed.
+func failureLine(sum *engine.Summary, err error) string {
+	if len(sum.FailedChecks) > 0 {
+		return fmt.Sprintf("%s failed: checks %s did not pass (run 'coderctl verify' for details)", sum.Mode, strings.Join(sum.FailedChecks, ", "))
+	}
+	return strings.TrimPrefix(err.Error(), engine.ErrFailed.Error()+": ")
+}

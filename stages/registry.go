@@ -1,0 +1,32 @@
+// Package stages is the registry of every stage coderctl runs, in the
+// guide's order. The CLI generates `coderctl stage <name> ...` from it.
+package stages
+
+import (
+	"github.com/coderctl/coderctl/internal/deploy"
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/stages/prereqs"
+)
+
+// Factory builds a stage from the run's dependencies.
+type Factory struct {
+	Name    string
+	Summary string
+	New     func(*deploy.Deps) engine.Stage
+}
+
+// Registry lists the stages that exist, in the guide's order.
+func Registry() []Factory {
+	return []Factory{
+		{Name: prereqs.Name, Summary: "check credentials, region, quotas, instance types and inputs", New: prereqs.New},
+	}
+}
+
+// Build constructs every registered stage.
+func Build(d *deploy.Deps) []engine.Stage {
+	var out []engine.Stage
+	for _, f := range Registry() {
+		out = append(out, f.New(d))
+	}
+	return out
+}
