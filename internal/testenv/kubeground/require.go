@@ -45,17 +45,26 @@ func Require(t testing.TB) *Ground {
 // (Pdeathsig), but the temporary work directory stays behind.
 func Main(m *testing.M) {
 	code := m.Run()
-	if g := shared.ground; g != nil {
-		if code != 0 {
-			g.keepWorkDir = true
-			fmt.Fprintf(os.Stderr, "kubeground: tests failed; component logs kept in %s\n", g.WorkDir())
-		}
-		if err := g.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "kubeground: stop: %v\n", err)
-			if code == 0 {
-				code = 1
-			}
-		}
+	if err := StopShared(code != 0); err != nil && code == 0 {
+		code = 1
 	}
 	os.Exit(code)
+}
+
+// StopShared stops the shared ground if one was started, keeping its work
+// directory when failed is set. For TestMains that combine several grounds.
+func StopShared(failed bool) error {
+	g := shared.ground
+	if g == nil {
+		return nil
+	}
+	if failed {
+		g.keepWorkDir = true
+		fmt.Fprintf(os.Stderr, "kubeground: tests failed; component logs kept in %s\n", g.WorkDir())
+	}
+	if err := g.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "kubeground: stop: %v\n", err)
+		return err
+	}
+	return nil
 }

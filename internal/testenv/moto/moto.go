@@ -163,10 +163,16 @@ func Require(t testing.TB) *Server {
 // Main runs the tests and stops the shared server afterwards.
 func Main(m *testing.M) {
 	code := m.Run()
+	StopShared()
+	os.Exit(code)
+}
+
+// StopShared stops the shared server if one was started. For TestMains that
+// combine several grounds.
+func StopShared() {
 	if shared != nil {
 		shared.Stop()
 	}
-	os.Exit(code)
 }
 
 func freePort() (int, error) {
