@@ -293,3 +293,59 @@ func TestStageCommandsComeFromRegistry(t *testing.T) {
 		}
 	}
 }
+
+func TestInitWritesDefaultsAndNeverOverwrites(t *testing.T) {
+	h := newHarness(t, "")
+	os.Remove(h.envFile)
+	os.Remove(h.cfgFile)
+	r := h.run("init", "CODER_DOMAIN=coder.acme.dev", "HOSTED_ZONE_ID=Z123")
+	if r.code != 0 {
+		t.Fatalf("init: %d %s", r.code, r.stderr)
+	}
+	got, err := state.Load(h.envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := got.Get("CODER_DOMAIN"); v != "coder.acme.dev" {
+		t.Errorf("CODER_DOMAIN = %q", v)
+	}
+	cfg, _ := os.ReadFile(h.cfgFile)
+	if !bytes.Equal(cfg, coderctl.DefaultClusterConfig) {
+		t.Error("cluster-config.yaml is not the shipped default")
+	}
+	before := h.stateBytes()
+	r = h.run("init", "CODER_DOMAIN=other.example.com")
+	if r.code != 0 || !strings.Contains(r.stderr, "exists, left as it is") || !bytes.Equal(before, h.stateBytes()) {
+		t.Errorf("second init overwrote or failed: %d %q", r.code, r.stderr)
+	}
+}
+
+// TestUpOnTerminalAsksFirst: without --yes on a terminal, up shows the plan
+// and changes nothing unless the answer is yes.
+func TestUpOnTerminalAsksFirst(t *testing.T) {
+	moto.Require(t)
+	h := newHarness(t, goodEnv)
+	before := h.stateBytes()
+	var out, errOut bytes.Buffer
+	f := &Factory{IO: IOStreams{In: strings.NewReader("no\n"), Out: &out, ErrOut: &errOut, IsTerminal: true},
+		LookupEnv: func(k string) (string, bool) { return "", false }, Registry: stages.Registry, Now: time.Now}
+	code := Main(f, []string{"--env-file", h.envFile, "--config", h.cfgFile, "--no-color", "up"})
+	if !hasPlannedChanges() {
+		// With only stages that create nothing, there is nothing to confirm.
+		if code != 0 {
+			t.Fatalf("up: %d %s", code, errOut.String())
+		}
+		return
+	}
+	if code != 2 || !strings.Contains(errOut.String(), "not confirmed") {
+		t.Fatalf("code %d stderr %q, want 2 and 'not confirmed'", code, errOut.String())
+	}
+	if !bytes.Equal(before, h.stateBytes()) {
+		t.Error("state changed without confirmation")
+	}
+}
+
+// hasPlannedChanges says whether the registry has any stage with steps.
+func hasPlannedChanges() bool {
+	return len(stages.Registry()) > 1
+}

@@ -93,12 +93,50 @@ func runGraphWith(ctx context.Context, f *Factory, g *globalOptions, command str
 		return err
 	}
 	if opts.Mode == engine.ModeApply {
+		if err := s.confirmPlan(ctx, opts); err != nil {
+			return err
+		}
 		if err := s.recordInputs(); err != nil {
 			return err
 		}
 	}
 	_, err = s.run(ctx, opts)
 	return err
+}
+
+// confirmPlan shows, on a terminal and without --yes, what apply will do
+// and asks before doing it — Terraform's plan/apply in one command. A pipe
+// or CI job proceeds: it asked for `up`.
+func (s *session) confirmPlan(ctx context.Context, opts engine.Options) error {
+	if s.g.yes || !s.f.IO.IsTerminal || s.g.output == "json" {
+		return nil
+	}
+	plan := opts
+	plan.Mode = engine.ModePlan
+	sum, err := s.run(ctx, plan)
+	if err != nil {
+		return err
+	}
+	if !hasChanges(sum) {
+		return nil
+	}
+	fmt.Fprint(s.f.IO.ErrOut, "Apply these changes? Type 'yes' to continue: ")
+	answer, _ := bufio.NewReader(s.f.IO.In).ReadString('\n')
+	if strings.TrimSpace(answer) != "yes" {
+		return fault.Input("confirmation", "", "", "not confirmed; nothing was changed")
+	}
+	return nil
+}
+
+func hasChanges(sum *engine.Summary) bool {
+	for _, st := range sum.Stages {
+		for _, a := range st.Actions {
+			if a.Kind != engine.Nothing {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // confirm asks before destroying, unless --yes. Without a terminal to ask

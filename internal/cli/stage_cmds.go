@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -122,9 +123,9 @@ func showStatus(f *Factory, g *globalOptions, names []string) error {
 		rows = append(rows, row)
 	}
 	if g.output == "json" {
-		return writeJSON(f.IO.Out, map[string]any{"type": "status", "time": f.Now().UTC(), "state_file": s.store.Path(), "stages": rows})
+		return writeJSON(f.IO.Out, map[string]any{"type": "status", "time": f.Now().UTC(), "state_file": absPath(s.store.Path()), "stages": rows})
 	}
-	fmt.Fprintf(f.IO.Out, "state file: %s\n", s.store.Path())
+	fmt.Fprintf(f.IO.Out, "state file: %s\n", absPath(s.store.Path()))
 	for _, r := range rows {
 		applied := r.AppliedAt
 		if applied == "" {
@@ -140,4 +141,11 @@ func showStatus(f *Factory, g *globalOptions, names []string) error {
 		}
 	}
 	return nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

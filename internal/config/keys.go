@@ -167,10 +167,13 @@ func bareHost(s string) string {
 	return s
 }
 
-var hostedZoneRE = regexp.MustCompile(`^Z[A-Z0-9]{1,31}$`)
+// hostedZoneRE accepts Route53's zone ID alphabet. AWS's IDs start with Z in
+// practice but that is not documented, and moto's do not; a dot (a domain
+// given by mistake) or a lowercase letter is still refused.
+var hostedZoneRE = regexp.MustCompile(`^[A-Z0-9]{8,32}$`)
 
 func checkHostedZoneID(v string) (string, *badValue) {
-	id := strings.ToUpper(strings.TrimPrefix(v, "/hostedzone/"))
+	id := strings.TrimPrefix(v, "/hostedzone/")
 	if !hostedZoneRE.MatchString(id) {
 		return "", bad("copy the ID from the Route53 console or `aws route53 list-hosted-zones`, e.g. Z0123456789ABCDEFGHIJ",
 			"%q is not a Route53 hosted zone ID", v)

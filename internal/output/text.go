@@ -195,6 +195,21 @@ func (t *Text) summary(s *engine.Summary) string {
 	if len(s.FailedChecks) > 0 {
 		fmt.Fprintf(&b, "failed checks: %s\n", strings.Join(s.FailedChecks, ", "))
 	}
+	if s.Mode == "plan" {
+		changes := 0
+		for _, r := range s.Stages {
+			for _, a := range r.Actions {
+				if a.Kind != engine.Nothing {
+					changes++
+				}
+			}
+		}
+		if changes == 0 {
+			b.WriteString("no changes: everything is as wanted\n")
+		} else {
+			fmt.Fprintf(&b, "%d change(s) planned; critical path %s\n", changes, round(s.CriticalPath))
+		}
+	}
 	word := t.paint("green", "ok")
 	if !s.OK {
 		word = t.paint("red", "FAILED")
