@@ -56,7 +56,7 @@ func TestVerify(t *testing.T) {
 		{name: "zone that does not exist", inputs: map[string]string{"CODER_DOMAIN": "coder.example.com", "HOSTED_ZONE_ID": "ZDOESNOTEXIST"},
 			want: map[string]engine.CheckStatus{"hosted-zone": engine.Fail}},
 		{name: "instance type not offered", mutate: func(d *deploy.Deps) { d.Cluster.ManagedNodeGroups[3].InstanceType = "m7i.96xlarge" },
-			want: map[string]engine.CheckStatus{"instance-types": engine.Fail, "quota-vcpus": engine.Warn},
+			want:   map[string]engine.CheckStatus{"instance-types": engine.Fail, "quota-vcpus": engine.Warn},
 			reason: map[string]string{"instance-types": "m7i.96xlarge in us-west-2a"}},
 		{name: "availability zone not in the region", mutate: func(d *deploy.Deps) { d.Cluster.AvailabilityZones[2] = "us-west-2z" },
 			want: map[string]engine.CheckStatus{"region": engine.Fail}, reason: map[string]string{"region": "us-west-2z"}},
