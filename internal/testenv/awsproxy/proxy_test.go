@@ -86,7 +86,9 @@ func TestSlowEKSCluster(t *testing.T) {
 	short.Create = map[Kind]time.Duration{EKSCluster: 300 * time.Millisecond}
 	short.Delete = map[Kind]time.Duration{EKSCluster: time.Hour}
 	px.SetProfile(short)
-	w := eks.NewClusterActiveWaiter(c, func(o *eks.ClusterActiveWaiterOptions) { o.MinDelay, o.MaxDelay = 50*time.Millisecond, 50*time.Millisecond })
+	w := eks.NewClusterActiveWaiter(c, func(o *eks.ClusterActiveWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 50*time.Millisecond, 50*time.Millisecond
+	})
 	if err := w.Wait(context.Background(), &eks.DescribeClusterInput{Name: aws.String("slow")}, 10*time.Second); err != nil {
 		t.Fatalf("waiter: %v", err)
 	}
