@@ -1,0 +1,242 @@
+// Package coderapi is a TEST DOUBLE of the Coder REST API (coderd), served
+// over HTTPS on loopback for tests and `make demo`. It speaks only the
+// documented endpoints coderctl uses — health, build info, the current user,
+// organizations, entitlements, provisioner keys and provisioner daemons —
+// with Coder's paths, JSON field names, session-token header and error shape
+// ({"message": ..., "detail": ...}). It is not Coder: there is no database,
+// no RBAC beyond one owner token, and no provisioner protocol.
+//
+// Provisioner daemons are derived from the Kubernetes cluster it is given:
+// each Running pod in the namespace whose CODER_PROVISIONER_DAEMON_KEY
+// environment variable resolves (through a secretKeyRef, or a literal value)
+// to a key created here is listed as one connected daemon, the way coderd
+// lists the daemons that authenticated with that key.
+//
+// Clients trust the server through CAFile. Go on Linux also honours
+// SSL_CERT_FILE=CAFile() for the system pool, but reads it only once per
+// process (the first time any TLS verification needs the system roots), so
+// a test must set it before anything in the process has made an HTTPS call;
+// passing Client() or a pool built from CAPEM() is more robust.
+package coderapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"k8s.io/client-go/kubernetes"
+)
+
+// DefaultVersion is what GET /api/v2/buildinfo reports unless Options.Version
+// says otherwise; the "+commit" suffix is how coderd builds report versions.
+const DefaultVersion = "v2.36.1+abcdef0"
+
+// DefaultNamespace is where the provisioner pods are looked for.
+const DefaultNamespace = "coder"
+
+// SessionTokenHeader is the header coderd reads the session token from.
+const SessionTokenHeader = "Coder-Session-Token"
+
+// sessionTokenCookie is the cookie (and query parameter) coderd also accepts.
+const sessionTokenCookie = "coder_session_token"
+
+// ProvisionerKeyEnv is the variable the provisioner chart sets on its pods
+// (from provisionerDaemon.keySecretName / keySecretKey).
+const ProvisionerKeyEnv = "CODER_PROVISIONER_DAEMON_KEY"
+
+// Options configure Start. The zero value is usable: a generated owner
+// token, DefaultVersion, no license and no cluster (so no daemons).
+type Options struct {
+	// Token is the owner's session token. Empty means a generated one in
+	// coderd's "<10-char id>-<22-char secret>" form (see Server.Token).
+	Token string
+	// Version is reported by /api/v2/buildinfo and by listed daemons.
+	Version string
+	// Licensed makes the deployment Premium: external provisioner daemons
+	// and high availability are entitled. Unlicensed, the provisioner key
+	// endpoints answer 403 as coderd does and no external daemon connects.
+	Licensed bool
+	// Kube is the cluster whose provisioner pods become daemons. Nil means
+	// no daemons are ever listed.
+	Kube kubernetes.Interface
+	// Namespace holds the provisioner pods. Empty means DefaultNamespace.
+	Namespace string
+	// DNSNames are extra names the server certificate is valid for (e.g. a
+	// CODER_DOMAIN mapped to 127.0.0.1 by the caller). 127.0.0.1, ::1 and
+	// localhost are always included.
+	DNSNames []string
+}
+
+// Server is a running test double.
+type Server struct {
+	url       string
+	caFile    string
+	caPEM     []byte
+	dir       string
+	http      *http.Server
+	listener  net.Listener
+	served    chan struct{}
+	token     string
+	version   string
+	kube      kubernetes.Interface
+	namespace string
+	started   time.Time
+	org       organization
+	owner     user
+
+	mu       sync.Mutex
+	licensed bool
+	keys     []*provisionerKey // in creation order
+
+	stopOnce sync.Once
+}
+
+// Start serves the double on a free 127.0.0.1 port and returns once it
+// accepts connections.
+func Start(opts Options) (*Server, error) {
+	token := opts.Token
+	if token == "" {
+		token = newSessionToken()
+	}
+	s := &Server{
+		token:     token,
+		version:   valueOr(opts.Version, DefaultVersion),
+		kube:      opts.Kube,
+		namespace: valueOr(opts.Namespace, DefaultNamespace),
+		licensed:  opts.Licensed,
+		started:   time.Now().UTC(),
+		served:    make(chan struct{}),
+	}
+	s.org = newDefaultOrganization(s.started)
+	s.owner = newOwner(s.started, s.org.ID)
+
+	tlsState, err := newServerTLS(opts.DNSNames)
+	if err != nil {
+		return nil, err
+	}
+	if s.dir, err = os.MkdirTemp("", "coderapi-"); err != nil {
+		return nil, err
+	}
+	if s.caFile, err = writeCAFile(s.dir, tlsState.caPEM); err != nil {
+		os.RemoveAll(s.dir)
+		return nil, err
+	}
+	s.caPEM = tlsState.caPEM
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.RemoveAll(s.dir)
+		return nil, fmt.Errorf("coderapi: listen: %w", err)
+	}
+	s.listener = tls.NewListener(ln, tlsState.config)
+	s.url = "https://" + ln.Addr().String()
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(s.served)
+		_ = s.http.Serve(s.listener)
+	}()
+	return s, nil
+}
+
+// Require starts a double for one test and stops it when the test ends.
+// Each call gets its own server, CA and state, so tests never share keys.
+func Require(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := Start(opts)
+	if err != nil {
+		t.Fatalf("coderapi: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL is the base URL, e.g. https://127.0.0.1:41234 (no trailing slash).
+func (s *Server) URL() string { return s.url }
+
+// CAFile is the path of the PEM CA certificate that signed the server's.
+func (s *Server) CAFile() string { return s.caFile }
+
+// CAPEM is the CA certificate itself.
+func (s *Server) CAPEM() []byte { return append([]byte(nil), s.caPEM...) }
+
+// Token is the owner session token the server accepts.
+func (s *Server) Token() string { return s.token }
+
+// OrganizationID is the ID of the default organization ("coder").
+func (s *Server) OrganizationID() string { return s.org.ID }
+
+// Client is an HTTP client that trusts only this server's CA.
+func (s *Server) Client() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.caPEM)
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+	}
+}
+
+// SetLicensed switches the deployment between Premium and unlicensed, as
+// adding or expiring a license would.
+func (s *Server) SetLicensed(licensed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.licensed = licensed
+}
+
+// Stop shuts the server down and removes the CA file. It is safe to call
+// more than once.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.http.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			_ = s.http.Close()
+		}
+		<-s.served
+		os.RemoveAll(s.dir)
+	})
+}
+
+func (s *Server) isLicensed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.licensed
+}
+
+// newSessionToken mimics coderd's API key format: a 10-character ID, a dash
+// and a 22-character secret.
+func newSessionToken() string {
+	return randomString(10) + "-" + randomString(22)
+}
+
+const tokenAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("coderapi: crypto/rand: %v", err)) // never happens on Linux
+	}
+	for i := range b {
+		b[i] = tokenAlphabet[int(b[i])%len(tokenAlphabet)]
+	}
+	return string(b)
+}
+
+func newID() string { return uuid.NewString() }
+
+func valueOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
