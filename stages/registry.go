@@ -5,6 +5,7 @@ package stages
 import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/stages/network"
 	"github.com/coderctl/coderctl/stages/prereqs"
 )
 
@@ -19,6 +20,7 @@ type Factory struct {
 func Registry() []Factory {
 	return []Factory{
 		{Name: prereqs.Name, Summary: "check credentials, region, quotas, instance types and inputs", New: prereqs.New},
+		{Name: network.Name, Summary: "VPC, public and private subnets in three AZs, internet gateway, NAT, routes", New: network.New},
 	}
 }
 

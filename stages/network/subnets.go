@@ -1,0 +1,200 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// subnetSpec is one subnet the stage builds.
+type subnetSpec struct {
+	Kind string
+	Zone string
+	CIDR netip.Prefix
+}
+
+// subnets lists the wanted subnets: private ones in zone order, then public.
+func (l *layout) subnets() []subnetSpec {
+	var out []subnetSpec
+	for i, z := range l.Zones {
+		out = append(out, subnetSpec{Kind: kindPrivate, Zone: z, CIDR: l.Subnets.Private[i]})
+	}
+	for i, z := range l.Zones {
+		out = append(out, subnetSpec{Kind: kindPublic, Zone: z, CIDR: l.Subnets.Public[i]})
+	}
+	return out
+}
+
+func (n *network) planSubnets(ctx context.Context) ([]engine.Action, error) {
+	if n.existing() {
+		return []engine.Action{n.existingAction("subnets")}, nil
+	}
+	l, err := n.layout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := n.findVPC(ctx)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]ec2types.Subnet{}
+	if v != nil {
+		list, err := n.taggedSubnets(ctx, aws.ToString(v.VpcId))
+		if err != nil {
+			return nil, err
+		}
+		have = subnetsByName(list)
+	}
+	var acts []engine.Action
+	for _, s := range l.subnets() {
+		name := n.subnetName(s.Kind, s.Zone)
+		got, ok := have[name]
+		switch {
+		case !ok && v == nil:
+			acts = append(acts, engine.Action{Kind: engine.Create, Resource: fmt.Sprintf("subnet %s (%s in %s)", name, s.CIDR, s.Zone), Reason: "the VPC does not exist yet"})
+		case !ok:
+			acts = append(acts, engine.Action{Kind: engine.Create, Resource: fmt.Sprintf("subnet %s (%s in %s)", name, s.CIDR, s.Zone), Reason: "missing"})
+		case len(missingTags(got.Tags, n.subnetTags(s.Kind, s.Zone))) > 0:
+			acts = append(acts, engine.Action{Kind: engine.Update, Resource: "subnet " + aws.ToString(got.SubnetId),
+				Reason: "add tags " + strings.Join(tagKeys(missingTags(got.Tags, n.subnetTags(s.Kind, s.Zone))), ", ")})
+		default:
+			acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: "subnet " + aws.ToString(got.SubnetId), Reason: name + " exists"})
+		}
+	}
+	return acts, nil
+}
+
+func (n *network) applySubnets(ctx context.Context, r engine.Reporter) error {
+	if n.existing() {
+		return n.adoptSubnets(ctx)
+	}
+	l, err := n.layout(ctx)
+	if err != nil {
+		return err
+	}
+	vpcID, err := n.d.Output(KeyVPCID, Name)
+	if err != nil {
+		return err
+	}
+	list, err := n.taggedSubnets(ctx, vpcID)
+	if err != nil {
+		return err
+	}
+	have := subnetsByName(list)
+	for _, s := range l.subnets() {
+		name := n.subnetName(s.Kind, s.Zone)
+		want := n.subnetTags(s.Kind, s.Zone)
+		got, ok := have[name]
+		if !ok {
+			created, err := n.createSubnet(ctx, vpcID, s, want)
+			if err != nil {
+				return err
+			}
+			r.Progress(fmt.Sprintf("created subnet %s (%s, %s in %s)", aws.ToString(created.SubnetId), name, s.CIDR, s.Zone))
+			have[name] = *created
+			// Record at once: a run killed now still finds it by state.
+			if err := n.d.Record(n.subnetOutputs(l, have)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := n.addMissingTags(ctx, aws.ToString(got.SubnetId), got.Tags, want); err != nil {
+			return err
+		}
+	}
+	return n.d.Record(n.subnetOutputs(l, have))
+}
+
+func (n *network) createSubnet(ctx context.Context, vpcID string, s subnetSpec, tags map[string]string) (*ec2types.Subnet, error) {
+	out, err := n.d.AWS.EC2.CreateSubnet(ctx, &ec2.CreateSubnetInput{
+		VpcId:             aws.String(vpcID),
+		CidrBlock:         aws.String(s.CIDR.String()),
+		AvailabilityZone:  aws.String(s.Zone),
+		TagSpecifications: tagSpec(ec2types.ResourceTypeSubnet, tags),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create %s subnet %s in %s: %w", s.Kind, s.CIDR, s.Zone, err)
+	}
+	return out.Subnet, nil
+}
+
+// subnetOutputs lists the IDs of the subnets that exist, in zone order
+// (a kind with none yet is left out rather than recorded empty).
+func (n *network) subnetOutputs(l *layout, have map[string]ec2types.Subnet) map[string]string {
+	var private, public []string
+	for _, z := range l.Zones {
+		if s, ok := have[n.subnetName(kindPrivate, z)]; ok {
+			private = append(private, aws.ToString(s.SubnetId))
+		}
+		if s, ok := have[n.subnetName(kindPublic, z)]; ok {
+			public = append(public, aws.ToString(s.SubnetId))
+		}
+	}
+	out := map[string]string{}
+	if len(private) > 0 {
+		out[KeyPrivateSubnetIDs] = strings.Join(private, ",")
+	}
+	if len(public) > 0 {
+		out[KeyPublicSubnetIDs] = strings.Join(public, ",")
+	}
+	return out
+}
+
+// addMissingTags restores tags someone removed (the Kubernetes role tags
+// decide where load balancers go); nothing is called when all are there.
+func (n *network) addMissingTags(ctx context.Context, id string, have []ec2types.Tag, want map[string]string) error {
+	missing := missingTags(have, want)
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err := n.d.AWS.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ec2Tags(missing)})
+	return awsx.Describe("tag "+id, err)
+}
+
+// missingTags are the wanted tags a resource lacks or has with another value.
+func missingTags(have []ec2types.Tag, want map[string]string) map[string]string {
+	got := tagMap(have)
+	out := map[string]string{}
+	for k, v := range want {
+		if got[k] != v {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func tagKeys(tags map[string]string) []string {
+	return awsx.TagList(tags, func(k, _ string) string { return k })
+}
+
+// destroySubnets deletes every subnet tagged for the deployment.
+func (n *network) destroySubnets(ctx context.Context, r engine.Reporter) error {
+	if !n.existing() {
+		list, err := n.taggedSubnets(ctx, "")
+		if err != nil {
+			return err
+		}
+		for _, s := range list {
+			id, name := aws.ToString(s.SubnetId), nameOf(s.Tags)
+			_, err := n.d.AWS.EC2.DeleteSubnet(ctx, &ec2.DeleteSubnetInput{SubnetId: aws.String(id)})
+			switch {
+			case err == nil:
+				r.Progress(fmt.Sprintf("deleted subnet %s (%s)", id, name))
+			case awsx.IsNotFound(err):
+			case awsx.ErrorCode(err) == "DependencyViolation":
+				return fmt.Errorf("subnet %s (%s) still has network interfaces (nodes, load balancers, the database): destroy the stages that use it first: %w", id, name, err)
+			default:
+				return fmt.Errorf("delete subnet %s (%s): %w", id, name, err)
+			}
+		}
+	}
+	return n.d.State.Unset(KeyPublicSubnetIDs, KeyPrivateSubnetIDs)
+}

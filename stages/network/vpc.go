@@ -1,0 +1,266 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// How long the stage waits for EC2 by default (the SDK waiters' own delays
+// apply between polls).
+const (
+	vpcWaitTimeout = 5 * time.Minute
+	natWaitTimeout = 15 * time.Minute
+)
+
+// dnsAttributes are the VPC attributes EKS needs: nodes reach a private API
+// endpoint by its DNS name, and register under their private DNS names.
+func dnsAttributes() []ec2types.VpcAttributeName {
+	return []ec2types.VpcAttributeName{ec2types.VpcAttributeNameEnableDnsSupport, ec2types.VpcAttributeNameEnableDnsHostnames}
+}
+
+func (n *network) planVPC(ctx context.Context) ([]engine.Action, error) {
+	if n.existing() {
+		return []engine.Action{n.existingAction("VPC " + n.d.Cluster.VPC.ID)}, nil
+	}
+	cidr, err := n.vpcCIDR()
+	if err != nil {
+		return nil, err
+	}
+	v, err := n.findVPC(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return []engine.Action{{Kind: engine.Create, Resource: fmt.Sprintf("VPC %s (%s)", n.vpcName(), cidr),
+			Reason: fmt.Sprintf("no VPC in %s or tagged %s=%s", KeyVPCID, awsx.TagDeployment, n.d.Deployment())}}, nil
+	}
+	id := aws.ToString(v.VpcId)
+	off, err := n.dnsAttributesOff(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(off) > 0 {
+		return []engine.Action{{Kind: engine.Update, Resource: "VPC " + id, Reason: fmt.Sprintf("turn on %v (EKS needs VPC DNS)", off)}}, nil
+	}
+	return []engine.Action{{Kind: engine.Nothing, Resource: "VPC " + id, Reason: "exists with DNS support and hostnames"}}, nil
+}
+
+// existingAction is the plan of every step when the VPC is the user's.
+func (n *network) existingAction(resource string) engine.Action {
+	return engine.Action{Kind: engine.Nothing, Resource: resource,
+		Reason: fmt.Sprintf("existing VPC %s from vpc.id in %s: coderctl verifies it and changes nothing", n.d.Cluster.VPC.ID, n.d.ConfigPath)}
+}
+
+func (n *network) applyVPC(ctx context.Context, r engine.Reporter) error {
+	if n.existing() {
+		return n.adoptVPC(ctx)
+	}
+	cidr, err := n.vpcCIDR()
+	if err != nil {
+		return err
+	}
+	v, err := n.findVPC(ctx)
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		if v, err = n.createVPC(ctx, r, cidr.String()); err != nil {
+			return err
+		}
+	} else if err := n.checkOwnCIDR(v, cidr); err != nil {
+		return err
+	}
+	id := aws.ToString(v.VpcId)
+	if err := n.d.Record(map[string]string{KeyVPCID: id}); err != nil {
+		return err
+	}
+	if v.State != ec2types.VpcStateAvailable {
+		if err := n.waitVPC(ctx, r, id); err != nil {
+			return err
+		}
+	}
+	return n.enableDNS(ctx, id)
+}
+
+func (n *network) createVPC(ctx context.Context, r engine.Reporter, cidr string) (*ec2types.Vpc, error) {
+	out, err := n.d.AWS.EC2.CreateVpc(ctx, &ec2.CreateVpcInput{
+		CidrBlock:         aws.String(cidr),
+		TagSpecifications: tagSpec(ec2types.ResourceTypeVpc, n.tags(n.vpcName())),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create VPC %s (%s): %w", n.vpcName(), cidr, err)
+	}
+	r.Progress("created VPC " + aws.ToString(out.Vpc.VpcId))
+	return out.Vpc, nil
+}
+
+func (n *network) waitVPC(ctx context.Context, r engine.Reporter, id string) error {
+	lo, hi := n.d.Opts.Wait.Delays(15*time.Second, 120*time.Second)
+	w := ec2.NewVpcAvailableWaiter(n.d.AWS.EC2, func(o *ec2.VpcAvailableWaiterOptions) {
+		o.MinDelay, o.MaxDelay = lo, hi
+		o.Retryable = awsx.Watch(r, "VPC "+id, func(out *ec2.DescribeVpcsOutput) string {
+			if len(out.Vpcs) == 0 {
+				return "not visible yet"
+			}
+			return string(out.Vpcs[0].State)
+		}, o.Retryable)
+	})
+	err := w.Wait(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{id}}, n.d.Opts.Wait.WaitTimeout(vpcWaitTimeout))
+	return awsx.Describe("wait for VPC "+id, err)
+}
+
+// dnsAttributesOff lists the DNS attributes that are turned off.
+func (n *network) dnsAttributesOff(ctx context.Context, id string) ([]ec2types.VpcAttributeName, error) {
+	var off []ec2types.VpcAttributeName
+	for _, attr := range dnsAttributes() {
+		out, err := n.d.AWS.EC2.DescribeVpcAttribute(ctx, &ec2.DescribeVpcAttributeInput{VpcId: aws.String(id), Attribute: attr})
+		if err != nil {
+			return nil, fmt.Errorf("describe %s of VPC %s: %w", attr, id, err)
+		}
+		v := out.EnableDnsSupport
+		if attr == ec2types.VpcAttributeNameEnableDnsHostnames {
+			v = out.EnableDnsHostnames
+		}
+		if v == nil || !aws.ToBool(v.Value) {
+			off = append(off, attr)
+		}
+	}
+	return off, nil
+}
+
+// enableDNS turns on the DNS attributes that are off (one per call, as the
+// API requires); nothing is called when both are on.
+func (n *network) enableDNS(ctx context.Context, id string) error {
+	off, err := n.dnsAttributesOff(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, attr := range off {
+		in := &ec2.ModifyVpcAttributeInput{VpcId: aws.String(id)}
+		on := &ec2types.AttributeBooleanValue{Value: aws.Bool(true)}
+		if attr == ec2types.VpcAttributeNameEnableDnsHostnames {
+			in.EnableDnsHostnames = on
+		} else {
+			in.EnableDnsSupport = on
+		}
+		if _, err := n.d.AWS.EC2.ModifyVpcAttribute(ctx, in); err != nil {
+			return fmt.Errorf("turn on %s of VPC %s: %w", attr, id, err)
+		}
+	}
+	return nil
+}
+
+// destroyVPC deletes every VPC tagged for the deployment, after the
+// security groups other stages left in it with the deployment's tags. A VPC
+// without the tags (an existing VPC from vpc.id) is never deleted.
+func (n *network) destroyVPC(ctx context.Context, r engine.Reporter) error {
+	if !n.existing() {
+		vpcs, err := n.taggedVPCs(ctx)
+		if err != nil {
+			return err
+		}
+		for _, v := range vpcs {
+			if err := n.deleteVPC(ctx, r, aws.ToString(v.VpcId)); err != nil {
+				return err
+			}
+		}
+	}
+	return n.d.State.Unset(KeyVPCID)
+}
+
+func (n *network) deleteVPC(ctx context.Context, r engine.Reporter, id string) error {
+	if err := n.deleteOwnSecurityGroups(ctx, r, id); err != nil {
+		return err
+	}
+	_, err := n.d.AWS.EC2.DeleteVpc(ctx, &ec2.DeleteVpcInput{VpcId: aws.String(id)})
+	switch {
+	case err == nil:
+		r.Progress("deleted VPC " + id)
+	case awsx.IsNotFound(err):
+	case awsx.ErrorCode(err) == "DependencyViolation":
+		return fmt.Errorf("VPC %s still holds resources coderctl did not create here (load balancers, network interfaces, endpoints): destroy the stages that use it first (coder, rds, eks), then delete what remains in the VPC console: %w", id, err)
+	default:
+		return fmt.Errorf("delete VPC %s: %w", id, err)
+	}
+	return nil
+}
+
+// deleteOwnSecurityGroups deletes the security groups in the VPC that carry
+// the deployment's tag (from any stage): a VPC cannot be deleted while they
+// exist. Rules that reference another of them go first, since a referenced
+// group cannot be deleted.
+func (n *network) deleteOwnSecurityGroups(ctx context.Context, r engine.Reporter, vpcID string) error {
+	sgs, err := n.ownSecurityGroups(ctx, vpcID)
+	if err != nil || len(sgs) == 0 {
+		return err
+	}
+	for _, sg := range sgs {
+		if err := n.revokeGroupReferences(ctx, sg); err != nil {
+			return err
+		}
+	}
+	for _, sg := range sgs {
+		id := aws.ToString(sg.GroupId)
+		_, err := n.d.AWS.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
+		if err != nil && !awsx.IsNotFound(err) {
+			return fmt.Errorf("delete security group %s (%s) in VPC %s: %w", id, aws.ToString(sg.GroupName), vpcID, err)
+		}
+		r.Progress("deleted security group " + id)
+	}
+	return nil
+}
+
+func (n *network) ownSecurityGroups(ctx context.Context, vpcID string) ([]ec2types.SecurityGroup, error) {
+	want := map[string]string{awsx.TagDeployment: n.d.Deployment()}
+	filters := append(tagFilters(want), filter("vpc-id", vpcID))
+	var out []ec2types.SecurityGroup
+	pages := ec2.NewDescribeSecurityGroupsPaginator(n.d.AWS.EC2, &ec2.DescribeSecurityGroupsInput{Filters: filters})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("find security groups in VPC %s: %w", vpcID, err)
+		}
+		for _, sg := range page.SecurityGroups {
+			if aws.ToString(sg.GroupName) != "default" && awsx.HasTags(tagMap(sg.Tags), want) && aws.ToString(sg.VpcId) == vpcID {
+				out = append(out, sg)
+			}
+		}
+	}
+	return out, nil
+}
+
+// revokeGroupReferences removes a group's rules that name other groups.
+func (n *network) revokeGroupReferences(ctx context.Context, sg ec2types.SecurityGroup) error {
+	id := aws.String(aws.ToString(sg.GroupId))
+	if in := referencing(sg.IpPermissions); len(in) > 0 {
+		_, err := n.d.AWS.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: id, IpPermissions: in})
+		if err != nil && !awsx.IsNotFound(err) {
+			return fmt.Errorf("revoke ingress rules of %s: %w", aws.ToString(id), err)
+		}
+	}
+	if out := referencing(sg.IpPermissionsEgress); len(out) > 0 {
+		_, err := n.d.AWS.EC2.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: id, IpPermissions: out})
+		if err != nil && !awsx.IsNotFound(err) {
+			return fmt.Errorf("revoke egress rules of %s: %w", aws.ToString(id), err)
+		}
+	}
+	return nil
+}
+
+func referencing(perms []ec2types.IpPermission) []ec2types.IpPermission {
+	var out []ec2types.IpPermission
+	for _, p := range perms {
+		if len(p.UserIdGroupPairs) > 0 {
+			out = append(out, ec2types.IpPermission{IpProtocol: p.IpProtocol, FromPort: p.FromPort, ToPort: p.ToPort, UserIdGroupPairs: p.UserIdGroupPairs})
+		}
+	}
+	return out
+}
