@@ -1,0 +1,334 @@
+// Package chartrepo serves the stand-in test charts under charts/ from a
+// loopback Helm chart repository (index.yaml over HTTP) and from a loopback
+// OCI registry, so that tests and `make demo` exercise the same repository
+// code paths as the real https://helm.coder.com/v2 and OCI registries.
+//
+// The charts are TEST STAND-INS: they read the same values keys as the real
+// charts for everything coderctl sets, and render the same object names, but
+// they are not the real charts.
+//
+// The OCI endpoint is a minimal in-process implementation of the parts of
+// the OCI distribution spec that helm push/pull use (see registry.go); the
+// distribution/distribution registry would pull tracing, redis and storage
+// driver dependencies into every test binary that starts a repository.
+package chartrepo
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/registry"
+	"helm.sh/helm/v3/pkg/repo"
+)
+
+// The `all:` prefix keeps _helpers.tpl files, which embed skips otherwise.
+//
+//go:embed all:charts
+var chartsFS embed.FS
+
+// AlsoPublishAnnotation in a stand-in's Chart.yaml lists further versions
+// (comma-separated) to publish from the same chart, so upgrade paths can be
+// tested. When appVersion equals version, appVersion follows.
+const AlsoPublishAnnotation = "coderctl.dev/also-publish"
+
+// OCIPath is the repository namespace the charts are pushed under.
+const OCIPath = "charts"
+
+// Repo is a running chart repository and OCI registry on 127.0.0.1.
+type Repo struct {
+	URL string // http://127.0.0.1:PORT, a classic chart repository
+	OCI string // oci://127.0.0.1:PORT2/charts, a base for oci://…/charts/<name>
+
+	dir      string              // work dir: src/ (chart dirs), repo/ (packages + index.yaml)
+	versions map[string][]string // chart name -> published versions, highest first
+	servers  []*http.Server
+}
+
+// Start packages every stand-in chart, writes index.yaml, serves the
+// repository over HTTP and pushes the same packages to the OCI registry.
+// Stop releases everything.
+func Start(ctx context.Context) (*Repo, error) {
+	dir, err := os.MkdirTemp("", "coderctl-chartrepo-")
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{dir: dir, versions: map[string][]string{}}
+	if err := r.start(ctx); err != nil {
+		r.Stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Repo) start(ctx context.Context) (err error) {
+	httpLn, err := listenLoopback()
+	if err != nil {
+		return err
+	}
+	ociLn, err := listenLoopback()
+	if err != nil {
+		_ = httpLn.Close()
+		return err
+	}
+	served := false
+	defer func() {
+		if !served { // Stop only shuts down servers that were started
+			_ = httpLn.Close()
+			_ = ociLn.Close()
+		}
+	}()
+	r.URL = "http://" + httpLn.Addr().String()
+	r.OCI = "oci://" + ociLn.Addr().String() + "/" + OCIPath
+
+	if err := writeCharts(filepath.Join(r.dir, "src")); err != nil {
+		return err
+	}
+	packages, err := r.packageAll()
+	if err != nil {
+		return err
+	}
+	index, err := repo.IndexDirectory(r.repoDir(), r.URL)
+	if err != nil {
+		return fmt.Errorf("index %s: %w", r.repoDir(), err)
+	}
+	index.SortEntries()
+	if err := index.WriteFile(filepath.Join(r.repoDir(), "index.yaml"), 0o644); err != nil {
+		return err
+	}
+
+	r.serve(httpLn, http.FileServer(http.Dir(r.repoDir())))
+	r.serve(ociLn, newRegistry())
+	served = true
+	return r.pushAll(ctx, ociLn.Addr().String(), packages)
+}
+
+// Stop shuts the servers down and removes the work directory.
+func (r *Repo) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range r.servers {
+		_ = s.Shutdown(ctx)
+	}
+	r.servers = nil
+	_ = os.RemoveAll(r.dir)
+}
+
+// Require starts a repository for one test and stops it when the test ends.
+// Start takes well under a second, so tests do not share one.
+func Require(t testing.TB) *Repo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := Start(ctx)
+	if err != nil {
+		t.Fatalf("chartrepo: %v", err)
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Charts lists the chart names the repository serves.
+func (r *Repo) Charts() []string {
+	names := make([]string, 0, len(r.versions))
+	for n := range r.versions {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Versions lists the published versions of a chart, highest first.
+func (r *Repo) Versions(name string) []string { return append([]string(nil), r.versions[name]...) }
+
+// ChartDir is the unpacked chart directory (with its subcharts under
+// charts/), usable as a local chart path. It carries the Chart.yaml version.
+func (r *Repo) ChartDir(name string) string { return filepath.Join(r.dir, "src", name) }
+
+// ChartArchive is the packaged chart, usable as a local .tgz chart path.
+func (r *Repo) ChartArchive(name, version string) string {
+	return filepath.Join(r.repoDir(), fmt.Sprintf("%s-%s.tgz", name, version))
+}
+
+func (r *Repo) repoDir() string { return filepath.Join(r.dir, "repo") }
+
+func (r *Repo) serve(ln net.Listener, h http.Handler) {
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	r.servers = append(r.servers, s)
+	go func() { _ = s.Serve(ln) }()
+}
+
+// writeCharts copies the embedded charts to dst and vendors each chart's
+// dependencies that are themselves stand-ins into its charts/ directory, as
+// `helm dependency build` would for the real chart.
+func writeCharts(dst string) error {
+	err := fs.WalkDir(chartsFS, "charts", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, strings.TrimPrefix(path, "charts"))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := chartsFS.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("write charts: %w", err)
+	}
+	return vendorDependencies(dst)
+}
+
+func vendorDependencies(src string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		meta, err := chartutil.LoadChartfile(filepath.Join(src, e.Name(), chartutil.ChartfileName))
+		if err != nil {
+			return fmt.Errorf("chart %s: %w", e.Name(), err)
+		}
+		for _, dep := range meta.Dependencies {
+			from := filepath.Join(src, dep.Name)
+			if _, err := os.Stat(from); err != nil {
+				return fmt.Errorf("chart %s depends on %s, which is not a stand-in under charts/", e.Name(), dep.Name)
+			}
+			if err := os.CopyFS(filepath.Join(src, e.Name(), "charts", dep.Name), os.DirFS(from)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// packageAll writes <name>-<version>.tgz for every chart and published
+// version into repo/ and returns the package paths.
+func (r *Repo) packageAll() ([]string, error) {
+	src := filepath.Join(r.dir, "src")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(r.repoDir(), 0o755); err != nil {
+		return nil, err
+	}
+	var packages []string
+	for _, e := range entries {
+		ch, err := loader.LoadDir(filepath.Join(src, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("load chart %s: %w", e.Name(), err)
+		}
+		pkgs, err := r.packageVersions(ch)
+		if err != nil {
+			return nil, err
+		}
+		packages = append(packages, pkgs...)
+	}
+	return packages, nil
+}
+
+func (r *Repo) packageVersions(ch *chart.Chart) ([]string, error) {
+	base := *ch.Metadata
+	versions := publishedVersions(&base)
+	var packages []string
+	for _, v := range versions {
+		meta := base
+		meta.Version = v
+		if base.AppVersion == base.Version {
+			meta.AppVersion = v
+		}
+		ch.Metadata = &meta
+		if err := ch.Validate(); err != nil {
+			return nil, fmt.Errorf("chart %s %s: %w", meta.Name, v, err)
+		}
+		path, err := chartutil.Save(ch, r.repoDir())
+		if err != nil {
+			return nil, fmt.Errorf("package %s %s: %w", meta.Name, v, err)
+		}
+		packages = append(packages, path)
+	}
+	ch.Metadata = &base
+	r.versions[base.Name] = versions
+	return packages, nil
+}
+
+// publishedVersions is the Chart.yaml version plus the also-publish ones,
+// highest first as in a repository index.
+func publishedVersions(meta *chart.Metadata) []string {
+	versions := []string{meta.Version}
+	for _, v := range strings.Split(meta.Annotations[AlsoPublishAnnotation], ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			versions = append(versions, v)
+		}
+	}
+	sort.Slice(versions, func(i, j int) bool { return versionLess(versions[j], versions[i]) })
+	return versions
+}
+
+// pushAll pushes the packages with helm's own registry client, as
+// `helm push` does, so the registry is proven against the real client.
+func (r *Repo) pushAll(ctx context.Context, host string, packages []string) error {
+	client, err := registry.NewClient(
+		registry.ClientOptPlainHTTP(),
+		registry.ClientOptWriter(io.Discard),
+		registry.ClientOptCredentialsFile(filepath.Join(r.dir, "registry-config.json")),
+	)
+	if err != nil {
+		return err
+	}
+	for _, p := range packages {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		ch, err := loader.LoadArchive(bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("load %s: %w", p, err)
+		}
+		ref := fmt.Sprintf("%s/%s/%s:%s", host, OCIPath, ch.Name(), ch.Metadata.Version)
+		if _, err := client.Push(data, ref); err != nil {
+			return fmt.Errorf("push %s: %w", ref, err)
+		}
+	}
+	return nil
+}
+
+func listenLoopback() (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen on loopback: %w", err)
+	}
+	return ln, nil
+}
+
+// versionLess orders semantic versions; unparsable ones sort as strings.
+func versionLess(a, b string) bool {
+	va, errA := semver.NewVersion(a)
+	vb, errB := semver.NewVersion(b)
+	if errA != nil || errB != nil {
+		return a < b
+	}
+	return va.LessThan(vb)
+}
