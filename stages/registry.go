@@ -5,6 +5,7 @@ package stages
 import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/stages/acm"
 	"github.com/coderctl/coderctl/stages/network"
 	"github.com/coderctl/coderctl/stages/prereqs"
 )
@@ -21,6 +22,7 @@ func Registry() []Factory {
 	return []Factory{
 		{Name: prereqs.Name, Summary: "check credentials, region, quotas, instance types and inputs", New: prereqs.New},
 		{Name: network.Name, Summary: "VPC, public and private subnets in three AZs, internet gateway, NAT, routes", New: network.New},
+		{Name: acm.Name, Summary: "TLS certificate for CODER_DOMAIN and *.CODER_DOMAIN, validated through DNS", New: acm.New},
 	}
 }
 

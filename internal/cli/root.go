@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"os/signal"
 	"strings"
@@ -102,6 +104,13 @@ its state in coder-infra.env.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Libraries (helm, client-go) write warnings through Go's global
+			// logger; keep them out of the output unless -v asks for them.
+			if g.verbose {
+				log.SetOutput(f.IO.ErrOut)
+			} else {
+				log.SetOutput(io.Discard)
+			}
 			return g.validate()
 		},
 	}

@@ -14,7 +14,7 @@ import (
 
 func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
 	var only, skip []string
-	var dryRun bool
+	var dryRun, noWait bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Apply every stage in dependency order, verifying each",
@@ -24,9 +24,11 @@ func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
 			if dryRun {
 				mode = engine.ModePlan
 			}
-			return runGraph(cmd.Context(), f, g, "coderctl up", engine.Options{Mode: mode, Only: only, Skip: skip})
+			return runGraphWith(cmd.Context(), f, g, "coderctl up", engine.Options{Mode: mode, Only: only, Skip: skip},
+				func(s *session) { s.deps.Opts.NoWait = noWait })
 		},
 	}
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "leave long outside waits (certificate DNS validation) pending; a later run resumes them")
 	cmd.Flags().StringSliceVar(&only, "only", nil, "run only these stages (comma-separated)")
 	cmd.Flags().StringSliceVar(&skip, "skip", nil, "skip these stages (comma-separated)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would change; change nothing")

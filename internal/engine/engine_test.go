@@ -372,19 +372,31 @@ func TestPendingIsNotFailure(t *testing.T) {
 	w.failOn["rds/instance"] = Pending("waiting for DNS records")
 	g := mustGraph(t, threeStages(w))
 	sum, err := g.Run(context.Background(), nil, Options{Mode: ModeApply})
-	if err == nil {
-		t.Fatal("a run whose stage is left pending with dependents not run must not report success")
+	if err != nil {
+		t.Fatalf("a run left pending is not a failure: %v", err)
 	}
+	want := map[string]string{"network": StatusDone, "eks": StatusDone, "rds": StatusPending}
 	for _, s := range sum.Stages {
-		if s.Stage == "rds" && s.Status != StatusPending && s.Status != StatusNotRun {
-			t.Errorf("rds status = %s, want pending or not-run", s.Status)
-		}
-		if s.Stage == "network" && s.Status != StatusDone {
-			t.Errorf("network status = %s, want done", s.Status)
+		if s.Status != want[s.Stage] {
+			t.Errorf("%s status = %s, want %s", s.Stage, s.Status, want[s.Stage])
 		}
 	}
 	if w.did("apply rds/ingress") {
 		t.Error("dependent of a pending step ran")
+	}
+}
+
+func TestPendingThenFailureIsFailure(t *testing.T) {
+	w := newWorld()
+	w.failOn["rds/instance"] = Pending("waiting for DNS records")
+	w.failOn["eks/cluster"] = errors.New("boom")
+	g := mustGraph(t, threeStages(w))
+	sum, err := g.Run(context.Background(), nil, Options{Mode: ModeApply})
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err = %v, want the failure", err)
+	}
+	if sum.OK {
+		t.Error("summary ok despite a failed step")
 	}
 }
 

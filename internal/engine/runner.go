@@ -161,8 +161,14 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 			failed = true
 		}
 	}
+	// What never ran waited either on a failure (not run) or, in a run with
+	// no failure, on a step left pending: then it is pending too, and the
+	// run is not a failure — a later run resumes it.
 	for id := range pending {
 		r.status[id] = StatusNotRun
+		if !failed && ctx.Err() == nil {
+			r.status[id] = StatusPending
+		}
 	}
 	return r.summarize(start, cp)
 }

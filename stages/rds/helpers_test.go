@@ -1,0 +1,220 @@
+package rds
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/testenv/moto"
+	"github.com/coderctl/coderctl/internal/testenv/stagetest"
+)
+
+func TestMain(m *testing.M) { moto.Main(m) }
+
+const (
+	testCluster  = "coder-prod" // metadata.name of the shipped cluster-config.yaml
+	testInstance = "coder-prod-coder-db"
+)
+
+func noop(context.Context, engine.Reporter) error { return nil }
+
+// stubStages stand in for the network and eks stages, which other
+// engineers are writing: same stage and step names, no work. The test
+// seeds their outputs in the state file instead.
+func stubStages() []engine.Stage {
+	return []engine.Stage{
+		&engine.Definition{StageName: "network", StepList: []engine.Step{
+			{Name: "vpc", Apply: noop},
+			{Name: "subnets", Needs: []string{"network/vpc"}, Apply: noop},
+		}},
+		&engine.Definition{StageName: "eks", Requires: []string{"network"}, StepList: []engine.Step{
+			{Name: "cluster", Needs: []string{"network/subnets"}, Apply: noop},
+		}},
+	}
+}
+
+// world is a stage test's moto with the network and eks outputs seeded.
+type world struct {
+	*stagetest.Env
+	vpc       string
+	subnets   []string
+	clusterSG string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	return newWorldWith(t, nil)
+}
+
+// newWorldWith starts from the given env-file inputs (nil: the defaults).
+func newWorldWith(t *testing.T, inputs map[string]string) *world {
+	t.Helper()
+	w := &world{Env: stagetest.New(t, inputs)}
+	ctx := context.Background()
+	ec2c := w.Deps.AWS.EC2
+	vpc, err := ec2c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.vpc = aws.ToString(vpc.Vpc.VpcId)
+	for i, az := range []string{"us-west-2a", "us-west-2b", "us-west-2c"} {
+		sn, err := ec2c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: aws.String(w.vpc),
+			CidrBlock: aws.String(fmt.Sprintf("10.0.%d.0/20", 128+16*i)), AvailabilityZone: aws.String(az)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.subnets = append(w.subnets, aws.ToString(sn.Subnet.SubnetId))
+	}
+	sg, err := ec2c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("eks-cluster-sg-coder-prod"),
+		Description: aws.String("stands in for the EKS cluster security group"), VpcId: aws.String(w.vpc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.clusterSG = aws.ToString(sg.GroupId)
+	if err := w.Deps.Record(map[string]string{KeyVPCID: w.vpc, KeyPrivateSubnetIDs: strings.Join(w.subnets, ","),
+		KeyClusterSecurityGroupID: w.clusterSG}); err != nil {
+		t.Fatal(err)
+	}
+	w.Calls.Reset()
+	return w
+}
+
+func (w *world) stages() []engine.Stage {
+	return append(stubStages(), New(w.Deps))
+}
+
+// run runs the rds stage alone (the stubs count as done).
+func (w *world) run(t *testing.T, mode engine.Mode) (*engine.Summary, []engine.Event, error) {
+	t.Helper()
+	return w.Run(t, w.stages(), engine.Options{Mode: mode, Only: []string{Name}})
+}
+
+func (w *world) apply(t *testing.T) []engine.Event {
+	t.Helper()
+	_, events, err := w.run(t, engine.ModeApply)
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, eventLog(events))
+	}
+	return events
+}
+
+func eventLog(events []engine.Event) string {
+	var b strings.Builder
+	for _, e := range events {
+		line, _ := json.Marshal(e)
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func (w *world) outputs() map[string]string {
+	out := map[string]string{}
+	for _, k := range []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID} {
+		out[k] = w.Deps.State.Get(k)
+	}
+	return out
+}
+
+func (w *world) instance(t *testing.T) *rdstypes.DBInstance {
+	t.Helper()
+	out, err := w.Deps.AWS.RDS.DescribeDBInstances(context.Background(), &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(testInstance)})
+	if err != nil {
+		t.Fatalf("describe instance: %v", err)
+	}
+	return &out.DBInstances[0]
+}
+
+// secret reads the master secret as the secrets stage will.
+func (w *world) secret(t *testing.T) MasterSecret {
+	t.Helper()
+	out, err := w.Deps.AWS.SecretsManager.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(MasterSecretName)})
+	if err != nil {
+		t.Fatalf("get secret: %v", err)
+	}
+	var doc MasterSecret
+	if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &doc); err != nil {
+		t.Fatalf("secret is not JSON: %v", err)
+	}
+	return doc
+}
+
+// ingress lists the database security group's ingress rules.
+func (w *world) ingress(t *testing.T, groupID string) []ec2types.SecurityGroupRule {
+	t.Helper()
+	out, err := w.Deps.AWS.EC2.DescribeSecurityGroupRules(context.Background(), &ec2.DescribeSecurityGroupRulesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("group-id"), Values: []string{groupID}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []ec2types.SecurityGroupRule
+	for _, r := range out.SecurityGroupRules {
+		if !aws.ToBool(r.IsEgress) {
+			in = append(in, r)
+		}
+	}
+	return in
+}
+
+func checksByName(checks []engine.Check) map[string]engine.Check {
+	m := map[string]engine.Check{}
+	for _, c := range checks {
+		m[c.Name] = c
+	}
+	return m
+}
+
+func failed(checks []engine.Check) []string {
+	var out []string
+	for _, c := range checks {
+		if c.Status == engine.Fail {
+			out = append(out, c.Name+": "+c.Reason)
+		}
+	}
+	return out
+}
+
+// creates lists the mutating calls that create something.
+func creates(mutations []string) []string {
+	return slices.DeleteFunc(slices.Clone(mutations), func(op string) bool {
+		name := op[strings.LastIndexByte(op, '.')+1:]
+		return !strings.HasPrefix(name, "Create") && !strings.HasPrefix(name, "Authorize")
+	})
+}
+
+func events(evs []engine.Event, typ engine.EventType) []engine.Event {
+	var out []engine.Event
+	for _, e := range evs {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// recorder is a Reporter that keeps what a step said.
+type recorder struct {
+	progress   []string
+	notices    []string
+	onProgress func(string)
+}
+
+func (r *recorder) Progress(msg string) {
+	r.progress = append(r.progress, msg)
+	if r.onProgress != nil {
+		r.onProgress(msg)
+	}
+}
+
+func (r *recorder) Notice(msg string, _ map[string]any) { r.notices = append(r.notices, msg) }

@@ -1,0 +1,377 @@
+package rds
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// Waiting for RDS: creation takes 15-35 minutes, Multi-AZ longer; poll
+// every 30-60 s (the SDK's own maximum of 30 minutes between polls would
+// hide progress), give up after 90 minutes.
+const (
+	instanceMinDelay = 30 * time.Second
+	instanceMaxDelay = 60 * time.Second
+	instanceTimeout  = 90 * time.Minute
+)
+
+// findInstance looks the instance up by the ID in state, then by its
+// deterministic identifier (RDS cannot filter instances by tag). nil when
+// it does not exist; an instance tagged for another deployment is an error.
+func (s *stage) findInstance(ctx context.Context) (*rdstypes.DBInstance, error) {
+	ids := []string{s.name()}
+	if id := s.d.State.Get(KeyInstanceID); id != "" && id != s.name() {
+		ids = []string{id, s.name()}
+	}
+	for _, id := range ids {
+		out, err := s.d.AWS.RDS.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)})
+		if awsx.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, awsx.Describe("describe DB instance "+id, err)
+		}
+		if len(out.DBInstances) == 0 {
+			continue
+		}
+		inst := &out.DBInstances[0]
+		if other := rdsTagMap(inst.TagList)[awsx.TagDeployment]; other != "" && other != s.d.Deployment() {
+			return nil, fmt.Errorf("DB instance %s belongs to deployment %q, not %q", id, other, s.d.Deployment())
+		}
+		return inst, nil
+	}
+	return nil, nil
+}
+
+// change is one difference between the instance and what the deployment
+// wants. Safety settings apply at once; size changes wait for the
+// maintenance window, so an apply never causes a surprise failover.
+type change struct {
+	what      string
+	immediate bool
+	set       func(*rds.ModifyDBInstanceInput)
+}
+
+// drift lists the changes that would bring inst to the wanted settings.
+func (s *stage) drift(inst *rdstypes.DBInstance) []change {
+	var out []change
+	if !aws.ToBool(inst.MultiAZ) && !pendingMultiAZ(inst) {
+		out = append(out, change{"MultiAZ false -> true", true, func(in *rds.ModifyDBInstanceInput) { in.MultiAZ = aws.Bool(true) }})
+	}
+	if !aws.ToBool(inst.DeletionProtection) {
+		out = append(out, change{"deletion protection off -> on", true, func(in *rds.ModifyDBInstanceInput) { in.DeletionProtection = aws.Bool(true) }})
+	}
+	if aws.ToInt32(inst.BackupRetentionPeriod) < backupRetentionDays {
+		out = append(out, change{fmt.Sprintf("backup retention %d -> %d days", aws.ToInt32(inst.BackupRetentionPeriod), backupRetentionDays), true,
+			func(in *rds.ModifyDBInstanceInput) { in.BackupRetentionPeriod = aws.Int32(backupRetentionDays) }})
+	}
+	if aws.ToBool(inst.PubliclyAccessible) {
+		out = append(out, change{"publicly accessible -> private", true, func(in *rds.ModifyDBInstanceInput) { in.PubliclyAccessible = aws.Bool(false) }})
+	}
+	if sg := s.d.State.Get(KeyDBSecurityGroupID); sg != "" && !onlySecurityGroup(inst, sg) {
+		out = append(out, change{"security groups -> only " + sg, true, func(in *rds.ModifyDBInstanceInput) { in.VpcSecurityGroupIds = []string{sg} }})
+	}
+	if want, have := s.instanceClass(), effectiveClass(inst); want != have {
+		out = append(out, change{fmt.Sprintf("class %s -> %s (next maintenance window)", have, want), false,
+			func(in *rds.ModifyDBInstanceInput) { in.DBInstanceClass = aws.String(want) }})
+	}
+	if want, have := s.storage(), effectiveStorage(inst); want > have {
+		out = append(out, change{fmt.Sprintf("storage %d -> %d GiB (next maintenance window)", have, want), false,
+			func(in *rds.ModifyDBInstanceInput) { in.AllocatedStorage = aws.Int32(want) }})
+	}
+	return out
+}
+
+func pendingMultiAZ(inst *rdstypes.DBInstance) bool {
+	return inst.PendingModifiedValues != nil && aws.ToBool(inst.PendingModifiedValues.MultiAZ)
+}
+
+func effectiveClass(inst *rdstypes.DBInstance) string {
+	if p := inst.PendingModifiedValues; p != nil && p.DBInstanceClass != nil {
+		return aws.ToString(p.DBInstanceClass)
+	}
+	return aws.ToString(inst.DBInstanceClass)
+}
+
+func effectiveStorage(inst *rdstypes.DBInstance) int32 {
+	if p := inst.PendingModifiedValues; p != nil && p.AllocatedStorage != nil {
+		return aws.ToInt32(p.AllocatedStorage)
+	}
+	return aws.ToInt32(inst.AllocatedStorage)
+}
+
+func onlySecurityGroup(inst *rdstypes.DBInstance, sg string) bool {
+	return len(inst.VpcSecurityGroups) == 1 && aws.ToString(inst.VpcSecurityGroups[0].VpcSecurityGroupId) == sg
+}
+
+func (s *stage) instanceClass() string { return s.d.Inputs.Get(config.KeyDBInstanceClass) }
+
+func (s *stage) storage() int32 {
+	n, _ := strconv.Atoi(s.d.Inputs.Get(config.KeyDBAllocatedStorage))
+	return int32(n)
+}
+
+func (s *stage) planInstance(ctx context.Context) ([]engine.Action, error) {
+	res := "DB instance " + s.name()
+	inst, err := s.findInstance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if inst == nil {
+		choice, err := s.checkedInputs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: fmt.Sprintf(
+			"PostgreSQL %s on %s, Multi-AZ, %d GiB gp3 encrypted, private, %d-day backups, deletion protection",
+			choice.version, s.instanceClass(), s.storage(), backupRetentionDays)}}, nil
+	}
+	var acts []engine.Action
+	if !aws.ToBool(inst.StorageEncrypted) {
+		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res,
+			Reason: "storage is NOT encrypted and cannot be encrypted in place: restore an encrypted copy of a snapshot"})
+	}
+	if changes := s.drift(inst); len(changes) > 0 {
+		acts = append(acts, engine.Action{Kind: engine.Update, Resource: res, Reason: describeChanges(changes)})
+	}
+	if len(acts) == 0 {
+		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res, Reason: "exists (" + aws.ToString(inst.DBInstanceStatus) + ") as configured"})
+	}
+	return acts, nil
+}
+
+func describeChanges(changes []change) string {
+	parts := make([]string, len(changes))
+	for i, c := range changes {
+		parts[i] = c.what
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (s *stage) applyInstance(ctx context.Context, r engine.Reporter) error {
+	inst, err := s.findInstance(ctx)
+	if err != nil {
+		return err
+	}
+	id := s.name()
+	if inst == nil {
+		if err := s.createInstance(ctx, r); err != nil {
+			return err
+		}
+	} else {
+		id = aws.ToString(inst.DBInstanceIdentifier)
+		modified, err := s.convergeInstance(ctx, r, inst)
+		if err != nil {
+			return err
+		}
+		if modified {
+			inst = nil // what was described is stale: wait and describe again
+		}
+	}
+	return s.waitAvailable(ctx, r, id, inst)
+}
+
+// createInstance creates the instance with the password from the secret
+// and records DB_INSTANCE_ID before waiting. RDS has no client token: the
+// identifier is the idempotency key (a retried create finds it).
+func (s *stage) createInstance(ctx context.Context, r engine.Reporter) error {
+	choice, err := s.checkedInputs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range choice.warnings {
+		r.Notice(w, nil)
+	}
+	sg, err := s.d.Output(KeyDBSecurityGroupID, Name)
+	if err != nil {
+		return err
+	}
+	arn, err := s.d.Output(KeyMasterSecretARN, Name)
+	if err != nil {
+		return err
+	}
+	doc, err := s.readMasterSecret(ctx, arn)
+	if err != nil {
+		return err
+	}
+	r.Progress(fmt.Sprintf("creating DB instance %s (PostgreSQL %s, %s, Multi-AZ)", s.name(), choice.version, s.instanceClass()))
+	_, err = s.d.AWS.RDS.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{
+		DBInstanceIdentifier:  aws.String(s.name()),
+		Engine:                aws.String(dbEngine),
+		EngineVersion:         aws.String(choice.version),
+		DBInstanceClass:       aws.String(s.instanceClass()),
+		MultiAZ:               aws.Bool(true),
+		AllocatedStorage:      aws.Int32(s.storage()),
+		StorageType:           aws.String(storageType),
+		StorageEncrypted:      aws.Bool(true),
+		PubliclyAccessible:    aws.Bool(false),
+		BackupRetentionPeriod: aws.Int32(backupRetentionDays),
+		DeletionProtection:    aws.Bool(true),
+		CopyTagsToSnapshot:    aws.Bool(true),
+		DBName:                aws.String(DatabaseName),
+		MasterUsername:        aws.String(MasterUsername),
+		MasterUserPassword:    aws.String(doc.Password),
+		Port:                  aws.Int32(Port),
+		DBSubnetGroupName:     aws.String(s.name()),
+		VpcSecurityGroupIds:   []string{sg},
+		Tags:                  rdsTags(s.tags(s.name())),
+	})
+	if err != nil && awsx.ErrorCode(err) != "DBInstanceAlreadyExists" && awsx.ErrorCode(err) != "DBInstanceAlreadyExistsFault" {
+		return awsx.Describe("create DB instance "+s.name(), err)
+	}
+	return s.d.Record(map[string]string{KeyInstanceID: s.name()})
+}
+
+// convergeInstance records the adopted instance and fixes what drifted; it
+// reports whether it modified the instance.
+func (s *stage) convergeInstance(ctx context.Context, r engine.Reporter, inst *rdstypes.DBInstance) (bool, error) {
+	id := aws.ToString(inst.DBInstanceIdentifier)
+	status := aws.ToString(inst.DBInstanceStatus)
+	if status == "deleting" || status == "deleted" {
+		return false, fmt.Errorf("DB instance %s is being deleted: wait for it to go (or restore its final snapshot), then apply again", id)
+	}
+	if s.d.State.Get(KeyInstanceID) != id {
+		if err := s.d.Record(map[string]string{KeyInstanceID: id}); err != nil {
+			return false, err
+		}
+	}
+	changes := s.drift(inst)
+	modified := false
+	for _, immediate := range []bool{true, false} {
+		in := &rds.ModifyDBInstanceInput{DBInstanceIdentifier: aws.String(id), ApplyImmediately: aws.Bool(immediate)}
+		var applied []change
+		for _, c := range changes {
+			if c.immediate == immediate {
+				c.set(in)
+				applied = append(applied, c)
+			}
+		}
+		if len(applied) == 0 {
+			continue
+		}
+		r.Notice("DB instance "+id+" drifted, modifying: "+describeChanges(applied), nil)
+		if _, err := s.d.AWS.RDS.ModifyDBInstance(ctx, in); err != nil {
+			return modified, awsx.Describe("modify DB instance "+id, err)
+		}
+		modified = true
+	}
+	return modified, nil
+}
+
+// waitAvailable waits for the instance, reporting its status at each
+// poll, then records its endpoint and puts it in the secret.
+func (s *stage) waitAvailable(ctx context.Context, r engine.Reporter, id string, known *rdstypes.DBInstance) error {
+	inst := known
+	if inst == nil || aws.ToString(inst.DBInstanceStatus) != "available" || inst.Endpoint == nil {
+		lo, hi := s.d.Opts.Wait.Delays(instanceMinDelay, instanceMaxDelay)
+		w := rds.NewDBInstanceAvailableWaiter(s.d.AWS.RDS, func(o *rds.DBInstanceAvailableWaiterOptions) {
+			o.MinDelay, o.MaxDelay = lo, hi
+			o.Retryable = awsx.Watch(r, "DB instance "+id, instanceStatus, o.Retryable)
+		})
+		out, err := w.WaitForOutput(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, s.d.Opts.Wait.WaitTimeout(instanceTimeout))
+		if err != nil {
+			return fmt.Errorf("DB instance %s did not become available: %w", id, err)
+		}
+		inst = &out.DBInstances[0]
+	}
+	if inst.Endpoint == nil {
+		return fmt.Errorf("DB instance %s is available but has no endpoint", id)
+	}
+	host, port := aws.ToString(inst.Endpoint.Address), aws.ToInt32(inst.Endpoint.Port)
+	want := map[string]string{KeyEndpoint: host, KeyPort: strconv.Itoa(int(port))}
+	if s.d.State.Get(KeyEndpoint) != want[KeyEndpoint] || s.d.State.Get(KeyPort) != want[KeyPort] {
+		if err := s.d.Record(want); err != nil {
+			return err
+		}
+	}
+	return s.syncSecretEndpoint(ctx, r, host, port)
+}
+
+func instanceStatus(out *rds.DescribeDBInstancesOutput) string {
+	if len(out.DBInstances) == 0 {
+		return "not found"
+	}
+	return aws.ToString(out.DBInstances[0].DBInstanceStatus)
+}
+
+// refuseProtectedDelete is destroy's guard: a database with deletion
+// protection is deleted only when the user said --delete-database.
+func (s *stage) refuseProtectedDelete(ctx context.Context) error {
+	if s.d.Opts.DeleteDatabase {
+		return nil
+	}
+	inst, err := s.findInstance(ctx)
+	if err != nil || inst == nil || !aws.ToBool(inst.DeletionProtection) {
+		return err
+	}
+	id := aws.ToString(inst.DBInstanceIdentifier)
+	return fmt.Errorf("DB instance %s has deletion protection on and is kept: pass --delete-database to delete it "+
+		"(a final snapshot %s-final-<timestamp> is taken unless --skip-final-snapshot)", id, id)
+}
+
+func (s *stage) destroyInstance(ctx context.Context, r engine.Reporter) error {
+	if err := s.refuseProtectedDelete(ctx); err != nil {
+		return err
+	}
+	inst, err := s.findInstance(ctx)
+	if err != nil {
+		return err
+	}
+	if inst != nil {
+		if err := s.deleteInstance(ctx, r, inst); err != nil {
+			return err
+		}
+	}
+	return s.d.State.Unset(KeyInstanceID, KeyEndpoint, KeyPort)
+}
+
+func (s *stage) deleteInstance(ctx context.Context, r engine.Reporter, inst *rdstypes.DBInstance) error {
+	id := aws.ToString(inst.DBInstanceIdentifier)
+	if aws.ToString(inst.DBInstanceStatus) != "deleting" {
+		if aws.ToBool(inst.DeletionProtection) {
+			r.Progress("turning off deletion protection of " + id + " (--delete-database)")
+			_, err := s.d.AWS.RDS.ModifyDBInstance(ctx, &rds.ModifyDBInstanceInput{
+				DBInstanceIdentifier: aws.String(id), DeletionProtection: aws.Bool(false), ApplyImmediately: aws.Bool(true),
+			})
+			if err != nil {
+				return awsx.Describe("turn off deletion protection of "+id, err)
+			}
+		}
+		in := &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String(id)}
+		if s.d.Opts.SkipFinalSnapshot {
+			in.SkipFinalSnapshot = aws.Bool(true)
+			r.Notice("deleting DB instance "+id+" WITHOUT a final snapshot (--skip-final-snapshot)", nil)
+		} else {
+			snap := FinalSnapshotID(id, s.d.Clock())
+			in.FinalDBSnapshotIdentifier = aws.String(snap)
+			r.Notice("deleting DB instance "+id+"; its data is kept in final snapshot "+snap, map[string]any{"snapshot": snap})
+		}
+		if _, err := s.d.AWS.RDS.DeleteDBInstance(ctx, in); err != nil && !awsx.IsNotFound(err) {
+			return awsx.Describe("delete DB instance "+id, err)
+		}
+	}
+	lo, hi := s.d.Opts.Wait.Delays(instanceMinDelay, instanceMaxDelay)
+	w := rds.NewDBInstanceDeletedWaiter(s.d.AWS.RDS, func(o *rds.DBInstanceDeletedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = lo, hi
+		o.Retryable = awsx.Watch(r, "DB instance "+id+" to be deleted", instanceStatus, o.Retryable)
+	})
+	if err := w.Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, s.d.Opts.Wait.WaitTimeout(instanceTimeout)); err != nil {
+		return fmt.Errorf("DB instance %s was not deleted: %w", id, err)
+	}
+	return nil
+}
+
+// FinalSnapshotID names the snapshot destroy takes: "<id>-final-<UTC time>".
+func FinalSnapshotID(instanceID string, now time.Time) string {
+	return instanceID + "-final-" + now.UTC().Format("20060102-150405")
+}

@@ -1,0 +1,409 @@
+package rds
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// ---- DB subnet group ----
+
+func (s *stage) findSubnetGroup(ctx context.Context) (*rdstypes.DBSubnetGroup, error) {
+	out, err := s.d.AWS.RDS.DescribeDBSubnetGroups(ctx, &rds.DescribeDBSubnetGroupsInput{DBSubnetGroupName: aws.String(s.name())})
+	switch {
+	case awsx.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, awsx.Describe("describe DB subnet group "+s.name(), err)
+	case len(out.DBSubnetGroups) == 0:
+		return nil, nil
+	}
+	return &out.DBSubnetGroups[0], nil
+}
+
+func subnetGroupIDs(g *rdstypes.DBSubnetGroup) []string {
+	var ids []string
+	for _, sn := range g.Subnets {
+		ids = append(ids, aws.ToString(sn.SubnetIdentifier))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// wantSubnets are the private subnets, sorted; nil when the network stage
+// has not recorded them yet.
+func (s *stage) wantSubnets() []string {
+	ids := splitIDs(s.d.State.Get(KeyPrivateSubnetIDs))
+	slices.Sort(ids)
+	return ids
+}
+
+func (s *stage) planSubnetGroup(ctx context.Context) ([]engine.Action, error) {
+	g, err := s.findSubnetGroup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := "DB subnet group " + s.name()
+	want := s.wantSubnets()
+	switch {
+	case g == nil && want == nil:
+		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: "over the private subnets the network stage creates"}}, nil
+	case g == nil:
+		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: "over private subnets " + strings.Join(want, ", ")}}, nil
+	case want != nil && !slices.Equal(subnetGroupIDs(g), want):
+		return []engine.Action{{Kind: engine.Update, Resource: res,
+			Reason: fmt.Sprintf("subnets %s differ from PRIVATE_SUBNET_IDS %s", strings.Join(subnetGroupIDs(g), ","), strings.Join(want, ","))}}, nil
+	}
+	return []engine.Action{{Kind: engine.Nothing, Resource: res, Reason: "exists over the private subnets"}}, nil
+}
+
+func (s *stage) applySubnetGroup(ctx context.Context, r engine.Reporter) error {
+	if _, err := s.d.Output(KeyPrivateSubnetIDs, "network"); err != nil {
+		return err
+	}
+	want := s.wantSubnets()
+	g, err := s.findSubnetGroup(ctx)
+	if err != nil {
+		return err
+	}
+	if g == nil {
+		r.Progress("creating DB subnet group " + s.name())
+		_, err := s.d.AWS.RDS.CreateDBSubnetGroup(ctx, &rds.CreateDBSubnetGroupInput{
+			DBSubnetGroupName:        aws.String(s.name()),
+			DBSubnetGroupDescription: aws.String("Coder database in the private subnets of " + s.d.Deployment()),
+			SubnetIds:                want,
+			Tags:                     rdsTags(s.tags(s.name())),
+		})
+		return awsx.Describe("create DB subnet group "+s.name(), err)
+	}
+	if !slices.Equal(subnetGroupIDs(g), want) {
+		r.Progress("updating the subnets of DB subnet group " + s.name())
+		_, err := s.d.AWS.RDS.ModifyDBSubnetGroup(ctx, &rds.ModifyDBSubnetGroupInput{
+			DBSubnetGroupName: aws.String(s.name()), SubnetIds: want,
+		})
+		return awsx.Describe("modify DB subnet group "+s.name(), err)
+	}
+	return nil
+}
+
+func (s *stage) destroySubnetGroup(ctx context.Context, r engine.Reporter) error {
+	g, err := s.findSubnetGroup(ctx)
+	if err != nil || g == nil {
+		return err
+	}
+	r.Progress("deleting DB subnet group " + s.name())
+	_, err = s.d.AWS.RDS.DeleteDBSubnetGroup(ctx, &rds.DeleteDBSubnetGroupInput{DBSubnetGroupName: aws.String(s.name())})
+	if awsx.IsNotFound(err) {
+		return nil
+	}
+	return awsx.Describe("delete DB subnet group "+s.name(), err)
+}
+
+// ---- security group ----
+
+// findSecurityGroup looks the database security group up by the ID in
+// state, then by name in the VPC. nil when it does not exist.
+func (s *stage) findSecurityGroup(ctx context.Context) (*ec2types.SecurityGroup, error) {
+	vpc := s.d.State.Get(KeyVPCID)
+	if id := s.d.State.Get(KeyDBSecurityGroupID); id != "" {
+		out, err := s.d.AWS.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{id}})
+		switch {
+		case err != nil && !awsx.IsNotFound(err):
+			return nil, awsx.Describe("describe security group "+id, err)
+		case err == nil && len(out.SecurityGroups) > 0 && (vpc == "" || aws.ToString(out.SecurityGroups[0].VpcId) == vpc):
+			return &out.SecurityGroups[0], nil
+		}
+	}
+	if vpc == "" {
+		return nil, nil
+	}
+	out, err := s.d.AWS.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("vpc-id"), Values: []string{vpc}},
+		{Name: aws.String("group-name"), Values: []string{s.name()}},
+	}})
+	if err != nil {
+		return nil, awsx.Describe("find security group "+s.name(), err)
+	}
+	if len(out.SecurityGroups) == 0 {
+		return nil, nil
+	}
+	sg := &out.SecurityGroups[0]
+	if other := ec2Tags(sg.Tags)[awsx.TagDeployment]; other != "" && other != s.d.Deployment() {
+		return nil, fmt.Errorf("security group %s (%s) in %s belongs to deployment %q, not %q: rename one of the clusters",
+			s.name(), aws.ToString(sg.GroupId), vpc, other, s.d.Deployment())
+	}
+	return sg, nil
+}
+
+func (s *stage) planSecurityGroup(ctx context.Context) ([]engine.Action, error) {
+	sg, err := s.findSecurityGroup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := "security group " + s.name()
+	switch {
+	case sg == nil:
+		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: "for the database, in the deployment's VPC"}}, nil
+	case !awsx.HasTags(ec2Tags(sg.Tags), s.tags(s.name())):
+		return []engine.Action{{Kind: engine.Update, Resource: res + " " + aws.ToString(sg.GroupId), Reason: "exists untagged: tag it"}}, nil
+	}
+	return []engine.Action{{Kind: engine.Nothing, Resource: res + " " + aws.ToString(sg.GroupId), Reason: "exists"}}, nil
+}
+
+func (s *stage) applySecurityGroup(ctx context.Context, r engine.Reporter) error {
+	vpc, err := s.d.Output(KeyVPCID, "network")
+	if err != nil {
+		return err
+	}
+	sg, err := s.findSecurityGroup(ctx)
+	if err != nil {
+		return err
+	}
+	if sg == nil {
+		r.Progress("creating security group " + s.name())
+		out, err := s.d.AWS.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+			GroupName:   aws.String(s.name()),
+			Description: aws.String("Coder database: PostgreSQL from the EKS cluster only"),
+			VpcId:       aws.String(vpc),
+			TagSpecifications: []ec2types.TagSpecification{{
+				ResourceType: ec2types.ResourceTypeSecurityGroup, Tags: ec2TagList(s.tags(s.name())),
+			}},
+		})
+		if err != nil {
+			return awsx.Describe("create security group "+s.name(), err)
+		}
+		return s.d.Record(map[string]string{KeyDBSecurityGroupID: aws.ToString(out.GroupId)})
+	}
+	id := aws.ToString(sg.GroupId)
+	if !awsx.HasTags(ec2Tags(sg.Tags), s.tags(s.name())) {
+		r.Progress("tagging security group " + id)
+		if _, err := s.d.AWS.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ec2TagList(s.tags(s.name()))}); err != nil {
+			return awsx.Describe("tag security group "+id, err)
+		}
+	}
+	if s.d.State.Get(KeyDBSecurityGroupID) != id {
+		return s.d.Record(map[string]string{KeyDBSecurityGroupID: id})
+	}
+	return nil
+}
+
+// destroySecurityGroup retries while the deleted instance's network
+// interfaces still hold the group (DependencyViolation for a minute or two
+// after the instance is gone on real AWS).
+func (s *stage) destroySecurityGroup(ctx context.Context, r engine.Reporter) error {
+	sg, err := s.findSecurityGroup(ctx)
+	if err != nil || sg == nil {
+		if err == nil {
+			err = s.d.State.Unset(KeyDBSecurityGroupID)
+		}
+		return err
+	}
+	id := aws.ToString(sg.GroupId)
+	err = awsx.Poll(ctx, r, "security group "+id+" to be released", s.d.Opts.Wait, 10*time.Minute,
+		func(ctx context.Context) (bool, string, error) {
+			_, err := s.d.AWS.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
+			switch {
+			case err == nil || awsx.IsNotFound(err):
+				return true, "deleted", nil
+			case awsx.ErrorCode(err) == "DependencyViolation":
+				return false, "still in use by a network interface", nil
+			}
+			return false, "", awsx.Describe("delete security group "+id, err)
+		})
+	if err != nil {
+		return err
+	}
+	return s.d.State.Unset(KeyDBSecurityGroupID)
+}
+
+// ---- ingress rule ----
+
+// ingressRules splits the group's ingress rules into the one coderctl
+// wants (5432/tcp from the cluster security group) and any others.
+func (s *stage) ingressRules(ctx context.Context, groupID, clusterSG string) (want *ec2types.SecurityGroupRule, extra []ec2types.SecurityGroupRule, err error) {
+	pager := ec2.NewDescribeSecurityGroupRulesPaginator(s.d.AWS.EC2, &ec2.DescribeSecurityGroupRulesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("group-id"), Values: []string{groupID}}},
+	})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, nil, awsx.Describe("describe rules of security group "+groupID, err)
+		}
+		for i := range page.SecurityGroupRules {
+			rule := page.SecurityGroupRules[i]
+			switch {
+			case aws.ToBool(rule.IsEgress):
+			case want == nil && isWantedRule(rule, clusterSG):
+				want = &rule
+			default:
+				extra = append(extra, rule)
+			}
+		}
+	}
+	return want, extra, nil
+}
+
+func isWantedRule(rule ec2types.SecurityGroupRule, clusterSG string) bool {
+	return aws.ToString(rule.IpProtocol) == "tcp" && aws.ToInt32(rule.FromPort) == Port && aws.ToInt32(rule.ToPort) == Port &&
+		rule.ReferencedGroupInfo != nil && aws.ToString(rule.ReferencedGroupInfo.GroupId) == clusterSG
+}
+
+// describeRule says what a rule lets in, for plans and checks.
+func describeRule(rule ec2types.SecurityGroupRule) string {
+	from := aws.ToString(rule.CidrIpv4)
+	switch {
+	case rule.ReferencedGroupInfo != nil:
+		from = aws.ToString(rule.ReferencedGroupInfo.GroupId)
+	case rule.CidrIpv6 != nil:
+		from = aws.ToString(rule.CidrIpv6)
+	case rule.PrefixListId != nil:
+		from = aws.ToString(rule.PrefixListId)
+	}
+	ports := fmt.Sprintf("%d-%d", aws.ToInt32(rule.FromPort), aws.ToInt32(rule.ToPort))
+	if rule.FromPort != nil && rule.ToPort != nil && *rule.FromPort == *rule.ToPort {
+		ports = fmt.Sprint(*rule.FromPort)
+	}
+	return fmt.Sprintf("%s %s/%s from %s", aws.ToString(rule.SecurityGroupRuleId), ports, aws.ToString(rule.IpProtocol), from)
+}
+
+func describeRules(rules []ec2types.SecurityGroupRule) string {
+	parts := make([]string, len(rules))
+	for i, r := range rules {
+		parts[i] = describeRule(r)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (s *stage) planIngressRule(ctx context.Context) ([]engine.Action, error) {
+	res := fmt.Sprintf("ingress %d/tcp from the cluster security group", Port)
+	clusterSG := s.d.State.Get(KeyClusterSecurityGroupID)
+	sg, err := s.findSecurityGroup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sg == nil || clusterSG == "" {
+		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: "once the database security group and the EKS cluster exist"}}, nil
+	}
+	want, extra, err := s.ingressRules(ctx, aws.ToString(sg.GroupId), clusterSG)
+	if err != nil {
+		return nil, err
+	}
+	var acts []engine.Action
+	if want == nil {
+		acts = append(acts, engine.Action{Kind: engine.Create, Resource: res + " " + clusterSG, Reason: "the database only accepts the cluster"})
+	}
+	if len(extra) > 0 {
+		acts = append(acts, engine.Action{Kind: engine.Update, Resource: "security group " + aws.ToString(sg.GroupId),
+			Reason: "revoke ingress other than the cluster's: " + describeRules(extra)})
+	}
+	if len(acts) == 0 {
+		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res + " " + clusterSG, Reason: "present, and the only ingress rule"})
+	}
+	return acts, nil
+}
+
+// applyIngressRule makes 5432 from the cluster security group the group's
+// only ingress rule: the database's contract is that nothing else reaches
+// it, so rules added by hand are revoked (plan lists them first).
+func (s *stage) applyIngressRule(ctx context.Context, r engine.Reporter) error {
+	clusterSG, err := s.d.Output(KeyClusterSecurityGroupID, "eks")
+	if err != nil {
+		return err
+	}
+	groupID, err := s.d.Output(KeyDBSecurityGroupID, Name)
+	if err != nil {
+		return err
+	}
+	want, extra, err := s.ingressRules(ctx, groupID, clusterSG)
+	if err != nil {
+		return err
+	}
+	if want == nil {
+		r.Progress(fmt.Sprintf("allowing %d/tcp from %s", Port, clusterSG))
+		_, err := s.d.AWS.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+			GroupId: aws.String(groupID),
+			IpPermissions: []ec2types.IpPermission{{
+				IpProtocol: aws.String("tcp"), FromPort: aws.Int32(Port), ToPort: aws.Int32(Port),
+				UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String(clusterSG), Description: aws.String("PostgreSQL from the EKS cluster")}},
+			}},
+			TagSpecifications: []ec2types.TagSpecification{{
+				ResourceType: ec2types.ResourceTypeSecurityGroupRule, Tags: ec2TagList(s.tags(s.name() + "-from-cluster")),
+			}},
+		})
+		if err != nil && awsx.ErrorCode(err) != "InvalidPermission.Duplicate" {
+			return awsx.Describe("authorize ingress on "+groupID, err)
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	r.Notice("revoking ingress rules the database must not have: "+describeRules(extra), nil)
+	ids := make([]string, len(extra))
+	for i, rule := range extra {
+		ids[i] = aws.ToString(rule.SecurityGroupRuleId)
+	}
+	_, err = s.d.AWS.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(groupID), SecurityGroupRuleIds: ids})
+	return awsx.Describe("revoke extra ingress on "+groupID, err)
+}
+
+// destroyIngressRule revokes the cluster's rule, unless the database is
+// being kept: then the rule stays, so the refusal leaves it reachable.
+func (s *stage) destroyIngressRule(ctx context.Context, r engine.Reporter) error {
+	if err := s.refuseProtectedDelete(ctx); err != nil {
+		return err
+	}
+	clusterSG := s.d.State.Get(KeyClusterSecurityGroupID)
+	sg, err := s.findSecurityGroup(ctx)
+	if err != nil || sg == nil || clusterSG == "" {
+		return err
+	}
+	want, _, err := s.ingressRules(ctx, aws.ToString(sg.GroupId), clusterSG)
+	if err != nil || want == nil {
+		return err
+	}
+	r.Progress("revoking " + describeRule(*want))
+	_, err = s.d.AWS.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
+		GroupId: sg.GroupId, SecurityGroupRuleIds: []string{aws.ToString(want.SecurityGroupRuleId)},
+	})
+	if awsx.IsNotFound(err) {
+		return nil
+	}
+	return awsx.Describe("revoke ingress on "+aws.ToString(sg.GroupId), err)
+}
+
+// ---- tag conversions ----
+
+func rdsTags(m map[string]string) []rdstypes.Tag {
+	return awsx.TagList(m, func(k, v string) rdstypes.Tag { return rdstypes.Tag{Key: aws.String(k), Value: aws.String(v)} })
+}
+
+func ec2TagList(m map[string]string) []ec2types.Tag {
+	return awsx.TagList(m, func(k, v string) ec2types.Tag { return ec2types.Tag{Key: aws.String(k), Value: aws.String(v)} })
+}
+
+func ec2Tags(tags []ec2types.Tag) map[string]string {
+	m := map[string]string{}
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+func rdsTagMap(tags []rdstypes.Tag) map[string]string {
+	m := map[string]string{}
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}

@@ -1,0 +1,163 @@
+// Package rds is the guide's "Database" step: a PostgreSQL instance for
+// Coder, Multi-AZ, encrypted, private, backed up and protected from
+// deletion, reachable on 5432 only from the EKS cluster's security group.
+// Its master password is generated here and lives only in Secrets Manager.
+//
+// The instance needs only the network, so its 15-35 minute creation runs
+// while the EKS cluster is still being created; only the ingress rule waits
+// for the cluster's security group.
+package rds
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+
+	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/deploy"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// Name is the stage's registry name.
+const Name = "rds"
+
+// State keys the stage reads (from the network and eks stages) and records.
+const (
+	KeyVPCID                  = "VPC_ID"
+	KeyPrivateSubnetIDs       = "PRIVATE_SUBNET_IDS"
+	KeyClusterSecurityGroupID = "CLUSTER_SECURITY_GROUP_ID"
+
+	KeyDBSecurityGroupID = "DB_SECURITY_GROUP_ID"
+	KeyEndpoint          = "RDS_ENDPOINT"
+	KeyPort              = "RDS_PORT"
+	KeyMasterSecretARN   = "DB_MASTER_SECRET_ARN"
+	KeyInstanceID        = "DB_INSTANCE_ID"
+)
+
+// The database as Coder sees it.
+const (
+	// MasterSecretName is the Secrets Manager secret holding MasterSecret.
+	MasterSecretName = "coder/db-master"
+	DatabaseName     = "coder"
+	MasterUsername   = "coder"
+	Port             = 5432
+)
+
+// Fixed properties of the instance.
+const (
+	dbEngine            = "postgres"
+	storageType         = "gp3"
+	backupRetentionDays = 7
+)
+
+// Step names; other stages and tests refer to them as "rds/<name>".
+const (
+	StepSubnetGroup   = "subnet-group"
+	StepSecurityGroup = "security-group"
+	StepMasterSecret  = "master-secret"
+	StepInstance      = "instance"
+	StepIngressRule   = "ingress-rule"
+)
+
+// New builds the rds stage.
+func New(d *deploy.Deps) engine.Stage { return newStage(d).definition() }
+
+// stage holds the stage's dependencies. The two RDS lookups are interfaces
+// so tests can answer them where moto cannot (moto does not implement
+// DescribeDBEngineVersions and knows no orderable options for postgres).
+type stage struct {
+	d         *deploy.Deps
+	versions  rds.DescribeDBEngineVersionsAPIClient
+	orderable rds.DescribeOrderableDBInstanceOptionsAPIClient
+
+	// choice caches the resolved engine version for the run: the Validator,
+	// plan and apply all need it, and the lookup is slow where it fails.
+	mu     sync.Mutex
+	choice *engineChoice
+}
+
+func newStage(d *deploy.Deps) *stage {
+	return &stage{d: d, versions: d.AWS.RDS, orderable: d.AWS.RDS}
+}
+
+func (s *stage) definition() *engine.Definition {
+	return &engine.Definition{
+		StageName: Name,
+		Requires:  []string{"network", "eks"},
+		ReadKeys: []string{config.KeyClusterName, config.KeyRegion, config.KeyDBInstanceClass, config.KeyDBEngineVersion,
+			config.KeyDBAllocatedStorage, KeyVPCID, KeyPrivateSubnetIDs, KeyClusterSecurityGroupID},
+		WriteKeys: []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID},
+		StepList: []engine.Step{
+			{Name: StepSubnetGroup, Needs: []string{"network/subnets"}, Typical: 5 * time.Second,
+				Plan: s.planSubnetGroup, Apply: s.applySubnetGroup, Destroy: s.destroySubnetGroup},
+			{Name: StepSecurityGroup, Needs: []string{"network/vpc"}, Typical: 5 * time.Second,
+				Plan: s.planSecurityGroup, Apply: s.applySecurityGroup, Destroy: s.destroySecurityGroup},
+			// The secret depends on nothing, but an empty Needs would mean
+			// "after the network and eks checkpoints"; network/vpc is the
+			// earliest point the stage may start from.
+			{Name: StepMasterSecret, Needs: []string{"network/vpc"}, Typical: 2 * time.Second,
+				Plan: s.planMasterSecret, Apply: s.applyMasterSecret, Destroy: s.destroyMasterSecret},
+			{Name: StepInstance, Needs: []string{stepID(StepSubnetGroup), stepID(StepSecurityGroup), stepID(StepMasterSecret)},
+				Typical: 20 * time.Minute, Plan: s.planInstance, Apply: s.applyInstance, Destroy: s.destroyInstance},
+			{Name: StepIngressRule, Needs: []string{stepID(StepSecurityGroup), "eks/cluster"}, Typical: 5 * time.Second,
+				Plan: s.planIngressRule, Apply: s.applyIngressRule, Destroy: s.destroyIngressRule},
+		},
+		Checks:    s.verify,
+		Validator: s.validate,
+	}
+}
+
+func stepID(step string) string { return engine.StepID(Name, step) }
+
+// name is the identifier of the instance, its subnet group and its
+// security group.
+func (s *stage) name() string { return InstanceIdentifier(s.d.Deployment()) }
+
+// tags are the stage's tags for a resource called name.
+func (s *stage) tags(name string) map[string]string {
+	return s.d.Tags(Name, map[string]string{"Name": name})
+}
+
+// maxIdentifierLen is RDS's limit on DB instance identifiers.
+const maxIdentifierLen = 63
+
+// InstanceIdentifier is "<cluster>-coder-db", made a valid RDS identifier:
+// lower case, letters, digits and single hyphens, starting with a letter,
+// at most 63 characters. EKS cluster names may hold '_' and start with a
+// digit; RDS identifiers may not.
+func InstanceIdentifier(cluster string) string {
+	const suffix = "-coder-db"
+	var b strings.Builder
+	for _, r := range strings.ToLower(cluster) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	base := b.String()
+	for strings.Contains(base, "--") {
+		base = strings.ReplaceAll(base, "--", "-")
+	}
+	base = strings.Trim(base, "-")
+	if base == "" || base[0] < 'a' || base[0] > 'z' {
+		base = strings.TrimSuffix("db-"+base, "-")
+	}
+	if limit := maxIdentifierLen - len(suffix); len(base) > limit {
+		base = strings.TrimRight(base[:limit], "-")
+	}
+	return base + suffix
+}
+
+// splitIDs parses a comma-separated list of IDs from the state file.
+func splitIDs(v string) []string {
+	var out []string
+	for _, id := range strings.Split(v, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
