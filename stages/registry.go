@@ -6,8 +6,11 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/stages/acm"
+	"github.com/coderctl/coderctl/stages/eks"
 	"github.com/coderctl/coderctl/stages/network"
+	"github.com/coderctl/coderctl/stages/nodegroups"
 	"github.com/coderctl/coderctl/stages/prereqs"
+	"github.com/coderctl/coderctl/stages/rds"
 )
 
 // Factory builds a stage from the run's dependencies.
@@ -22,6 +25,9 @@ func Registry() []Factory {
 	return []Factory{
 		{Name: prereqs.Name, Summary: "check credentials, region, quotas, instance types and inputs", New: prereqs.New},
 		{Name: network.Name, Summary: "VPC, public and private subnets in three AZs, internet gateway, NAT, routes", New: network.New},
+		{Name: eks.Name, Summary: "cluster role, EKS cluster, IAM OIDC provider (IRSA), add-ons", New: eks.New},
+		{Name: nodegroups.Name, Summary: "node role and the four tainted managed node groups, created in parallel", New: nodegroups.New},
+		{Name: rds.Name, Summary: "PostgreSQL multi-AZ, encrypted, private; master password only in Secrets Manager", New: rds.New},
 		{Name: acm.Name, Summary: "TLS certificate for CODER_DOMAIN and *.CODER_DOMAIN, validated through DNS", New: acm.New},
 	}
 }

@@ -195,7 +195,7 @@ func replaceNodeGroupField(cfg, group, old, new string) string {
 func TestUpPrereqsJSON(t *testing.T) {
 	moto.Require(t)
 	h := newHarness(t, goodEnv)
-	r := h.run("up", "--yes", "-o", "json")
+	r := h.run("up", "--yes", "-o", "json", "--only", "prereqs")
 	if r.code != 0 {
 		t.Fatalf("up: code %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
@@ -338,5 +338,30 @@ func TestUpOnTerminalAsksFirst(t *testing.T) {
 	}
 	if !bytes.Equal(before, h.stateBytes()) {
 		t.Error("state changed without confirmation")
+	}
+}
+
+// TestUpThenDownLeavesNothing: the network stage through the real CLI, then
+// down, whose closing inventory finds nothing tagged for the deployment.
+func TestUpThenDownLeavesNothing(t *testing.T) {
+	moto.Require(t)
+	h := newHarness(t, goodEnv)
+	if r := h.run("up", "--yes", "--only", "prereqs,network"); r.code != 0 {
+		t.Fatalf("up: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	got, _ := state.Load(h.envFile)
+	if v, _ := got.Get("VPC_ID"); !strings.HasPrefix(v, "vpc-") {
+		t.Fatalf("VPC_ID = %q after up", v)
+	}
+	r := h.run("down", "--yes")
+	if r.code != 0 {
+		t.Fatalf("down: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "nothing tagged coderctl/deployment=coder-prod is left in AWS") {
+		t.Errorf("down did not prove it left nothing:\n%s", r.stdout)
+	}
+	got, _ = state.Load(h.envFile)
+	if v, ok := got.Get("VPC_ID"); ok && v != "" {
+		t.Errorf("VPC_ID still recorded after down: %q", v)
 	}
 }

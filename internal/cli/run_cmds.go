@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/inventory"
 )
 
 func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
@@ -64,6 +67,7 @@ func newDownCmd(f *Factory, g *globalOptions) *cobra.Command {
 				s.deps.Opts.DeleteDatabase = deleteDB
 				s.deps.Opts.SkipFinalSnapshot = skipSnapshot
 				s.deps.Opts.ForceDeleteSecrets = forceSecrets
+				s.afterRun = s.reportLeftovers
 			})
 		},
 	}
@@ -103,7 +107,35 @@ func runGraphWith(ctx context.Context, f *Factory, g *globalOptions, command str
 		}
 	}
 	_, err = s.run(ctx, opts)
+	if s.afterRun != nil {
+		s.afterRun(ctx)
+	}
 	return err
+}
+
+// reportLeftovers lists every AWS resource still tagged for the deployment
+// (a kept database, secrets in their recovery window, or a leak).
+func (s *session) reportLeftovers(ctx context.Context) {
+	left, err := inventory.Tagged(ctx, s.deps.AWS, s.deps.Deployment())
+	if g := s.g; g.output == "json" {
+		ev := map[string]any{"type": "leftovers", "time": s.f.Now().UTC().Format(time.RFC3339Nano), "resources": left}
+		if err != nil {
+			ev["error"] = err.Error()
+		}
+		_ = writeJSON(s.f.IO.Out, ev)
+		return
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(s.f.IO.Out, "could not list what is left: %v\n", err)
+	case len(left) == 0:
+		fmt.Fprintf(s.f.IO.Out, "nothing tagged %s=%s is left in AWS\n", awsx.TagDeployment, s.deps.Deployment())
+	default:
+		fmt.Fprintf(s.f.IO.Out, "still tagged %s=%s in AWS:\n", awsx.TagDeployment, s.deps.Deployment())
+		for _, r := range left {
+			fmt.Fprintf(s.f.IO.Out, "  %s\n", r)
+		}
+	}
 }
 
 // confirmPlan shows, on a terminal and without --yes, what apply will do

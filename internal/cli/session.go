@@ -18,6 +18,7 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/kube"
 	"github.com/coderctl/coderctl/internal/output"
 	"github.com/coderctl/coderctl/internal/state"
 	"github.com/coderctl/coderctl/stages"
@@ -32,6 +33,8 @@ type session struct {
 	store *state.Store
 	deps  *deploy.Deps
 	graph *engine.Graph
+	// afterRun, when set, runs after the graph whatever its outcome.
+	afterRun func(ctx context.Context)
 }
 
 // sessionNeeds says how much of the world a command needs.
@@ -77,6 +80,7 @@ func openSession(ctx context.Context, f *Factory, g *globalOptions, need session
 		if err = s.connectAWS(ctx); err != nil {
 			return nil, err
 		}
+		s.deps.Kube = kube.Factory(g.kubePath(f), s.deps.AWS, inputs.ClusterName())
 	}
 	if s.graph, err = engine.NewGraph(stages.Build(s.deps)); err != nil {
 		return nil, fmt.Errorf("internal: stage graph: %w", err)

@@ -78,8 +78,14 @@ type stage struct {
 	choice *engineChoice
 }
 
+// newStage builds the stage without touching AWS: commands that only read
+// the state file (status) build every stage with no AWS clients.
 func newStage(d *deploy.Deps) *stage {
-	return &stage{d: d, versions: d.AWS.RDS, orderable: d.AWS.RDS}
+	s := &stage{d: d}
+	if d.AWS != nil {
+		s.versions, s.orderable = d.AWS.RDS, d.AWS.RDS
+	}
+	return s
 }
 
 func (s *stage) definition() *engine.Definition {

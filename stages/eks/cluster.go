@@ -1,0 +1,666 @@
+package eks
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// Waiting for the control plane: the SDK waiters' own poll delays, and
+// bounds well above EKS's usual 8-16 minutes.
+const (
+	clusterMinDelay      = 30 * time.Second
+	clusterMaxDelay      = 120 * time.Second
+	clusterCreateTimeout = 40 * time.Minute
+	clusterDeleteTimeout = 30 * time.Minute
+	// roleReadyTimeout bounds retrying CreateCluster while a new IAM role
+	// propagates (EKS answers "role cannot be assumed" meanwhile).
+	roleReadyTimeout = 3 * time.Minute
+	// sgDeleteTimeout bounds retrying the shared group's deletion while the
+	// deleted control plane's network interfaces linger.
+	sgDeleteTimeout = 15 * time.Minute
+)
+
+// clusterWant is the control plane cluster-config.yaml asks for.
+type clusterWant struct {
+	version         string
+	public, private bool
+	publicCIDRs     []string
+	logTypes        []string // sorted
+}
+
+func (s *stage) want() clusterWant {
+	cfg := s.d.Cluster
+	w := clusterWant{version: cfg.Metadata.Version, public: true}
+	if vpc := cfg.VPC; vpc != nil {
+		if ce := vpc.ClusterEndpoints; ce != nil {
+			w.public, w.private = aws.ToBool(ce.PublicAccess), aws.ToBool(ce.PrivateAccess)
+		}
+		w.publicCIDRs = slices.Clone(vpc.PublicAccessCIDRs)
+		sort.Strings(w.publicCIDRs)
+	}
+	w.logTypes = wantedLogTypes(cfg)
+	return w
+}
+
+// wantedLogTypes expands eksctl's "all" and "*" and sorts the types.
+func wantedLogTypes(cfg *api.ClusterConfig) []string {
+	if cfg.CloudWatch == nil || cfg.CloudWatch.ClusterLogging == nil {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, t := range cfg.CloudWatch.ClusterLogging.EnableTypes {
+		if t == "all" || t == "*" {
+			for _, all := range api.SupportedCloudWatchClusterLogTypes() {
+				set[all] = true
+			}
+			continue
+		}
+		set[t] = true
+	}
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// describeCluster returns the cluster, nil when it does not exist. A
+// cluster of that name not tagged for this deployment is an error.
+func (s *stage) describeCluster(ctx context.Context) (*ekstypes.Cluster, error) {
+	out, err := s.d.AWS.EKS.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(s.clusterName())})
+	if awsx.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, awsx.Describe("EKS DescribeCluster "+s.clusterName(), err)
+	}
+	if !s.ownedBy(out.Cluster.Tags) {
+		return nil, s.foreignError("EKS cluster", s.clusterName())
+	}
+	return out.Cluster, nil
+}
+
+// networkOutputs are the network stage's outputs the cluster is built in.
+type networkOutputs struct {
+	vpcID           string
+	private, public []string
+}
+
+// network reads the network stage's outputs; a missing one is an error
+// that names the stage to run first.
+func (s *stage) network() (networkOutputs, error) {
+	var n networkOutputs
+	var err error
+	if n.vpcID, err = s.d.Output(keyVPCID, networkStage); err != nil {
+		return n, err
+	}
+	priv, err := s.d.Output(keyPrivateSubnets, networkStage)
+	if err != nil {
+		return n, err
+	}
+	pub, err := s.d.Output(keyPublicSubnets, networkStage)
+	if err != nil {
+		return n, err
+	}
+	n.private, n.public = splitIDs(priv), splitIDs(pub)
+	return n, nil
+}
+
+// networkRecorded reports whether the network stage has recorded its
+// outputs; plan uses it to speak about a network that does not exist yet.
+func (s *stage) networkRecorded() bool {
+	for _, k := range []string{keyVPCID, keyPrivateSubnets, keyPublicSubnets} {
+		if s.d.State.Get(k) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// The shared security group.
+//
+// EKS creates its own cluster security group (clusterSecurityGroupId) and
+// every managed node carries it; other stages' rules (the database's 5432
+// ingress) name it. moto does not model it: DescribeCluster has neither
+// clusterSecurityGroupId nor vpcId. So coderctl creates
+// "<cluster>-cluster-shared" in the VPC and passes it at creation as an
+// additional control-plane security group: on AWS it is a harmless extra
+// group on the control plane's network interfaces (no rules beyond the
+// default egress), under moto it stands in for the cluster security group.
+// CLUSTER_SECURITY_GROUP_ID is EKS's group when EKS reports one, else this.
+
+// findSharedSG returns the shared group's ID ("" when it does not exist).
+// vpcID may be empty (destroy without network outputs): then the
+// deployment tag narrows the search.
+func (s *stage) findSharedSG(ctx context.Context, vpcID string) (string, error) {
+	filters := []ec2types.Filter{{Name: aws.String("group-name"), Values: []string{s.sharedSGName()}}}
+	if vpcID != "" {
+		filters = append(filters, ec2types.Filter{Name: aws.String("vpc-id"), Values: []string{vpcID}})
+	} else {
+		filters = append(filters, ec2types.Filter{Name: aws.String("tag:" + awsx.TagDeployment), Values: []string{s.d.Deployment()}})
+	}
+	out, err := s.d.AWS.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: filters})
+	if err != nil {
+		return "", awsx.Describe("EC2 DescribeSecurityGroups "+s.sharedSGName(), err)
+	}
+	for _, g := range out.SecurityGroups {
+		if !s.ownedBy(ec2Tags(g.Tags)) {
+			return "", s.foreignError("security group", s.sharedSGName()+" ("+aws.ToString(g.GroupId)+")")
+		}
+		return aws.ToString(g.GroupId), nil
+	}
+	return "", nil
+}
+
+// ensureSharedSG finds or creates the shared group. EC2 has no client
+// token for security groups; the group name, unique in a VPC, makes a
+// repeated create answer InvalidGroup.Duplicate, and we find it then.
+func (s *stage) ensureSharedSG(ctx context.Context, vpcID string) (string, error) {
+	if id, err := s.findSharedSG(ctx, vpcID); err != nil || id != "" {
+		return id, err
+	}
+	out, err := s.d.AWS.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+		GroupName:   aws.String(s.sharedSGName()),
+		Description: aws.String("Control plane of EKS cluster " + s.clusterName() + " (coderctl)"),
+		VpcId:       aws.String(vpcID),
+		TagSpecifications: []ec2types.TagSpecification{{
+			ResourceType: ec2types.ResourceTypeSecurityGroup,
+			Tags:         awsx.TagList(s.tags(s.sharedSGName()), ec2Tag),
+		}},
+	})
+	if awsx.ErrorCode(err) == "InvalidGroup.Duplicate" {
+		return s.findSharedSG(ctx, vpcID)
+	}
+	if err != nil {
+		return "", awsx.Describe("EC2 CreateSecurityGroup "+s.sharedSGName(), err)
+	}
+	return aws.ToString(out.GroupId), nil
+}
+
+func ec2Tag(k, v string) ec2types.Tag { return ec2types.Tag{Key: aws.String(k), Value: aws.String(v)} }
+
+func ec2Tags(tags []ec2types.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+// clusterSecurityGroup picks CLUSTER_SECURITY_GROUP_ID (see above).
+func clusterSecurityGroup(c *ekstypes.Cluster, shared string) string {
+	if c != nil && c.ResourcesVpcConfig != nil {
+		if id := aws.ToString(c.ResourcesVpcConfig.ClusterSecurityGroupId); id != "" {
+			return id
+		}
+	}
+	return shared
+}
+
+// The cluster step.
+
+func (s *stage) planCluster(ctx context.Context) ([]engine.Action, error) {
+	w := s.want()
+	res := "eks-cluster/" + s.clusterName()
+	var acts []engine.Action
+	if !s.networkRecorded() {
+		acts = append(acts, engine.Action{Kind: engine.Create, Resource: "security-group/" + s.sharedSGName(), Reason: "create in the VPC once the network stage has made it"})
+	} else if sg, err := s.findSharedSG(ctx, s.d.State.Get(keyVPCID)); err != nil {
+		return nil, err
+	} else if sg == "" {
+		acts = append(acts, engine.Action{Kind: engine.Create, Resource: "security-group/" + s.sharedSGName(), Reason: "missing: create it in " + s.d.State.Get(keyVPCID)})
+	}
+	c, err := s.describeCluster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return append(acts, engine.Action{Kind: engine.Create, Resource: res, Reason: fmt.Sprintf(
+			"missing: create Kubernetes %s, endpoint %s, logging %s (about 13 minutes)", w.version, w.endpointWords(), logWords(w.logTypes))}), nil
+	}
+	drift := s.drift(c, w)
+	switch {
+	case c.Status != ekstypes.ClusterStatusActive:
+		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res, Reason: fmt.Sprintf("exists, %s: apply waits for it", c.Status)})
+	case len(drift) > 0:
+		acts = append(acts, engine.Action{Kind: engine.Update, Resource: res, Reason: strings.Join(drift, "; ")})
+	default:
+		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res, Reason: fmt.Sprintf("ACTIVE, Kubernetes %s, endpoint and logging as configured", aws.ToString(c.Version))})
+	}
+	return acts, nil
+}
+
+func (w clusterWant) endpointWords() string {
+	switch {
+	case w.public && w.private:
+		return "public and private"
+	case w.private:
+		return "private only"
+	default:
+		return "public only"
+	}
+}
+
+func logWords(types []string) string {
+	if len(types) == 0 {
+		return "off"
+	}
+	return strings.Join(types, ",")
+}
+
+// drift lists what UpdateClusterConfig would change. The version is not
+// here: the validator refuses a version different from the cluster's.
+func (s *stage) drift(c *ekstypes.Cluster, w clusterWant) []string {
+	var out []string
+	if d := endpointDrift(c, w); d != "" {
+		out = append(out, d)
+	}
+	enable, disable := loggingDrift(c, w)
+	if len(enable) > 0 {
+		out = append(out, "enable control-plane logging "+strings.Join(enable, ","))
+	}
+	if len(disable) > 0 {
+		out = append(out, "disable control-plane logging "+strings.Join(disable, ","))
+	}
+	return out
+}
+
+// endpointDrift describes how the API endpoint's access differs ("" when
+// it does not). Public CIDRs are compared only when the file sets them.
+func endpointDrift(c *ekstypes.Cluster, w clusterWant) string {
+	vc := c.ResourcesVpcConfig
+	if vc == nil {
+		return ""
+	}
+	var diffs []string
+	if vc.EndpointPublicAccess != w.public {
+		diffs = append(diffs, fmt.Sprintf("public endpoint access %v, want %v", vc.EndpointPublicAccess, w.public))
+	}
+	if vc.EndpointPrivateAccess != w.private {
+		diffs = append(diffs, fmt.Sprintf("private endpoint access %v, want %v", vc.EndpointPrivateAccess, w.private))
+	}
+	if len(w.publicCIDRs) > 0 {
+		have := slices.Clone(vc.PublicAccessCidrs)
+		sort.Strings(have)
+		if !slices.Equal(have, w.publicCIDRs) {
+			diffs = append(diffs, fmt.Sprintf("public access CIDRs %s, want %s", strings.Join(have, ","), strings.Join(w.publicCIDRs, ",")))
+		}
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// loggingDrift returns the log types to enable and to disable.
+func loggingDrift(c *ekstypes.Cluster, w clusterWant) (enable, disable []string) {
+	have := enabledLogTypes(c)
+	for _, t := range w.logTypes {
+		if !have[t] {
+			enable = append(enable, t)
+		}
+	}
+	for t := range have {
+		if !slices.Contains(w.logTypes, t) {
+			disable = append(disable, t)
+		}
+	}
+	sort.Strings(disable)
+	return enable, disable
+}
+
+func enabledLogTypes(c *ekstypes.Cluster) map[string]bool {
+	have := map[string]bool{}
+	if c.Logging == nil {
+		return have
+	}
+	for _, setup := range c.Logging.ClusterLogging {
+		if aws.ToBool(setup.Enabled) {
+			for _, t := range setup.Types {
+				have[string(t)] = true
+			}
+		}
+	}
+	return have
+}
+
+func loggingRequest(enable, disable []string) *ekstypes.Logging {
+	var setups []ekstypes.LogSetup
+	for _, group := range []struct {
+		types []string
+		on    bool
+	}{{enable, true}, {disable, false}} {
+		if len(group.types) == 0 {
+			continue
+		}
+		lt := make([]ekstypes.LogType, len(group.types))
+		for i, t := range group.types {
+			lt[i] = ekstypes.LogType(t)
+		}
+		setups = append(setups, ekstypes.LogSetup{Types: lt, Enabled: aws.Bool(group.on)})
+	}
+	if len(setups) == 0 {
+		return nil
+	}
+	return &ekstypes.Logging{ClusterLogging: setups}
+}
+
+// applyCluster creates or adopts the cluster, waits until it is ACTIVE,
+// converges endpoint access and logging, and records its outputs. EKS
+// reports the endpoint only once the cluster is ACTIVE, so the outputs
+// come after the wait; a run killed while waiting finds the cluster by its
+// name (and its tags) and waits again.
+func (s *stage) applyCluster(ctx context.Context, r engine.Reporter) error {
+	net, err := s.network()
+	if err != nil {
+		return err
+	}
+	roleARN, err := s.d.Output(KeyClusterRoleARN, Name)
+	if err != nil {
+		return err
+	}
+	sg, err := s.ensureSharedSG(ctx, net.vpcID)
+	if err != nil {
+		return err
+	}
+	c, err := s.describeCluster(ctx)
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		if c, err = s.createCluster(ctx, r, net, roleARN, sg); err != nil {
+			return err
+		}
+	}
+	if c, err = s.waitActive(ctx, r, c); err != nil {
+		return err
+	}
+	if c, err = s.converge(ctx, r, c); err != nil {
+		return err
+	}
+	return s.recordCluster(c, sg)
+}
+
+func (s *stage) recordCluster(c *ekstypes.Cluster, sharedSG string) error {
+	kv := map[string]string{}
+	for k, v := range map[string]string{
+		KeyClusterEndpoint:        aws.ToString(c.Endpoint),
+		KeyClusterSecurityGroupID: clusterSecurityGroup(c, sharedSG),
+	} {
+		if v != "" && s.d.State.Get(k) != v {
+			kv[k] = v
+		}
+	}
+	if len(kv) == 0 {
+		return nil
+	}
+	return s.d.Record(kv)
+}
+
+// createCluster calls CreateCluster, retrying while EKS cannot yet assume
+// a freshly created role. The client token is tied to the shared security
+// group, which a destroy deletes: a re-run after a kill reuses the token,
+// a new cluster after a destroy gets a new one.
+func (s *stage) createCluster(ctx context.Context, r engine.Reporter, net networkOutputs, roleARN, sg string) (*ekstypes.Cluster, error) {
+	w := s.want()
+	in := &eks.CreateClusterInput{
+		Name:    aws.String(s.clusterName()),
+		Version: aws.String(w.version),
+		RoleArn: aws.String(roleARN),
+		ResourcesVpcConfig: &ekstypes.VpcConfigRequest{
+			SubnetIds:             append(slices.Clone(net.private), net.public...),
+			SecurityGroupIds:      []string{sg},
+			EndpointPublicAccess:  aws.Bool(w.public),
+			EndpointPrivateAccess: aws.Bool(w.private),
+			PublicAccessCidrs:     w.publicCIDRs,
+		},
+		Logging: loggingRequest(w.logTypes, nil),
+		// Access entries, with whoever runs coderctl as cluster admin, so
+		// the run can reach the API server without editing aws-auth; the
+		// ConfigMap still works for anything that relies on it.
+		AccessConfig: &ekstypes.CreateAccessConfigRequest{
+			AuthenticationMode:                      ekstypes.AuthenticationModeApiAndConfigMap,
+			BootstrapClusterCreatorAdminPermissions: aws.Bool(true),
+		},
+		Tags:               s.tags(s.clusterName()),
+		ClientRequestToken: aws.String(s.clientToken("cluster", sg)),
+	}
+	r.Progress(fmt.Sprintf("creating EKS cluster %s (Kubernetes %s)", s.clusterName(), w.version))
+	var created *ekstypes.Cluster
+	create := func(ctx context.Context) (bool, string, error) {
+		out, err := s.d.AWS.EKS.CreateCluster(ctx, in)
+		switch {
+		case err == nil:
+			created = out.Cluster
+			return true, "cluster created", nil
+		case awsx.ErrorCode(err) == "ResourceInUseException":
+			return true, "cluster exists", nil // created by an earlier call
+		case roleNotReady(err):
+			return false, "role not yet assumable", nil
+		}
+		return false, "", awsx.Describe("EKS CreateCluster "+s.clusterName(), err)
+	}
+	done, _, err := create(ctx)
+	if err == nil && !done {
+		r.Progress("EKS cannot assume the new cluster role yet (IAM changes take a while to propagate): retrying")
+		err = awsx.Poll(ctx, r, "the cluster role to be assumable by EKS", s.d.Opts.Wait, roleReadyTimeout, create)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if created != nil {
+		return created, nil
+	}
+	c, err := s.describeCluster(ctx)
+	if err == nil && c == nil {
+		err = fmt.Errorf("EKS cluster %s was created but cannot be found", s.clusterName())
+	}
+	return c, err
+}
+
+// roleNotReady reports EKS's answer while a new IAM role propagates.
+func roleNotReady(err error) bool {
+	if awsx.ErrorCode(err) != "InvalidParameterException" {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "role") && (strings.Contains(msg, "assume") || strings.Contains(msg, "does not exist"))
+}
+
+// waitActive waits for the control plane with the SDK's waiter, reporting
+// each poll, and turns terminal states into errors that say what to do.
+func (s *stage) waitActive(ctx context.Context, r engine.Reporter, c *ekstypes.Cluster) (*ekstypes.Cluster, error) {
+	switch c.Status {
+	case ekstypes.ClusterStatusActive:
+		return c, nil
+	case ekstypes.ClusterStatusFailed:
+		return nil, fmt.Errorf("EKS cluster %s is FAILED%s: run 'coderctl stage eks destroy', then apply again", s.clusterName(), healthWords(c))
+	case ekstypes.ClusterStatusDeleting:
+		return nil, fmt.Errorf("EKS cluster %s is being deleted: wait until it is gone, then apply again", s.clusterName())
+	}
+	waiter := eks.NewClusterActiveWaiter(s.d.AWS.EKS, func(o *eks.ClusterActiveWaiterOptions) {
+		o.MinDelay, o.MaxDelay = s.d.Opts.Wait.Delays(clusterMinDelay, clusterMaxDelay)
+		o.Retryable = awsx.Watch(r, "EKS cluster "+s.clusterName(), clusterStatus, o.Retryable)
+	})
+	out, err := waiter.WaitForOutput(ctx, &eks.DescribeClusterInput{Name: aws.String(s.clusterName())}, s.d.Opts.Wait.WaitTimeout(clusterCreateTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("waiting for EKS cluster %s to be ACTIVE: %w", s.clusterName(), err)
+	}
+	return out.Cluster, nil
+}
+
+func clusterStatus(out *eks.DescribeClusterOutput) string {
+	if out.Cluster == nil {
+		return "unknown"
+	}
+	return string(out.Cluster.Status)
+}
+
+func healthWords(c *ekstypes.Cluster) string {
+	if c.Health == nil || len(c.Health.Issues) == 0 {
+		return ""
+	}
+	var msgs []string
+	for _, i := range c.Health.Issues {
+		msgs = append(msgs, string(i.Code)+": "+aws.ToString(i.Message))
+	}
+	return " (" + strings.Join(msgs, "; ") + ")"
+}
+
+// converge brings endpoint access and logging to what the file says; EKS
+// takes one configuration update at a time, so they are two calls.
+func (s *stage) converge(ctx context.Context, r engine.Reporter, c *ekstypes.Cluster) (*ekstypes.Cluster, error) {
+	w := s.want()
+	if d := endpointDrift(c, w); d != "" {
+		r.Progress("updating endpoint access: " + d)
+		if err := s.updateConfig(ctx, r, &eks.UpdateClusterConfigInput{ResourcesVpcConfig: &ekstypes.VpcConfigRequest{
+			EndpointPublicAccess: aws.Bool(w.public), EndpointPrivateAccess: aws.Bool(w.private), PublicAccessCidrs: w.publicCIDRs,
+		}}); err != nil {
+			return nil, err
+		}
+	}
+	if enable, disable := loggingDrift(c, w); len(enable)+len(disable) > 0 {
+		r.Progress("updating control-plane logging")
+		if err := s.updateConfig(ctx, r, &eks.UpdateClusterConfigInput{Logging: loggingRequest(enable, disable)}); err != nil {
+			return nil, err
+		}
+	}
+	out, err := s.describeCluster(ctx)
+	if err == nil && out == nil {
+		err = fmt.Errorf("EKS cluster %s disappeared while being updated", s.clusterName())
+	}
+	return out, err
+}
+
+// updateConfig starts one configuration update and waits for it.
+func (s *stage) updateConfig(ctx context.Context, r engine.Reporter, in *eks.UpdateClusterConfigInput) error {
+	in.Name = aws.String(s.clusterName())
+	out, err := s.d.AWS.EKS.UpdateClusterConfig(ctx, in)
+	if err != nil {
+		return awsx.Describe("EKS UpdateClusterConfig "+s.clusterName(), err)
+	}
+	if out.Update == nil || out.Update.Id == nil {
+		return nil // moto answers with the cluster, already updated
+	}
+	id := aws.ToString(out.Update.Id)
+	return awsx.Poll(ctx, r, "EKS update "+id, s.d.Opts.Wait, clusterCreateTimeout, func(ctx context.Context) (bool, string, error) {
+		u, err := s.d.AWS.EKS.DescribeUpdate(ctx, &eks.DescribeUpdateInput{Name: aws.String(s.clusterName()), UpdateId: aws.String(id)})
+		if err != nil {
+			return false, "", awsx.Describe("EKS DescribeUpdate "+id, err)
+		}
+		switch u.Update.Status {
+		case ekstypes.UpdateStatusSuccessful:
+			return true, string(u.Update.Status), nil
+		case ekstypes.UpdateStatusFailed, ekstypes.UpdateStatusCancelled:
+			return false, "", fmt.Errorf("EKS update %s of cluster %s %s: %s", id, s.clusterName(), u.Update.Status, updateErrors(u.Update))
+		}
+		return false, string(u.Update.Status), nil
+	})
+}
+
+func updateErrors(u *ekstypes.Update) string {
+	var msgs []string
+	for _, e := range u.Errors {
+		msgs = append(msgs, string(e.ErrorCode)+": "+aws.ToString(e.ErrorMessage))
+	}
+	if len(msgs) == 0 {
+		return "no details"
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// destroyCluster deletes the cluster, waits until it is gone, then
+// deletes the shared security group.
+func (s *stage) destroyCluster(ctx context.Context, r engine.Reporter) error {
+	c, err := s.clusterToDestroy(ctx, r)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		if err := s.deleteCluster(ctx, r, c); err != nil {
+			return err
+		}
+	}
+	if err := s.d.State.Unset(KeyClusterEndpoint, KeyClusterSecurityGroupID); err != nil {
+		return err
+	}
+	return s.deleteSharedSG(ctx, r)
+}
+
+// clusterToDestroy is the cluster if it exists and is ours; someone else's
+// cluster of the same name is left alone, with a notice.
+func (s *stage) clusterToDestroy(ctx context.Context, r engine.Reporter) (*ekstypes.Cluster, error) {
+	c, err := s.describeCluster(ctx)
+	if isForeign(err) {
+		r.Notice(err.Error()+": left alone", nil)
+		return nil, nil
+	}
+	return c, err
+}
+
+func (s *stage) deleteCluster(ctx context.Context, r engine.Reporter, c *ekstypes.Cluster) error {
+	name := s.clusterName()
+	if c.Status != ekstypes.ClusterStatusDeleting {
+		r.Progress("deleting EKS cluster " + name)
+		_, err := s.d.AWS.EKS.DeleteCluster(ctx, &eks.DeleteClusterInput{Name: aws.String(name)})
+		switch {
+		case awsx.IsNotFound(err):
+			return nil
+		case awsx.ErrorCode(err) == "ResourceInUseException":
+			return s.inUseError(ctx, err)
+		case err != nil:
+			return awsx.Describe("EKS DeleteCluster "+name, err)
+		}
+	}
+	waiter := eks.NewClusterDeletedWaiter(s.d.AWS.EKS, func(o *eks.ClusterDeletedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = s.d.Opts.Wait.Delays(clusterMinDelay, clusterMaxDelay)
+		o.Retryable = awsx.Watch(r, "EKS cluster "+name+" to be deleted", clusterStatus, o.Retryable)
+	})
+	if err := waiter.Wait(ctx, &eks.DescribeClusterInput{Name: aws.String(name)}, s.d.Opts.Wait.WaitTimeout(clusterDeleteTimeout)); err != nil {
+		return fmt.Errorf("waiting for EKS cluster %s to be deleted: %w", name, err)
+	}
+	return nil
+}
+
+// inUseError explains EKS's refusal to delete a cluster with node groups.
+func (s *stage) inUseError(ctx context.Context, err error) error {
+	out, lerr := s.d.AWS.EKS.ListNodegroups(ctx, &eks.ListNodegroupsInput{ClusterName: aws.String(s.clusterName())})
+	if lerr == nil && len(out.Nodegroups) > 0 {
+		return fmt.Errorf("EKS cluster %s still has node groups (%s): run 'coderctl stage nodegroups destroy' first",
+			s.clusterName(), strings.Join(out.Nodegroups, ", "))
+	}
+	return fmt.Errorf("EKS cluster %s is still in use (node groups or Fargate profiles): delete them first, e.g. 'coderctl stage nodegroups destroy': %w",
+		s.clusterName(), err)
+}
+
+// deleteSharedSG deletes the shared group, retrying while the deleted
+// control plane's network interfaces still hold it.
+func (s *stage) deleteSharedSG(ctx context.Context, r engine.Reporter) error {
+	id, err := s.findSharedSG(ctx, s.d.State.Get(keyVPCID))
+	if err != nil || id == "" {
+		return err
+	}
+	r.Progress("deleting security group " + s.sharedSGName())
+	return awsx.Poll(ctx, r, "security group "+id+" to be released", s.d.Opts.Wait, sgDeleteTimeout, func(ctx context.Context) (bool, string, error) {
+		_, err := s.d.AWS.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
+		switch {
+		case err == nil, awsx.IsNotFound(err):
+			return true, "deleted", nil
+		case awsx.ErrorCode(err) == "DependencyViolation":
+			return false, "still in use", nil
+		}
+		return false, "", awsx.Describe("EC2 DeleteSecurityGroup "+id, err)
+	})
+}

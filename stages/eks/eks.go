@@ -1,0 +1,149 @@
+// Package eks is the guide's "Create the EKS cluster" step: the cluster IAM
+// role, the EKS control plane (version, endpoint access, control-plane
+// logging, access entries with the creator as admin), the IAM OIDC provider
+// for IRSA, and the managed add-ons vpc-cni, coredns, kube-proxy and the EBS
+// CSI driver with its own IRSA role. It calls the EKS, IAM and EC2 APIs
+// directly (no CloudFormation, no eksctl).
+package eks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/deploy"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// Name is the stage's registry name.
+const Name = "eks"
+
+// Step names; other stages name them in their needs ("eks/cluster").
+const (
+	StepClusterRole  = "cluster-role"
+	StepCluster      = "cluster"
+	StepOIDCProvider = "oidc-provider"
+	StepEBSCSIRole   = "ebs-csi-role"
+	StepAddons       = "addons"
+)
+
+// State keys the stage records.
+const (
+	KeyClusterRoleARN         = "CLUSTER_ROLE_ARN"
+	KeyClusterEndpoint        = "CLUSTER_ENDPOINT"
+	KeyClusterSecurityGroupID = "CLUSTER_SECURITY_GROUP_ID"
+	KeyOIDCProviderARN        = "OIDC_PROVIDER_ARN"
+	KeyEBSCSIRoleARN          = "EBS_CSI_ROLE_ARN"
+)
+
+// What the network stage records and this stage reads.
+const (
+	networkStage      = "network"
+	keyVPCID          = "VPC_ID"
+	keyPrivateSubnets = "PRIVATE_SUBNET_IDS"
+	keyPublicSubnets  = "PUBLIC_SUBNET_IDS"
+)
+
+// maxIAMNameLen is IAM's limit on role names.
+const maxIAMNameLen = 64
+
+// New builds the eks stage.
+func New(d *deploy.Deps) engine.Stage {
+	s := &stage{d: d}
+	return &engine.Definition{
+		StageName: Name,
+		Requires:  []string{networkStage},
+		ReadKeys:  []string{"AWS_REGION", "CLUSTER_NAME", keyVPCID, keyPrivateSubnets, keyPublicSubnets},
+		WriteKeys: []string{KeyClusterRoleARN, KeyClusterEndpoint, KeyClusterSecurityGroupID, KeyOIDCProviderARN, KeyEBSCSIRoleARN},
+		StepList: []engine.Step{
+			// The role needs nothing from the network, but a step without
+			// needs waits for the whole network stage (NAT gateways take
+			// minutes); hanging it on the VPC lets it overlap the rest.
+			{Name: StepClusterRole, Needs: []string{networkStage + "/vpc"}, Typical: 5 * time.Second,
+				Plan: s.planClusterRole, Apply: s.applyClusterRole, Destroy: s.destroyClusterRole},
+			{Name: StepCluster, Needs: []string{networkStage + "/subnets", engine.StepID(Name, StepClusterRole)}, Typical: 13 * time.Minute,
+				Plan: s.planCluster, Apply: s.applyCluster, Destroy: s.destroyCluster},
+			{Name: StepOIDCProvider, Needs: []string{engine.StepID(Name, StepCluster)}, Typical: 5 * time.Second,
+				Plan: s.planOIDC, Apply: s.applyOIDC, Destroy: s.destroyOIDC},
+			{Name: StepEBSCSIRole, Needs: []string{engine.StepID(Name, StepOIDCProvider)}, Typical: 5 * time.Second,
+				Plan: s.planEBSCSIRole, Apply: s.applyEBSCSIRole, Destroy: s.destroyEBSCSIRole},
+			{Name: StepAddons, Needs: []string{engine.StepID(Name, StepCluster), engine.StepID(Name, StepEBSCSIRole)}, Typical: 3 * time.Minute,
+				Plan: s.planAddons, Apply: s.applyAddons, Destroy: s.destroyAddons},
+		},
+		Checks:    s.verify,
+		Validator: s.validate,
+	}
+}
+
+// stage holds the run's dependencies.
+type stage struct{ d *deploy.Deps }
+
+// clusterName is the EKS cluster's name: the deployment's name.
+func (s *stage) clusterName() string { return s.d.Deployment() }
+
+// clusterRoleName is the control plane's IAM role.
+func (s *stage) clusterRoleName() string { return s.clusterName() + "-eks-cluster" }
+
+// ebsCSIRoleName is the EBS CSI controller's IRSA role.
+func (s *stage) ebsCSIRoleName() string { return s.clusterName() + "-ebs-csi" }
+
+// sharedSGName is the security group coderctl attaches to the control plane.
+func (s *stage) sharedSGName() string { return s.clusterName() + "-cluster-shared" }
+
+// tags are the tags of every resource of this stage.
+func (s *stage) tags(name string) map[string]string {
+	return s.d.Tags(Name, map[string]string{"Name": name})
+}
+
+// ownedBy reports whether tags mark a resource as this deployment's.
+func (s *stage) ownedBy(tags map[string]string) bool {
+	return tags[awsx.TagDeployment] == s.d.Deployment()
+}
+
+// clientToken derives an idempotency token from the deployment and the
+// resource, so a run killed after a create call and started again sends
+// the same token and gets the same resource instead of a second one.
+// incarnation distinguishes a resource from its successor after a destroy
+// (a token is remembered by AWS for a while and would otherwise return the
+// deleted resource's answer).
+func (s *stage) clientToken(resource, incarnation string) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{"coderctl", s.d.Deployment(), Name, resource, incarnation}, "\x00")))
+	return hex.EncodeToString(sum[:16])
+}
+
+// partition is the AWS partition of the deployment's region, for ARNs.
+func (s *stage) partition() string {
+	region := s.d.Region()
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	default:
+		return "aws"
+	}
+}
+
+// managedPolicyARN is the ARN of an AWS managed policy in this partition.
+func (s *stage) managedPolicyARN(path string) string {
+	return fmt.Sprintf("arn:%s:iam::aws:policy/%s", s.partition(), path)
+}
+
+// splitIDs parses a comma-separated list of IDs from the state file.
+func splitIDs(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// action builds a one-action plan.
+func action(kind engine.ActionKind, resource, format string, args ...any) []engine.Action {
+	return []engine.Action{{Kind: kind, Resource: resource, Reason: fmt.Sprintf(format, args...)}}
+}

@@ -1,0 +1,432 @@
+package eks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// The EBS CSI controller's service account, which its IRSA role trusts.
+const (
+	ebsCSIServiceAccount = "system:serviceaccount:kube-system:ebs-csi-controller-sa"
+	// stsAudience is the audience EKS pod identity webhooks put in
+	// projected service-account tokens.
+	stsAudience = "sts.amazonaws.com"
+)
+
+// roleSpec is an IAM role this stage owns: its trust policy and the one
+// AWS managed policy attached to it.
+type roleSpec struct {
+	name        string
+	description string
+	trust       map[string]any
+	policyARN   string
+	stateKey    string
+}
+
+func (r roleSpec) resource() string { return "iam-role/" + r.name }
+
+// clusterRoleSpec is the role the EKS control plane assumes.
+func (s *stage) clusterRoleSpec() roleSpec {
+	return roleSpec{
+		name:        s.clusterRoleName(),
+		description: "EKS control plane of " + s.clusterName() + " (coderctl)",
+		trust:       serviceTrust("eks.amazonaws.com"),
+		policyARN:   s.managedPolicyARN("AmazonEKSClusterPolicy"),
+		stateKey:    KeyClusterRoleARN,
+	}
+}
+
+// ebsCSIRoleSpec is the EBS CSI controller's IRSA role, trusted only by its
+// service account through the cluster's OIDC provider.
+func (s *stage) ebsCSIRoleSpec(providerARN string) (roleSpec, error) {
+	issuerHost, ok := issuerHostOf(providerARN)
+	if !ok {
+		return roleSpec{}, fmt.Errorf("%s %q is not an IAM OIDC provider ARN", KeyOIDCProviderARN, providerARN)
+	}
+	return roleSpec{
+		name:        s.ebsCSIRoleName(),
+		description: "EBS CSI driver of EKS cluster " + s.clusterName() + " (coderctl)",
+		trust:       irsaTrust(providerARN, issuerHost, ebsCSIServiceAccount),
+		policyARN:   s.managedPolicyARN("service-role/AmazonEBSCSIDriverPolicy"),
+		stateKey:    KeyEBSCSIRoleARN,
+	}, nil
+}
+
+// serviceTrust lets an AWS service assume the role.
+func serviceTrust(service string) map[string]any {
+	return map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Effect":    "Allow",
+			"Principal": map[string]any{"Service": service},
+			"Action":    "sts:AssumeRole",
+		}},
+	}
+}
+
+// irsaTrust lets exactly one Kubernetes service account assume the role
+// with a token from the cluster's OIDC issuer.
+func irsaTrust(providerARN, issuerHost, serviceAccount string) map[string]any {
+	return map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Effect":    "Allow",
+			"Principal": map[string]any{"Federated": providerARN},
+			"Action":    "sts:AssumeRoleWithWebIdentity",
+			"Condition": map[string]any{"StringEquals": map[string]any{
+				issuerHost + ":sub": serviceAccount,
+				issuerHost + ":aud": stsAudience,
+			}},
+		}},
+	}
+}
+
+// issuerHostOf extracts "oidc.eks.<region>.amazonaws.com/id/<ID>" from an
+// OIDC provider ARN.
+func issuerHostOf(providerARN string) (string, bool) {
+	_, host, ok := strings.Cut(providerARN, ":oidc-provider/")
+	return host, ok && host != ""
+}
+
+// roleState is what IAM says about a role.
+type roleState struct {
+	arn      string
+	trustOK  bool
+	attached bool
+}
+
+// readRole finds the role; nil when it does not exist. A role of that name
+// that is not tagged for this deployment is someone else's: an error.
+func (s *stage) readRole(ctx context.Context, spec roleSpec) (*roleState, error) {
+	out, err := s.d.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(spec.name)})
+	if awsx.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, awsx.Describe("IAM GetRole "+spec.name, err)
+	}
+	if !s.ownedBy(iamTags(out.Role.Tags)) {
+		return nil, s.foreignError("IAM role", spec.name)
+	}
+	attached, err := s.hasPolicy(ctx, spec.name, spec.policyARN)
+	if err != nil {
+		return nil, err
+	}
+	return &roleState{
+		arn:      aws.ToString(out.Role.Arn),
+		trustOK:  samePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), spec.trust),
+		attached: attached,
+	}, nil
+}
+
+// foreignError is a resource with one of our names that is not tagged for
+// this deployment: someone else's, never adopted, changed or deleted.
+type foreignError struct{ kind, name, deployment string }
+
+func (e *foreignError) Error() string {
+	return fmt.Sprintf("%s %s exists but is not tagged coderctl/deployment=%s: it belongs to something else; delete it or choose another CLUSTER_NAME",
+		e.kind, e.name, e.deployment)
+}
+
+func (s *stage) foreignError(kind, name string) error {
+	return &foreignError{kind: kind, name: name, deployment: s.d.Deployment()}
+}
+
+func isForeign(err error) bool {
+	var fe *foreignError
+	return errors.As(err, &fe)
+}
+
+func iamTags(tags []iamtypes.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+// hasPolicy reports whether policyARN is attached to the role.
+func (s *stage) hasPolicy(ctx context.Context, role, policyARN string) (bool, error) {
+	arns, err := s.attachedPolicies(ctx, role)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range arns {
+		if a == policyARN {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (s *stage) attachedPolicies(ctx context.Context, role string) ([]string, error) {
+	var arns []string
+	pager := iam.NewListAttachedRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, awsx.Describe("IAM ListAttachedRolePolicies "+role, err)
+		}
+		for _, p := range page.AttachedPolicies {
+			arns = append(arns, aws.ToString(p.PolicyArn))
+		}
+	}
+	return arns, nil
+}
+
+// planRole says what applyRole would do.
+func (s *stage) planRole(ctx context.Context, spec roleSpec) ([]engine.Action, error) {
+	st, err := s.readRole(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	policy := policyName(spec.policyARN)
+	switch {
+	case st == nil:
+		return action(engine.Create, spec.resource(), "missing: create it with %s", policy), nil
+	case !st.trustOK:
+		return action(engine.Update, spec.resource(), "trust policy differs from the one coderctl sets: rewrite it"), nil
+	case !st.attached:
+		return action(engine.Update, spec.resource(), "%s is not attached: attach it", policy), nil
+	}
+	return action(engine.Nothing, spec.resource(), "exists with its trust policy and %s", policy), nil
+}
+
+// applyRole creates the role or converges its trust policy and policy
+// attachment, recording its ARN as soon as it exists.
+func (s *stage) applyRole(ctx context.Context, spec roleSpec) error {
+	st, err := s.readRole(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		if st, err = s.createRole(ctx, spec); err != nil {
+			return err
+		}
+	}
+	if err := s.recordIfChanged(spec.stateKey, st.arn); err != nil {
+		return err
+	}
+	if !st.trustOK {
+		doc, _ := json.Marshal(spec.trust)
+		if _, err := s.d.AWS.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{
+			RoleName: aws.String(spec.name), PolicyDocument: aws.String(string(doc)),
+		}); err != nil {
+			return awsx.Describe("IAM UpdateAssumeRolePolicy "+spec.name, err)
+		}
+	}
+	if !st.attached {
+		if _, err := s.d.AWS.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{
+			RoleName: aws.String(spec.name), PolicyArn: aws.String(spec.policyARN),
+		}); err != nil {
+			return awsx.Describe("IAM AttachRolePolicy "+policyName(spec.policyARN)+" to "+spec.name, err)
+		}
+	}
+	return nil
+}
+
+// createRole creates the role, tagged at creation. IAM has no idempotency
+// token; the role's fixed name is what makes a repeated create safe.
+func (s *stage) createRole(ctx context.Context, spec roleSpec) (*roleState, error) {
+	doc, err := json.Marshal(spec.trust)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.d.AWS.IAM.CreateRole(ctx, &iam.CreateRoleInput{
+		RoleName:                 aws.String(spec.name),
+		AssumeRolePolicyDocument: aws.String(string(doc)),
+		Description:              aws.String(spec.description),
+		Tags: awsx.TagList(s.tags(spec.name), func(k, v string) iamtypes.Tag {
+			return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
+		}),
+	})
+	if awsx.ErrorCode(err) == "EntityAlreadyExists" {
+		// Created since we looked (another run, or a retried call).
+		st, rerr := s.readRole(ctx, spec)
+		if rerr != nil || st == nil {
+			return nil, awsx.Describe("IAM CreateRole "+spec.name, err)
+		}
+		return st, nil
+	}
+	if err != nil {
+		return nil, awsx.Describe("IAM CreateRole "+spec.name, err)
+	}
+	return &roleState{arn: aws.ToString(out.Role.Arn), trustOK: true}, nil
+}
+
+// destroyRole detaches the role's policies and deletes it; a role that is
+// gone is fine, one that is not ours is left alone.
+func (s *stage) destroyRole(ctx context.Context, r engine.Reporter, spec roleSpec) error {
+	out, err := s.d.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(spec.name)})
+	if awsx.IsNotFound(err) {
+		return s.d.State.Unset(spec.stateKey)
+	}
+	if err != nil {
+		return awsx.Describe("IAM GetRole "+spec.name, err)
+	}
+	if !s.ownedBy(iamTags(out.Role.Tags)) {
+		r.Notice(fmt.Sprintf("IAM role %s is not tagged for deployment %s: left alone", spec.name, s.d.Deployment()), nil)
+		return nil
+	}
+	if err := s.emptyRole(ctx, spec.name); err != nil {
+		return err
+	}
+	r.Progress("deleting IAM role " + spec.name)
+	if _, err := s.d.AWS.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(spec.name)}); err != nil && !awsx.IsNotFound(err) {
+		return awsx.Describe("IAM DeleteRole "+spec.name, err)
+	}
+	return s.d.State.Unset(spec.stateKey)
+}
+
+// emptyRole detaches managed policies and deletes inline ones: IAM refuses
+// to delete a role that still has any.
+func (s *stage) emptyRole(ctx context.Context, role string) error {
+	arns, err := s.attachedPolicies(ctx, role)
+	if err != nil {
+		return err
+	}
+	for _, a := range arns {
+		if _, err := s.d.AWS.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(a)}); err != nil && !awsx.IsNotFound(err) {
+			return awsx.Describe("IAM DetachRolePolicy "+a+" from "+role, err)
+		}
+	}
+	pager := iam.NewListRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return awsx.Describe("IAM ListRolePolicies "+role, err)
+		}
+		for _, name := range page.PolicyNames {
+			if _, err := s.d.AWS.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name)}); err != nil && !awsx.IsNotFound(err) {
+				return awsx.Describe("IAM DeleteRolePolicy "+name+" of "+role, err)
+			}
+		}
+	}
+	return nil
+}
+
+// recordIfChanged writes one output, skipping the write when the state
+// already holds it.
+func (s *stage) recordIfChanged(key, value string) error {
+	if s.d.State.Get(key) == value {
+		return nil
+	}
+	return s.d.Record(map[string]string{key: value})
+}
+
+func policyName(arn string) string { return arn[strings.LastIndexByte(arn, '/')+1:] }
+
+// samePolicy compares an IAM policy document as IAM returns it (URL
+// encoded, possibly reformatted: one-element lists become scalars) with
+// the document coderctl wants.
+func samePolicy(encoded string, want map[string]any) bool {
+	doc := encoded
+	if !strings.HasPrefix(strings.TrimSpace(doc), "{") {
+		var err error
+		if doc, err = url.QueryUnescape(encoded); err != nil {
+			return false
+		}
+	}
+	var have any
+	if err := json.Unmarshal([]byte(doc), &have); err != nil {
+		return false
+	}
+	wantJSON, err := json.Marshal(want)
+	if err != nil {
+		return false
+	}
+	var w any
+	if err := json.Unmarshal(wantJSON, &w); err != nil {
+		return false
+	}
+	return reflect.DeepEqual(canonical(have), canonical(w))
+}
+
+// canonical normalizes a decoded policy so that equivalent spellings
+// compare equal: a one-element list is its element, and lists are
+// compared as sets.
+func canonical(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[k] = canonical(x)
+		}
+		return out
+	case []any:
+		items := make([]any, len(t))
+		for i := range t {
+			items[i] = canonical(t[i])
+		}
+		if len(items) == 1 {
+			return items[0]
+		}
+		sort.Slice(items, func(i, j int) bool {
+			a, _ := json.Marshal(items[i])
+			b, _ := json.Marshal(items[j])
+			return string(a) < string(b)
+		})
+		return items
+	}
+	return v
+}
+
+// The two role steps.
+
+func (s *stage) planClusterRole(ctx context.Context) ([]engine.Action, error) {
+	return s.planRole(ctx, s.clusterRoleSpec())
+}
+
+func (s *stage) applyClusterRole(ctx context.Context, _ engine.Reporter) error {
+	return s.applyRole(ctx, s.clusterRoleSpec())
+}
+
+func (s *stage) destroyClusterRole(ctx context.Context, r engine.Reporter) error {
+	return s.destroyRole(ctx, r, s.clusterRoleSpec())
+}
+
+func (s *stage) planEBSCSIRole(ctx context.Context) ([]engine.Action, error) {
+	providerARN, err := s.wantedProviderARN(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if providerARN == "" {
+		return action(engine.Create, "iam-role/"+s.ebsCSIRoleName(), "create once the cluster's OIDC provider exists"), nil
+	}
+	spec, err := s.ebsCSIRoleSpec(providerARN)
+	if err != nil {
+		return nil, err
+	}
+	return s.planRole(ctx, spec)
+}
+
+func (s *stage) applyEBSCSIRole(ctx context.Context, _ engine.Reporter) error {
+	providerARN, err := s.d.Output(KeyOIDCProviderARN, Name)
+	if err != nil {
+		return err
+	}
+	spec, err := s.ebsCSIRoleSpec(providerARN)
+	if err != nil {
+		return err
+	}
+	return s.applyRole(ctx, spec)
+}
+
+// destroyEBSCSIRole needs only the role's name: its trust policy does not
+// matter for deletion, so a placeholder provider ARN is fine.
+func (s *stage) destroyEBSCSIRole(ctx context.Context, r engine.Reporter) error {
+	return s.destroyRole(ctx, r, roleSpec{name: s.ebsCSIRoleName(), stateKey: KeyEBSCSIRoleARN})
+}

@@ -1,0 +1,426 @@
+package nodegroups
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// Waiting for node groups: the SDK waiters' own poll delays; managed node
+// group failures only surface after ~21 minutes, so the bounds leave room.
+const (
+	groupMinDelay      = 30 * time.Second
+	groupMaxDelay      = 120 * time.Second
+	groupCreateTimeout = 35 * time.Minute
+	groupUpdateTimeout = 30 * time.Minute
+	groupDeleteTimeout = 30 * time.Minute
+)
+
+func groupResource(name string) string { return "nodegroup/" + name }
+
+// describeGroup returns the node group, or nil when it (or the cluster)
+// does not exist.
+func (s *stage) describeGroup(ctx context.Context, name string) (*ekstypes.Nodegroup, error) {
+	out, err := s.d.AWS.EKS.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{
+		ClusterName: aws.String(s.clusterName()), NodegroupName: aws.String(name),
+	})
+	if awsx.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, awsx.Describe("EKS DescribeNodegroup "+name, err)
+	}
+	return out.Nodegroup, nil
+}
+
+// subnetsFor are the subnets a group's nodes run in: the private ones
+// unless the group asks for public nodes.
+func (s *stage) subnetsFor(spec config.NodeGroupSpec) (string, []string) {
+	key := keyPublicSubnets
+	if spec.PrivateNetworking {
+		key = keyPrivateSubnets
+	}
+	return key, splitList(s.d.State.Get(key))
+}
+
+// placementFor is what the group's role and subnets should be, as far as
+// the state file knows them.
+func (s *stage) placementFor(spec config.NodeGroupSpec) placement {
+	_, subnets := s.subnetsFor(spec)
+	return placement{roleARN: s.d.State.Get(KeyNodeRoleARN), subnets: subnets}
+}
+
+func (s *stage) planGroup(ctx context.Context, spec config.NodeGroupSpec) ([]engine.Action, error) {
+	w, err := wantOf(spec)
+	if err != nil {
+		return nil, err
+	}
+	ng, err := s.describeGroup(ctx, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	res := groupResource(spec.Name)
+	if ng == nil || ng.Status == ekstypes.NodegroupStatusDeleting {
+		return action(engine.Create, res, "missing: create %d-%d × %s with labels and taints set at creation",
+			spec.Min, spec.Max, spec.InstanceType), nil
+	}
+	d := diff(w, ng, s.placementFor(spec))
+	var acts []engine.Action
+	if d.any() {
+		acts = append(acts, action(engine.Update, res, "drifted: %s: converge with UpdateNodegroupConfig", strings.Join(d.changes, "; "))...)
+	}
+	for _, f := range d.fixed {
+		acts = append(acts, action(engine.Nothing, res, "%s: EKS cannot change this in place; destroy and re-create the group to apply it", f)...)
+	}
+	if len(acts) == 0 {
+		acts = action(engine.Nothing, res, "%s with scaling, labels and taints as configured", ng.Status)
+	}
+	return acts, nil
+}
+
+// applyGroup creates the group (or adopts it), records it, waits until it
+// is ACTIVE, then converges scaling, labels and taints if they drifted.
+func (s *stage) applyGroup(ctx context.Context, r engine.Reporter, spec config.NodeGroupSpec) error {
+	w, err := wantOf(spec)
+	if err != nil {
+		return err
+	}
+	ng, err := s.describeGroup(ctx, spec.Name)
+	if err != nil {
+		return err
+	}
+	if ng != nil && ng.Status == ekstypes.NodegroupStatusDeleting {
+		if err := s.waitDeleted(ctx, r, spec.Name); err != nil {
+			return err
+		}
+		ng = nil
+	}
+	if ng == nil {
+		if err := s.createGroup(ctx, r, w); err != nil {
+			return err
+		}
+	}
+	if err := s.recordGroup(spec.Name, true); err != nil {
+		return err
+	}
+	if ng, err = s.waitActive(ctx, r, spec.Name, groupCreateTimeout); err != nil {
+		return err
+	}
+	d := diff(w, ng, s.placementFor(spec))
+	for _, f := range d.fixed {
+		r.Notice(fmt.Sprintf("node group %s: %s; EKS cannot change this in place: destroy and re-create the group to apply it", spec.Name, f),
+			map[string]any{"nodegroup": spec.Name, "difference": f})
+	}
+	if !d.any() {
+		return nil
+	}
+	return s.updateGroup(ctx, r, ng, d)
+}
+
+// createGroup creates the managed node group with its labels and taints,
+// so EKS taints each node before it registers: no pod can land on a coder
+// node in between.
+func (s *stage) createGroup(ctx context.Context, r engine.Reporter, w groupWant) error {
+	roleARN, err := s.d.Output(KeyNodeRoleARN, Name)
+	if err != nil {
+		return err
+	}
+	key, subnets := s.subnetsFor(w.NodeGroupSpec)
+	if len(subnets) == 0 {
+		return fmt.Errorf("%s is not in %s yet: run 'coderctl stage %s apply' first", key, s.d.State.Path(), networkStage)
+	}
+	token, err := s.createToken(ctx, w.Name)
+	if err != nil {
+		return err
+	}
+	in := &eks.CreateNodegroupInput{
+		ClusterName:   aws.String(s.clusterName()),
+		NodegroupName: aws.String(w.Name),
+		NodeRole:      aws.String(roleARN),
+		Subnets:       subnets,
+		InstanceTypes: []string{w.InstanceType},
+		CapacityType:  ekstypes.CapacityTypesOnDemand,
+		ScalingConfig: &ekstypes.NodegroupScalingConfig{
+			MinSize: aws.Int32(w.Min), MaxSize: aws.Int32(w.Max), DesiredSize: aws.Int32(w.Desired),
+		},
+		Taints:             w.taints,
+		Tags:               s.tags(w.Name),
+		ClientRequestToken: aws.String(token),
+	}
+	if len(w.Labels) > 0 {
+		in.Labels = w.Labels
+	}
+	if w.VolumeSize > 0 {
+		in.DiskSize = aws.Int32(w.VolumeSize)
+	}
+	r.Progress(fmt.Sprintf("creating node group %s (%d × %s)", w.Name, w.Desired, w.InstanceType))
+	_, err = s.d.AWS.EKS.CreateNodegroup(ctx, in)
+	if awsx.ErrorCode(err) == "ResourceInUseException" {
+		return nil // created since we looked (another run, or a retried call): adopt it
+	}
+	return awsx.Describe("EKS CreateNodegroup "+w.Name, err)
+}
+
+// createToken is the group's CreateNodegroup token. The node role's unique
+// ID changes whenever the stage is destroyed and applied again, so a
+// re-created group never reuses its predecessor's token.
+func (s *stage) createToken(ctx context.Context, group string) (string, error) {
+	out, err := s.d.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(s.nodeRoleName())})
+	if err != nil {
+		return "", awsx.Describe("IAM GetRole "+s.nodeRoleName(), err)
+	}
+	return s.clientToken("nodegroup/"+group, aws.ToString(out.Role.RoleId)), nil
+}
+
+// updateGroup sends one UpdateNodegroupConfig with every drifted setting
+// and waits for the update and the group.
+func (s *stage) updateGroup(ctx context.Context, r engine.Reporter, ng *ekstypes.Nodegroup, d drift) error {
+	name := aws.ToString(ng.NodegroupName)
+	in := &eks.UpdateNodegroupConfigInput{
+		ClusterName:   aws.String(s.clusterName()),
+		NodegroupName: aws.String(name),
+		ScalingConfig: d.scaling,
+		Labels:        d.labels,
+		Taints:        d.taints,
+	}
+	in.ClientRequestToken = aws.String(s.updateToken(ng, in))
+	r.Progress(fmt.Sprintf("updating node group %s: %s", name, strings.Join(d.changes, "; ")))
+	out, err := s.d.AWS.EKS.UpdateNodegroupConfig(ctx, in)
+	if err != nil {
+		return awsx.Describe("EKS UpdateNodegroupConfig "+name, err)
+	}
+	if err := s.waitUpdate(ctx, r, name, out.Update); err != nil {
+		return err
+	}
+	_, err = s.waitActive(ctx, r, name, groupUpdateTimeout)
+	return err
+}
+
+// updateToken ties an update's token to the group's last modification and
+// the payload: a retried call after a kill sends the same token, a later
+// update of the same drift a new one.
+func (s *stage) updateToken(ng *ekstypes.Nodegroup, in *eks.UpdateNodegroupConfigInput) string {
+	payload, _ := json.Marshal([]any{in.ScalingConfig, in.Labels, in.Taints})
+	sum := sha256.Sum256(payload)
+	modified := ""
+	if ng.ModifiedAt != nil {
+		modified = ng.ModifiedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return s.clientToken("nodegroup-update/"+aws.ToString(ng.NodegroupName), modified+"/"+hex.EncodeToString(sum[:8]))
+}
+
+// waitUpdate polls DescribeUpdate until the update is over; EKS has no
+// waiter for updates. An update answered as already Successful (moto does
+// that) needs no poll.
+func (s *stage) waitUpdate(ctx context.Context, r engine.Reporter, name string, u *ekstypes.Update) error {
+	if u == nil || u.Id == nil || u.Status == ekstypes.UpdateStatusSuccessful {
+		return nil
+	}
+	what := "update of node group " + name
+	return awsx.Poll(ctx, r, what, s.d.Opts.Wait, groupUpdateTimeout, func(ctx context.Context) (bool, string, error) {
+		out, err := s.d.AWS.EKS.DescribeUpdate(ctx, &eks.DescribeUpdateInput{
+			Name: aws.String(s.clusterName()), NodegroupName: aws.String(name), UpdateId: u.Id,
+		})
+		if err != nil {
+			return false, "", awsx.Describe("EKS DescribeUpdate "+name, err)
+		}
+		st := out.Update.Status
+		switch st {
+		case ekstypes.UpdateStatusSuccessful:
+			return true, string(st), nil
+		case ekstypes.UpdateStatusFailed, ekstypes.UpdateStatusCancelled:
+			return false, string(st), fmt.Errorf("%s %s: %s", what, st, updateErrors(out.Update.Errors))
+		}
+		return false, string(st), nil
+	})
+}
+
+func updateErrors(errs []ekstypes.ErrorDetail) string {
+	var out []string
+	for _, e := range errs {
+		out = append(out, fmt.Sprintf("%s: %s", e.ErrorCode, aws.ToString(e.ErrorMessage)))
+	}
+	if len(out) == 0 {
+		return "no details from EKS"
+	}
+	return strings.Join(out, "; ")
+}
+
+// waitActive waits with the SDK's waiter until the group is ACTIVE and
+// returns it. A DEGRADED group stops the wait: it will not heal by itself.
+func (s *stage) waitActive(ctx context.Context, r engine.Reporter, name string, timeout time.Duration) (*ekstypes.Nodegroup, error) {
+	lo, hi := s.d.Opts.Wait.Delays(groupMinDelay, groupMaxDelay)
+	var last *ekstypes.Nodegroup
+	w := eks.NewNodegroupActiveWaiter(s.d.AWS.EKS, func(o *eks.NodegroupActiveWaiterOptions) {
+		o.MinDelay, o.MaxDelay = lo, hi
+		next := o.Retryable
+		o.Retryable = awsx.Watch(r, "node group "+name, groupStatus,
+			func(ctx context.Context, in *eks.DescribeNodegroupInput, out *eks.DescribeNodegroupOutput, err error) (bool, error) {
+				if err == nil && out != nil && out.Nodegroup != nil {
+					last = out.Nodegroup
+					if out.Nodegroup.Status == ekstypes.NodegroupStatusDegraded {
+						return false, fmt.Errorf("DEGRADED")
+					}
+				}
+				return next(ctx, in, out, err)
+			})
+	})
+	in := &eks.DescribeNodegroupInput{ClusterName: aws.String(s.clusterName()), NodegroupName: aws.String(name)}
+	if err := w.Wait(ctx, in, s.d.Opts.Wait.WaitTimeout(timeout)); err != nil {
+		return nil, fmt.Errorf("node group %s did not become ACTIVE (%s): %w", name, healthSummary(last), err)
+	}
+	return last, nil
+}
+
+func groupStatus(out *eks.DescribeNodegroupOutput) string {
+	if out.Nodegroup == nil {
+		return "unknown"
+	}
+	return string(out.Nodegroup.Status)
+}
+
+// healthSummary quotes the group's status and health issues, which say why
+// a group failed (instances failed to join, quota, AMI, subnet capacity).
+func healthSummary(ng *ekstypes.Nodegroup) string {
+	if ng == nil {
+		return "status unknown"
+	}
+	parts := []string{"status " + string(ng.Status)}
+	if ng.Health != nil {
+		for _, is := range ng.Health.Issues {
+			parts = append(parts, fmt.Sprintf("%s: %s", is.Code, aws.ToString(is.Message)))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// destroyGroup deletes the group and waits until it is gone. A group that
+// is gone (or whose cluster is) is fine; one not tagged for this
+// deployment is left alone.
+func (s *stage) destroyGroup(ctx context.Context, r engine.Reporter, name string) error {
+	ng, err := s.describeGroup(ctx, name)
+	if err != nil {
+		return err
+	}
+	if ng == nil {
+		return s.recordGroup(name, false)
+	}
+	if !s.ownedBy(ng.Tags) {
+		r.Notice(fmt.Sprintf("node group %s is not tagged for deployment %s: left alone", name, s.d.Deployment()), nil)
+		return nil
+	}
+	if err := s.startDelete(ctx, r, ng); err != nil {
+		return err
+	}
+	if err := s.waitDeleted(ctx, r, name); err != nil {
+		return err
+	}
+	return s.recordGroup(name, false)
+}
+
+func (s *stage) startDelete(ctx context.Context, r engine.Reporter, ng *ekstypes.Nodegroup) error {
+	name := aws.ToString(ng.NodegroupName)
+	switch ng.Status {
+	case ekstypes.NodegroupStatusDeleting:
+		return nil
+	case ekstypes.NodegroupStatusCreating, ekstypes.NodegroupStatusUpdating:
+		// EKS refuses to delete a group in the middle of a change. A
+		// failed creation can be deleted, so the wait's error is not ours.
+		_, _ = s.waitActive(ctx, r, name, groupCreateTimeout)
+	}
+	r.Progress("deleting node group " + name)
+	_, err := s.d.AWS.EKS.DeleteNodegroup(ctx, &eks.DeleteNodegroupInput{
+		ClusterName: aws.String(s.clusterName()), NodegroupName: aws.String(name),
+	})
+	if err != nil && !awsx.IsNotFound(err) {
+		return awsx.Describe("EKS DeleteNodegroup "+name, err)
+	}
+	return nil
+}
+
+func (s *stage) waitDeleted(ctx context.Context, r engine.Reporter, name string) error {
+	lo, hi := s.d.Opts.Wait.Delays(groupMinDelay, groupMaxDelay)
+	w := eks.NewNodegroupDeletedWaiter(s.d.AWS.EKS, func(o *eks.NodegroupDeletedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = lo, hi
+		o.Retryable = awsx.Watch(r, "deletion of node group "+name, groupStatus, o.Retryable)
+	})
+	in := &eks.DescribeNodegroupInput{ClusterName: aws.String(s.clusterName()), NodegroupName: aws.String(name)}
+	return awsx.Describe("waiting for node group "+name+" to be deleted", w.Wait(ctx, in, s.d.Opts.Wait.WaitTimeout(groupDeleteTimeout)))
+}
+
+// destroyOrphanGroups deletes node groups this stage created that are no
+// longer in cluster-config.yaml: no step owns them, but they use the node
+// role and keep the cluster from being deleted.
+func (s *stage) destroyOrphanGroups(ctx context.Context, r engine.Reporter) error {
+	names, err := s.listGroups(ctx)
+	if err != nil {
+		return err
+	}
+	var orphans []string
+	for _, name := range names {
+		if _, configured := s.spec(name); configured {
+			continue
+		}
+		ng, err := s.describeGroup(ctx, name)
+		if err != nil {
+			return err
+		}
+		if ng == nil || !s.ownedBy(ng.Tags) || ng.Tags["coderctl/stage"] != Name {
+			continue
+		}
+		if err := s.startDelete(ctx, r, ng); err != nil {
+			return err
+		}
+		orphans = append(orphans, name)
+	}
+	for _, name := range orphans {
+		if err := s.waitDeleted(ctx, r, name); err != nil {
+			return err
+		}
+		if err := s.recordGroup(name, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listGroups names the cluster's node groups; none when the cluster is
+// gone. It asks for the cluster first: moto answers ListNodegroups for a
+// missing cluster with HTTP 500 instead of ResourceNotFoundException.
+func (s *stage) listGroups(ctx context.Context) ([]string, error) {
+	_, err := s.d.AWS.EKS.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(s.clusterName())})
+	if awsx.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, awsx.Describe("EKS DescribeCluster "+s.clusterName(), err)
+	}
+	var names []string
+	pager := eks.NewListNodegroupsPaginator(s.d.AWS.EKS, &eks.ListNodegroupsInput{ClusterName: aws.String(s.clusterName())})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if awsx.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, awsx.Describe("EKS ListNodegroups", err)
+		}
+		names = append(names, page.Nodegroups...)
+	}
+	slices.Sort(names)
+	return names, nil
+}
