@@ -12,6 +12,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/coderctl
+	$(GO) build -o bin/ground ./cmd/ground
 
 vet:
 	$(GO) vet ./...

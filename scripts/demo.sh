@@ -1,51 +1,57 @@
 #!/usr/bin/env bash
 # make demo: run `coderctl up` then `coderctl verify` against the local
-# proving ground — moto_server for AWS (no account needed) — in a scratch
-# directory, print the results and the state file, then tear down.
-# KEEP=1 leaves the ground running for exploration.
+# proving ground (moto for AWS, a real Kubernetes control plane with fake EKS
+# nodes, an NLB controller, a CSI secret syncer, a loopback chart repository
+# and a Coder API double — see internal/testenv/ground), in a scratch
+# directory; print the results and the state file; tear everything down.
+# KEEP=1 leaves the ground running for exploration. SLOW=0.005 puts real AWS
+# durations (scaled) in front of moto.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin/coderctl"
-[ -x "$bin" ] || { echo "build first: make build"; exit 1; }
+[ -x "$bin" ] && [ -x "$root/bin/ground" ] || { echo "build first: make build"; exit 1; }
 
 if ! command -v moto_server >/dev/null; then
   echo "moto_server (the AWS emulator) is not installed; trying: pip install 'moto[server]==5.2.1'"
   pip install 'moto[server]==5.2.1' || { echo "install moto 5.2.1 with its server extra (pip install 'moto[server]==5.2.1') and re-run"; exit 1; }
 fi
+bash "$root/scripts/build-kube.sh" >/dev/null
 
 work=$(mktemp -d /tmp/coderctl-demo.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-MOTO_ACM_VALIDATION_WAIT=0 MOTO_IAM_LOAD_MANAGED_POLICIES=true \
-  moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
-moto_pid=$!
+"$root/bin/ground" -dir "$work/ground" -slow "${SLOW:-0}" >"$work/ground.out" 2>&1 &
+ground_pid=$!
 cleanup() {
   if [ "${KEEP:-}" = 1 ]; then
-    echo "KEEP=1: moto_server (pid $moto_pid) still runs on http://127.0.0.1:$port; work dir $work"
-    echo "  export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo; cd $work"
+    echo "KEEP=1: the ground (pid $ground_pid) keeps running; to use it:"
+    echo "  cd $work && . ground/env && $bin status"
+    echo "  stop it with: kill $ground_pid"
     return
   fi
-  kill "$moto_pid" 2>/dev/null || true
-  wait "$moto_pid" 2>/dev/null || true
+  kill "$ground_pid" 2>/dev/null || true
+  wait "$ground_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/moto-api/data.json" >/dev/null 2>&1 && break
+for _ in $(seq 1 300); do
+  [ -f "$work/ground/ready" ] && break
+  kill -0 "$ground_pid" 2>/dev/null || { cat "$work/ground.out"; exit 1; }
   sleep 0.2
 done
+[ -f "$work/ground/ready" ] || { echo "the proving ground did not start:"; cat "$work/ground.out"; exit 1; }
+cat "$work/ground.out"
 
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
-export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-export CODERCTL_POLL_INTERVAL=200ms
+# shellcheck disable=SC1091
+. "$work/ground/env"
 unset AWS_REGION AWS_DEFAULT_REGION AWS_PROFILE KUBECONFIG
 
 cd "$work"
-echo "== local AWS (moto) on $AWS_ENDPOINT_URL; working in $work"
-"$bin" init CODER_DOMAIN=coder.demo.example USERS=500
+echo "== coderctl init (default cluster-config.yaml, coder-infra.env aimed at the ground)"
+mapfile -t inputs <"$work/ground/inputs"
+"$bin" init CODER_DOMAIN=coder.demo.example USERS=500 "${inputs[@]}"
 echo "== coderctl plan"
 "$bin" plan
 echo "== coderctl up"
 "$bin" up --yes
 echo "== coderctl verify"
 "$bin" verify
-echo "== state file: $work/coder-infra.env"
+echo "== coderctl status (state file $work/coder-infra.env)"
 "$bin" status

@@ -11,6 +11,7 @@ import (
 	"github.com/coderctl/coderctl/stages/nodegroups"
 	"github.com/coderctl/coderctl/stages/prereqs"
 	"github.com/coderctl/coderctl/stages/rds"
+	"github.com/coderctl/coderctl/stages/secrets"
 )
 
 // Factory builds a stage from the run's dependencies.
@@ -29,6 +30,7 @@ func Registry() []Factory {
 		{Name: nodegroups.Name, Summary: "node role and the four tainted managed node groups, created in parallel", New: nodegroups.New},
 		{Name: rds.Name, Summary: "PostgreSQL multi-AZ, encrypted, private; master password only in Secrets Manager", New: rds.New},
 		{Name: acm.Name, Summary: "TLS certificate for CODER_DOMAIN and *.CODER_DOMAIN, validated through DNS", New: acm.New},
+		{Name: secrets.Name, Summary: "database URL in Secrets Manager, IRSA role, Secrets Store CSI driver + AWS provider, SecretProviderClass", New: secrets.New},
 	}
 }
 

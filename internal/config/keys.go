@@ -78,6 +78,15 @@ func inputTable() []inputKey {
 		{KeyDoc{KeyCSIDriverVersion, "1.5.5", "Version of the secrets-store-csi-driver chart.", false}, checkSemver, nil},
 		{KeyDoc{KeyCSIAWSProviderRepo, "https://aws.github.io/secrets-store-csi-driver-provider-aws", "Helm repository of the Secrets Store CSI driver's AWS provider chart.", false}, checkChartRepo, nil},
 		{KeyDoc{KeyCSIAWSProviderVersion, "2.2.0", "Version of the secrets-store-csi-driver-provider-aws chart.", false}, checkSemver, nil},
+		// Values files are read (and their errors reported) by the secrets stage's validation.
+		{KeyDoc{"CSI_DRIVER_VALUES_FILE", "", "Path of a helm values file merged over coderctl's values for the Secrets Store CSI driver.", false}, func(v string) (string, *badValue) { return v, nil }, nil},
+		{KeyDoc{"CSI_AWS_PROVIDER_VALUES_FILE", "", "Path of a helm values file merged over coderctl's values for the CSI driver's AWS provider.", false}, func(v string) (string, *badValue) { return v, nil }, nil},
+		// The coder and provisioners stages read these files (and report their errors) in their validation.
+		{KeyDoc{"CODER_VALUES_FILE", "", "Path of a helm values file merged over coderctl's values for the coder release.", false}, func(v string) (string, *badValue) { return v, nil }, nil},
+		{KeyDoc{"PROVISIONER_CHART_REPO", "", "Helm repository of the coder-provisioner chart; defaults to CODER_CHART_REPO.", false}, checkChartRepo, func(in *Inputs) string { return in.Get(KeyCoderChartRepo) }},
+		{KeyDoc{"PROVISIONER_CHART_VERSION", "", "Version of the coder-provisioner chart; defaults to CODER_CHART_VERSION.", false}, checkSemver, func(in *Inputs) string { return in.Get(KeyCoderChartVersion) }},
+		{KeyDoc{"PROVISIONER_VALUES_FILE", "", "Path of a helm values file merged over coderctl's values for the coder-provisioner release.", false}, func(v string) (string, *badValue) { return v, nil }, nil},
+		{KeyDoc{"CODER_CA_FILE", "", "PEM bundle of the CA that signed CODER_URL's certificate, when it is not publicly trusted; coderctl's API calls trust it.", false}, func(v string) (string, *badValue) { return v, nil }, nil},
 	}
 }
 

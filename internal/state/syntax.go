@@ -101,10 +101,11 @@ var secretWords = []string{"PASSWORD", "TOKEN", "SECRET", "PASSPHRASE", "PRIVATE
 
 // IsSecretKey reports whether key names a secret value, which must never be
 // stored in the state file. Keys ending in _ARN or _NAME name where a secret
-// lives (DB_MASTER_SECRET_ARN), not the secret itself, and are allowed.
+// lives (DB_MASTER_SECRET_ARN), not the secret itself, and are allowed; so
+// are the stages' timestamps (STAGE_SECRETS_APPLIED_AT).
 func IsSecretKey(key string) bool {
 	key = strings.ToUpper(key)
-	if strings.HasSuffix(key, "_ARN") || strings.HasSuffix(key, "_NAME") {
+	if strings.HasSuffix(key, "_ARN") || strings.HasSuffix(key, "_NAME") || strings.HasSuffix(key, "_APPLIED_AT") {
 		return false
 	}
 	for _, w := range secretWords {

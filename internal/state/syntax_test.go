@@ -271,6 +271,8 @@ func TestIsSecretKey(t *testing.T) {
 		{"SECRETS_ROLE_ARN", false},
 		{"PRIVATE_SUBNET_IDS", false},
 		{"PRIVATE_KEYS_DIR", true},
+		{"STAGE_SECRETS_APPLIED_AT", false},
+		{"SECRET_APPLIED", true},
 	}
 	for _, tt := range tests {
 		if got := IsSecretKey(tt.key); got != tt.secret {

@@ -1,0 +1,162 @@
+package secrets
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/coderctl/coderctl/configs"
+	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/helmx"
+)
+
+// releaseSpec names one of the two releases and how to build its values.
+type releaseSpec struct {
+	release, chart      string
+	repoKey, versionKey string
+	valuesKey           string
+	defaults            string // embedded values file in configs
+	// tolerationsPath is where the chart takes its DaemonSet's tolerations.
+	tolerationsPath []string
+}
+
+func driverSpec() releaseSpec {
+	return releaseSpec{
+		release: DriverRelease, chart: DriverChart,
+		repoKey: config.KeyCSIDriverRepo, versionKey: config.KeyCSIDriverVersion,
+		valuesKey: KeyDriverValuesFile, defaults: "csi-driver-values.yaml",
+		tolerationsPath: []string{"linux", "tolerations"},
+	}
+}
+
+func providerSpec() releaseSpec {
+	return releaseSpec{
+		release: ProviderRelease, chart: ProviderChart,
+		repoKey: config.KeyCSIAWSProviderRepo, versionKey: config.KeyCSIAWSProviderVersion,
+		valuesKey: KeyProviderValuesFile, defaults: "csi-aws-provider-values.yaml",
+		tolerationsPath: []string{"tolerations"},
+	}
+}
+
+// release builds the wanted release: embedded defaults, then the computed
+// tolerations, then the user's values file.
+func (s *stage) release(spec releaseSpec) (helmx.Release, error) {
+	computed := nest(spec.tolerationsPath, s.tolerations())
+	values, err := helmx.MergeValues(configs.Read(spec.defaults), computed, s.d.Inputs.Get(spec.valuesKey))
+	if err != nil {
+		return helmx.Release{}, err
+	}
+	return helmx.Release{
+		Name: spec.release, Namespace: ReleaseNamespace,
+		Chart:  helmx.Chart{Name: spec.chart, Repo: s.d.Inputs.Get(spec.repoKey), Version: s.d.Inputs.Get(spec.versionKey)},
+		Values: values,
+		// Wait: the DaemonSets must be ready on every node before coderd
+		// mounts the volume.
+		Wait: true,
+	}, nil
+}
+
+// nest puts v at path in a fresh map.
+func nest(path []string, v any) map[string]any {
+	out := map[string]any{path[len(path)-1]: v}
+	for i := len(path) - 2; i >= 0; i-- {
+		out = map[string]any{path[i]: out}
+	}
+	return out
+}
+
+// tolerations let the DaemonSets onto every node: one Exists toleration per
+// taint key and effect in the node groups of cluster-config.yaml, and always
+// the coder/node-type taints the guide's node groups carry.
+func (s *stage) tolerations() []any {
+	type keyEffect struct{ key, effect string }
+	seen := map[keyEffect]bool{{"coder/node-type", "NoSchedule"}: true}
+	for _, ng := range s.d.NodeGroups() {
+		for _, t := range ng.Taints {
+			seen[keyEffect{t.Key, t.Effect}] = true
+		}
+	}
+	keys := make([]keyEffect, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b keyEffect) int {
+		return strings.Compare(a.key+"\x00"+a.effect, b.key+"\x00"+b.effect)
+	})
+	out := make([]any, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, map[string]any{"key": k.key, "operator": "Exists", "effect": k.effect})
+	}
+	return out
+}
+
+func (s *stage) planRelease(ctx context.Context, spec releaseSpec) ([]engine.Action, error) {
+	res := "helm-release/" + ReleaseNamespace + "/" + spec.release
+	rel, err := s.release(spec)
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.kubeClients(ctx)
+	if err != nil {
+		return []engine.Action{{Kind: engine.Create, Resource: res,
+			Reason: fmt.Sprintf("install %s once the cluster is reachable (%v)", rel.Chart, err)}}, nil
+	}
+	change, err := k.helm.Plan(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	kind := map[string]engine.ActionKind{helmx.ActionInstall: engine.Create, helmx.ActionUpgrade: engine.Update}[change.Action]
+	if kind == "" {
+		kind = engine.Nothing
+	}
+	return []engine.Action{{Kind: kind, Resource: res, Reason: change.Reason}}, nil
+}
+
+func (s *stage) applyRelease(ctx context.Context, r engine.Reporter, spec releaseSpec) error {
+	rel, err := s.release(spec)
+	if err != nil {
+		return err
+	}
+	k, err := s.kubeClients(ctx)
+	if err != nil {
+		return err
+	}
+	r.Progress(fmt.Sprintf("release %s/%s: %s", ReleaseNamespace, spec.release, rel.Chart))
+	_, _, err = k.helm.Apply(ctx, rel, r.Progress)
+	return err
+}
+
+func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter, spec releaseSpec) error {
+	k, err := s.kubeForDestroy(ctx, r, "release "+spec.release)
+	if err != nil || k == nil {
+		return err
+	}
+	r.Progress("uninstalling release " + ReleaseNamespace + "/" + spec.release)
+	return k.helm.Uninstall(ctx, spec.release, ReleaseNamespace, true)
+}
+
+func (s *stage) planDriver(ctx context.Context) ([]engine.Action, error) {
+	return s.planRelease(ctx, driverSpec())
+}
+
+func (s *stage) applyDriver(ctx context.Context, r engine.Reporter) error {
+	return s.applyRelease(ctx, r, driverSpec())
+}
+
+func (s *stage) destroyDriver(ctx context.Context, r engine.Reporter) error {
+	return s.destroyRelease(ctx, r, driverSpec())
+}
+
+func (s *stage) planProvider(ctx context.Context) ([]engine.Action, error) {
+	return s.planRelease(ctx, providerSpec())
+}
+
+func (s *stage) applyProvider(ctx context.Context, r engine.Reporter) error {
+	return s.applyRelease(ctx, r, providerSpec())
+}
+
+func (s *stage) destroyProvider(ctx context.Context, r engine.Reporter) error {
+	return s.destroyRelease(ctx, r, providerSpec())
+}

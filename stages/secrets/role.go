@@ -1,0 +1,363 @@
+package secrets
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+const (
+	// roleSuffix makes the role name <cluster>-coder-secrets.
+	roleSuffix = "-coder-secrets"
+	// maxRoleNameLen is IAM's limit on role names.
+	maxRoleNameLen = 64
+	// RolePolicyName is the role's one inline policy.
+	RolePolicyName = "coder-secrets-read"
+	// stsAudience is the audience of the projected service-account tokens
+	// the EKS pod identity webhook mounts.
+	stsAudience = "sts.amazonaws.com"
+)
+
+// RoleName is the IRSA role's name for a cluster.
+func RoleName(cluster string) string { return cluster + roleSuffix }
+
+func (s *stage) roleName() string { return RoleName(s.d.Deployment()) }
+
+// callerIdentity is the account and partition the run works in.
+type callerIdentity struct{ account, partition string }
+
+// callerInfo asks STS once per run.
+func (s *stage) callerInfo(ctx context.Context) (callerIdentity, error) {
+	s.callerMu.Lock()
+	defer s.callerMu.Unlock()
+	if s.caller != nil {
+		return *s.caller, nil
+	}
+	out, err := s.d.AWS.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return callerIdentity{}, awsx.Describe("STS GetCallerIdentity", err)
+	}
+	id := callerIdentity{account: aws.ToString(out.Account), partition: "aws"}
+	if a, err := arn.Parse(aws.ToString(out.Arn)); err == nil && a.Partition != "" {
+		id.partition = a.Partition
+	}
+	s.caller = &id
+	return id, nil
+}
+
+// issuerHostOf extracts "oidc.eks.<region>.amazonaws.com/id/<ID>" from an
+// IAM OIDC provider ARN.
+func issuerHostOf(providerARN string) (string, bool) {
+	_, host, ok := strings.Cut(providerARN, ":oidc-provider/")
+	return host, ok && host != "" && strings.HasPrefix(providerARN, "arn:")
+}
+
+// TrustPolicy lets exactly coderd's service account, with a token from the
+// cluster's OIDC issuer meant for STS, assume the role.
+func TrustPolicy(providerARN string) (map[string]any, error) {
+	host, ok := issuerHostOf(providerARN)
+	if !ok {
+		return nil, fmt.Errorf("%s %q is not an IAM OIDC provider ARN: run 'coderctl stage eks apply'", KeyOIDCProviderARN, providerARN)
+	}
+	return map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Effect":    "Allow",
+			"Principal": map[string]any{"Federated": providerARN},
+			"Action":    "sts:AssumeRoleWithWebIdentity",
+			"Condition": map[string]any{"StringEquals": map[string]any{
+				host + ":sub": "system:serviceaccount:" + Namespace + ":" + ServiceAccount,
+				host + ":aud": stsAudience,
+			}},
+		}},
+	}, nil
+}
+
+// AccessPolicy allows reading the coder/* secrets of the region, nothing
+// else.
+func AccessPolicy(partition, region, account string) map[string]any {
+	return map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Effect":   "Allow",
+			"Action":   []any{"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"},
+			"Resource": fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:coder/*", partition, region, account),
+		}},
+	}
+}
+
+// wantedRole is the role's desired trust and inline policy.
+type wantedRole struct {
+	trust, policy map[string]any
+}
+
+func (s *stage) wantedRole(ctx context.Context) (wantedRole, error) {
+	provider, err := s.d.Output(KeyOIDCProviderARN, "eks")
+	if err != nil {
+		return wantedRole{}, err
+	}
+	trust, err := TrustPolicy(provider)
+	if err != nil {
+		return wantedRole{}, err
+	}
+	id, err := s.callerInfo(ctx)
+	if err != nil {
+		return wantedRole{}, err
+	}
+	return wantedRole{trust: trust, policy: AccessPolicy(id.partition, s.d.Region(), id.account)}, nil
+}
+
+// roleState is what IAM holds, compared with what is wanted.
+type roleState struct {
+	arn      string
+	trustOK  bool
+	policyOK bool
+	// extraInline and attached are policies beyond the one coderctl puts
+	// there: each widens what coderd may do.
+	extraInline []string
+	attached    []string
+}
+
+func (st *roleState) drift() []string {
+	var why []string
+	if !st.trustOK {
+		why = append(why, "trust policy differs")
+	}
+	if !st.policyOK {
+		why = append(why, "inline policy "+RolePolicyName+" missing or different")
+	}
+	if len(st.extraInline) > 0 {
+		why = append(why, "extra inline policies "+strings.Join(st.extraInline, ", "))
+	}
+	if len(st.attached) > 0 {
+		why = append(why, "attached managed policies "+strings.Join(st.attached, ", "))
+	}
+	return why
+}
+
+// readRole reads the role; nil when it does not exist. A role of that name
+// not tagged for this deployment is someone else's: an error.
+func (s *stage) readRole(ctx context.Context, want wantedRole) (*roleState, error) {
+	name := s.roleName()
+	out, err := s.d.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+	if awsx.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, awsx.Describe("IAM GetRole "+name, err)
+	}
+	if owner := iamTags(out.Role.Tags)[awsx.TagDeployment]; owner != s.d.Deployment() {
+		return nil, &foreignError{kind: "IAM role", name: name, owner: owner, deployment: s.d.Deployment()}
+	}
+	st := &roleState{arn: aws.ToString(out.Role.Arn), trustOK: samePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), want.trust)}
+	inline, err := s.inlinePolicies(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range inline {
+		if p != RolePolicyName {
+			st.extraInline = append(st.extraInline, p)
+			continue
+		}
+		doc, err := s.d.AWS.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(p)})
+		if err != nil {
+			return nil, awsx.Describe("IAM GetRolePolicy "+p, err)
+		}
+		st.policyOK = samePolicy(aws.ToString(doc.PolicyDocument), want.policy)
+	}
+	if st.attached, err = s.attachedPolicies(ctx, name); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (s *stage) inlinePolicies(ctx context.Context, role string) ([]string, error) {
+	var names []string
+	pager := iam.NewListRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, awsx.Describe("IAM ListRolePolicies "+role, err)
+		}
+		names = append(names, page.PolicyNames...)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func (s *stage) attachedPolicies(ctx context.Context, role string) ([]string, error) {
+	var arns []string
+	pager := iam.NewListAttachedRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, awsx.Describe("IAM ListAttachedRolePolicies "+role, err)
+		}
+		for _, p := range page.AttachedPolicies {
+			arns = append(arns, aws.ToString(p.PolicyArn))
+		}
+	}
+	slices.Sort(arns)
+	return arns, nil
+}
+
+func (s *stage) planRole(ctx context.Context) ([]engine.Action, error) {
+	res := "iam-role/" + s.roleName()
+	if s.d.State.Get(KeyOIDCProviderARN) == "" {
+		return []engine.Action{{Kind: engine.Create, Resource: res,
+			Reason: "create once the eks stage records " + KeyOIDCProviderARN}}, nil
+	}
+	want, err := s.wantedRole(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.readRole(ctx, want)
+	switch {
+	case err != nil:
+		return nil, err
+	case st == nil:
+		return []engine.Action{{Kind: engine.Create, Resource: res,
+			Reason: "missing: trusted by " + Namespace + "/" + ServiceAccount + ", may read coder/* secrets"}}, nil
+	case len(st.drift()) > 0:
+		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: strings.Join(st.drift(), "; ")}}, nil
+	}
+	return []engine.Action{{Kind: engine.Nothing, Resource: res, Reason: "trust and policy as wanted"}}, nil
+}
+
+func (s *stage) applyRole(ctx context.Context, r engine.Reporter) error {
+	want, err := s.wantedRole(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := s.readRole(ctx, want)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		if st, err = s.createRole(ctx, r, want); err != nil {
+			return err
+		}
+	}
+	if err := s.recordIfChanged(KeyRoleARN, st.arn); err != nil {
+		return err
+	}
+	return s.convergeRole(ctx, r, st, want)
+}
+
+// createRole creates the role with its trust policy and tags at once (no
+// untagged window); the inline policy follows in convergeRole.
+func (s *stage) createRole(ctx context.Context, r engine.Reporter, want wantedRole) (*roleState, error) {
+	name := s.roleName()
+	r.Progress("creating IAM role " + name)
+	out, err := s.d.AWS.IAM.CreateRole(ctx, &iam.CreateRoleInput{
+		RoleName:                 aws.String(name),
+		AssumeRolePolicyDocument: aws.String(mustJSON(want.trust)),
+		Description:              aws.String("coderd of " + s.d.Deployment() + ": reads coder/* secrets through the Secrets Store CSI driver (coderctl)"),
+		Tags: awsx.TagList(s.d.Tags(Name, map[string]string{"Name": name}), func(k, v string) iamtypes.Tag {
+			return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
+		}),
+	})
+	if awsx.ErrorCode(err) == "EntityAlreadyExists" {
+		// Created by another run since we looked.
+		st, rerr := s.readRole(ctx, want)
+		if rerr != nil || st == nil {
+			return nil, awsx.Describe("IAM CreateRole "+name, err)
+		}
+		return st, nil
+	}
+	if err != nil {
+		return nil, awsx.Describe("IAM CreateRole "+name, err)
+	}
+	return &roleState{arn: aws.ToString(out.Role.Arn), trustOK: true}, nil
+}
+
+// convergeRole repairs what drifted: trust, the inline policy, and any
+// policy beyond it.
+func (s *stage) convergeRole(ctx context.Context, r engine.Reporter, st *roleState, want wantedRole) error {
+	name := aws.String(s.roleName())
+	if !st.trustOK {
+		r.Progress("restoring the trust policy of IAM role " + s.roleName())
+		if _, err := s.d.AWS.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{
+			RoleName: name, PolicyDocument: aws.String(mustJSON(want.trust))}); err != nil {
+			return awsx.Describe("IAM UpdateAssumeRolePolicy "+s.roleName(), err)
+		}
+	}
+	if !st.policyOK {
+		r.Progress("putting inline policy " + RolePolicyName + " on IAM role " + s.roleName())
+		if _, err := s.d.AWS.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
+			RoleName: name, PolicyName: aws.String(RolePolicyName), PolicyDocument: aws.String(mustJSON(want.policy))}); err != nil {
+			return awsx.Describe("IAM PutRolePolicy "+s.roleName(), err)
+		}
+	}
+	return s.removePolicies(ctx, r, st.extraInline, st.attached, "coderd may only read coder/* secrets")
+}
+
+// removePolicies deletes inline policies and detaches managed ones, saying
+// why.
+func (s *stage) removePolicies(ctx context.Context, r engine.Reporter, inline, attached []string, why string) error {
+	name := aws.String(s.roleName())
+	for _, p := range inline {
+		r.Progress(fmt.Sprintf("removing inline policy %s from IAM role %s: %s", p, s.roleName(), why))
+		if _, err := s.d.AWS.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: name, PolicyName: aws.String(p)}); err != nil && !awsx.IsNotFound(err) {
+			return awsx.Describe("IAM DeleteRolePolicy "+p, err)
+		}
+	}
+	for _, p := range attached {
+		r.Progress(fmt.Sprintf("detaching policy %s from IAM role %s: %s", p, s.roleName(), why))
+		if _, err := s.d.AWS.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: name, PolicyArn: aws.String(p)}); err != nil && !awsx.IsNotFound(err) {
+			return awsx.Describe("IAM DetachRolePolicy "+p, err)
+		}
+	}
+	return nil
+}
+
+// destroyRole removes the role's policies, then the role. A role of
+// another deployment is left with a notice.
+func (s *stage) destroyRole(ctx context.Context, r engine.Reporter) error {
+	name := s.roleName()
+	out, err := s.d.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+	if awsx.IsNotFound(err) {
+		return s.d.State.Unset(KeyRoleARN)
+	}
+	if err != nil {
+		return awsx.Describe("IAM GetRole "+name, err)
+	}
+	if owner := iamTags(out.Role.Tags)[awsx.TagDeployment]; owner != s.d.Deployment() {
+		r.Notice(fmt.Sprintf("IAM role %s is not tagged %s=%s: left in place", name, awsx.TagDeployment, s.d.Deployment()), map[string]any{"role": name})
+		return s.d.State.Unset(KeyRoleARN)
+	}
+	inline, err := s.inlinePolicies(ctx, name)
+	if err != nil {
+		return err
+	}
+	attached, err := s.attachedPolicies(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := s.removePolicies(ctx, r, inline, attached, "IAM deletes only roles without policies"); err != nil {
+		return err
+	}
+	r.Progress("deleting IAM role " + name)
+	if _, err := s.d.AWS.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)}); err != nil && !awsx.IsNotFound(err) {
+		return awsx.Describe("IAM DeleteRole "+name, err)
+	}
+	return s.d.State.Unset(KeyRoleARN)
+}
+
+func iamTags(tags []iamtypes.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}

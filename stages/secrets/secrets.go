@@ -1,0 +1,165 @@
+// Package secrets is the guide's "Secrets" step: the database URL (and,
+// when configured, GitHub OAuth settings) in Secrets Manager; an IRSA role
+// that only coderd's service account can assume and that may only read
+// coder/* secrets; the Secrets Store CSI driver and its AWS provider as helm
+// releases whose DaemonSets run on every node, tainted ones included; and a
+// SecretProviderClass that syncs those secrets into the Kubernetes secret
+// coder-secrets while coderd mounts it.
+//
+// No secret value is ever written to the state file, printed, logged or
+// quoted in an error: only ARNs and names are recorded.
+package secrets
+
+import (
+	"os"
+	"sync"
+	"time"
+
+	"github.com/coderctl/coderctl/internal/deploy"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// Name is the stage's registry name.
+const Name = "secrets"
+
+// State keys the stage reads (from the rds and eks stages) and records.
+const (
+	KeyMasterSecretARN = "DB_MASTER_SECRET_ARN"
+	KeyRDSEndpoint     = "RDS_ENDPOINT"
+	KeyRDSPort         = "RDS_PORT"
+	KeyOIDCProviderARN = "OIDC_PROVIDER_ARN"
+
+	KeyDatabaseURLSecretARN = "DATABASE_URL_SECRET_ARN"
+	KeyRoleARN              = "SECRETS_ROLE_ARN"
+)
+
+// Input keys of the users' values files, in coder-infra.env (the chart
+// repositories and versions are config.KeyCSI*).
+const (
+	KeyDriverValuesFile   = "CSI_DRIVER_VALUES_FILE"
+	KeyProviderValuesFile = "CSI_AWS_PROVIDER_VALUES_FILE"
+)
+
+// Process environment variables holding the optional GitHub OAuth
+// settings. They are secrets (or sit next to one), so they are read from
+// the environment on each run and never stored in coder-infra.env; the
+// names are the ones Coder itself reads.
+const (
+	EnvGitHubClientID     = "CODER_OAUTH2_GITHUB_CLIENT_ID"
+	EnvGitHubClientSecret = "CODER_OAUTH2_GITHUB_CLIENT_SECRET"
+	EnvGitHubAllowedOrgs  = "CODER_OAUTH2_GITHUB_ALLOWED_ORGS"
+)
+
+// Names other stages (coder) rely on.
+const (
+	// DatabaseURLSecretName is the Secrets Manager secret with Coder's
+	// PostgreSQL connection URL.
+	DatabaseURLSecretName = "coder/database-url"
+	// Namespace is where Coder runs, and where the SecretProviderClass and
+	// the synced secret live.
+	Namespace = "coder"
+	// ServiceAccount is coderd's service account, the only one the IRSA
+	// role trusts.
+	ServiceAccount = "coder"
+	// SecretProviderClassName is the class coderd's CSI volume names.
+	SecretProviderClassName = "coder-secrets"
+	// KubeSecretName is the Kubernetes secret the driver syncs, with the
+	// keys below.
+	KubeSecretName = "coder-secrets"
+
+	SecretKeyDatabaseURL        = "database-url"
+	SecretKeyGitHubClientID     = "github-client-id"
+	SecretKeyGitHubClientSecret = "github-client-secret"
+	SecretKeyGitHubAllowedOrgs  = "github-allowed-orgs"
+
+	// CSIDriver is the driver name pods' CSI volumes use.
+	CSIDriver = "secrets-store.csi.k8s.io"
+)
+
+// Helm releases, named as in the AWS documentation's install commands.
+const (
+	ReleaseNamespace = "kube-system"
+	DriverRelease    = "csi-secrets-store"
+	DriverChart      = "secrets-store-csi-driver"
+	ProviderRelease  = "secrets-provider-aws"
+	ProviderChart    = "secrets-store-csi-driver-provider-aws"
+)
+
+// Step names; other stages and tests refer to them as "secrets/<name>".
+const (
+	StepDatabaseURL = "database-url-secret"
+	StepOAuth       = "oauth-secrets"
+	StepRole        = "irsa-role"
+	StepDriver      = "csi-driver"
+	StepProvider    = "csi-aws-provider"
+	StepSPC         = "secret-provider-class"
+)
+
+// Options are the stage's own switches, beyond Deps.
+type Options struct {
+	// LookupEnv reads the GitHub OAuth variables; os.LookupEnv when nil.
+	LookupEnv func(string) (string, bool)
+	// HelmCacheDir holds helm's repository cache; helmx.DefaultCacheDir()
+	// when empty.
+	HelmCacheDir string
+}
+
+// New builds the secrets stage, reading OAuth settings from the process
+// environment.
+func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{}) }
+
+// NewWithOptions builds the secrets stage with opts.
+func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	return (&stage{d: d, opts: opts}).definition()
+}
+
+// stage holds the stage's dependencies and what it learns once per run.
+type stage struct {
+	d    *deploy.Deps
+	opts Options
+
+	kubeMu sync.Mutex
+	kube   *kubeAccess
+
+	callerMu sync.Mutex
+	caller   *callerIdentity
+}
+
+// Typical durations on real AWS and EKS.
+const (
+	typicalSecret  = 2 * time.Second
+	typicalRole    = 5 * time.Second
+	typicalRelease = 60 * time.Second
+	typicalSPC     = 2 * time.Second
+)
+
+func (s *stage) definition() *engine.Definition {
+	return &engine.Definition{
+		StageName: Name,
+		// prereqs: the OAuth secrets need nothing else, and a step without
+		// needs would wait for every stage this one needs.
+		Requires:  []string{"prereqs", "rds", "eks", "nodegroups"},
+		ReadKeys:  []string{KeyMasterSecretARN, KeyRDSEndpoint, KeyRDSPort, KeyOIDCProviderARN},
+		WriteKeys: []string{KeyDatabaseURLSecretARN, KeyRoleARN},
+		StepList: []engine.Step{
+			{Name: StepDatabaseURL, Needs: []string{"rds/instance"}, Typical: typicalSecret,
+				Plan: s.planDatabaseURL, Apply: s.applyDatabaseURL, Destroy: s.destroyDatabaseURL},
+			{Name: StepOAuth, Needs: []string{"prereqs"}, Typical: typicalSecret,
+				Plan: s.planOAuth, Apply: s.applyOAuth, Destroy: s.destroyOAuth},
+			{Name: StepRole, Needs: []string{"eks/oidc-provider"}, Typical: typicalRole,
+				Plan: s.planRole, Apply: s.applyRole, Destroy: s.destroyRole},
+			{Name: StepDriver, Needs: []string{"nodegroups"}, Typical: typicalRelease,
+				Plan: s.planDriver, Apply: s.applyDriver, Destroy: s.destroyDriver},
+			{Name: StepProvider, Needs: []string{engine.StepID(Name, StepDriver)}, Typical: typicalRelease,
+				Plan: s.planProvider, Apply: s.applyProvider, Destroy: s.destroyProvider},
+			{Name: StepSPC, Typical: typicalSPC,
+				Needs: []string{engine.StepID(Name, StepDriver), engine.StepID(Name, StepDatabaseURL), engine.StepID(Name, StepOAuth)},
+				Plan:  s.planSPC, Apply: s.applySPC, Destroy: s.destroySPC},
+		},
+		Checks:    s.verify,
+		Validator: s.validate,
+	}
+}

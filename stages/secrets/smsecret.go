@@ -1,0 +1,247 @@
+package secrets
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// recoveryWindowDays is how long a destroyed secret can be restored.
+const recoveryWindowDays = 7
+
+// remoteSecret is what Secrets Manager says about one of our secrets.
+type remoteSecret struct {
+	name, arn string
+	tags      map[string]string
+	// deleted: scheduled for deletion, restorable within the window.
+	deleted bool
+}
+
+// foreignError is a secret or role with one of our names that carries
+// another deployment's tag: never adopted, changed or deleted.
+type foreignError struct{ kind, name, owner, deployment string }
+
+func (e *foreignError) Error() string {
+	return fmt.Sprintf("%s %s belongs to deployment %q, not %q: delete it or choose another CLUSTER_NAME",
+		e.kind, e.name, e.owner, e.deployment)
+}
+
+func isForeign(err error) bool {
+	var fe *foreignError
+	return errors.As(err, &fe)
+}
+
+// describeSecret looks a secret up by name or ARN; nil when there is none.
+func (s *stage) describeSecret(ctx context.Context, id string) (*remoteSecret, error) {
+	out, err := s.d.AWS.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+	if awsx.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, awsx.Describe("describe secret "+id, err)
+	}
+	return &remoteSecret{
+		name:    aws.ToString(out.Name),
+		arn:     aws.ToString(out.ARN),
+		tags:    smTags(out.Tags),
+		deleted: out.DeletedDate != nil,
+	}, nil
+}
+
+// findSecret finds the secret by the ARN recorded in state (when it still
+// names that secret), else by name. A secret tagged for another deployment
+// is an error; an untagged one (made by hand, following the guide) is ours
+// to adopt.
+func (s *stage) findSecret(ctx context.Context, name, stateARN string) (*remoteSecret, error) {
+	var sec *remoteSecret
+	var err error
+	if stateARN != "" {
+		if sec, err = s.describeSecret(ctx, stateARN); err != nil {
+			return nil, err
+		}
+	}
+	if sec == nil || sec.name != name {
+		if sec, err = s.describeSecret(ctx, name); err != nil || sec == nil {
+			return nil, err
+		}
+	}
+	if owner := sec.tags[awsx.TagDeployment]; owner != "" && owner != s.d.Deployment() {
+		return nil, &foreignError{kind: "secret", name: name, owner: owner, deployment: s.d.Deployment()}
+	}
+	return sec, nil
+}
+
+// currentValue reads the secret's AWSCURRENT value and version. A secret
+// with no value yet (created without one) reads as "", "".
+func (s *stage) currentValue(ctx context.Context, arn string) (value, version string, err error) {
+	out, err := s.d.AWS.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if awsx.IsNotFound(err) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", awsx.Describe("read secret "+arn, err)
+	}
+	return aws.ToString(out.SecretString), aws.ToString(out.VersionId), nil
+}
+
+// secretPlan says what convergeSecret would do; it never mentions values.
+func (s *stage) secretPlan(ctx context.Context, name, stateARN, value string) (engine.Action, error) {
+	res := "secret " + name
+	sec, err := s.findSecret(ctx, name, stateARN)
+	if err != nil {
+		return engine.Action{}, err
+	}
+	if sec == nil {
+		return engine.Action{Kind: engine.Create, Resource: res, Reason: "missing"}, nil
+	}
+	if sec.deleted {
+		return engine.Action{Kind: engine.Update, Resource: res, Reason: "scheduled for deletion: restore it"}, nil
+	}
+	current, _, err := s.currentValue(ctx, sec.arn)
+	if err != nil {
+		return engine.Action{}, err
+	}
+	var why []string
+	if current != value {
+		why = append(why, "value differs")
+	}
+	if !awsx.HasTags(sec.tags, s.secretTags(name)) {
+		why = append(why, "not tagged for this deployment")
+	}
+	if len(why) > 0 {
+		return engine.Action{Kind: engine.Update, Resource: res, Reason: strings.Join(why, "; ")}, nil
+	}
+	return engine.Action{Kind: engine.Nothing, Resource: res, Reason: "up to date"}, nil
+}
+
+// convergeSecret makes the secret hold value, creating, restoring or
+// tagging it as needed; record is called with its ARN as soon as it
+// exists. Nothing is written when it already holds value.
+func (s *stage) convergeSecret(ctx context.Context, r engine.Reporter, name, stateARN, value string, record func(arn string) error) error {
+	sec, err := s.findSecret(ctx, name, stateARN)
+	if err != nil {
+		return err
+	}
+	if sec == nil {
+		return s.createSecret(ctx, r, name, value, record)
+	}
+	if err := record(sec.arn); err != nil {
+		return err
+	}
+	if sec.deleted {
+		r.Progress("restoring secret " + name + ", which was scheduled for deletion")
+		if _, err := s.d.AWS.SecretsManager.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: aws.String(sec.arn)}); err != nil {
+			return awsx.Describe("restore secret "+name, err)
+		}
+	}
+	if want := s.secretTags(name); !awsx.HasTags(sec.tags, want) {
+		r.Progress("tagging secret " + name)
+		if _, err := s.d.AWS.SecretsManager.TagResource(ctx, &secretsmanager.TagResourceInput{
+			SecretId: aws.String(sec.arn), Tags: smTagList(want)}); err != nil {
+			return awsx.Describe("tag secret "+name, err)
+		}
+	}
+	current, version, err := s.currentValue(ctx, sec.arn)
+	if err != nil || current == value {
+		return err
+	}
+	r.Progress("storing a new value in secret " + name)
+	_, err = s.d.AWS.SecretsManager.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId:     aws.String(sec.arn),
+		SecretString: aws.String(value),
+		// Derived from the version being replaced: a retried call is
+		// recognised as the same, a later change gets a new token.
+		ClientRequestToken: aws.String(requestToken(s.d.Deployment(), name, "put", version)),
+	})
+	return awsx.Describe("update secret "+name, err)
+}
+
+func (s *stage) createSecret(ctx context.Context, r engine.Reporter, name, value string, record func(string) error) error {
+	r.Progress("creating secret " + name)
+	out, err := s.d.AWS.SecretsManager.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name:               aws.String(name),
+		Description:        aws.String("Coder deployment " + s.d.Deployment() + " (coderctl)"),
+		SecretString:       aws.String(value),
+		Tags:               smTagList(s.secretTags(name)),
+		ClientRequestToken: aws.String(requestToken(s.d.Deployment(), name, "create")),
+	})
+	if awsx.ErrorCode(err) == "ResourceExistsException" {
+		// Created by a concurrent or killed run since we looked: converge it.
+		sec, ferr := s.findSecret(ctx, name, "")
+		if ferr != nil || sec == nil {
+			return awsx.Describe("create secret "+name, err)
+		}
+		return s.convergeSecret(ctx, r, name, sec.arn, value, record)
+	}
+	if err != nil {
+		return awsx.Describe("create secret "+name, err)
+	}
+	return record(aws.ToString(out.ARN))
+}
+
+// deleteSecret schedules the secret for deletion after the recovery window,
+// or deletes it at once with ForceDeleteSecrets. Secrets of another
+// deployment are left alone with a notice.
+func (s *stage) deleteSecret(ctx context.Context, r engine.Reporter, name, stateARN string) error {
+	sec, err := s.findSecret(ctx, name, stateARN)
+	if isForeign(err) {
+		r.Notice(err.Error()+"; left in place", map[string]any{"secret": name})
+		return nil
+	}
+	if err != nil || sec == nil {
+		return err
+	}
+	force := s.d.Opts.ForceDeleteSecrets
+	if sec.deleted && !force {
+		return nil
+	}
+	in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(sec.arn)}
+	if force {
+		r.Progress("deleting secret " + name + " without a recovery window")
+		in.ForceDeleteWithoutRecovery = aws.Bool(true)
+	} else {
+		r.Progress(fmt.Sprintf("scheduling secret %s for deletion in %d days (restorable until then)", name, recoveryWindowDays))
+		in.RecoveryWindowInDays = aws.Int64(recoveryWindowDays)
+	}
+	_, err = s.d.AWS.SecretsManager.DeleteSecret(ctx, in)
+	if awsx.IsNotFound(err) {
+		return nil
+	}
+	return awsx.Describe("delete secret "+name, err)
+}
+
+func (s *stage) secretTags(name string) map[string]string {
+	return s.d.Tags(Name, map[string]string{"Name": name})
+}
+
+// requestToken derives a ClientRequestToken (UUID-shaped, as the API
+// expects 32-64 characters) from parts that never include a secret value.
+func requestToken(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	h := hex.EncodeToString(sum[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func smTags(tags []smtypes.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+func smTagList(tags map[string]string) []smtypes.Tag {
+	return awsx.TagList(tags, func(k, v string) smtypes.Tag {
+		return smtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
+	})
+}
