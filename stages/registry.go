@@ -6,10 +6,12 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/stages/acm"
+	"github.com/coderctl/coderctl/stages/coder"
 	"github.com/coderctl/coderctl/stages/eks"
 	"github.com/coderctl/coderctl/stages/network"
 	"github.com/coderctl/coderctl/stages/nodegroups"
 	"github.com/coderctl/coderctl/stages/prereqs"
+	"github.com/coderctl/coderctl/stages/provisioners"
 	"github.com/coderctl/coderctl/stages/rds"
 	"github.com/coderctl/coderctl/stages/secrets"
 )
@@ -31,6 +33,8 @@ func Registry() []Factory {
 		{Name: rds.Name, Summary: "PostgreSQL multi-AZ, encrypted, private; master password only in Secrets Manager", New: rds.New},
 		{Name: acm.Name, Summary: "TLS certificate for CODER_DOMAIN and *.CODER_DOMAIN, validated through DNS", New: acm.New},
 		{Name: secrets.Name, Summary: "database URL in Secrets Manager, IRSA role, Secrets Store CSI driver + AWS provider, SecretProviderClass", New: secrets.New},
+		{Name: coder.Name, Summary: "Coder helm release on coderd nodes, NLB terminating TLS with the certificate, DNS", New: coder.New},
+		{Name: provisioners.Name, Summary: "provisioner key and external provisioners sized by USERS", New: provisioners.New},
 	}
 }
 

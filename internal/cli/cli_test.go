@@ -266,7 +266,7 @@ func TestMissingCredentialsIsBadInput(t *testing.T) {
 
 func TestStateSetGetUnset(t *testing.T) {
 	h := newHarness(t, goodEnv)
-	if r := h.run("state", "set", "HOSTED_ZONE_ID=Z123ABC", "NOTE=two words $x"); r.code != 0 {
+	if r := h.run("state", "set", "HOSTED_ZONE_ID=Z0123456789ABC", "NOTE=two words $x"); r.code != 0 {
 		t.Fatalf("set: %d %s", r.code, r.stderr)
 	}
 	if r := h.run("state", "get", "NOTE"); strings.TrimSpace(r.stdout) != "two words $x" {
@@ -298,7 +298,7 @@ func TestInitWritesDefaultsAndNeverOverwrites(t *testing.T) {
 	h := newHarness(t, "")
 	os.Remove(h.envFile)
 	os.Remove(h.cfgFile)
-	r := h.run("init", "CODER_DOMAIN=coder.acme.dev", "HOSTED_ZONE_ID=Z123")
+	r := h.run("init", "CODER_DOMAIN=coder.acme.dev", "HOSTED_ZONE_ID=Z0123456789ABC")
 	if r.code != 0 {
 		t.Fatalf("init: %d %s", r.code, r.stderr)
 	}

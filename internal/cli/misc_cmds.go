@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/state"
 
@@ -49,7 +50,12 @@ func initFiles(f *Factory, g *globalOptions, args []string) error {
 		if !ok {
 			return usageErr("%q is not KEY=VALUE", a)
 		}
-		if err := file.Set(k, v); err != nil {
+		// Input keys get the checks the env file gets when it is read.
+		normalized, err := config.CheckInput("argument", k, v)
+		if err != nil {
+			return err
+		}
+		if err := file.Set(k, normalized); err != nil {
 			return err
 		}
 	}

@@ -95,8 +95,14 @@ func runGraphWith(ctx context.Context, f *Factory, g *globalOptions, command str
 	if _, err := s.graph.Selected(opts.Only, opts.Skip); err != nil {
 		return usageErr("%v", err)
 	}
-	if err := s.graph.ValidateAll(ctx, opts.Only, opts.Skip); err != nil {
-		return err
+	// Inputs are checked before anything is created; destroy skips the
+	// checks on purpose: a teardown must not be blocked by an input that
+	// only matters for creating (an instance type no longer offered, a
+	// token for an API that is being deleted).
+	if opts.Mode != engine.ModeDestroy {
+		if err := s.graph.ValidateAll(ctx, opts.Only, opts.Skip); err != nil {
+			return err
+		}
 	}
 	if opts.Mode == engine.ModeApply {
 		if err := s.confirmPlan(ctx, opts); err != nil {

@@ -72,7 +72,7 @@ func openSession(ctx context.Context, f *Factory, g *globalOptions, need session
 		return nil, err
 	}
 	s.deps = &deploy.Deps{Inputs: inputs, Cluster: cluster, ConfigPath: cfgPath, State: s.store,
-		Opts: deploy.Options{Version: f.Build.Version}, Now: f.Now}
+		Opts: deploy.Options{Version: f.Build.Version}, Now: f.Now, LookupEnv: f.LookupEnv}
 	if s.deps.Opts.Wait, err = waitPolicy(f); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/state"
 )
@@ -52,7 +53,7 @@ func stateShow(f *Factory, g *globalOptions) error {
 }
 
 func stateGet(f *Factory, g *globalOptions, key string) error {
-	if err := state.ValidateKey(key); err != nil {
+	if err := checkKeyArg(key); err != nil {
 		return err
 	}
 	file, err := state.Load(g.envPath(f))
@@ -75,24 +76,39 @@ func stateSet(f *Factory, g *globalOptions, pairs []string) error {
 		if !ok {
 			return usageErr("%q is not KEY=VALUE", p)
 		}
-		if err := state.ValidateKey(k); err != nil {
+		if err := checkKeyArg(k); err != nil {
 			return err
 		}
 		if state.IsSecretKey(k) {
 			return fault.Input("argument", k, "keep secrets in AWS Secrets Manager or the process environment", "refusing to store a secret-looking key in the state file")
 		}
-		kv[k] = v
+		// Input keys get the checks the env file gets, so that a bad value
+		// is refused here rather than by the next run.
+		normalized, err := config.CheckInput("argument", k, v)
+		if err != nil {
+			return err
+		}
+		kv[k] = normalized
 	}
 	return withLockedStore(f, g, "coderctl state set", func(s *state.Store) error { return s.SetMany(kv) })
 }
 
 func stateUnset(f *Factory, g *globalOptions, keys []string) error {
 	for _, k := range keys {
-		if err := state.ValidateKey(k); err != nil {
+		if err := checkKeyArg(k); err != nil {
 			return err
 		}
 	}
 	return withLockedStore(f, g, "coderctl state unset", func(s *state.Store) error { return s.Unset(keys...) })
+}
+
+// checkKeyArg refuses a key given on the command line that is not an
+// upper-case shell name: bad input (exit 2), like a bad key in the file.
+func checkKeyArg(key string) error {
+	if err := state.ValidateKey(key); err != nil {
+		return fault.Input("argument", "", "state keys are upper-case shell names", "%v", err)
+	}
+	return nil
 }
 
 func withLockedStore(f *Factory, g *globalOptions, command string, fn func(*state.Store) error) error {

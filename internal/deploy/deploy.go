@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -47,6 +49,10 @@ type Deps struct {
 	Kube       KubeFactory
 	Opts       Options
 	Now        func() time.Time
+	// LookupEnv reads the process environment, for the values that must
+	// never be stored (CODER_SESSION_TOKEN, OAuth secrets); nil means the
+	// stage's default (os.LookupEnv).
+	LookupEnv func(string) (string, bool)
 }
 
 // Deployment is the name every resource is tagged with.
@@ -83,4 +89,16 @@ func (d *Deps) Clock() time.Time {
 		return d.Now()
 	}
 	return time.Now()
+}
+
+// ClusterGone reports whether the deployment's EKS cluster no longer
+// exists. Destroy steps of the Kubernetes stages use it: what they put in
+// the cluster went with it, and a teardown must not fail forever on a
+// cluster that is gone.
+func (d *Deps) ClusterGone(ctx context.Context) bool {
+	if d.AWS == nil || d.AWS.EKS == nil {
+		return false
+	}
+	_, err := d.AWS.EKS.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(d.Deployment())})
+	return awsx.IsNotFound(err)
 }

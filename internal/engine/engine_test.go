@@ -356,6 +356,9 @@ func TestDestroyRunsInReverse(t *testing.T) {
 		{"rds/instance done", "network/subnets started"},
 		{"eks/cluster done", "network/subnets started"},
 		{"network/subnets done", "network/vpc started"},
+		// Stage order holds even without a step edge: rds/instance needs
+		// only network/subnets, yet eks (which rds needs) waits for it.
+		{"rds/instance done", "eks/cluster started"},
 	}
 	for _, b := range before {
 		if i, j := rec.index(b[0]), rec.index(b[1]); i < 0 || j < 0 || i > j {

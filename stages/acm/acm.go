@@ -19,6 +19,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
 	acmtypes "github.com/aws/aws-sdk-go-v2/service/acm/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
@@ -304,15 +305,17 @@ func (s *stage) destroyCertificate(ctx context.Context, r engine.Reporter) error
 // deleteCertificate deletes one of the deployment's certificates; one still
 // attached to a load balancer is refused with the user named.
 func (s *stage) deleteCertificate(ctx context.Context, r engine.Reporter, c *cert) error {
-	if err := inUse(c); err != nil {
+	if err := s.inUse(ctx, c); err != nil {
 		return err
 	}
 	r.Progress("deleting certificate " + c.arn())
 	_, err := s.d.AWS.ACM.DeleteCertificate(ctx, &acm.DeleteCertificateInput{CertificateArn: c.CertificateArn})
 	switch {
 	case awsx.ErrorCode(err) == "ResourceInUseException":
-		if fresh, derr := s.describe(ctx, c.arn()); derr == nil && fresh != nil && inUse(fresh) != nil {
-			return inUse(fresh)
+		if fresh, derr := s.describe(ctx, c.arn()); derr == nil && fresh != nil {
+			if err := s.inUse(ctx, fresh); err != nil {
+				return err
+			}
 		}
 		return fmt.Errorf("certificate %s is still in use by an AWS resource: delete the load balancer that uses it (coderctl stage coder destroy) and try again", c.arn())
 	case err != nil && !awsx.IsNotFound(err):
@@ -321,13 +324,37 @@ func (s *stage) deleteCertificate(ctx context.Context, r engine.Reporter, c *cer
 	return nil
 }
 
-// inUse names what still uses a certificate.
-func inUse(c *cert) error {
-	if len(c.InUseBy) == 0 {
+// inUse names what still uses a certificate. InUseBy can lag behind a
+// deleted load balancer (and moto never clears it), so each load balancer or
+// listener it names is looked up; only those that still exist count. The
+// DeleteCertificate call stays the final word.
+func (s *stage) inUse(ctx context.Context, c *cert) error {
+	var live []string
+	for _, user := range c.InUseBy {
+		if s.elbResourceExists(ctx, user) {
+			live = append(live, user)
+		}
+	}
+	if len(live) == 0 {
 		return nil
 	}
 	return fmt.Errorf("certificate %s is still in use by %s: delete that load balancer first (coderctl stage coder destroy) and try again",
-		c.arn(), strings.Join(c.InUseBy, ", "))
+		c.arn(), strings.Join(live, ", "))
+}
+
+// elbResourceExists reports whether a listener or load balancer ARN still
+// exists; ARNs of other services are assumed to.
+func (s *stage) elbResourceExists(ctx context.Context, resource string) bool {
+	var err error
+	switch {
+	case strings.Contains(resource, ":listener/"):
+		_, err = s.d.AWS.ELB.DescribeListeners(ctx, &elbv2.DescribeListenersInput{ListenerArns: []string{resource}})
+	case strings.Contains(resource, ":loadbalancer/"):
+		_, err = s.d.AWS.ELB.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{LoadBalancerArns: []string{resource}})
+	default:
+		return true
+	}
+	return err == nil || !awsx.IsNotFound(err)
 }
 
 // certRegion is the region in a certificate ARN ("" when it does not parse).

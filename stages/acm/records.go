@@ -285,7 +285,7 @@ func (s *stage) destroyRecords(ctx context.Context, r engine.Reporter) error {
 	if err != nil || c == nil || !c.owned {
 		return err
 	}
-	if err := inUse(c); err != nil {
+	if err := s.inUse(ctx, c); err != nil {
 		return err
 	}
 	others, err := s.otherCertificates(ctx)

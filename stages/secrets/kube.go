@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
 )
@@ -64,12 +61,9 @@ func (s *stage) kubeForDestroy(ctx context.Context, r engine.Reporter, what stri
 	if err == nil {
 		return k, nil
 	}
-	if s.d.AWS != nil && s.d.AWS.EKS != nil {
-		_, derr := s.d.AWS.EKS.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(s.d.Deployment())})
-		if awsx.IsNotFound(derr) {
-			r.Progress(fmt.Sprintf("EKS cluster %s is gone, and %s with it", s.d.Deployment(), what))
-			return nil, nil
-		}
+	if s.d.ClusterGone(ctx) {
+		r.Progress(fmt.Sprintf("EKS cluster %s is gone, and %s with it", s.d.Deployment(), what))
+		return nil, nil
 	}
 	return nil, err
 }

@@ -106,7 +106,7 @@ type Options struct {
 
 // New builds the secrets stage, reading OAuth settings from the process
 // environment.
-func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{}) }
+func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{LookupEnv: d.LookupEnv}) }
 
 // NewWithOptions builds the secrets stage with opts.
 func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {

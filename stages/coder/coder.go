@@ -1,0 +1,195 @@
+// Package coder is the guide's "Install Coder" step: the Coder helm release
+// in namespace coder (two replicas on the coderd nodes, external
+// provisioners only, the database URL and GitHub OAuth from the
+// coder-secrets secret that the Secrets Store CSI driver syncs while coderd
+// mounts it), the public Service coder-lb that the AWS cloud controller turns
+// into a network load balancer terminating TLS with the ACM certificate,
+// Route53 alias records for CODER_DOMAIN and *.CODER_DOMAIN, and a wait
+// until GET /healthz answers through the public URL.
+package coder
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/deploy"
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/sizing"
+)
+
+// Name is the stage's registry name.
+const Name = "coder"
+
+// Step names; other stages refer to them as "coder/<name>".
+const (
+	StepRelease     = "release"
+	StepService     = "service"
+	StepDNSRecords  = "dns-records"
+	StepWaitHealthy = "wait-healthy"
+)
+
+// Kubernetes names.
+const (
+	Namespace   = "coder"
+	ReleaseName = "coder"
+	ChartName   = "coder"
+	// ServiceName is coderctl's public Service, the NLB. The chart's own
+	// Service "coder" stays ClusterIP for in-cluster clients.
+	ServiceName = "coder-lb"
+	// InClusterURL is coderd through the chart's ClusterIP Service.
+	InClusterURL = "http://coder." + Namespace + ".svc.cluster.local"
+	// SecretName is the Kubernetes secret the CSI driver syncs from Secrets
+	// Manager; SecretProviderClass names the class that describes it.
+	SecretName          = "coder-secrets"
+	SecretProviderClass = "coder-secrets"
+	ServiceAccountName  = "coder"
+)
+
+// Keys of the coder-secrets secret (the SecretProviderClass's objectAlias
+// names).
+const (
+	SecretKeyDatabaseURL        = "database-url"
+	SecretKeyGitHubClientID     = "github-client-id"
+	SecretKeyGitHubClientSecret = "github-client-secret"
+	SecretKeyGitHubAllowedOrgs  = "github-allowed-orgs"
+)
+
+// State keys the stage records.
+const (
+	KeyNLBHostname = "NLB_HOSTNAME"
+	KeyCoderURL    = config.KeyCoderURL
+)
+
+// Inputs and other stages' outputs this stage reads. Spelled out here so
+// the package builds on its own.
+const (
+	keyCertARN        = "CERT_ARN"
+	keySecretsRoleARN = "SECRETS_ROLE_ARN"
+	KeyValuesFile     = "CODER_VALUES_FILE"
+	KeyCAFile         = "CODER_CA_FILE"
+	secretsStage      = "secrets"
+	acmStage          = "acm"
+	acmIssuedStep     = "acm/issued"
+	nodegroupsStage   = "nodegroups"
+)
+
+// EnvSessionToken is the process environment variable holding a Coder
+// owner's session token. It is read, never stored.
+const EnvSessionToken = "CODER_SESSION_TOKEN"
+
+// Typical real durations.
+const (
+	typicalRelease = 3 * time.Minute // image pulls, two replicas rolling
+	typicalService = 3 * time.Minute // NLB provisioning
+	typicalDNS     = time.Minute     // Route53 INSYNC
+	typicalHealthy = 2 * time.Minute // NLB target health, DNS
+	// releaseTimeout bounds helm's wait for the pods.
+	releaseTimeout = 10 * time.Minute
+	// lbTimeout bounds waiting for the NLB to appear or to go.
+	lbTimeout = 10 * time.Minute
+	// healthTimeout bounds waiting for /healthz through the public URL.
+	healthTimeout = 10 * time.Minute
+)
+
+// Options are what a run may set beyond Deps.
+type Options struct {
+	// HelmCacheDir is helm's repository cache; empty means helmx.DefaultCacheDir().
+	HelmCacheDir string
+	// LookupEnv reads the process environment (CODER_SESSION_TOKEN); nil
+	// means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+func (o Options) lookupEnv() func(string) (string, bool) {
+	if o.LookupEnv != nil {
+		return o.LookupEnv
+	}
+	return os.LookupEnv
+}
+
+// New builds the coder stage for the registry.
+func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{LookupEnv: d.LookupEnv}) }
+
+// NewWithOptions builds the coder stage with options.
+func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
+	s := &stage{d: d, opts: opts}
+	return &engine.Definition{
+		StageName: Name,
+		Requires:  []string{secretsStage, acmStage, nodegroupsStage},
+		ReadKeys: []string{config.KeyDomain, config.KeyHostedZoneID, config.KeyCoderVersion, config.KeyUsers, config.KeyCoderURL,
+			config.KeyCoderChartRepo, config.KeyCoderChartVersion, KeyValuesFile, KeyCAFile, keyCertARN, keySecretsRoleARN},
+		// CODER_URL is recorded too (see recordOutputs) but not listed: it is
+		// also an input, and a destroyed stage's write keys are unset.
+		WriteKeys: []string{KeyNLBHostname},
+		StepList: []engine.Step{
+			{Name: StepRelease, Needs: []string{secretsStage, acmIssuedStep, nodegroupsStage}, Typical: typicalRelease,
+				Plan: s.planRelease, Apply: s.applyRelease, Destroy: s.destroyRelease},
+			// The Service does not wait for the release: the NLB's minutes of
+			// provisioning overlap the pods starting.
+			{Name: StepService, Needs: []string{secretsStage, acmIssuedStep, nodegroupsStage}, Typical: typicalService,
+				Plan: s.planService, Apply: s.applyService, Destroy: s.destroyService},
+			{Name: StepDNSRecords, Needs: []string{stepID(StepService)}, Typical: typicalDNS,
+				Plan: s.planDNS, Apply: s.applyDNS, Destroy: s.destroyDNS},
+			{Name: StepWaitHealthy, Needs: []string{stepID(StepRelease), stepID(StepDNSRecords)}, Typical: typicalHealthy,
+				Plan: s.planHealthy, Apply: s.applyHealthy},
+		},
+		Checks:    s.verify,
+		Validator: s.validate,
+	}
+}
+
+func stepID(step string) string { return engine.StepID(Name, step) }
+
+type stage struct {
+	d    *deploy.Deps
+	opts Options
+}
+
+// errNoKube says the run has no way to reach the cluster.
+var errNoKube = errors.New("no Kubernetes access configured")
+
+// Kube returns the cluster's client and REST configuration.
+func Kube(ctx context.Context, d *deploy.Deps) (kubernetes.Interface, *rest.Config, error) {
+	if d.Kube == nil {
+		return nil, nil, errNoKube
+	}
+	kc, rc, err := d.Kube(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if kc == nil || rc == nil {
+		return nil, nil, errNoKube
+	}
+	return kc, rc, nil
+}
+
+// Helm returns a helm client for the cluster.
+func Helm(ctx context.Context, d *deploy.Deps, cacheDir string) (*helmx.Client, error) {
+	_, rc, err := Kube(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return helmx.New(rc, helmx.Options{CacheDir: cacheDir})
+}
+
+// chart is the Coder chart as the inputs pin it.
+func (s *stage) chart() helmx.Chart {
+	in := s.d.Inputs
+	return helmx.Chart{Name: ChartName, Repo: in.Get(config.KeyCoderChartRepo), Version: in.Get(config.KeyCoderChartVersion)}
+}
+
+// sizing is the deployment's sizing for USERS.
+func (s *stage) sizing() sizing.Sizing {
+	ws, _ := sizing.GroupFor(s.d.NodeGroups(), sizing.RoleWorkspace)
+	return sizing.For(s.d.Inputs.Users(), ws.InstanceType)
+}
+
+// token is the owner's session token from the process environment, or "".
+func (s *stage) token() string { return SessionToken(s.opts.lookupEnv()) }

@@ -1,0 +1,91 @@
+package coder
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/helmx"
+)
+
+// ActionFor turns helm's planned change into the step's action.
+func ActionFor(resource string, c helmx.Change) engine.Action {
+	kind := engine.Nothing
+	switch c.Action {
+	case helmx.ActionInstall:
+		kind = engine.Create
+	case helmx.ActionUpgrade:
+		kind = engine.Update
+	}
+	return engine.Action{Kind: kind, Resource: resource, Reason: c.Reason}
+}
+
+func (s *stage) release(ctx context.Context) (helmx.Release, error) {
+	roleARN, err := s.d.Output(keySecretsRoleARN, secretsStage)
+	if err != nil {
+		return helmx.Release{}, err
+	}
+	values, err := s.values(roleARN)
+	if err != nil {
+		return helmx.Release{}, err
+	}
+	return helmx.Release{Name: ReleaseName, Namespace: Namespace, Chart: s.chart(), Values: values,
+		Wait: true, Timeout: releaseTimeout}, nil
+}
+
+func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
+	resource := fmt.Sprintf("helm release %s/%s", Namespace, ReleaseName)
+	helm, err := Helm(ctx, s.d, s.opts.HelmCacheDir)
+	if err != nil {
+		return []engine.Action{{Kind: engine.Create, Resource: resource,
+			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}}, nil
+	}
+	if s.d.State.Get(keySecretsRoleARN) == "" {
+		return []engine.Action{{Kind: engine.Create, Resource: resource,
+			Reason: fmt.Sprintf("install chart %s once the %s stage has recorded %s", s.chart(), secretsStage, keySecretsRoleARN)}}, nil
+	}
+	rel, err := s.release(ctx)
+	if err != nil {
+		return nil, err
+	}
+	change, err := helm.Plan(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	return []engine.Action{ActionFor(resource, change)}, nil
+}
+
+func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
+	rel, err := s.release(ctx)
+	if err != nil {
+		return err
+	}
+	helm, err := Helm(ctx, s.d, s.opts.HelmCacheDir)
+	if err != nil {
+		return err
+	}
+	r.Progress(fmt.Sprintf("installing or upgrading %s (%d replicas)", rel.Chart, s.sizing().Coderd.Replicas))
+	rev, changed, err := helm.Apply(ctx, rel, r.Progress)
+	if err != nil {
+		return err
+	}
+	if changed {
+		r.Progress(fmt.Sprintf("release %s/%s at revision %d", Namespace, ReleaseName, rev))
+	} else {
+		r.Progress(fmt.Sprintf("release %s/%s unchanged at revision %d", Namespace, ReleaseName, rev))
+	}
+	return nil
+}
+
+func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
+	helm, err := Helm(ctx, s.d, s.opts.HelmCacheDir)
+	if err != nil {
+		if s.d.ClusterGone(ctx) {
+			r.Progress("the EKS cluster is gone, and release " + ReleaseName + " with it")
+			return nil
+		}
+		return err
+	}
+	r.Progress(fmt.Sprintf("uninstalling release %s/%s", Namespace, ReleaseName))
+	return helm.Uninstall(ctx, ReleaseName, Namespace, true)
+}

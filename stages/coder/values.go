@@ -1,0 +1,109 @@
+package coder
+
+import (
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/coderctl/coderctl/configs"
+	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/sizing"
+)
+
+// ValuesFile is the embedded default values file of the coder release.
+const ValuesFile = "coder-values.yaml"
+
+// csiVolume is the Secrets Store CSI volume coderd mounts: the driver syncs
+// coder-secrets only while some pod mounts the class.
+const (
+	csiVolumeName = "coder-secrets"
+	csiMountPath  = "/mnt/secrets-store"
+	csiDriver     = "secrets-store.csi.k8s.io"
+)
+
+// NodePlacement is the nodeSelector and tolerations that put pods on the
+// node group labelled coder/node-type=<role>, taken from cluster-config.yaml
+// (its label, and a toleration for each of its taints); the guide's
+// coder/node-type=<role>:NoSchedule when no group carries the label.
+func NodePlacement(groups []config.NodeGroupSpec, role string) (map[string]string, []corev1.Toleration) {
+	selector := map[string]string{sizing.NodeTypeLabel: role}
+	g, ok := sizing.GroupFor(groups, role)
+	if !ok {
+		return selector, []corev1.Toleration{{
+			Key: sizing.NodeTypeLabel, Operator: corev1.TolerationOpEqual, Value: role, Effect: corev1.TaintEffectNoSchedule,
+		}}
+	}
+	tolerations := make([]corev1.Toleration, 0, len(g.Taints))
+	for _, t := range g.Taints {
+		tolerations = append(tolerations, corev1.Toleration{
+			Key: t.Key, Operator: corev1.TolerationOpEqual, Value: t.Value, Effect: corev1.TaintEffect(t.Effect),
+		})
+	}
+	return selector, tolerations
+}
+
+// values builds the release's values: the embedded defaults, what coderctl
+// computes, then CODER_VALUES_FILE.
+func (s *stage) values(roleARN string) (map[string]any, error) {
+	return helmx.MergeValues(configs.Read(ValuesFile), s.computedValues(roleARN), s.d.Inputs.Get(KeyValuesFile))
+}
+
+func (s *stage) computedValues(roleARN string) map[string]any {
+	sz := s.sizing()
+	selector, tolerations := NodePlacement(s.d.NodeGroups(), sizing.RoleCoderd)
+	return map[string]any{
+		"coder": map[string]any{
+			"replicaCount": sz.Coderd.Replicas,
+			"resources":    sz.Coderd.Pod.Values(),
+			"image":        map[string]any{"tag": "v" + s.d.Inputs.CoderVersion()},
+			"nodeSelector": selector,
+			"tolerations":  tolerations,
+			"serviceAccount": map[string]any{
+				"name":        ServiceAccountName,
+				"annotations": map[string]any{"eks.amazonaws.com/role-arn": roleARN},
+			},
+			"env":          s.env(),
+			"volumes":      []corev1.Volume{csiVolume()},
+			"volumeMounts": []corev1.VolumeMount{{Name: csiVolumeName, MountPath: csiMountPath, ReadOnly: true}},
+		},
+	}
+}
+
+// env is coderd's environment. The GitHub OAuth variables read optional
+// keys: a deployment without GitHub OAuth secrets simply lacks them.
+func (s *stage) env() []corev1.EnvVar {
+	in := s.d.Inputs
+	return []corev1.EnvVar{
+		{Name: "CODER_ACCESS_URL", Value: in.CoderURL()},
+		{Name: "CODER_WILDCARD_ACCESS_URL", Value: "*." + in.Domain()},
+		// External provisioners only (the provisioners stage): builds never
+		// run inside coderd.
+		{Name: "CODER_PROVISIONER_DAEMONS", Value: "0"},
+		// TLS ends at the NLB, but users only ever reach coderd over https:
+		// session cookies must never travel in clear.
+		{Name: "CODER_SECURE_AUTH_COOKIE", Value: "true"},
+		secretEnv("CODER_PG_CONNECTION_URL", SecretKeyDatabaseURL, false),
+		secretEnv("CODER_OAUTH2_GITHUB_CLIENT_ID", SecretKeyGitHubClientID, true),
+		secretEnv("CODER_OAUTH2_GITHUB_CLIENT_SECRET", SecretKeyGitHubClientSecret, true),
+		secretEnv("CODER_OAUTH2_GITHUB_ALLOWED_ORGS", SecretKeyGitHubAllowedOrgs, true),
+	}
+}
+
+func secretEnv(name, key string, optional bool) corev1.EnvVar {
+	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: SecretName}, Key: key}
+	if optional {
+		ref.Optional = &optional
+	}
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}}
+}
+
+func csiVolume() corev1.Volume {
+	readOnly := true
+	return corev1.Volume{
+		Name: csiVolumeName,
+		VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
+			Driver:           csiDriver,
+			ReadOnly:         &readOnly,
+			VolumeAttributes: map[string]string{"secretProviderClass": SecretProviderClass},
+		}},
+	}
+}

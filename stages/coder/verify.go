@@ -1,0 +1,311 @@
+package coder
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/coderctl/coderctl/internal/coderapi"
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/sizing"
+)
+
+// Check names of the checkpoint.
+const (
+	CheckPods         = "pods"
+	CheckSecret       = "secret"
+	CheckLoadBalancer = "load-balancer"
+	CheckTLSListener  = "tls-listener"
+	CheckHealthz      = "healthz"
+	CheckVersion      = "version"
+	CheckHA           = "high-availability"
+)
+
+// PremiumHAMessage is what an unlicensed deployment with more than one
+// coderd replica is told.
+const PremiumHAMessage = "more than one coderd replica is a Coder Premium feature; without a license the replicas do not " +
+	"coordinate (users may fail to reach workspaces through the other replica)"
+
+// verify runs the checkpoint's independent groups of checks concurrently.
+func (s *stage) verify(ctx context.Context) []engine.Check {
+	groups := []func(context.Context) []engine.Check{s.checkPods, s.checkSecret, s.checkLoadBalancer, s.checkAPI}
+	results := make([][]engine.Check, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = g(ctx)
+		}()
+	}
+	wg.Wait()
+	var out []engine.Check
+	for _, r := range results {
+		out = append(out, r...)
+	}
+	return out
+}
+
+// wantReplicas is the Deployment's replica count (a values override may
+// change it), else the sizing's.
+func (s *stage) wantReplicas(ctx context.Context, kc kubernetes.Interface) int {
+	dep, err := kc.AppsV1().Deployments(Namespace).Get(ctx, ChartName, metav1.GetOptions{})
+	if err == nil && dep.Spec.Replicas != nil {
+		return int(*dep.Spec.Replicas)
+	}
+	return s.sizing().Coderd.Replicas
+}
+
+func (s *stage) checkPods(ctx context.Context) []engine.Check {
+	kc, _, err := Kube(ctx, s.d)
+	if err != nil {
+		return []engine.Check{engine.Failf(CheckPods, "check --kubeconfig or that the EKS cluster exists", "cannot reach the cluster: %v", err)}
+	}
+	return []engine.Check{PodsOnNodes(ctx, kc, PodsSpec{
+		Check: CheckPods, What: "coderd", Selector: labels.SelectorFromSet(selectorLabels()).String(),
+		Role: sizing.RoleCoderd, Want: s.wantReplicas(ctx, kc),
+		Hint: "kubectl -n coder describe pods -l app.kubernetes.io/name=coder (Pending: coderd node group or taints; CrashLoop: database URL in coder-secrets)",
+	})}
+}
+
+// PodsSpec says which pods PodsOnNodes checks.
+type PodsSpec struct {
+	Check, What, Selector, Role, Hint string
+	Want                              int
+}
+
+// PodsOnNodes checks that at least Want pods matching Selector in the coder
+// namespace are Ready, every one on a node labelled coder/node-type=Role;
+// it warns when more than one is wanted but all share one node.
+func PodsOnNodes(ctx context.Context, kc kubernetes.Interface, spec PodsSpec) engine.Check {
+	pods, err := kc.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: spec.Selector})
+	if err != nil {
+		return engine.Failf(spec.Check, spec.Hint, "cannot list %s pods: %v", spec.What, err)
+	}
+	nodes, err := nodeRoles(ctx, kc)
+	if err != nil {
+		return engine.Failf(spec.Check, spec.Hint, "cannot list nodes: %v", err)
+	}
+	ready, hosts := 0, map[string]bool{}
+	var misplaced, notReady []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if p.Spec.NodeName != "" && nodes[p.Spec.NodeName] != spec.Role {
+			misplaced = append(misplaced, fmt.Sprintf("%s on %s (%s=%q)", p.Name, p.Spec.NodeName, sizing.NodeTypeLabel, nodes[p.Spec.NodeName]))
+			continue
+		}
+		if !podReady(&p) {
+			notReady = append(notReady, fmt.Sprintf("%s (%s)", p.Name, podState(&p)))
+			continue
+		}
+		ready++
+		hosts[p.Spec.NodeName] = true
+	}
+	switch {
+	case len(misplaced) > 0:
+		return engine.Failf(spec.Check, "the pods must select and tolerate the "+spec.Role+" node group", "%s pods on the wrong nodes: %s",
+			spec.What, strings.Join(misplaced, ", "))
+	case ready < spec.Want:
+		detail := ""
+		if len(notReady) > 0 {
+			detail = "; not ready: " + strings.Join(firstN(notReady, 5), ", ")
+		}
+		return engine.Failf(spec.Check, spec.Hint, "%d of %d %s pods ready%s", ready, spec.Want, spec.What, detail)
+	case spec.Want > 1 && len(hosts) == 1:
+		return engine.Warnf(spec.Check, "add "+spec.Role+" nodes so that losing one node leaves a replica",
+			"%d %s pods ready, but all on one node", ready, spec.What)
+	}
+	return engine.Passf(spec.Check, "%d of %d %s pods ready on %d %s node(s)", ready, spec.Want, spec.What, len(hosts), spec.Role)
+}
+
+// nodeRoles maps node names to their coder/node-type label.
+func nodeRoles(ctx context.Context, kc kubernetes.Interface) (map[string]string, error) {
+	list, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, n := range list.Items {
+		out[n.Name] = n.Labels[sizing.NodeTypeLabel]
+	}
+	return out, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podState is a pod's phase, or the reason a container is waiting.
+func podState(p *corev1.Pod) string {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Waiting != nil && cs.State.Waiting.Reason != "" {
+			return cs.State.Waiting.Reason
+		}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message != "" {
+			return string(p.Status.Phase) + ": " + c.Message
+		}
+	}
+	return string(p.Status.Phase)
+}
+
+func firstN(s []string, n int) []string {
+	sort.Strings(s)
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
+	}
+	return s
+}
+
+func (s *stage) checkSecret(ctx context.Context) []engine.Check {
+	const hint = "the Secrets Store CSI driver syncs it only while a coderd pod mounts SecretProviderClass " + SecretProviderClass +
+		": check the coderd pods' events for mount errors, and that the IRSA role SECRETS_ROLE_ARN may read coder/* secrets"
+	kc, _, err := Kube(ctx, s.d)
+	if err != nil {
+		return []engine.Check{engine.Failf(CheckSecret, hint, "cannot reach the cluster: %v", err)}
+	}
+	sec, err := kc.CoreV1().Secrets(Namespace).Get(ctx, SecretName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return []engine.Check{engine.Failf(CheckSecret, hint, "Kubernetes secret %s/%s does not exist", Namespace, SecretName)}
+	case err != nil:
+		return []engine.Check{engine.Failf(CheckSecret, hint, "cannot read secret %s/%s: %v", Namespace, SecretName, err)}
+	case len(sec.Data[SecretKeyDatabaseURL]) == 0:
+		return []engine.Check{engine.Failf(CheckSecret, hint, "secret %s/%s has no %s key", Namespace, SecretName, SecretKeyDatabaseURL)}
+	}
+	keys := make([]string, 0, len(sec.Data))
+	for k := range sec.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return []engine.Check{engine.Passf(CheckSecret, "secret %s/%s synced with keys %s", Namespace, SecretName, strings.Join(keys, ", "))}
+}
+
+// checkLoadBalancer checks the Service's hostname and, in AWS, the NLB's
+// TLS listener.
+func (s *stage) checkLoadBalancer(ctx context.Context) []engine.Check {
+	const lbHint = "the AWS cloud controller creates the NLB: `kubectl -n coder describe service coder-lb`; public subnets need kubernetes.io/role/elb=1"
+	svc, err := serviceOf(ctx, s)
+	switch {
+	case err != nil:
+		return []engine.Check{engine.Failf(CheckLoadBalancer, lbHint, "cannot read service %s/%s: %v", Namespace, ServiceName, err)}
+	case svc == nil:
+		return []engine.Check{engine.Failf(CheckLoadBalancer, "run 'coderctl stage coder apply'", "service %s/%s does not exist", Namespace, ServiceName)}
+	case Hostname(svc) == "":
+		return []engine.Check{engine.Failf(CheckLoadBalancer, lbHint, "service %s/%s has no load balancer hostname yet", Namespace, ServiceName)}
+	}
+	host := Hostname(svc)
+	checks := []engine.Check{engine.Passf(CheckLoadBalancer, "service %s/%s has load balancer %s", Namespace, ServiceName, host)}
+	return append(checks, s.checkListener(ctx, host))
+}
+
+func (s *stage) checkListener(ctx context.Context, host string) engine.Check {
+	certARN := s.d.State.Get(keyCertARN)
+	if s.d.AWS == nil {
+		return engine.Failf(CheckTLSListener, "run with AWS credentials", "no AWS clients to read the load balancer with")
+	}
+	lb, err := LoadBalancerByHostname(ctx, s.d.AWS.ELB, host)
+	switch {
+	case err != nil:
+		return engine.Failf(CheckTLSListener, "check AWS credentials and region", "%v", err)
+	case lb == nil:
+		return engine.Failf(CheckTLSListener, "the Service status points at a load balancer that is gone: delete the Service and re-apply",
+			"no load balancer %s in %s", host, s.d.Region())
+	}
+	found, hasCert, err := tlsListener(ctx, s.d.AWS.ELB, aws.ToString(lb.LoadBalancerArn), certARN)
+	switch {
+	case err != nil:
+		return engine.Failf(CheckTLSListener, "check AWS credentials and region", "%v", err)
+	case !found:
+		return engine.Failf(CheckTLSListener, "check the service's ssl-cert and ssl-ports annotations", "load balancer %s has no TLS listener on 443", lbLabel(lb))
+	case !hasCert:
+		return engine.Failf(CheckTLSListener, "re-apply the coder stage so the service's ssl-cert annotation names CERT_ARN",
+			"the TLS listener of %s does not use CERT_ARN %s", lbLabel(lb), certARN)
+	}
+	return engine.Passf(CheckTLSListener, "TLS listener on 443 of %s uses %s", aws.ToString(lb.LoadBalancerName), certARN)
+}
+
+// checkAPI calls coderd through CODER_URL: health, version and, with a
+// session token, the license behind more than one replica.
+func (s *stage) checkAPI(ctx context.Context) []engine.Check {
+	url := s.d.Inputs.CoderURL()
+	client, err := APIClient(s.d, s.token())
+	if err != nil {
+		return []engine.Check{engine.Failf(CheckHealthz, "check CODER_URL and CODER_CA_FILE", "%v", err)}
+	}
+	h, err := client.Healthz(ctx)
+	switch {
+	case err != nil:
+		return []engine.Check{engine.Failf(CheckHealthz, UnreachableHint(s.d, err), "%v", err)}
+	case !h.OK():
+		return []engine.Check{engine.Failf(CheckHealthz, "see the coderd logs: kubectl -n coder logs -l app.kubernetes.io/name=coder",
+			"GET %s/healthz answered %d %q, want 200 OK", url, h.StatusCode, h.Body)}
+	}
+	checks := []engine.Check{engine.Passf(CheckHealthz, "GET %s/healthz: 200 OK", url)}
+	checks = append(checks, s.checkVersion(ctx, client))
+	return append(checks, s.checkHA(ctx, client))
+}
+
+func (s *stage) checkVersion(ctx context.Context, client *coderapi.Client) engine.Check {
+	want := s.d.Inputs.CoderVersion()
+	bi, err := client.BuildInfo(ctx)
+	switch {
+	case err != nil:
+		return engine.Failf(CheckVersion, "see the coderd logs", "GET /api/v2/buildinfo: %v", err)
+	case bi.SemVer() != want:
+		return engine.Failf(CheckVersion, "re-apply the coder stage; if CODER_VALUES_FILE sets coder.image.tag, make it match CODER_VERSION",
+			"coderd reports %s, CODER_VERSION is %s", bi.Version, want)
+	}
+	return engine.Passf(CheckVersion, "coderd reports %s", bi.Version)
+}
+
+// checkHA says plainly when replicas need a license the deployment lacks.
+func (s *stage) checkHA(ctx context.Context, client *coderapi.Client) engine.Check {
+	replicas := s.sizing().Coderd.Replicas
+	if kc, _, err := Kube(ctx, s.d); err == nil {
+		replicas = s.wantReplicas(ctx, kc)
+	}
+	if replicas <= 1 {
+		return engine.Passf(CheckHA, "one coderd replica: no license needed")
+	}
+	if !client.HasToken() {
+		return engine.Warnf(CheckHA, "export "+EnvSessionToken+" (an owner's token: coder login, then coder tokens create) to check the license",
+			"%d coderd replicas; the license could not be checked without a session token (more than one replica is a Coder Premium feature)", replicas)
+	}
+	ent, err := client.Entitlements(ctx)
+	if err != nil {
+		return engine.Warnf(CheckHA, "check that "+EnvSessionToken+" is a valid owner token", "cannot read entitlements: %v", err)
+	}
+	if !ent.HasLicense || !ent.Entitled(coderapi.FeatureHighAvailability) {
+		return engine.Warnf(CheckHA, "add a Premium license (coder licenses add), or set coder.replicaCount: 1 in CODER_VALUES_FILE",
+			"%s; this deployment runs %d replicas", PremiumHAMessage, replicas)
+	}
+	return engine.Passf(CheckHA, "%d coderd replicas, high availability licensed", replicas)
+}
+
+// SessionToken reads the owner's token from the process environment the
+// way the stages do.
+func SessionToken(lookup func(string) (string, bool)) string {
+	v, _ := lookup(EnvSessionToken)
+	return strings.TrimSpace(v)
+}

@@ -1,0 +1,257 @@
+package provisioners
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/coderctl/coderctl/internal/coderapi"
+	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/stages/coder"
+)
+
+// tokenHint says how to get an owner's session token.
+const tokenHint = "deploy Coder first, create the first (owner) user at CODER_URL, then run `coder login $CODER_URL` and " +
+	"`export CODER_SESSION_TOKEN=$(coder tokens create --name coderctl)`; coderctl reads it from the environment and never stores it"
+
+// keySecret is what the Kubernetes secret says about the key it holds.
+type keySecret struct {
+	exists bool
+	filled bool   // holds a non-empty key
+	keyID  string // the annotation; "" when the secret was made by hand
+}
+
+func readKeySecret(ctx context.Context, kc kubernetes.Interface) (keySecret, error) {
+	sec, err := kc.CoreV1().Secrets(coder.Namespace).Get(ctx, KeySecretName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return keySecret{}, nil
+	}
+	if err != nil {
+		return keySecret{}, fmt.Errorf("read secret %s/%s: %w", coder.Namespace, KeySecretName, err)
+	}
+	return keySecret{exists: true, filled: len(sec.Data[KeySecretKey]) > 0, keyID: sec.Annotations[annKeyID]}, nil
+}
+
+// keyAction is what ensureKey must do, from the secret and Coder's key.
+type keyAction int
+
+const (
+	keyKeep   keyAction = iota // the secret holds the key Coder has
+	keyCreate                  // no key in Coder: create one, (re)write the secret
+	keyRotate                  // Coder has a key whose secret is lost: delete, create, write
+)
+
+// decideKey compares the Kubernetes secret with Coder's key. Coder shows a
+// key's secret only once, at creation: a key whose secret is gone (or that
+// was replaced behind coderctl's back) can only be rotated.
+func decideKey(sec keySecret, key *coderapi.ProvisionerKey) (keyAction, string) {
+	switch {
+	case key == nil && sec.filled:
+		return keyCreate, fmt.Sprintf("secret %s holds a key Coder no longer has: create %s and replace it", KeySecretName, KeyName)
+	case key == nil:
+		return keyCreate, fmt.Sprintf("create provisioner key %s (scope=organization) and keep it in secret %s", KeyName, KeySecretName)
+	case !sec.filled:
+		return keyRotate, fmt.Sprintf("key %s exists in Coder but secret %s does not hold it: rotate (delete, create)", KeyName, KeySecretName)
+	case sec.keyID != "" && sec.keyID != key.ID:
+		return keyRotate, fmt.Sprintf("secret %s holds an older key than Coder's %s: rotate", KeySecretName, KeyName)
+	}
+	return keyKeep, fmt.Sprintf("secret %s holds key %s", KeySecretName, KeyName)
+}
+
+// api is an authenticated client and the default organization's ID.
+type api struct {
+	client *coderapi.Client
+	org    string
+}
+
+func (s *stage) connect(ctx context.Context) (api, error) {
+	token := s.token()
+	if token == "" {
+		return api{}, fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint, "not set: the provisioner key is created through the Coder API as an owner")
+	}
+	client, err := coder.APIClient(s.d, token)
+	if err != nil {
+		return api{}, err
+	}
+	org, err := client.DefaultOrganization(ctx)
+	if err != nil {
+		return api{}, explainAPIError(s, err)
+	}
+	return api{client: client, org: org.ID}, nil
+}
+
+// explainAPIError turns coderd's refusals into what the user must do.
+func explainAPIError(s *stage, err error) error {
+	switch {
+	case coderapi.IsUnauthorized(err):
+		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint, "coderd at %s refused the token (expired, revoked or from another deployment): %v",
+			s.d.Inputs.CoderURL(), err)
+	case coderapi.IsForbidden(err):
+		return fmt.Errorf("external provisioners are a Coder Premium feature and this deployment has no license for them "+
+			"(add one with `coder licenses add`, then re-run): %w", err)
+	case coderapi.IsUnreachable(err):
+		return fmt.Errorf("%w (%s)", err, coder.UnreachableHint(s.d, err))
+	}
+	return err
+}
+
+func (s *stage) planKey(ctx context.Context) ([]engine.Action, error) {
+	resource := fmt.Sprintf("provisioner key %s (secret %s/%s)", KeyName, coder.Namespace, KeySecretName)
+	kc, _, err := coder.Kube(ctx, s.d)
+	if err != nil {
+		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: fmt.Sprintf("create (cluster not reachable yet: %v)", err)}}, nil
+	}
+	sec, err := readKeySecret(ctx, kc)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.connect(ctx)
+	if err != nil {
+		// Without the API, the secret alone says what is likely.
+		kind, reason := engine.Nothing, "secret exists (Coder not asked: "+firstLine(err)+")"
+		if !sec.filled {
+			kind, reason = engine.Create, "create the key through the Coder API ("+firstLine(err)+")"
+		}
+		return []engine.Action{{Kind: kind, Resource: resource, Reason: reason}}, nil
+	}
+	key, err := a.client.FindProvisionerKey(ctx, a.org, KeyName)
+	if err != nil {
+		return nil, explainAPIError(s, err)
+	}
+	action, reason := decideKey(sec, key)
+	kind := map[keyAction]engine.ActionKind{keyKeep: engine.Nothing, keyCreate: engine.Create, keyRotate: engine.Update}[action]
+	return []engine.Action{{Kind: kind, Resource: resource, Reason: reason}}, nil
+}
+
+// applyKey makes the secret hold a key Coder knows. The key's secret goes
+// from coderd's answer straight into the Kubernetes secret; it is never
+// printed, logged or written to the state file.
+func (s *stage) applyKey(ctx context.Context, r engine.Reporter) error {
+	kc, _, err := coder.Kube(ctx, s.d)
+	if err != nil {
+		return err
+	}
+	sec, err := readKeySecret(ctx, kc)
+	if err != nil {
+		return err
+	}
+	if s.token() == "" && !s.coderDeployed() {
+		return engine.Pending("%s is not set: create the first (owner) user at %s, run `coder login %s` and "+
+			"`export %s=$(coder tokens create --name coderctl)`, then re-run 'coderctl up'",
+			coder.EnvSessionToken, s.d.Inputs.CoderURL(), s.d.Inputs.CoderURL(), coder.EnvSessionToken)
+	}
+	a, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	key, err := a.client.FindProvisionerKey(ctx, a.org, KeyName)
+	if err != nil {
+		return explainAPIError(s, err)
+	}
+	action, reason := decideKey(sec, key)
+	if action == keyKeep {
+		return nil
+	}
+	r.Progress(reason)
+	if action == keyRotate {
+		if err := a.client.DeleteProvisionerKey(ctx, a.org, KeyName); err != nil {
+			return explainAPIError(s, err)
+		}
+	}
+	secret, err := a.client.CreateProvisionerKey(ctx, a.org, KeyName, KeyTags())
+	if err != nil {
+		return explainAPIError(s, err)
+	}
+	// A kill here leaves a key without its secret: the next run rotates it.
+	created, err := a.client.FindProvisionerKey(ctx, a.org, KeyName)
+	if err != nil {
+		return explainAPIError(s, err)
+	}
+	id := ""
+	if created != nil {
+		id = created.ID
+	}
+	if err := writeKeySecret(ctx, kc, secret, id); err != nil {
+		return err
+	}
+	r.Progress(fmt.Sprintf("provisioner key %s (id %s) stored in secret %s/%s", KeyName, id, coder.Namespace, KeySecretName))
+	return nil
+}
+
+// writeKeySecret creates or replaces the key secret.
+func writeKeySecret(ctx context.Context, kc kubernetes.Interface, key coderapi.KeySecret, keyID string) error {
+	if err := ensureNamespace(ctx, kc); err != nil {
+		return err
+	}
+	want := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: KeySecretName, Namespace: coder.Namespace,
+			Labels:      map[string]string{"app.kubernetes.io/managed-by": "coderctl", "app.kubernetes.io/part-of": ChartName},
+			Annotations: map[string]string{annKeyID: keyID, "coderctl.dev/provisioner-key-name": KeyName},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{KeySecretKey: []byte(key.Reveal())},
+	}
+	secrets := kc.CoreV1().Secrets(coder.Namespace)
+	_, err := secrets.Create(ctx, want, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = secrets.Update(ctx, want, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		// The API error names the object, never its data.
+		return fmt.Errorf("write secret %s/%s: %w", coder.Namespace, KeySecretName, err)
+	}
+	return nil
+}
+
+func ensureNamespace(ctx context.Context, kc kubernetes.Interface) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: coder.Namespace}}
+	_, err := kc.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", coder.Namespace, err)
+	}
+	return nil
+}
+
+// destroyKey deletes the secret and, with a session token, the key in
+// Coder; without one it says how to delete the key by hand.
+func (s *stage) destroyKey(ctx context.Context, r engine.Reporter) error {
+	kc, _, err := coder.Kube(ctx, s.d)
+	if err != nil {
+		if s.d.ClusterGone(ctx) {
+			r.Progress("the EKS cluster is gone, and secret " + KeySecretName + " with it")
+			return nil
+		}
+		return err
+	}
+	err = kc.CoreV1().Secrets(coder.Namespace).Delete(ctx, KeySecretName, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete secret %s/%s: %w", coder.Namespace, KeySecretName, err)
+	}
+	a, err := s.connect(ctx)
+	if err != nil {
+		r.Notice(fmt.Sprintf("provisioner key %s left in Coder (%s): delete it with `coder provisioner keys delete %s`", KeyName, firstLine(err), KeyName),
+			map[string]any{"key": KeyName})
+		return nil
+	}
+	if err := a.client.DeleteProvisionerKey(ctx, a.org, KeyName); err != nil {
+		return explainAPIError(s, err)
+	}
+	return nil
+}
+
+func firstLine(err error) string {
+	msg := err.Error()
+	for i, c := range msg {
+		if c == '\n' {
+			return msg[:i]
+		}
+	}
+	return msg
+}

@@ -1,0 +1,113 @@
+// Package provisioners is the guide's "Deploy external provisioners" step:
+// a provisioner key created through the Coder API with an owner's session
+// token from the environment (never stored), kept only in the Kubernetes
+// secret coder-provisioner-key, and the coder-provisioner helm release on
+// the provisioner nodes, with one replica per concurrent build for USERS.
+package provisioners
+
+import (
+	"os"
+	"time"
+
+	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/deploy"
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/sizing"
+	"github.com/coderctl/coderctl/stages/coder"
+)
+
+// Name is the stage's registry name.
+const Name = "provisioners"
+
+// Step names.
+const (
+	StepKey     = "key"
+	StepRelease = "release"
+)
+
+// Names in Coder and Kubernetes.
+const (
+	// KeyName is the provisioner key in Coder's default organization.
+	KeyName = "eks-provisioner"
+	// KeySecretName holds the key's secret in namespace coder, under KeySecretKey.
+	KeySecretName = "coder-provisioner-key"
+	KeySecretKey  = "key"
+	ReleaseName   = "coder-provisioner"
+	ChartName     = "coder-provisioner"
+	ValuesFile    = "provisioner-values.yaml"
+	// annKeyID on the key secret (and the pods) is the ID of the key the
+	// secret holds: not secret, and it changes when the key is rotated,
+	// which rolls the pods onto the new key.
+	annKeyID = "coderctl.dev/provisioner-key-id"
+)
+
+// KeyTags scope the key to the organization: daemons started with it take
+// any organization-wide job. Tags come from the key, never from
+// CODER_PROVISIONERD_TAGS.
+func KeyTags() map[string]string { return map[string]string{"scope": "organization"} }
+
+// Inputs.
+const (
+	KeyValuesFile   = "PROVISIONER_VALUES_FILE"
+	KeyChartRepo    = "PROVISIONER_CHART_REPO"
+	KeyChartVersion = "PROVISIONER_CHART_VERSION"
+)
+
+// Typical real durations.
+const (
+	typicalKey     = 5 * time.Second
+	typicalRelease = 2 * time.Minute
+	releaseTimeout = 10 * time.Minute
+)
+
+// Options are what a run may set beyond Deps.
+type Options struct {
+	// HelmCacheDir is helm's repository cache; empty means helmx.DefaultCacheDir().
+	HelmCacheDir string
+	// LookupEnv reads the process environment (CODER_SESSION_TOKEN); nil
+	// means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// New builds the provisioners stage for the registry.
+func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{LookupEnv: d.LookupEnv}) }
+
+// NewWithOptions builds the provisioners stage with options.
+func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	s := &stage{d: d, opts: opts}
+	return &engine.Definition{
+		StageName: Name,
+		Requires:  []string{coder.Name},
+		ReadKeys: []string{config.KeyUsers, config.KeyCoderURL, config.KeyCoderVersion, coder.KeyCAFile,
+			KeyChartRepo, KeyChartVersion, KeyValuesFile},
+		StepList: []engine.Step{
+			// The key needs coderd answering: the coder stage's checkpoint.
+			{Name: StepKey, Needs: []string{coder.Name}, Typical: typicalKey, Plan: s.planKey, Apply: s.applyKey, Destroy: s.destroyKey},
+			{Name: StepRelease, Needs: []string{engine.StepID(Name, StepKey)}, Typical: typicalRelease,
+				Plan: s.planRelease, Apply: s.applyRelease, Destroy: s.destroyRelease},
+		},
+		Checks:    s.verify,
+		Validator: s.validate,
+	}
+}
+
+type stage struct {
+	d    *deploy.Deps
+	opts Options
+}
+
+func (s *stage) token() string { return coder.SessionToken(s.opts.LookupEnv) }
+
+func (s *stage) chart() helmx.Chart {
+	in := s.d.Inputs
+	return helmx.Chart{Name: ChartName, Repo: in.Get(KeyChartRepo), Version: in.Get(KeyChartVersion)}
+}
+
+func (s *stage) sizing() sizing.Sizing {
+	ws, _ := sizing.GroupFor(s.d.NodeGroups(), sizing.RoleWorkspace)
+	return sizing.For(s.d.Inputs.Users(), ws.InstanceType)
+}

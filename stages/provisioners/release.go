@@ -1,0 +1,147 @@
+package provisioners
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/coderctl/coderctl/configs"
+	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/sizing"
+	"github.com/coderctl/coderctl/stages/coder"
+)
+
+// lastPSKDefaultChart is the last provisioner chart version whose PSK
+// default must be cleared explicitly when a key is used.
+const lastPSKDefaultChart = "2.17.0"
+
+// NeedsEmptyPSK reports whether chart version v needs
+// provisionerDaemon.pskSecretName: "" next to a key (versions ≤ 2.17.0).
+// An unparsable version is treated as old: the empty name is harmless.
+func NeedsEmptyPSK(v string) bool {
+	ver, err := semver.NewVersion(v)
+	if err != nil {
+		return true
+	}
+	return !ver.GreaterThan(semver.MustParse(lastPSKDefaultChart))
+}
+
+// computedValues are the values coderctl derives; keyID rolls the pods
+// when the key is rotated.
+func (s *stage) computedValues(keyID string) map[string]any {
+	sz := s.sizing()
+	selector, tolerations := coder.NodePlacement(s.d.NodeGroups(), sizing.RoleProvisioner)
+	daemon := map[string]any{"keySecretName": KeySecretName, "keySecretKey": KeySecretKey}
+	if NeedsEmptyPSK(s.chart().Version) {
+		daemon["pskSecretName"] = ""
+	}
+	values := map[string]any{
+		"coder": map[string]any{
+			"replicaCount": sz.Provisioners.Replicas,
+			"resources":    sz.Provisioners.Pod.Values(),
+			"image":        map[string]any{"tag": "v" + s.d.Inputs.CoderVersion()},
+			"nodeSelector": selector,
+			"tolerations":  tolerations,
+			// coderd through its in-cluster Service; no CODER_PROVISIONERD_TAGS:
+			// the tags come from the key.
+			"env": []map[string]any{{"name": "CODER_URL", "value": coder.InClusterURL}},
+		},
+		"provisionerDaemon": daemon,
+	}
+	if keyID != "" {
+		values["coder"].(map[string]any)["podAnnotations"] = map[string]any{annKeyID: keyID}
+	}
+	return values
+}
+
+func (s *stage) release(keyID string) (helmx.Release, error) {
+	values, err := helmx.MergeValues(configs.Read(ValuesFile), s.computedValues(keyID), s.d.Inputs.Get(KeyValuesFile))
+	if err != nil {
+		return helmx.Release{}, err
+	}
+	return helmx.Release{Name: ReleaseName, Namespace: coder.Namespace, Chart: s.chart(), Values: values,
+		Wait: true, Timeout: releaseTimeout}, nil
+}
+
+func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
+	resource := fmt.Sprintf("helm release %s/%s (%d replicas)", coder.Namespace, ReleaseName, s.sizing().Provisioners.Replicas)
+	kc, _, err := coder.Kube(ctx, s.d)
+	if err != nil {
+		return append([]engine.Action{{Kind: engine.Create, Resource: resource,
+			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}}, s.capacityWarning()...), nil
+	}
+	sec, err := readKeySecret(ctx, kc)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := s.release(sec.keyID)
+	if err != nil {
+		return nil, err
+	}
+	helm, err := coder.Helm(ctx, s.d, s.opts.HelmCacheDir)
+	if err != nil {
+		return nil, err
+	}
+	change, err := helm.Plan(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	return append([]engine.Action{coder.ActionFor(resource, change)}, s.capacityWarning()...), nil
+}
+
+// capacityWarning puts the capacity check's warning into the plan, where it
+// is read before anything is built.
+func (s *stage) capacityWarning() []engine.Action {
+	c := sizing.CapacityCheck(s.sizing(), s.d.NodeGroups())
+	if c.Status == engine.Pass {
+		return nil
+	}
+	return []engine.Action{{Kind: engine.Nothing, Resource: "node group capacity", Reason: "warning: " + c.Reason}}
+}
+
+func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
+	kc, _, err := coder.Kube(ctx, s.d)
+	if err != nil {
+		return err
+	}
+	sec, err := readKeySecret(ctx, kc)
+	if err != nil {
+		return err
+	}
+	if !sec.filled {
+		return fmt.Errorf("secret %s/%s holds no key: run 'coderctl stage %s apply' with %s set", coder.Namespace, KeySecretName, Name, coder.EnvSessionToken)
+	}
+	rel, err := s.release(sec.keyID)
+	if err != nil {
+		return err
+	}
+	helm, err := coder.Helm(ctx, s.d, s.opts.HelmCacheDir)
+	if err != nil {
+		return err
+	}
+	sz := s.sizing().Provisioners
+	r.Progress(fmt.Sprintf("installing or upgrading %s: %d provisioners (%s)", rel.Chart, sz.Replicas, sz.Basis))
+	rev, changed, err := helm.Apply(ctx, rel, r.Progress)
+	if err != nil {
+		return err
+	}
+	if changed {
+		r.Progress(fmt.Sprintf("release %s/%s at revision %d", coder.Namespace, ReleaseName, rev))
+	}
+	return nil
+}
+
+func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
+	helm, err := coder.Helm(ctx, s.d, s.opts.HelmCacheDir)
+	if err != nil {
+		if s.d.ClusterGone(ctx) {
+			r.Progress("the EKS cluster is gone, and release " + ReleaseName + " with it")
+			return nil
+		}
+		return err
+	}
+	r.Progress(fmt.Sprintf("uninstalling release %s/%s", coder.Namespace, ReleaseName))
+	return helm.Uninstall(ctx, ReleaseName, coder.Namespace, true)
+}
