@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
@@ -48,6 +49,11 @@ func LoadConfig(ctx context.Context, region, version string, extra ...func(*smit
 				o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) {
 					so.MaxAttempts = MaxAttempts
 					so.MaxBackoff = 20 * time.Second
+					// No client-side retry quota: a run makes a few hundred
+					// calls over tens of minutes, and a burst of throttling
+					// must slow it down (adaptive mode does), not drain a
+					// token bucket and fail the run.
+					so.RateLimiter = ratelimit.None
 				})
 			})
 		}),

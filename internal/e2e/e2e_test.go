@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/inventory"
 	"github.com/coderctl/coderctl/internal/testenv/awsproxy"
 	"github.com/coderctl/coderctl/internal/testenv/ground"
@@ -63,7 +64,12 @@ type result struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	p := awsproxy.Instant()
+	return newWorldWith(t, awsproxy.Instant())
+}
+
+// newWorldWith starts a ground whose AWS goes through the proxy profile p.
+func newWorldWith(t *testing.T, p awsproxy.Profile) *world {
+	t.Helper()
 	g, err := ground.Start(context.Background(), ground.Options{
 		WorkDir: t.TempDir(), Profile: &p, Cluster: "coder-prod", Region: "us-west-2", CoderVersion: "2.36.1",
 	})
@@ -186,6 +192,8 @@ func TestFullDeploymentLifecycle(t *testing.T) {
 		t.Errorf("second up made mutating AWS calls: %v", c.MutationNames())
 	}
 
+	w.assertLostStateRediscovered()
+
 	r = w.run("down", "--yes", "--delete-database", "--skip-final-snapshot", "--force-delete-secrets", "-o", "json")
 	if r.code != 0 {
 		t.Fatalf("down: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 200))
@@ -281,4 +289,58 @@ func (w *world) kubeSecret(ns, name, key string) string {
 		return ""
 	}
 	return string(sec.Data[key])
+}
+
+// assertLostStateRediscovered removes every output from coder-infra.env and
+// runs up again: everything is found by tags, nothing is created, and the
+// same values are written back.
+func (w *world) assertLostStateRediscovered() {
+	w.t.Helper()
+	before := w.stateValues()
+	var outputs []string
+	for k := range before {
+		if !isInput(k) {
+			outputs = append(outputs, k)
+		}
+	}
+	if r := w.run(append([]string{"state", "unset"}, outputs...)...); r.code != 0 {
+		w.t.Fatalf("state unset: %d %s", r.code, r.stderr)
+	}
+	w.g.Proxy.ResetCounts()
+	if r := w.run("up", "--yes", "-o", "json"); r.code != 0 {
+		w.t.Fatalf("up after losing the outputs: exit %d: %s", r.code, r.stderr)
+	}
+	if c := w.g.Proxy.Counts(); c.TotalMutations() != 0 {
+		w.t.Errorf("up after losing the outputs created or changed things: %v", c.MutationNames())
+	}
+	after := w.stateValues()
+	for _, k := range outputs {
+		if strings.HasPrefix(k, "STAGE_") {
+			continue // timestamps are rewritten with the new run's time
+		}
+		if after[k] != before[k] {
+			w.t.Errorf("%s rediscovered as %q, was %q", k, after[k], before[k])
+		}
+	}
+}
+
+// stateValues reads coder-infra.env through coderctl.
+func (w *world) stateValues() map[string]string {
+	w.t.Helper()
+	r := w.run("state", "show", "-o", "json")
+	var st struct{ Values map[string]string }
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &st); err != nil {
+		w.t.Fatalf("state show -o json: %v: %q", err, r.stdout)
+	}
+	return st.Values
+}
+
+// isInput says whether a state key is one the user (or init) set.
+func isInput(key string) bool {
+	for _, doc := range config.InputKeys() {
+		if doc.Key == key {
+			return true
+		}
+	}
+	return false
 }
