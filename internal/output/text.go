@@ -22,8 +22,10 @@ type Text struct {
 	verbose bool
 	now     func() time.Time
 
-	running  map[string]*liveStep
-	drawn    int // lines of the live block on screen
+	running map[string]*liveStep
+	drawn   int    // lines of the live block on screen
+	mode    string // the run's mode, from its first event
+
 	stopTick chan struct{}
 }
 
@@ -119,12 +121,21 @@ func (t *Text) format(e engine.Event) string {
 	if e.Step != "" {
 		id += "/" + e.Step
 	}
+	// A plan is a list of actions; progress lines would only hide them.
+	quiet := t.mode == string(engine.ModePlan)
 	switch e.Type {
 	case engine.EventRunStarted:
+		t.mode = e.Status
 		return fmt.Sprintf("%s %s", ts, e.Message)
 	case engine.EventStage:
+		if quiet && e.Status != engine.StatusFailed {
+			return ""
+		}
 		return t.stageLine(ts, e)
 	case engine.EventStep:
+		if quiet && e.Status != engine.StatusFailed {
+			return ""
+		}
 		return t.stepLine(ts, id, e)
 	case engine.EventProgress:
 		if t.live || !t.verbose && !strings.HasPrefix(e.Message, "waiting") {

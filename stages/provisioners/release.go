@@ -121,6 +121,9 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
+	if err := s.mustFit(); err != nil {
+		return err
+	}
 	sz := s.sizing().Provisioners
 	r.Progress(fmt.Sprintf("installing or upgrading %s: %d provisioners (%s)", rel.Chart, sz.Replicas, sz.Basis))
 	rev, changed, err := helm.Apply(ctx, rel, r.Progress)
@@ -144,4 +147,17 @@ func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
 	}
 	r.Progress(fmt.Sprintf("uninstalling release %s/%s", coder.Namespace, ReleaseName))
 	return helm.Uninstall(ctx, ReleaseName, coder.Namespace, true)
+}
+
+// mustFit fails the release at once when the provisioner node group cannot
+// hold the replicas even at its maximum size: plan and verify warn about it,
+// but installing would only wait out helm's timeout for pods that can never
+// be scheduled.
+func (s *stage) mustFit() error {
+	for _, f := range sizing.Fits(s.sizing(), s.d.NodeGroups()) {
+		if f.Role == sizing.RoleProvisioner && f.PerNode > 0 && f.NodesNeeded > f.MaxNodes {
+			return fmt.Errorf("%s (%s; see 'coderctl size')", f.Problem, s.d.ConfigPath)
+		}
+	}
+	return nil
 }
