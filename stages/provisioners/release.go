@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/Masterminds/semver/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/coderctl/coderctl/configs"
 	"github.com/coderctl/coderctl/internal/engine"
@@ -121,7 +124,7 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	if err := s.mustFit(); err != nil {
+	if err := s.mustFit(ctx, kc); err != nil {
 		return err
 	}
 	sz := s.sizing().Provisioners
@@ -149,15 +152,46 @@ func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
 	return helm.Uninstall(ctx, ReleaseName, coder.Namespace, true)
 }
 
-// mustFit fails the release at once when the provisioner node group cannot
-// hold the replicas even at its maximum size: plan and verify warn about it,
-// but installing would only wait out helm's timeout for pods that can never
-// be scheduled.
-func (s *stage) mustFit() error {
-	for _, f := range sizing.Fits(s.sizing(), s.d.NodeGroups()) {
-		if f.Role == sizing.RoleProvisioner && f.PerNode > 0 && f.NodesNeeded > f.MaxNodes {
-			return fmt.Errorf("%s (%s; see 'coderctl size')", f.Problem, s.d.ConfigPath)
+// mustFit fails the release at once when the provisioners can never all be
+// scheduled: the provisioner nodes in the cluster cannot hold them and the
+// node group could not grow enough even at its maximum size. Plan and verify
+// warn about the group's size; installing would only wait out helm's
+// timeout for pods that never start.
+func (s *stage) mustFit(ctx context.Context, kc kubernetes.Interface) error {
+	sz := s.sizing()
+	for _, f := range sizing.Fits(sz, s.d.NodeGroups()) {
+		if f.Role != sizing.RoleProvisioner || f.PerNode == 0 || f.NodesNeeded <= f.MaxNodes {
+			continue
 		}
+		room, err := provisionerRoom(ctx, kc, sz.Provisioners.Pod)
+		if err != nil || room >= f.Pods {
+			return nil // the nodes there now hold them (or cannot be counted): let the install decide
+		}
+		return fmt.Errorf("%s; the provisioner nodes in the cluster hold %d (%s; see 'coderctl size')", f.Problem, room, s.d.ConfigPath)
 	}
 	return nil
+}
+
+// provisionerRoom counts how many provisioner pods the Ready provisioner
+// nodes can take by their allocatable CPU and memory.
+func provisionerRoom(ctx context.Context, kc kubernetes.Interface, p sizing.Pod) (int, error) {
+	cpu, err := resource.ParseQuantity(p.Requests.CPU)
+	if err != nil {
+		return 0, err
+	}
+	mem, err := resource.ParseQuantity(p.Requests.Memory)
+	if err != nil {
+		return 0, err
+	}
+	nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: sizing.NodeTypeLabel + "=" + sizing.RoleProvisioner})
+	if err != nil {
+		return 0, err
+	}
+	room := 0
+	for _, n := range nodes.Items {
+		byCPU := n.Status.Allocatable.Cpu().MilliValue() / max(cpu.MilliValue(), 1)
+		byMem := n.Status.Allocatable.Memory().Value() / max(mem.Value(), 1)
+		room += int(min(byCPU, byMem))
+	}
+	return room, nil
 }
