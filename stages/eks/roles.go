@@ -160,7 +160,7 @@ func iamTags(tags []iamtypes.Tag) map[string]string {
 
 // hasPolicy reports whether policyARN is attached to the role.
 func (s *stage) hasPolicy(ctx context.Context, role, policyARN string) (bool, error) {
-	arns, err := s.attachedPolicies(ctx, role)
+	arns, err := awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, role)
 	if err != nil {
 		return false, err
 	}
@@ -170,21 +170,6 @@ func (s *stage) hasPolicy(ctx context.Context, role, policyARN string) (bool, er
 		}
 	}
 	return false, nil
-}
-
-func (s *stage) attachedPolicies(ctx context.Context, role string) ([]string, error) {
-	var arns []string
-	pager := iam.NewListAttachedRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
-	for pager.HasMorePages() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return nil, awsx.Describe("IAM ListAttachedRolePolicies "+role, err)
-		}
-		for _, p := range page.AttachedPolicies {
-			arns = append(arns, aws.ToString(p.PolicyArn))
-		}
-	}
-	return arns, nil
 }
 
 // planRole says what applyRole would do.
@@ -294,7 +279,7 @@ func (s *stage) destroyRole(ctx context.Context, r engine.Reporter, spec roleSpe
 // emptyRole detaches managed policies and deletes inline ones: IAM refuses
 // to delete a role that still has any.
 func (s *stage) emptyRole(ctx context.Context, role string) error {
-	arns, err := s.attachedPolicies(ctx, role)
+	arns, err := awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, role)
 	if err != nil {
 		return err
 	}

@@ -103,7 +103,7 @@ func (s *stage) readRole(ctx context.Context) (*roleState, error) {
 		return nil, fmt.Errorf("IAM role %s exists but is not tagged coderctl/deployment=%s: it belongs to something else; delete it or choose another CLUSTER_NAME",
 			name, s.d.Deployment())
 	}
-	attached, err := s.attachedPolicies(ctx, name)
+	attached, err := awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, name)
 	if err != nil {
 		return nil, err
 	}
@@ -118,21 +118,6 @@ func (s *stage) readRole(ctx context.Context) (*roleState, error) {
 		}
 	}
 	return st, nil
-}
-
-func (s *stage) attachedPolicies(ctx context.Context, role string) ([]string, error) {
-	var arns []string
-	pager := iam.NewListAttachedRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
-	for pager.HasMorePages() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return nil, awsx.Describe("IAM ListAttachedRolePolicies "+role, err)
-		}
-		for _, p := range page.AttachedPolicies {
-			arns = append(arns, aws.ToString(p.PolicyArn))
-		}
-	}
-	return arns, nil
 }
 
 func (s *stage) planRole(ctx context.Context) ([]engine.Action, error) {
@@ -266,7 +251,7 @@ func (s *stage) destroyRole(ctx context.Context, r engine.Reporter) error {
 // role out of instance profiles: IAM refuses to delete a role that still
 // has any of them.
 func (s *stage) emptyRole(ctx context.Context, role string) error {
-	arns, err := s.attachedPolicies(ctx, role)
+	arns, err := awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, role)
 	if err != nil {
 		return err
 	}

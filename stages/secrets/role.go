@@ -3,7 +3,6 @@ package secrets
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -160,7 +159,7 @@ func (s *stage) readRole(ctx context.Context, want wantedRole) (*roleState, erro
 		return nil, &foreignError{kind: "IAM role", name: name, owner: owner, deployment: s.d.Deployment()}
 	}
 	st := &roleState{arn: aws.ToString(out.Role.Arn), trustOK: samePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), want.trust)}
-	inline, err := s.inlinePolicies(ctx, name)
+	inline, err := awsx.InlineRolePolicies(ctx, s.d.AWS.IAM, name)
 	if err != nil {
 		return nil, err
 	}
@@ -175,40 +174,10 @@ func (s *stage) readRole(ctx context.Context, want wantedRole) (*roleState, erro
 		}
 		st.policyOK = samePolicy(aws.ToString(doc.PolicyDocument), want.policy)
 	}
-	if st.attached, err = s.attachedPolicies(ctx, name); err != nil {
+	if st.attached, err = awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, name); err != nil {
 		return nil, err
 	}
 	return st, nil
-}
-
-func (s *stage) inlinePolicies(ctx context.Context, role string) ([]string, error) {
-	var names []string
-	pager := iam.NewListRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
-	for pager.HasMorePages() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return nil, awsx.Describe("IAM ListRolePolicies "+role, err)
-		}
-		names = append(names, page.PolicyNames...)
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
-func (s *stage) attachedPolicies(ctx context.Context, role string) ([]string, error) {
-	var arns []string
-	pager := iam.NewListAttachedRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
-	for pager.HasMorePages() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return nil, awsx.Describe("IAM ListAttachedRolePolicies "+role, err)
-		}
-		for _, p := range page.AttachedPolicies {
-			arns = append(arns, aws.ToString(p.PolicyArn))
-		}
-	}
-	slices.Sort(arns)
-	return arns, nil
 }
 
 func (s *stage) planRole(ctx context.Context) ([]engine.Action, error) {
@@ -336,11 +305,11 @@ func (s *stage) destroyRole(ctx context.Context, r engine.Reporter) error {
 		r.Notice(fmt.Sprintf("IAM role %s is not tagged %s=%s: left in place", name, awsx.TagDeployment, s.d.Deployment()), map[string]any{"role": name})
 		return s.d.State.Unset(KeyRoleARN)
 	}
-	inline, err := s.inlinePolicies(ctx, name)
+	inline, err := awsx.InlineRolePolicies(ctx, s.d.AWS.IAM, name)
 	if err != nil {
 		return err
 	}
-	attached, err := s.attachedPolicies(ctx, name)
+	attached, err := awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, name)
 	if err != nil {
 		return err
 	}
