@@ -163,6 +163,11 @@ func (px *Proxy) shape(op Operation, urlPath string, req []byte, status int, res
 					if _, seen := px.created[key]; !seen {
 						px.created[key] = now
 					}
+					// The create answer itself must say in progress, as AWS's
+					// does: moto's says ACTIVE, and a client may trust it.
+					if now.Before(px.created[key].Add(px.profile.Create[rule.kind])) {
+						resp = rule.rewrite(resp, id, rule.creating)
+					}
 				}
 			}
 		case rule.delete:

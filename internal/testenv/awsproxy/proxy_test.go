@@ -49,14 +49,15 @@ func startProxy(t *testing.T, p Profile) *Proxy {
 	return px
 }
 
-func createCluster(t *testing.T, c *eks.Client, name string) {
+func createCluster(t *testing.T, c *eks.Client, name string) *eks.CreateClusterOutput {
 	t.Helper()
-	_, err := c.CreateCluster(context.Background(), &eks.CreateClusterInput{
+	out, err := c.CreateCluster(context.Background(), &eks.CreateClusterInput{
 		Name: aws.String(name), RoleArn: aws.String("arn:aws:iam::123456789012:role/eks"),
 		ResourcesVpcConfig: &ekstypes.VpcConfigRequest{SubnetIds: []string{"subnet-1", "subnet-2"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
 }
 
 func clusterStatus(t *testing.T, c *eks.Client, name string) ekstypes.ClusterStatus {
@@ -78,7 +79,9 @@ func TestSlowEKSCluster(t *testing.T) {
 	slow.Delete = map[Kind]time.Duration{EKSCluster: time.Hour}
 	px := startProxy(t, slow)
 	c := eks.NewFromConfig(awsConfig(t, px.URL, 3))
-	createCluster(t, c, "slow")
+	if out := createCluster(t, c, "slow"); out.Cluster.Status != ekstypes.ClusterStatusCreating {
+		t.Fatalf("the create answer says %s, want CREATING (moto says ACTIVE; AWS never does)", out.Cluster.Status)
+	}
 	if st := clusterStatus(t, c, "slow"); st != ekstypes.ClusterStatusCreating {
 		t.Fatalf("status right after create = %s, want CREATING", st)
 	}

@@ -83,10 +83,11 @@ func Start(ctx context.Context, opts Options) (g *Ground, err error) {
 			return nil, err
 		}
 	}
-	g = &Ground{opts: opts}
+	started := &Ground{opts: opts}
+	g = started
 	defer func() {
 		if err != nil {
-			g.Stop()
+			started.Stop() // g itself is nil on the error returns
 		}
 	}()
 	if err = g.startAWS(ctx); err != nil {
