@@ -21,7 +21,6 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
-	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
@@ -79,7 +78,6 @@ type Clients struct {
 	SecretsManager *secretsmanager.Client
 	ServiceQuotas  *servicequotas.Client
 	STS            *sts.Client
-	Tagging        *resourcegroupstaggingapi.Client
 }
 
 // NewClients builds every service client from one configuration.
@@ -96,7 +94,6 @@ func NewClients(cfg aws.Config) *Clients {
 		SecretsManager: secretsmanager.NewFromConfig(cfg),
 		ServiceQuotas:  servicequotas.NewFromConfig(cfg),
 		STS:            sts.NewFromConfig(cfg),
-		Tagging:        resourcegroupstaggingapi.NewFromConfig(cfg),
 	}
 }
 
