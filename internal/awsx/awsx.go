@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 
 	"github.com/coderctl/coderctl/internal/fault"
@@ -57,6 +58,9 @@ func LoadConfig(ctx context.Context, region, version string, extra ...func(*smit
 			})
 		}),
 		config.WithAPIOptions(apiOpts),
+		// The SDK's own logger writes warnings (e.g. IMDS fallbacks) to
+		// stderr; coderctl reports failures itself, in one line.
+		config.WithLogger(logging.Nop{}),
 	)
 	if err != nil {
 		return aws.Config{}, fault.Input("AWS configuration", "", "check AWS_PROFILE and ~/.aws/config", "%v", err)
