@@ -113,7 +113,7 @@ func (w *world) run(args ...string) result {
 	w.t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = w.dir
-	cmd.Env = append(filteredEnviron(), w.g.Environ()...)
+	cmd.Env = w.environ()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -126,6 +126,17 @@ func (w *world) run(args ...string) result {
 	w.output.Write(out.Bytes())
 	w.output.Write(errOut.Bytes())
 	return result{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+// oauthSecret is the GitHub OAuth client secret every run is given, so the
+// secret scan has a third secret to look for.
+const oauthSecret = "e2e-github-oauth-secret-7f3c9a1d"
+
+// environ is a coderctl process's environment on this world's ground, with
+// GitHub OAuth configured.
+func (w *world) environ() []string {
+	return append(append(filteredEnviron(), w.g.Environ()...),
+		"CODER_OAUTH2_GITHUB_CLIENT_ID=e2e-client-id", "CODER_OAUTH2_GITHUB_CLIENT_SECRET="+oauthSecret)
 }
 
 // filteredEnviron drops what would aim coderctl elsewhere.
@@ -266,7 +277,14 @@ func (w *world) assertNoSecretsLeaked() {
 	}
 	if key := w.kubeSecret("coder", "coder-provisioner-key", "key"); key != "" {
 		secrets["provisioner key"] = key
+	} else {
+		w.t.Fatal("the provisioner key secret is missing: the scan would miss it")
 	}
+	gh, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String("coder/github-client-secret")})
+	if err != nil || aws.ToString(gh.SecretString) != oauthSecret {
+		w.t.Fatalf("coder/github-client-secret was not stored from the environment: %v", err)
+	}
+	secrets["GitHub OAuth client secret"] = oauthSecret
 	state, _ := os.ReadFile(filepath.Join(w.dir, "coder-infra.env"))
 	for what, value := range secrets {
 		if strings.Contains(w.output.String(), value) {

@@ -31,7 +31,7 @@ var expectedResources = map[string]int{
 	"vpc": 1, "nat-gateway": 1, "internet-gateway": 1, "elastic-ip": 1, "eks-cluster": 1, "db-instance": 1,
 	"db-subnet-group": 1, "certificate": 1, "load-balancer": 1, "oidc-provider": 1,
 	"iam-role": 4, // cluster, EBS CSI, node, coder secrets
-	"secret":   2, // coder/db-master, coder/database-url
+	"secret":   4, // coder/db-master, coder/database-url, coder/github-client-id, coder/github-client-secret
 }
 
 // TestSurvivesThrottlingAndServerErrors: with 20% of every AWS call
@@ -105,7 +105,7 @@ func TestKillAndResume(t *testing.T) {
 func (w *world) upUntil(steps int, atWait, tryConcurrent bool) (killed, sawWait bool, err error) {
 	cmd := exec.Command(binary, "up", "--yes", "-o", "json")
 	cmd.Dir = w.dir
-	cmd.Env = append(filteredEnviron(), w.g.Environ()...)
+	cmd.Env = w.environ()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return false, false, err
