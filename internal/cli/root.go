@@ -34,6 +34,9 @@ func Main(f *Factory, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	g := &globalOptions{}
+	// Commands and stages are listed in the order they are used and run
+	// (up, plan, verify…; prereqs, network, eks…), not alphabetically.
+	cobra.EnableCommandSorting = false
 	root := newRootCmd(f, g)
 	root.SetArgs(args)
 	root.SetIn(f.IO.In)
