@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 )
 
 // AttachedRolePolicies lists the ARNs of the managed policies attached to
@@ -39,4 +40,58 @@ func InlineRolePolicies(ctx context.Context, client *iam.Client, role string) ([
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// IAMTags turns IAM's tag list into a map.
+func IAMTags(tags []iamtypes.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+// DeleteRole empties a role — detaches its managed policies, deletes its
+// inline ones, takes it out of instance profiles; IAM refuses to delete a
+// role that still has any — and deletes it. What is already gone is fine.
+func DeleteRole(ctx context.Context, client *iam.Client, role string) error {
+	attached, err := AttachedRolePolicies(ctx, client, role)
+	if err != nil && !IsNotFound(err) {
+		return err
+	}
+	for _, a := range attached {
+		if _, err := client.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(a)}); err != nil && !IsNotFound(err) {
+			return Describe("IAM DetachRolePolicy "+a+" from "+role, err)
+		}
+	}
+	inline, err := InlineRolePolicies(ctx, client, role)
+	if err != nil && !IsNotFound(err) {
+		return err
+	}
+	for _, p := range inline {
+		if _, err := client.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(p)}); err != nil && !IsNotFound(err) {
+			return Describe("IAM DeleteRolePolicy "+p+" of "+role, err)
+		}
+	}
+	profiles := iam.NewListInstanceProfilesForRolePaginator(client, &iam.ListInstanceProfilesForRoleInput{RoleName: aws.String(role)})
+	for profiles.HasMorePages() {
+		page, err := profiles.NextPage(ctx)
+		if IsNotFound(err) {
+			break
+		}
+		if err != nil {
+			return Describe("IAM ListInstanceProfilesForRole "+role, err)
+		}
+		for _, p := range page.InstanceProfiles {
+			if _, err := client.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{
+				RoleName: aws.String(role), InstanceProfileName: p.InstanceProfileName,
+			}); err != nil && !IsNotFound(err) {
+				return Describe("IAM RemoveRoleFromInstanceProfile "+aws.ToString(p.InstanceProfileName), err)
+			}
+		}
+	}
+	if _, err := client.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(role)}); err != nil && !IsNotFound(err) {
+		return Describe("IAM DeleteRole "+role, err)
+	}
+	return nil
 }

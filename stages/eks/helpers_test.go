@@ -16,6 +16,7 @@ import (
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
@@ -181,7 +182,7 @@ func assertRole(t *testing.T, e *stagetest.Env, name, policy string, trust ...st
 	if err != nil {
 		t.Fatalf("role %s: %v", name, err)
 	}
-	if tags := iamTags(out.Role.Tags); tags["coderctl/deployment"] != cluster {
+	if tags := awsx.IAMTags(out.Role.Tags); tags["coderctl/deployment"] != cluster {
 		t.Errorf("role %s tags %v", name, tags)
 	}
 	doc, err := url.QueryUnescape(aws.ToString(out.Role.AssumeRolePolicyDocument))

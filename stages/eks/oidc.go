@@ -245,7 +245,7 @@ func (s *stage) taggedProviders(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		if p != nil {
-			tags := iamTags(p.Tags)
+			tags := awsx.IAMTags(p.Tags)
 			if s.ownedBy(tags) && tags[awsx.TagStage] == Name {
 				out = append(out, a)
 			}

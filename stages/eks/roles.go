@@ -118,7 +118,7 @@ func (s *stage) readRole(ctx context.Context, spec roleSpec) (*roleState, error)
 	if err != nil {
 		return nil, awsx.Describe("IAM GetRole "+spec.name, err)
 	}
-	if !s.ownedBy(iamTags(out.Role.Tags)) {
+	if !s.ownedBy(awsx.IAMTags(out.Role.Tags)) {
 		return nil, s.foreignError("IAM role", spec.name)
 	}
 	attached, err := s.hasPolicy(ctx, spec.name, spec.policyARN)
@@ -148,14 +148,6 @@ func (s *stage) foreignError(kind, name string) error {
 func isForeign(err error) bool {
 	var fe *foreignError
 	return errors.As(err, &fe)
-}
-
-func iamTags(tags []iamtypes.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
 }
 
 // hasPolicy reports whether policyARN is attached to the role.
@@ -262,45 +254,15 @@ func (s *stage) destroyRole(ctx context.Context, r engine.Reporter, spec roleSpe
 	if err != nil {
 		return awsx.Describe("IAM GetRole "+spec.name, err)
 	}
-	if !s.ownedBy(iamTags(out.Role.Tags)) {
+	if !s.ownedBy(awsx.IAMTags(out.Role.Tags)) {
 		r.Notice(fmt.Sprintf("IAM role %s is not tagged for deployment %s: left alone", spec.name, s.d.Deployment()), nil)
 		return nil
 	}
-	if err := s.emptyRole(ctx, spec.name); err != nil {
-		return err
-	}
 	r.Progress("deleting IAM role " + spec.name)
-	if _, err := s.d.AWS.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(spec.name)}); err != nil && !awsx.IsNotFound(err) {
-		return awsx.Describe("IAM DeleteRole "+spec.name, err)
+	if err := awsx.DeleteRole(ctx, s.d.AWS.IAM, spec.name); err != nil {
+		return err
 	}
 	return s.d.State.Unset(spec.stateKey)
-}
-
-// emptyRole detaches managed policies and deletes inline ones: IAM refuses
-// to delete a role that still has any.
-func (s *stage) emptyRole(ctx context.Context, role string) error {
-	arns, err := awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, role)
-	if err != nil {
-		return err
-	}
-	for _, a := range arns {
-		if _, err := s.d.AWS.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(a)}); err != nil && !awsx.IsNotFound(err) {
-			return awsx.Describe("IAM DetachRolePolicy "+a+" from "+role, err)
-		}
-	}
-	pager := iam.NewListRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
-	for pager.HasMorePages() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return awsx.Describe("IAM ListRolePolicies "+role, err)
-		}
-		for _, name := range page.PolicyNames {
-			if _, err := s.d.AWS.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name)}); err != nil && !awsx.IsNotFound(err) {
-				return awsx.Describe("IAM DeleteRolePolicy "+name+" of "+role, err)
-			}
-		}
-	}
-	return nil
 }
 
 // recordIfChanged writes one output, skipping the write when the state

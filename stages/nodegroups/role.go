@@ -99,7 +99,7 @@ func (s *stage) readRole(ctx context.Context) (*roleState, error) {
 	if err != nil {
 		return nil, awsx.Describe("IAM GetRole "+name, err)
 	}
-	if !s.ownedBy(iamTags(out.Role.Tags)) {
+	if !s.ownedBy(awsx.IAMTags(out.Role.Tags)) {
 		return nil, fmt.Errorf("IAM role %s exists but is not tagged coderctl/deployment=%s: it belongs to something else; delete it or choose another CLUSTER_NAME",
 			name, s.d.Deployment())
 	}
@@ -233,68 +233,15 @@ func (s *stage) destroyRole(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return awsx.Describe("IAM GetRole "+name, err)
 	}
-	if !s.ownedBy(iamTags(out.Role.Tags)) {
+	if !s.ownedBy(awsx.IAMTags(out.Role.Tags)) {
 		r.Notice(fmt.Sprintf("IAM role %s is not tagged for deployment %s: left alone", name, s.d.Deployment()), nil)
 		return nil
 	}
-	if err := s.emptyRole(ctx, name); err != nil {
-		return err
-	}
 	r.Progress("deleting IAM role " + name)
-	if _, err := s.d.AWS.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)}); err != nil && !awsx.IsNotFound(err) {
-		return awsx.Describe("IAM DeleteRole "+name, err)
+	if err := awsx.DeleteRole(ctx, s.d.AWS.IAM, name); err != nil {
+		return err
 	}
 	return s.d.State.Unset(KeyNodeRoleARN)
-}
-
-// emptyRole detaches managed policies, deletes inline ones and takes the
-// role out of instance profiles: IAM refuses to delete a role that still
-// has any of them.
-func (s *stage) emptyRole(ctx context.Context, role string) error {
-	arns, err := awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, role)
-	if err != nil {
-		return err
-	}
-	for _, a := range arns {
-		if _, err := s.d.AWS.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: aws.String(a)}); err != nil && !awsx.IsNotFound(err) {
-			return awsx.Describe("IAM DetachRolePolicy "+policyName(a)+" from "+role, err)
-		}
-	}
-	inline := iam.NewListRolePoliciesPaginator(s.d.AWS.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
-	for inline.HasMorePages() {
-		page, err := inline.NextPage(ctx)
-		if err != nil {
-			return awsx.Describe("IAM ListRolePolicies "+role, err)
-		}
-		for _, p := range page.PolicyNames {
-			if _, err := s.d.AWS.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(p)}); err != nil && !awsx.IsNotFound(err) {
-				return awsx.Describe("IAM DeleteRolePolicy "+p+" of "+role, err)
-			}
-		}
-	}
-	profiles := iam.NewListInstanceProfilesForRolePaginator(s.d.AWS.IAM, &iam.ListInstanceProfilesForRoleInput{RoleName: aws.String(role)})
-	for profiles.HasMorePages() {
-		page, err := profiles.NextPage(ctx)
-		if err != nil {
-			return awsx.Describe("IAM ListInstanceProfilesForRole "+role, err)
-		}
-		for _, p := range page.InstanceProfiles {
-			if _, err := s.d.AWS.IAM.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{
-				RoleName: aws.String(role), InstanceProfileName: p.InstanceProfileName,
-			}); err != nil && !awsx.IsNotFound(err) {
-				return awsx.Describe("IAM RemoveRoleFromInstanceProfile "+aws.ToString(p.InstanceProfileName), err)
-			}
-		}
-	}
-	return nil
-}
-
-func iamTags(tags []iamtypes.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
 }
 
 func policyName(arn string) string { return arn[strings.LastIndexByte(arn, '/')+1:] }

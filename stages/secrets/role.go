@@ -155,7 +155,7 @@ func (s *stage) readRole(ctx context.Context, want wantedRole) (*roleState, erro
 	if err != nil {
 		return nil, awsx.Describe("IAM GetRole "+name, err)
 	}
-	if owner := iamTags(out.Role.Tags)[awsx.TagDeployment]; owner != s.d.Deployment() {
+	if owner := awsx.IAMTags(out.Role.Tags)[awsx.TagDeployment]; owner != s.d.Deployment() {
 		return nil, &foreignError{kind: "IAM role", name: name, owner: owner, deployment: s.d.Deployment()}
 	}
 	st := &roleState{arn: aws.ToString(out.Role.Arn), trustOK: samePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), want.trust)}
@@ -301,32 +301,13 @@ func (s *stage) destroyRole(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return awsx.Describe("IAM GetRole "+name, err)
 	}
-	if owner := iamTags(out.Role.Tags)[awsx.TagDeployment]; owner != s.d.Deployment() {
+	if owner := awsx.IAMTags(out.Role.Tags)[awsx.TagDeployment]; owner != s.d.Deployment() {
 		r.Notice(fmt.Sprintf("IAM role %s is not tagged %s=%s: left in place", name, awsx.TagDeployment, s.d.Deployment()), map[string]any{"role": name})
 		return s.d.State.Unset(KeyRoleARN)
 	}
-	inline, err := awsx.InlineRolePolicies(ctx, s.d.AWS.IAM, name)
-	if err != nil {
-		return err
-	}
-	attached, err := awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, name)
-	if err != nil {
-		return err
-	}
-	if err := s.removePolicies(ctx, r, inline, attached, "IAM deletes only roles without policies"); err != nil {
-		return err
-	}
 	r.Progress("deleting IAM role " + name)
-	if _, err := s.d.AWS.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)}); err != nil && !awsx.IsNotFound(err) {
-		return awsx.Describe("IAM DeleteRole "+name, err)
+	if err := awsx.DeleteRole(ctx, s.d.AWS.IAM, name); err != nil {
+		return err
 	}
 	return s.d.State.Unset(KeyRoleARN)
-}
-
-func iamTags(tags []iamtypes.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
 }
