@@ -3,20 +3,23 @@
 // lines, order, `export` prefixes and keys coderctl does not know are kept;
 // new keys go under a marked section at the end. Every value written reads
 // back identically through bash (`set -a; source`) and godotenv (see
-// syntax.go for the rule). Secrets are never stored. Writes are atomic and
-// guarded by a lock file (lock.go); Store (store.go) persists each output as
-// soon as a stage records it.
+// syntax.go for the rule). Secrets are never stored. The file is read only
+// when it is a regular file of bounded size. Writes are atomic, never replace
+// a file the user made read-only (write.go), and happen under a lock that
+// keeps a second run out (lock.go). Store (store.go) persists each output as
+// soon as a stage records it, keeping edits the user makes to the file
+// meanwhile.
 package state
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/fsx"
 )
 
 // OutputsMarker heads the section where keys new to the file are appended.
@@ -109,16 +112,36 @@ func parseLine(raw string) (line, error) {
 }
 
 // Load reads the state file at path. A missing file is an empty File, since
-// `up` creates it; a file that cannot be read is an InputError.
+// `up` creates it (the CLI decides when a missing file is an error). Only a
+// regular file of at most fsx.MaxInputFile bytes is read: a FIFO given as
+// --env-file would block the read forever, a device could exhaust memory.
+// Any other failure to read is an InputError naming the path.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	f, _, err := load(path)
+	return f, err
+}
+
+// load is Load that also returns the bytes read (nil for a missing file),
+// which a Store keeps to notice hand edits.
+func load(path string) (*File, []byte, error) {
+	data, err := readState(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &File{name: path, last: map[string]int{}}, nil
+		return &File{name: path, last: map[string]int{}}, nil, nil
 	case err != nil:
-		return nil, fault.Input(path, "", "check the --env-file path and its permissions", "cannot read the state file: %v", unwrapPathError(err))
+		msg, hint := fsx.Describe(err)
+		return nil, nil, fault.Input(path, "", hint, "state file: %s", msg)
 	}
-	return Parse(path, data)
+	f, err := Parse(path, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, data, nil
+}
+
+// readState reads the state file the only safe way: regular and bounded.
+func readState(path string) ([]byte, error) {
+	return fsx.ReadRegular(path, fsx.MaxInputFile)
 }
 
 // unwrapPathError drops the path from an *fs.PathError, which the message
@@ -298,10 +321,10 @@ func (f *File) Clone() *File {
 
 // Save writes the file to path atomically with mode 0600, but only when the
 // content differs from what is on disk; an unchanged file with a looser mode
-// is just tightened to 0600.
+// is just tightened (see tightenMode).
 func (f *File) Save(path string) error {
 	data := f.Bytes()
-	current, err := os.ReadFile(path)
+	current, err := readState(path)
 	if err == nil && string(current) == string(data) {
 		return tightenMode(path)
 	}

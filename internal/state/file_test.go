@@ -5,9 +5,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/fsx"
 )
 
 const userFile = `# coder-infra.env — inputs for coderctl
@@ -255,29 +257,49 @@ func TestDuplicateKeysLastWins(t *testing.T) {
 
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
-	missing := filepath.Join(dir, "nope.env")
-	f, err := Load(missing)
-	if err != nil || len(f.Keys()) != 0 || f.Name() != missing {
-		t.Errorf("Load(missing) = %v keys, %v; want an empty file", f, err)
-	}
-
-	_, err = Load(dir)
-	wantInputError(t, err, dir, "cannot read")
-	if code := fault.ExitCode(err); code != fault.ExitInput {
-		t.Errorf("exit code %d, want %d", code, fault.ExitInput)
-	}
-
-	path := writeTemp(t, "A=1\nbad line\n")
-	_, err = Load(path)
-	wantInputError(t, err, path+":2:")
-
-	path = writeTemp(t, "A='x y'\n")
-	f, err = Load(path)
-	if err != nil {
+	fifo := filepath.Join(dir, "fifo.env")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := f.Get("A"); v != "x y" {
-		t.Errorf("Get(A) = %q", v)
+	dangling := filepath.Join(dir, "dangling.env")
+	if err := os.Symlink("not-yet.env", dangling); err != nil {
+		t.Fatal(err)
+	}
+	big := writeTemp(t, "A='"+strings.Repeat("x", fsx.MaxInputFile)+"'\n")
+	bad := writeTemp(t, "A=1\nbad line\n")
+	good := writeTemp(t, "A='x y'\n")
+	cases := []struct {
+		name  string
+		path  string
+		wantA string   // A's value, when the load succeeds
+		wants []string // fragments of the InputError, when it fails
+	}{
+		{"regular file", good, "x y", nil},
+		{"missing file is empty", filepath.Join(dir, "nope.env"), "", nil},
+		{"dangling symlink is empty", dangling, "", nil},
+		{"directory", dir, "", []string{dir, "not a regular file (a directory)"}},
+		{"FIFO does not hang", fifo, "", []string{fifo, "not a regular file (a named pipe)"}},
+		{"device", "/dev/zero", "", []string{"/dev/zero", "a character device"}},
+		{"too large", big, "", []string{big, "file too large"}},
+		{"bad line", bad, "", []string{bad + ":2:"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := Load(c.path)
+			if c.wants != nil {
+				wantInputError(t, err, c.wants...)
+				if code := fault.ExitCode(err); code != fault.ExitInput {
+					t.Errorf("exit code %d, want %d", code, fault.ExitInput)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := f.Get("A"); v != c.wantA || f.Name() != c.path {
+				t.Errorf("Load: A = %q, name %q; want %q, %q", v, f.Name(), c.wantA, c.path)
+			}
+		})
 	}
 }
 
@@ -331,40 +353,6 @@ func TestSaveWritesOnlyChanges(t *testing.T) {
 	}
 	if names := dirEntries(t, filepath.Dir(path)); !reflect.DeepEqual(names, []string{"coder-infra.env"}) {
 		t.Errorf("directory holds %q, want only the state file (no temp files)", names)
-	}
-}
-
-func TestWriteAtomicFollowsSymlink(t *testing.T) {
-	dir := t.TempDir()
-	real := filepath.Join(dir, "real.env")
-	link := filepath.Join(dir, "coder-infra.env")
-	if err := os.WriteFile(real, []byte("A=1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("real.env", link); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteAtomic(link, []byte("A=2\n")); err != nil {
-		t.Fatal(err)
-	}
-	if info, err := os.Lstat(link); err != nil || info.Mode()&os.ModeSymlink == 0 {
-		t.Errorf("the symlink was replaced: %v %v", info, err)
-	}
-	if got, _ := os.ReadFile(real); string(got) != "A=2\n" {
-		t.Errorf("target holds %q", got)
-	}
-	if mode := fileModeOf(t, real); mode != 0o600 {
-		t.Errorf("target mode %o", mode)
-	}
-	if names := dirEntries(t, dir); !reflect.DeepEqual(names, []string{"coder-infra.env", "real.env"}) {
-		t.Errorf("directory holds %q", names)
-	}
-}
-
-func TestWriteAtomicFailsCleanly(t *testing.T) {
-	err := WriteAtomic(filepath.Join(t.TempDir(), "missing-dir", "coder-infra.env"), []byte("A=1\n"))
-	if err == nil || !strings.Contains(err.Error(), "missing-dir") {
-		t.Errorf("WriteAtomic into a missing directory: %v", err)
 	}
 }
 

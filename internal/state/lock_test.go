@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,18 +142,185 @@ func TestLockedWithUnreadableHolder(t *testing.T) {
 	}
 }
 
-func TestReleaseEmptiesButKeepsLockFile(t *testing.T) {
+func TestReleaseRemovesLockFile(t *testing.T) {
 	statePath := filepath.Join(t.TempDir(), "coder-infra.env")
 	l, err := AcquireLock(statePath, "coderctl up")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(l.Path()); err != nil {
+		t.Fatalf("no lock file while held: %v", err)
+	}
 	if err := l.Release(); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(l.Path())
-	if err != nil || len(data) != 0 {
-		t.Errorf("after Release the lock file holds %q (%v), want it empty and present", data, err)
+	if names := dirEntries(t, filepath.Dir(statePath)); len(names) != 0 {
+		t.Errorf("after Release the directory holds %q, want nothing", names)
+	}
+}
+
+// TestRefusedAcquireLeavesHoldersFile: a run refused with exit 3 must not
+// touch the holder's lock file, which still names the holder afterwards.
+func TestRefusedAcquireLeavesHoldersFile(t *testing.T) {
+	statePath := filepath.Join(t.TempDir(), "coder-infra.env")
+	held, err := AcquireLock(statePath, "coderctl up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	before := inode(t, held.Path())
+	for i := 0; i < 3; i++ {
+		_, err := AcquireLock(statePath, "coderctl down")
+		checkHolder(t, err, statePath, os.Getpid(), "coderctl up")
+	}
+	if inode(t, held.Path()) != before {
+		t.Error("a refused AcquireLock replaced the holder's lock file")
+	}
+	// The holder's file still works as the lock: a later attempt is refused
+	// with the holder's details too.
+	_, err = AcquireLock(statePath, "coderctl verify")
+	checkHolder(t, err, statePath, os.Getpid(), "coderctl up")
+}
+
+// TestLockFollowsSymlink: the lock guards the real file, however it is named.
+func TestLockFollowsSymlink(t *testing.T) {
+	cases := []struct {
+		name         string
+		realExists   bool
+		first, again string // "link" or "real"
+	}{
+		{"link, then real path", true, "link", "real"},
+		{"real path, then link", true, "real", "link"},
+		{"dangling link, then the path it names", false, "link", "real"},
+		{"path a dangling link names, then the link", false, "real", "link"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			paths := map[string]string{"real": filepath.Join(dir, "real.env"), "link": filepath.Join(dir, "coder-infra.env")}
+			if c.realExists {
+				if err := os.WriteFile(paths["real"], []byte("A=1\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Symlink("real.env", paths["link"]); err != nil {
+				t.Fatal(err)
+			}
+			l, err := AcquireLock(paths[c.first], "coderctl up")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Release()
+			if want := paths["real"] + ".lock"; l.Path() != want || LockPath(paths["link"]) != want {
+				t.Errorf("lock file %q, LockPath(link) %q; want %q", l.Path(), LockPath(paths["link"]), want)
+			}
+			_, err = AcquireLock(paths[c.again], "coderctl down")
+			checkHolder(t, err, paths[c.again], os.Getpid(), "coderctl up")
+		})
+	}
+}
+
+func TestLockThroughSymlinkLoopIsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.env"), filepath.Join(dir, "b.env")
+	if err := os.Symlink("b.env", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a.env", b); err != nil {
+		t.Fatal(err)
+	}
+	_, err := AcquireLock(a, "coderctl up")
+	wantInputError(t, err, a, "too many levels of symbolic links")
+}
+
+// TestLockRetriesWhenHolderRemovesFile plays the race the unlink protocol
+// exists for, deterministically: between this run opening the lock file and
+// locking it, the holder releases and removes that file. The flock then
+// succeeds on a file no other run will open, so AcquireLock must notice and
+// lock a fresh file at the path, which then refuses the next run.
+func TestLockRetriesWhenHolderRemovesFile(t *testing.T) {
+	statePath := filepath.Join(t.TempDir(), "coder-infra.env")
+	holder, err := AcquireLock(statePath, "coderctl up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := 0
+	testHookLockOpened = func() {
+		opened++
+		if opened == 1 {
+			if err := holder.Release(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { testHookLockOpened = nil })
+
+	l, err := AcquireLock(statePath, "coderctl down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	testHookLockOpened = nil
+	if opened != 2 {
+		t.Errorf("opened the lock file %d times, want 2 (the removed one, then a fresh one)", opened)
+	}
+	// Had it kept the removed file, the path would be free for this one.
+	_, err = AcquireLock(statePath, "coderctl verify")
+	checkHolder(t, err, statePath, os.Getpid(), "coderctl down")
+}
+
+// TestLockRace has goroutines take and release the lock as fast as they
+// can, each until it has held it a number of times: at no point may two
+// hold it, a holder always finds it refused to others, and nothing is left
+// behind.
+func TestLockRace(t *testing.T) {
+	statePath := filepath.Join(t.TempDir(), "coder-infra.env")
+	// Widen the window between opening the lock file and locking it, where
+	// a releasing holder can remove the file, beyond a short hold, so that
+	// the race happens often.
+	testHookLockOpened = func() { time.Sleep(100 * time.Microsecond) }
+	t.Cleanup(func() { testHookLockOpened = nil })
+	const workers, wins, maxAttempts = 4, 25, 10000
+	var holders atomic.Int32
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			won := 0
+			for i := 0; i < maxAttempts && won < wins; i++ {
+				l, err := AcquireLock(statePath, "coderctl up")
+				if fault.IsLocked(err) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n := holders.Add(1); n != 1 {
+					t.Errorf("%d runs hold the lock at once", n)
+				}
+				won++
+				// Holding it, another attempt must be refused.
+				if other, err := AcquireLock(statePath, "coderctl down"); !fault.IsLocked(err) {
+					t.Errorf("AcquireLock while the lock is held: %v", err)
+					if other != nil {
+						_ = other.Release()
+					}
+				}
+				holders.Add(-1)
+				if err := l.Release(); err != nil {
+					t.Error(err)
+				}
+			}
+			if won < wins {
+				t.Errorf("a worker took the lock %d times in %d attempts", won, maxAttempts)
+			}
+		}()
+	}
+	wg.Wait()
+	if names := dirEntries(t, filepath.Dir(statePath)); len(names) != 0 {
+		t.Errorf("after the race the directory holds %q, want nothing", names)
 	}
 }
 
