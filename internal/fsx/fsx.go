@@ -31,7 +31,7 @@ func ReadRegular(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, kind(info.Mode()))
+		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, Kind(info.Mode()))
 	}
 	if info.Size() > limit {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, info.Size(), limit)
@@ -47,7 +47,7 @@ func ReadRegular(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, kind(info.Mode()))
+		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, Kind(info.Mode()))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
@@ -77,7 +77,8 @@ func Describe(err error) (msg, hint string) {
 	}
 }
 
-func kind(m fs.FileMode) string {
+// Kind names a file type that is not regular, for messages.
+func Kind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"

@@ -87,8 +87,11 @@ func (f *File) lineError(n int, err error) error {
 // parseLine classifies one line and, for an assignment, checks that bash and
 // godotenv read the same value and that it is not a secret.
 func parseLine(raw string) (line, error) {
-	if strings.ContainsAny(raw, "\r\x00") {
-		return line{}, errors.New("carriage return or NUL in the line (Windows line endings? convert with dos2unix)")
+	if strings.Contains(raw, "\x00") {
+		return line{}, errors.New("NUL byte in the line (is this a binary file? coder-infra.env is plain text)")
+	}
+	if strings.Contains(raw, "\r") {
+		return line{}, errors.New("carriage return in the line (Windows line endings? convert with dos2unix)")
 	}
 	trimmed := strings.TrimLeft(raw, " \t")
 	if trimmed == "" || trimmed[0] == '#' {

@@ -111,27 +111,11 @@ func replaceable(target string) error {
 	case err != nil:
 		return err
 	case !info.Mode().IsRegular():
-		return fmt.Errorf("%w (%s)", fsx.ErrNotRegular, fileKind(info.Mode()))
+		return fmt.Errorf("%w (%s)", fsx.ErrNotRegular, fsx.Kind(info.Mode()))
 	case info.Mode().Perm()&ownerWrite == 0:
 		return ErrReadOnly
 	}
 	return nil
-}
-
-// fileKind names a file type that is not regular, for messages.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	default:
-		return "type " + m.Type().String()
-	}
 }
 
 // CheckWritable reports, before anything is changed, whether the state file

@@ -175,7 +175,7 @@ func TestCheckWritable(t *testing.T) {
 		{"mode 0444", regularWithMode(0o444), []string{"is read-only", "chmod u+w"}},
 		{"symlink to a read-only file", linkTo(regularWithMode(0o444)), []string{"is a symlink to", "which is read-only"}},
 		{"FIFO", fifoAt, []string{"not a regular file (a named pipe)"}},
-		{"device", func(t *testing.T, dir string) string { return "/dev/null" }, []string{"not a regular file (a device)"}},
+		{"device", func(t *testing.T, dir string) string { return "/dev/null" }, []string{"not a regular file (a character device)"}},
 		{"directory", func(t *testing.T, dir string) string { return dir }, []string{"not a regular file (a directory)"}},
 		{"missing directory", func(t *testing.T, dir string) string {
 			return filepath.Join(dir, "gone", "coder-infra.env")
