@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	coderctl "github.com/coderctl/coderctl"
@@ -33,10 +34,14 @@ const dirPlaceholder = "@DIR@"
 //	cluster-config.yaml    the whole cluster config (default: the shipped one)
 //	cluster-config.patch   lines "old => new" applied to the shipped config,
 //	                       first occurrence each; \n in either side is a newline
-//	args                   the command line, one argument per line (default: up --yes)
+//	args                   the command line, one argument per line, '' for an empty
+//	                       one (default: up --yes);
+//	                       --env-file and --config are added unless given here
 //	environ                KEY=VALUE lines of process environment coderctl sees
 //	values.yaml            copied next to the env file, for *_VALUES_FILE=@DIR@/values.yaml
 //	requires               stage names the case needs registered (skipped until they are)
+//	setup                  lines run in the case directory before the command:
+//	                       "mkfifo NAME", "chmod MODE NAME", "symlink TARGET NAME"
 //	expect                 the exit code, then lines that must all appear in stderr
 type corpusCase struct {
 	name     string
@@ -46,6 +51,7 @@ type corpusCase struct {
 	environ  map[string]string
 	values   []byte
 	requires []string
+	setup    []string
 	code     int
 	stderr   []string
 }
@@ -104,9 +110,19 @@ func (c *corpusCase) check(t *testing.T, proxy *awsproxy.Proxy) {
 		h.env[k] = v
 		t.Setenv(k, v)
 	}
+	for _, line := range c.setup {
+		if err := setupStep(h.dir, line); err != nil {
+			t.Fatalf("setup %q: %v", line, err)
+		}
+	}
 	stateBefore, configBefore := h.stateBytes(), readFile(t, h.cfgFile)
+	args := make([]string, len(c.args))
+	for i, a := range c.args {
+		args[i] = strings.ReplaceAll(a, dirPlaceholder, h.dir)
+	}
+	entriesBefore := dirEntries(t, h.dir)
 
-	r := h.run(c.args...)
+	r := h.run(args...)
 	t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
 
 	if r.code != c.code {
@@ -132,6 +148,42 @@ func (c *corpusCase) check(t *testing.T, proxy *awsproxy.Proxy) {
 	if counts := proxy.Counts(); counts.TotalMutations() != 0 {
 		t.Errorf("%d mutating AWS calls: %v", counts.TotalMutations(), counts.MutationNames())
 	}
+	// A refused run leaves no file behind: no lock file, no temp file.
+	if after := dirEntries(t, h.dir); !slices.Equal(entriesBefore, after) {
+		t.Errorf("files in the case directory changed: before %v, after %v", entriesBefore, after)
+	}
+}
+
+// setupStep prepares what a file in testdata cannot hold: a FIFO, a file
+// mode, a symlink.
+func setupStep(dir, line string) error {
+	f := strings.Fields(line)
+	switch {
+	case len(f) == 2 && f[0] == "mkfifo":
+		return syscall.Mkfifo(filepath.Join(dir, f[1]), 0o600)
+	case len(f) == 3 && f[0] == "chmod":
+		mode, err := strconv.ParseUint(f[1], 8, 32)
+		if err != nil {
+			return err
+		}
+		return os.Chmod(filepath.Join(dir, f[2]), os.FileMode(mode))
+	case len(f) == 3 && f[0] == "symlink":
+		return os.Symlink(f[1], filepath.Join(dir, f[2]))
+	}
+	return errors.New("want mkfifo NAME, chmod MODE NAME or symlink TARGET NAME")
+}
+
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 func readFile(t *testing.T, path string) []byte {
@@ -182,10 +234,11 @@ func loadCase(dir string) (*corpusCase, error) {
 		{"coder-infra.env", func(s string) error { c.env = s; return nil }},
 		{"cluster-config.yaml", func(s string) error { c.config = []byte(s); return nil }},
 		{"cluster-config.patch", c.applyPatch},
-		{"args", func(s string) error { c.args = nonBlankLines(s); return nil }},
+		{"args", func(s string) error { c.args = argLines(s); return nil }},
 		{"environ", c.parseEnviron},
 		{"values.yaml", func(s string) error { c.values = []byte(s); return nil }},
 		{"requires", func(s string) error { c.requires = nonBlankLines(s); return nil }},
+		{"setup", func(s string) error { c.setup = nonBlankLines(s); return nil }},
 		{"expect", c.parseExpect},
 	}
 	for _, step := range steps {
@@ -259,6 +312,17 @@ func nonBlankLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// argLines reads an args file: one argument per line, '' for an empty one.
+func argLines(s string) []string {
+	args := nonBlankLines(s)
+	for i, a := range args {
+		if a == "''" {
+			args[i] = ""
+		}
+	}
+	return args
 }
 
 func unescapeNewlines(s string) string { return strings.ReplaceAll(s, `\n`, "\n") }

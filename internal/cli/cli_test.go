@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,15 @@ func (h *harness) run(args ...string) result {
 		Build:    BuildInfo{Version: "v0.0.0-test", Commit: "abc123"},
 		Now:      time.Now,
 	}
-	full := append([]string{"--env-file", h.envFile, "--config", h.cfgFile}, args...)
+	// A case that passes --env-file or --config itself (an empty one, a
+	// FIFO) gets only its own: a second occurrence is refused.
+	var full []string
+	for _, fl := range []struct{ name, path string }{{"--env-file", h.envFile}, {"--config", h.cfgFile}} {
+		if !slices.Contains(args, fl.name) {
+			full = append(full, fl.name, fl.path)
+		}
+	}
+	full = append(full, args...)
 	code := Main(f, full)
 	return result{code: code, stdout: out.String(), stderr: errOut.String()}
 }

@@ -45,11 +45,16 @@ func initFiles(f *Factory, g *globalOptions, args []string) error {
 	if err != nil {
 		return fmt.Errorf("internal: embedded env example: %w", err)
 	}
+	given := map[string]bool{}
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok {
 			return usageErr("%q is not KEY=VALUE", a)
 		}
+		if given[k] {
+			return usageErr("%s is given twice: set each key once", k)
+		}
+		given[k] = true
 		// Input keys get the checks the env file gets when it is read.
 		normalized, err := config.CheckInput("argument", k, v)
 		if err != nil {

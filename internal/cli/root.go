@@ -114,7 +114,7 @@ its state in coder-infra.env.`,
 			} else {
 				log.SetOutput(io.Discard)
 			}
-			return g.validate()
+			return g.validate(cmd)
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
@@ -131,12 +131,20 @@ its state in coder-infra.env.`,
 		newUpCmd(f, g), newPlanCmd(f, g), newVerifyCmd(f, g), newStageCmd(f, g), newDownCmd(f, g),
 		newStatusCmd(f, g), newStateCmd(f, g), newInitCmd(f, g), newKubeconfigCmd(f, g), newTokenCmd(f, g), newSizeCmd(f, g), newVersionCmd(f),
 	)
+	refuseRepeatedFlags(root)
 	return root
 }
 
-func (g *globalOptions) validate() error {
+func (g *globalOptions) validate(cmd *cobra.Command) error {
 	if g.output != "text" && g.output != "json" {
 		return fault.Input("flag -o", "", "use -o text or -o json", "unknown output format %q", g.output)
+	}
+	// An empty path flag is a script bug (an unset variable), not a request
+	// for the default: one `--config ''` run deployed the default config.
+	for _, name := range []string{"env-file", "config", "kubeconfig"} {
+		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed && strings.TrimSpace(fl.Value.String()) == "" {
+			return fault.Input("flag --"+name, "", "give a path, or leave the flag out to use the default", "is empty")
+		}
 	}
 	return nil
 }

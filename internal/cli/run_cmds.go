@@ -16,40 +16,44 @@ import (
 )
 
 func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
-	var only, skip []string
 	var dryRun, noWait bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Apply every stage in dependency order, verifying each",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			mode := engine.ModeApply
-			if dryRun {
-				mode = engine.ModePlan
-			}
-			return runGraphWith(cmd.Context(), f, g, "coderctl up", engine.Options{Mode: mode, Only: only, Skip: skip},
-				func(s *session) { s.deps.Opts.NoWait = noWait })
-		},
+	}
+	selection := selectionFlags(cmd, f, "run")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		sel, err := selection()
+		if err != nil {
+			return err
+		}
+		mode := engine.ModeApply
+		if dryRun {
+			mode = engine.ModePlan
+		}
+		return runGraphWith(cmd.Context(), f, g, "coderctl up", engine.Options{Mode: mode, Only: sel.only, Skip: sel.skip},
+			func(s *session) { s.deps.Opts.NoWait = noWait })
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "leave long outside waits (certificate DNS validation) pending; a later run resumes them")
-	cmd.Flags().StringSliceVar(&only, "only", nil, "run only these stages (comma-separated)")
-	cmd.Flags().StringSliceVar(&skip, "skip", nil, "skip these stages (comma-separated)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would change; change nothing")
 	return cmd
 }
 
 func newPlanCmd(f *Factory, g *globalOptions) *cobra.Command {
-	var only, skip []string
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Show what up would create or change, and the critical path",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runGraph(cmd.Context(), f, g, "coderctl plan", engine.Options{Mode: engine.ModePlan, Only: only, Skip: skip})
-		},
 	}
-	cmd.Flags().StringSliceVar(&only, "only", nil, "plan only these stages")
-	cmd.Flags().StringSliceVar(&skip, "skip", nil, "skip these stages")
+	selection := selectionFlags(cmd, f, "plan")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		sel, err := selection()
+		if err != nil {
+			return err
+		}
+		return runGraph(cmd.Context(), f, g, "coderctl plan", engine.Options{Mode: engine.ModePlan, Only: sel.only, Skip: sel.skip})
+	}
 	return cmd
 }
 
@@ -201,6 +205,9 @@ func newVerifyCmd(f *Factory, g *globalOptions) *cobra.Command {
 		Use:   "verify [STAGE...]",
 		Short: "Run every stage's checkpoint; exit 1 if any check fails",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkNameList("verify", args, stageNames(f)); err != nil {
+				return err
+			}
 			return verifyStages(cmd.Context(), f, g, args)
 		},
 	}

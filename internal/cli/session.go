@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/fsx"
 	"github.com/coderctl/coderctl/internal/kube"
 	"github.com/coderctl/coderctl/internal/output"
 	"github.com/coderctl/coderctl/internal/state"
@@ -54,12 +57,23 @@ func openSession(ctx context.Context, f *Factory, g *globalOptions, need session
 		}
 	}()
 	envPath := g.envPath(f)
+	if err := requireStateFile(envPath); err != nil {
+		return nil, err
+	}
 	if need.lock {
+		// Before any AWS call: a run that could not record what it
+		// creates must not create it.
+		if err := state.CheckWritable(envPath); err != nil {
+			return nil, err
+		}
 		if s.lock, err = state.AcquireLock(envPath, need.command); err != nil {
 			return nil, err
 		}
 	}
 	if s.store, err = state.Open(envPath); err != nil {
+		return nil, err
+	}
+	if err := checkKubeconfig(g, f); err != nil {
 		return nil, err
 	}
 	cfgPath := g.cfgPath(f)
@@ -88,8 +102,37 @@ func openSession(ctx context.Context, f *Factory, g *globalOptions, need session
 	return s, nil
 }
 
+// requireStateFile refuses a state file path that does not exist: the
+// inputs live there, and a mistyped --env-file would otherwise be reported
+// as a list of missing keys (or, with every input in the environment,
+// start a deployment whose outputs land in a file nobody looks at).
+func requireStateFile(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return fault.Input(path, "", "run 'coderctl init' to write it, or pass --env-file with the right path", "file not found")
+	}
+	return nil
+}
+
+// checkKubeconfig refuses a --kubeconfig (or CODERCTL_KUBECONFIG) that is
+// not a readable regular file, before client-go reports it mid-run.
+func checkKubeconfig(g *globalOptions, f *Factory) error {
+	path := g.kubePath(f)
+	if path == "" {
+		return nil
+	}
+	if _, err := fsx.ReadRegular(path, fsx.MaxInputFile); err != nil {
+		msg, hint := fsx.Describe(err)
+		source := "flag --kubeconfig"
+		if g.kubeconfig == "" {
+			source = "environment CODERCTL_KUBECONFIG"
+		}
+		return fault.Input(source, path, hint, "%s", msg)
+	}
+	return nil
+}
+
 func loadCluster(path string) (*api.ClusterConfig, error) {
-	if _, err := os.Stat(path); os.IsNotExist(err) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fault.Input(path, "", "run 'coderctl init' to write the default, or pass --config", "cluster config not found")
 	}
 	return config.LoadCluster(path)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -38,6 +39,9 @@ func newStateCmd(f *Factory, g *globalOptions) *cobra.Command {
 }
 
 func stateShow(f *Factory, g *globalOptions) error {
+	if err := requireStateFile(g.envPath(f)); err != nil {
+		return err
+	}
 	file, err := state.Load(g.envPath(f))
 	if err != nil {
 		return err
@@ -54,6 +58,9 @@ func stateShow(f *Factory, g *globalOptions) error {
 
 func stateGet(f *Factory, g *globalOptions, key string) error {
 	if err := checkKeyArg(key); err != nil {
+		return err
+	}
+	if err := requireStateFile(g.envPath(f)); err != nil {
 		return err
 	}
 	file, err := state.Load(g.envPath(f))
@@ -79,6 +86,9 @@ func stateSet(f *Factory, g *globalOptions, pairs []string) error {
 		if err := checkKeyArg(k); err != nil {
 			return err
 		}
+		if _, twice := kv[k]; twice {
+			return usageErr("%s is given twice: set each key once", k)
+		}
 		if state.IsSecretKey(k) {
 			return fault.Input("argument", k, "keep secrets in AWS Secrets Manager or the process environment", "refusing to store a secret-looking key in the state file")
 		}
@@ -94,9 +104,12 @@ func stateSet(f *Factory, g *globalOptions, pairs []string) error {
 }
 
 func stateUnset(f *Factory, g *globalOptions, keys []string) error {
-	for _, k := range keys {
+	for i, k := range keys {
 		if err := checkKeyArg(k); err != nil {
 			return err
+		}
+		if slices.Contains(keys[:i], k) {
+			return usageErr("%s is given twice: unset each key once", k)
 		}
 	}
 	return withLockedStore(f, g, "coderctl state unset", func(s *state.Store) error { return s.Unset(keys...) })
@@ -113,6 +126,12 @@ func checkKeyArg(key string) error {
 
 func withLockedStore(f *Factory, g *globalOptions, command string, fn func(*state.Store) error) error {
 	path := g.envPath(f)
+	if err := requireStateFile(path); err != nil {
+		return err
+	}
+	if err := state.CheckWritable(path); err != nil {
+		return err
+	}
 	lock, err := state.AcquireLock(path, command)
 	if err != nil {
 		return err

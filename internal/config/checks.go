@@ -40,6 +40,15 @@ var natModes = []string{api.ClusterSingleNAT, api.ClusterHighlyAvailableNAT, api
 // smaller volume cannot be launched from it.
 const minRootVolumeGiB = 20
 
+// maxRootVolumeGiB is the largest gp3 or gp2 volume EBS creates (16 TiB).
+// Larger numbers used to reach the API, or wrap around in its int32 field.
+const maxRootVolumeGiB = 16384
+
+// maxNodesPerGroup is EKS's quota "Nodes per managed node group". Sizes are
+// int32 in the EKS API: a larger number would be sent wrapped or refused
+// minutes into the run.
+const maxNodesPerGroup = 450
+
 // checkCluster runs coderctl's own checks on the decoded file, before eksctl
 // fills in defaults, so that messages speak about what the user wrote.
 func checkCluster(name string, cfg *api.ClusterConfig) error {
@@ -196,6 +205,13 @@ func checkManagedNodeGroups(name string, cfg *api.ClusterConfig) error {
 	return nil
 }
 
+// The nodegroups stage runs one step per node group, named after it, beside
+// these fixed steps; a group may not take their names.
+const (
+	NodeGroupsRoleStep   = "node-role"
+	NodeGroupsTaintsStep = "taints"
+)
+
 func checkManagedNodeGroup(name, path string, ng *api.ManagedNodeGroup) error {
 	switch {
 	case ng.Name == "":
@@ -203,6 +219,9 @@ func checkManagedNodeGroup(name, path string, ng *api.ManagedNodeGroup) error {
 	case !nodeGroupNameRE.MatchString(ng.Name):
 		return fault.Input(name, path+".name", "use letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters",
 			"%q is not a valid node group name", ng.Name)
+	case ng.Name == NodeGroupsRoleStep || ng.Name == NodeGroupsTaintsStep:
+		return fault.Input(name, path+".name", "pick another name, e.g. coder-"+ng.Name,
+			"%q is reserved: coderctl's nodegroups stage has a step of that name", ng.Name)
 	}
 	if err := checkUnsupported(name, path, ng); err != nil {
 		return err
@@ -216,6 +235,10 @@ func checkManagedNodeGroup(name, path string, ng *api.ManagedNodeGroup) error {
 	if ng.VolumeSize != nil && *ng.VolumeSize < minRootVolumeGiB {
 		return fault.Input(name, path+".volumeSize", fmt.Sprintf("use at least %d (GiB)", minRootVolumeGiB),
 			"%d GiB is smaller than the EKS-optimized AMI's root snapshot", *ng.VolumeSize)
+	}
+	if ng.VolumeSize != nil && *ng.VolumeSize > maxRootVolumeGiB {
+		return fault.Input(name, path+".volumeSize", fmt.Sprintf("use at most %d (GiB), the largest gp3/gp2 EBS volume", maxRootVolumeGiB),
+			"%d GiB is larger than EBS allows", *ng.VolumeSize)
 	}
 	return checkTaints(name, path, ng.Taints)
 }
@@ -260,8 +283,13 @@ func checkScaling(name, path string, sc *api.ScalingConfig) error {
 		v     *int
 	}{{"minSize", sc.MinSize}, {"maxSize", sc.MaxSize}, {"desiredCapacity", sc.DesiredCapacity}}
 	for _, s := range sizes {
-		if s.v != nil && *s.v < 0 {
+		switch {
+		case s.v != nil && *s.v < 0:
 			return fault.Input(name, path+"."+s.field, "use 0 or more", "%d is negative", *s.v)
+		case s.v != nil && *s.v > maxNodesPerGroup:
+			return fault.Input(name, path+"."+s.field,
+				fmt.Sprintf("EKS allows %d nodes per managed node group (its default quota); split the capacity over more groups", maxNodesPerGroup),
+				"%d is more nodes than one managed node group can have", *s.v)
 		}
 	}
 	minSize, maxSize, desired := sc.MinSize, sc.MaxSize, sc.DesiredCapacity

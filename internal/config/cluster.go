@@ -17,17 +17,21 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/fsx"
 )
 
 // LoadCluster reads, strict-decodes, defaults and validates an eksctl
-// ClusterConfig. Errors name the file as the user gave it.
+// ClusterConfig. Errors name the file as the user gave it. Only a regular
+// file of bounded size is read: a FIFO or /dev/zero given by mistake is
+// refused instead of hanging or exhausting memory.
 func LoadCluster(path string) (*api.ClusterConfig, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsx.ReadRegular(path, fsx.MaxInputFile)
 	if err != nil {
+		msg, hint := fsx.Describe(err)
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fault.Input(path, "", "pass --config PATH or create it from the cluster-config.yaml shipped with coderctl", "file not found")
+			hint = "pass --config PATH or create it from the cluster-config.yaml shipped with coderctl"
 		}
-		return nil, fault.Input(path, "", "", "cannot read: %v", err)
+		return nil, fault.Input(path, "", hint, "%s", msg)
 	}
 	return ParseCluster(path, data)
 }

@@ -30,6 +30,9 @@ type Inputs struct {
 	configPath string
 	values     map[string]string
 	sources    map[string]string
+	// clusterFields maps AWS_REGION and CLUSTER_NAME to the cluster config
+	// field that also sets them, when it does.
+	clusterFields map[string]string
 }
 
 // ResolveInputs merges the env file's values with the process environment
@@ -47,7 +50,8 @@ func ResolveInputs(envFile string, fileValues map[string]string, lookupEnv func(
 	if configPath == "" {
 		configPath = DefaultClusterConfigFile
 	}
-	in := &Inputs{envFile: envFile, configPath: configPath, values: map[string]string{}, sources: map[string]string{}}
+	in := &Inputs{envFile: envFile, configPath: configPath, values: map[string]string{}, sources: map[string]string{},
+		clusterFields: map[string]string{}}
 	for _, k := range inputTable() {
 		raw, source := in.lookup(k.Key, fileValues, lookupEnv)
 		if source == "" {
@@ -59,10 +63,38 @@ func ResolveInputs(envFile string, fileValues map[string]string, lookupEnv func(
 		}
 		in.values[k.Key], in.sources[k.Key] = v, source
 	}
+	if err := in.agreeWithFile(fileValues, lookupEnv); err != nil {
+		return nil, err
+	}
 	if err := in.agreeWithCluster(cluster); err != nil {
 		return nil, err
 	}
 	return in, nil
+}
+
+// identityKeys say where the deployment is. The environment may override
+// other inputs (USERS for one run), but an AWS_REGION exported in the shell
+// that differs from the file's would act on one region while the file, which
+// a shell sources later, says another.
+var identityKeys = []string{KeyRegion, KeyClusterName}
+
+// agreeWithFile refuses an identity key set in both the environment and the
+// env file to different values.
+func (in *Inputs) agreeWithFile(fileValues map[string]string, lookupEnv func(string) (string, bool)) error {
+	if lookupEnv == nil {
+		return nil
+	}
+	for _, key := range identityKeys {
+		env, _ := lookupEnv(key)
+		env, file := strings.TrimSpace(env), strings.TrimSpace(fileValues[key])
+		if env == "" || file == "" || env == file {
+			continue
+		}
+		return fault.Input(SourceEnvironment, key,
+			fmt.Sprintf("unset %s in the environment, or make %s say the same", key, in.envFile),
+			"%s in the environment contradicts %s=%s in %s", env, key, file, in.envFile)
+	}
+	return nil
 }
 
 // CheckInput validates one value for key as ResolveInputs would, for
@@ -116,6 +148,9 @@ func (in *Inputs) agreeWithCluster(cluster *api.ClusterConfig) error {
 	}
 	for _, p := range pairs {
 		got, set := in.values[p.key]
+		if p.want != "" {
+			in.clusterFields[p.key] = p.field
+		}
 		switch {
 		case p.want == "":
 		case !set:
@@ -160,6 +195,31 @@ func (in *Inputs) Source(key string) string {
 		return s
 	}
 	return SourceDefault
+}
+
+// derivedFrom names, for a key whose default is computed from another, the
+// key the user actually sets.
+var derivedFrom = map[string]string{
+	KeyCoderChartVersion:        KeyCoderVersion,
+	"PROVISIONER_CHART_VERSION": KeyCoderChartVersion,
+	KeyCoderURL:                 KeyDomain,
+}
+
+// Origin says where to point the user for key's value: the cluster config
+// field (metadata.name) when cluster-config.yaml sets it, the key a derived
+// default came from (CODER_VERSION for an unset CODER_CHART_VERSION), or
+// the key itself in its source. Messages then name what the user gave.
+func (in *Inputs) Origin(key string) (source, field string) {
+	for {
+		if f, ok := in.clusterFields[key]; ok {
+			return in.configPath, f
+		}
+		from, derived := derivedFrom[key]
+		if _, set := in.values[key]; set || !derived {
+			return in.Source(key), key
+		}
+		key = from
+	}
 }
 
 // Require returns an InputError naming the keys among keys that have

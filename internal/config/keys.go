@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -142,6 +144,8 @@ func checkDomain(v string) (string, *badValue) {
 		return "", bad("give the base domain, e.g. CODER_DOMAIN="+d[2:]+"; coderctl adds the wildcard", "%q is a wildcard", v)
 	case strings.ContainsAny(d, " \t"):
 		return "", bad("give one domain, e.g. CODER_DOMAIN=coder.example.com", "%q contains spaces", v)
+	case isIPLiteral(d):
+		return "", bad("give a DNS name, not an IP address", "%q is not a DNS name but an IP address", v)
 	case strings.Contains(d, ":"):
 		return "", bad("leave the port out; the load balancer listens on 443", "%q has a port", v)
 	case strings.Contains(d, "/"):
@@ -164,6 +168,17 @@ func checkDomain(v string) (string, *badValue) {
 		return "", bad("ACM certificates take at most 64 characters in the first name; use a shorter domain", "%q is %d characters long", v, len(d))
 	}
 	return d, nil
+}
+
+// isIPLiteral reports an IPv4 or IPv6 address, bracketed or not, with or
+// without a port: "[2001:db8::1]" is not a host with port "db8::1]".
+func isIPLiteral(s string) bool {
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	}
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }
 
 // bareHost extracts the host from something that looks like a URL.

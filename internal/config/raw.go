@@ -29,6 +29,10 @@ func checkRaw(name string, data []byte) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return fault.Input(name, "", "start from the cluster-config.yaml shipped with coderctl", "file is empty")
 	}
+	if n := countDocuments(data); n > 1 {
+		return fault.Input(name, "", "keep one ClusterConfig per file; remove the '---' and what follows, or split the file",
+			"holds %d YAML documents; coderctl reads exactly one", n)
+	}
 	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return fault.Input(name, "", "", "not valid YAML: %s", yamlMessage(err))
@@ -45,6 +49,47 @@ func checkRaw(name string, data []byte) error {
 		return err
 	}
 	return checkCIDRStrings(name, "", root)
+}
+
+// countDocuments counts the YAML documents in data that hold more than
+// comments: sigs.k8s.io/yaml decodes the first and silently drops the rest.
+func countDocuments(data []byte) int {
+	n := 0
+	for _, doc := range splitDocuments(data) {
+		for _, l := range strings.Split(doc, "\n") {
+			if t := strings.TrimSpace(l); t != "" && t[0] != '#' {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// splitDocuments splits at document markers ("---" at the start of a line,
+// alone or before a comment or content) and end markers ("...").
+func splitDocuments(data []byte) []string {
+	var docs []string
+	var cur strings.Builder
+	for _, l := range strings.Split(string(data), "\n") {
+		if isDocumentMarker(l) {
+			docs = append(docs, cur.String())
+			cur.Reset()
+			if rest := strings.TrimSpace(l[3:]); rest != "" && rest[0] != '#' {
+				cur.WriteString(rest + "\n")
+			}
+			continue
+		}
+		cur.WriteString(l + "\n")
+	}
+	return append(docs, cur.String())
+}
+
+func isDocumentMarker(l string) bool {
+	if !strings.HasPrefix(l, "---") && !strings.HasPrefix(l, "...") {
+		return false
+	}
+	return len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r'
 }
 
 // yamlMessage strips the converter's prefixes from a YAML syntax error.

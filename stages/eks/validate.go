@@ -54,14 +54,10 @@ func (s *stage) validateNames(context.Context) error {
 	return nil
 }
 
-// clusterNameField is where the cluster name was set: CLUSTER_NAME in the
-// env file or environment, or metadata.name in cluster-config.yaml.
+// clusterNameField is where the cluster name was set: metadata.name in
+// cluster-config.yaml, or CLUSTER_NAME in the env file or environment.
 func (s *stage) clusterNameField() (source, field string) {
-	source = s.d.Inputs.Source("CLUSTER_NAME")
-	if source == s.d.ConfigPath {
-		return source, "metadata.name"
-	}
-	return source, "CLUSTER_NAME"
+	return s.d.Inputs.Origin(config.KeyClusterName)
 }
 
 // validateExisting refuses resources of our names that belong to someone

@@ -211,6 +211,9 @@ func (n *network) validate(ctx context.Context) error {
 		return fault.Input(n.d.ConfigPath, "vpc.subnets", "remove vpc.subnets to let coderctl derive them from vpc.cidr, or set vpc.id to use an existing VPC",
 			"coderctl derives the subnets of a VPC it creates from vpc.cidr; listed subnets are only for an existing VPC")
 	}
+	if err := n.checkConfiguredZones(ctx); err != nil {
+		return err
+	}
 	l, err := n.layout(ctx)
 	if err != nil {
 		return err
@@ -220,6 +223,37 @@ func (n *network) validate(ctx context.Context) error {
 		return err
 	}
 	return n.checkOwnCIDR(v, l.CIDR)
+}
+
+// checkConfiguredZones refuses availabilityZones the region does not have
+// (us-west-2z has the right shape, so the config loader lets it through), or
+// has but not available to this account: the subnet create would fail after
+// the VPC exists.
+func (n *network) checkConfiguredZones(ctx context.Context) error {
+	want := n.d.Cluster.AvailabilityZones
+	if len(want) == 0 {
+		return nil
+	}
+	out, err := n.d.AWS.EC2.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{})
+	if err != nil {
+		return fmt.Errorf("list availability zones of %s: %w", n.d.Region(), err)
+	}
+	available := map[string]bool{}
+	var names []string
+	for _, z := range out.AvailabilityZones {
+		if z.State == ec2types.AvailabilityZoneStateAvailable {
+			available[aws.ToString(z.ZoneName)] = true
+			names = append(names, aws.ToString(z.ZoneName))
+		}
+	}
+	sort.Strings(names)
+	for i, az := range want {
+		if !available[az] {
+			return fault.Input(n.d.ConfigPath, fmt.Sprintf("availabilityZones[%d]", i), "use zones of "+n.d.Region()+": "+strings.Join(names, ", "),
+				"%s is not an available zone of %s", az, n.d.Region())
+		}
+	}
+	return nil
 }
 
 // checkOwnCIDR: the deployment's VPC must have the block vpc.cidr names,

@@ -25,10 +25,11 @@ import (
 // Name is the stage's registry name.
 const Name = "nodegroups"
 
-// Step names. Each node group is a step named after the group.
+// Step names. Each node group is a step named after the group; the config
+// loader refuses a group named like one of these fixed steps.
 const (
-	StepNodeRole = "node-role"
-	StepTaints   = "taints"
+	StepNodeRole = config.NodeGroupsRoleStep
+	StepTaints   = config.NodeGroupsTaintsStep
 )
 
 // State keys the stage records.

@@ -21,7 +21,8 @@ import (
 // sizes are refused when cluster-config.yaml is loaded.
 func (s *stage) validate(ctx context.Context) error {
 	if n := s.nodeRoleName(); len(n) > maxIAMNameLen {
-		return fault.Input(s.d.Inputs.Source(config.KeyClusterName), config.KeyClusterName,
+		source, field := s.d.Inputs.Origin(config.KeyClusterName)
+		return fault.Input(source, field,
 			fmt.Sprintf("use a name of at most %d characters", maxIAMNameLen-len("-node")),
 			"the node IAM role name %q would be longer than IAM's %d characters", n, maxIAMNameLen)
 	}
