@@ -314,7 +314,7 @@ func nonBlankLines(s string) []string {
 	return out
 }
 
-// argLines reads an args file: one argument per line, '' for an empty one.
+// argLines reads an args file: one argument per line, ” for an empty one.
 func argLines(s string) []string {
 	args := nonBlankLines(s)
 	for i, a := range args {
