@@ -6,7 +6,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin/coderctl
 
-.PHONY: all build test vet fmt-check unit demo bench clean
+.PHONY: all build test vet fmt-check unit fuzz demo bench clean
 
 all: build
 
@@ -24,8 +24,23 @@ fmt-check:
 # Everything CI runs: static checks, then every test against the local
 # testing ground (moto from the machine image, the Kubernetes binaries built
 # from the Go module proxy and cached under ~/.cache).
-test: fmt-check vet kube-binaries
+test: fmt-check vet kube-binaries fuzz
 	$(GO) test -count=1 -timeout 40m ./...
+
+# Property tests: each fuzz target runs for FUZZTIME on top of its seed
+# corpus (which `go test ./...` also runs). Interesting inputs are minimized
+# for a bounded number of runs only: unbounded minimization stalls a 2-core
+# machine for minutes. Bad input must come out as exit 2, never a panic,
+# hang or internal error (issue 18).
+FUZZTIME ?= 10s
+FUZZ_TARGETS := internal/cli:FuzzStageSelection internal/cli:FuzzRepeatedFlags \
+  internal/config:FuzzParseCluster internal/helmx:FuzzMergeValues
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./$$pkg || exit 1; \
+	done
 
 # Tests that need neither moto nor the control plane's binaries.
 unit:
