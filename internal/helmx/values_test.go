@@ -78,7 +78,7 @@ coder:
 			if tc.override != "" {
 				file = writeTemp(t, "values.yaml", tc.override)
 			}
-			got, err := MergeValues(base, computed, file)
+			got, _, err := MergeValues(base, computed, file, Owned{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +90,7 @@ coder:
 
 	t.Run("inputs are not modified", func(t *testing.T) {
 		before := computed["coder"].(map[string]any)["service"].(map[string]any)["annotations"].(map[string]any)
-		if _, err := MergeValues(base, computed, writeTemp(t, "v.yaml", "coder: {service: {annotations: {c: x}}}")); err != nil {
+		if _, _, err := MergeValues(base, computed, writeTemp(t, "v.yaml", "coder: {service: {annotations: {c: x}}}"), Owned{}); err != nil {
 			t.Fatal(err)
 		}
 		if len(before) != 1 {
@@ -117,7 +117,7 @@ func TestMergeValuesBadInput(t *testing.T) {
 			if tc.override != "-" {
 				file = writeTemp(t, "override.yaml", tc.override)
 			}
-			_, err := MergeValues([]byte("a: 1\n"), nil, file)
+			_, _, err := MergeValues([]byte("a: 1\n"), nil, file, Owned{})
 			if !fault.IsInput(err) {
 				t.Fatalf("err = %v, want bad input", err)
 			}
@@ -128,7 +128,7 @@ func TestMergeValuesBadInput(t *testing.T) {
 	}
 
 	t.Run("broken embedded defaults are a bug, not bad input", func(t *testing.T) {
-		_, err := MergeValues([]byte("a: [1"), nil, "")
+		_, _, err := MergeValues([]byte("a: [1"), nil, "", Owned{})
 		if err == nil || fault.IsInput(err) {
 			t.Errorf("err = %v, want a plain error", err)
 		}

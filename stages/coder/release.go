@@ -20,31 +20,33 @@ func ActionFor(resource string, c helmx.Change) engine.Action {
 	return engine.Action{Kind: kind, Resource: resource, Reason: c.Reason}
 }
 
-func (s *stage) release(ctx context.Context) (helmx.Release, error) {
+// release is the wanted release and the notes of its values merge.
+func (s *stage) release(ctx context.Context) (helmx.Release, []string, error) {
 	roleARN, err := s.d.Output(keySecretsRoleARN, secretsStage)
 	if err != nil {
-		return helmx.Release{}, err
+		return helmx.Release{}, nil, err
 	}
-	values, err := s.values(roleARN)
+	values, notes, err := s.values(roleARN)
 	if err != nil {
-		return helmx.Release{}, err
+		return helmx.Release{}, nil, err
 	}
 	return helmx.Release{Name: ReleaseName, Namespace: Namespace, Chart: s.chart(), Values: values,
-		Wait: true, Timeout: releaseTimeout}, nil
+		Wait: true, Timeout: releaseTimeout}, notes, nil
 }
 
 func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	resource := fmt.Sprintf("helm release %s/%s", Namespace, ReleaseName)
+	notes := s.noteActions()
 	helm, err := Helm(ctx, s.d, s.opts.HelmCacheDir)
 	if err != nil {
-		return []engine.Action{{Kind: engine.Create, Resource: resource,
-			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}}, nil
+		return append([]engine.Action{{Kind: engine.Create, Resource: resource,
+			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}}, notes...), nil
 	}
 	if s.d.State.Get(keySecretsRoleARN) == "" {
-		return []engine.Action{{Kind: engine.Create, Resource: resource,
-			Reason: fmt.Sprintf("install chart %s once the %s stage has recorded %s", s.chart(), secretsStage, keySecretsRoleARN)}}, nil
+		return append([]engine.Action{{Kind: engine.Create, Resource: resource,
+			Reason: fmt.Sprintf("install chart %s once the %s stage has recorded %s", s.chart(), secretsStage, keySecretsRoleARN)}}, notes...), nil
 	}
-	rel, err := s.release(ctx)
+	rel, _, err := s.release(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -52,14 +54,15 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []engine.Action{ActionFor(resource, change)}, nil
+	return append([]engine.Action{ActionFor(resource, change)}, notes...), nil
 }
 
 func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
-	rel, err := s.release(ctx)
+	rel, notes, err := s.release(ctx)
 	if err != nil {
 		return err
 	}
+	ReportNotes(r, KeyValuesFile, notes)
 	helm, err := Helm(ctx, s.d, s.opts.HelmCacheDir)
 	if err != nil {
 		return err

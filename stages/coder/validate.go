@@ -8,7 +8,6 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/coderctl/coderctl/configs"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/fault"
@@ -16,13 +15,14 @@ import (
 )
 
 // validate refuses, before anything changes, inputs that would make the
-// stage fail half-way: no domain, a values file that is not YAML, an
-// unreadable CA bundle, a chart version the repository does not have.
+// stage fail half-way or break what it guarantees: no domain, a values file
+// that is not YAML or undoes an owned key, an unreadable CA bundle, a chart
+// version the repository does not have.
 func (s *stage) validate(ctx context.Context) error {
 	if err := s.d.Inputs.Require(config.KeyDomain); err != nil {
 		return err
 	}
-	if err := ValidateValuesFile(s.d, KeyValuesFile, ValuesFile); err != nil {
+	if _, _, err := s.values(roleARNStandIn); err != nil {
 		return err
 	}
 	if err := ValidateCAFile(s.d); err != nil {
@@ -31,20 +31,11 @@ func (s *stage) validate(ctx context.Context) error {
 	return CheckChart(ctx, s.chart(), s.opts.HelmCacheDir, config.KeyCoderChartRepo, config.KeyCoderChartVersion)
 }
 
-// ValidateValuesFile parses the override file named by key (when set) the
-// way the release will merge it, and names the key in the error.
-func ValidateValuesFile(d *deploy.Deps, key, embedded string) error {
-	path := d.Inputs.Get(key)
-	if path == "" {
-		return nil
-	}
-	_, err := helmx.MergeValues(configs.Read(embedded), nil, path)
-	var ie *fault.InputError
-	if errors.As(err, &ie) {
-		return fault.Input(ie.Source, key, ie.Hint, "%s", ie.Msg)
-	}
-	return err
-}
+// roleARNStandIn stands for SECRETS_ROLE_ARN when the values are built
+// only to be checked: the first `up` validates before the secrets stage has
+// recorded the role, and the same values file must pass or fail on every
+// run, so a file may not set the annotation at all, not even to the role.
+const roleARNStandIn = "<" + keySecretsRoleARN + ">"
 
 // ValidateCAFile checks that CODER_CA_FILE, when set, holds a PEM
 // certificate.

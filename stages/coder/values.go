@@ -5,6 +5,7 @@ import (
 
 	"github.com/coderctl/coderctl/configs"
 	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/sizing"
 )
@@ -42,9 +43,49 @@ func NodePlacement(groups []config.NodeGroupSpec, role string) (map[string]strin
 }
 
 // values builds the release's values: the embedded defaults, what coderctl
-// computes, then CODER_VALUES_FILE.
-func (s *stage) values(roleARN string) (map[string]any, error) {
-	return helmx.MergeValues(configs.Read(ValuesFile), s.computedValues(roleARN), s.d.Inputs.Get(KeyValuesFile))
+// computes, then CODER_VALUES_FILE, held to Owned. The notes say where
+// coderctl's entries were kept over the file's.
+func (s *stage) values(roleARN string) (map[string]any, []string, error) {
+	return helmx.MergeValues(configs.Read(ValuesFile), s.computedValues(roleARN), s.d.Inputs.Get(KeyValuesFile), Owned())
+}
+
+// annRoleARN is the IRSA annotation of coderd's service account.
+const annRoleARN = "eks.amazonaws.com/role-arn"
+
+// Owned is what CODER_VALUES_FILE may extend but not undo (decisions.md
+// 12): coderd's env, volumes and mounts merge by name and its tolerations
+// add up; the rest is what decision 6, the IRSA trust and the verify checks
+// rely on.
+func Owned() helmx.Owned {
+	const leaveOut = "leave it out of " + KeyValuesFile + "; "
+	return helmx.Owned{
+		Key: KeyValuesFile,
+		Lists: []helmx.OwnedList{
+			{Path: []string{"coder", "env"}, ByName: true, Refuse: map[string]string{
+				"CODER_HTTP_ADDRESS": leaveOut + "the Services coder and coder-lb reach coderd on its http port, 8080",
+				"CODER_TLS_ENABLE":   leaveOut + "TLS ends at the NLB with CERT_ARN (decisions.md 6)",
+			}},
+			{Path: []string{"coder", "volumes"}, ByName: true},
+			{Path: []string{"coder", "volumeMounts"}, ByName: true},
+			{Path: []string{"coder", "tolerations"}},
+		},
+		Values: []helmx.OwnedValue{
+			{Path: []string{"coder", "service", "enable"},
+				Why: leaveOut + "provisioners reach coderd through the chart's in-cluster Service " + InClusterURL},
+			{Path: []string{"coder", "service", "type"},
+				Why: leaveOut + "the chart's Service stays ClusterIP; the public entry is coderctl's Service " + ServiceName + ", an NLB on 443 only (decisions.md 6)"},
+			{Path: []string{"coder", "tls", "secretNames"}, Allow: []any{[]any{}, nil},
+				Why: leaveOut + "TLS ends at the NLB with the ACM certificate CERT_ARN, which cannot be exported into the cluster (decisions.md 6)"},
+			{Path: []string{"coder", "serviceAccount", "name"},
+				Why: leaveOut + "the IRSA role trusts only system:serviceaccount:" + Namespace + ":" + ServiceAccountName},
+			{Path: []string{"coder", "serviceAccount", "disableCreate"}, Allow: []any{false},
+				Why: leaveOut + "the chart's service account carries the IRSA annotation"},
+			{Path: []string{"coder", "serviceAccount", "annotations", annRoleARN},
+				Why: leaveOut + "coderctl sets it to the secrets stage's SECRETS_ROLE_ARN"},
+			{Path: []string{"coder", "nodeSelector", sizing.NodeTypeLabel},
+				Why: leaveOut + "coderd runs on the node group labelled " + sizing.NodeTypeLabel + "=" + sizing.RoleCoderd + " in cluster-config.yaml"},
+		},
+	}
 }
 
 func (s *stage) computedValues(roleARN string) map[string]any {
@@ -59,7 +100,7 @@ func (s *stage) computedValues(roleARN string) map[string]any {
 			"tolerations":  tolerations,
 			"serviceAccount": map[string]any{
 				"name":        ServiceAccountName,
-				"annotations": map[string]any{"eks.amazonaws.com/role-arn": roleARN},
+				"annotations": map[string]any{annRoleARN: roleARN},
 			},
 			"env":          s.env(),
 			"volumes":      []corev1.Volume{csiVolume()},
@@ -105,5 +146,33 @@ func csiVolume() corev1.Volume {
 			ReadOnly:         &readOnly,
 			VolumeAttributes: map[string]string{"secretProviderClass": SecretProviderClass},
 		}},
+	}
+}
+
+// noteActions puts the values merge's notes into the plan, where they are
+// read before anything changes. A file validate refuses has no notes.
+func (s *stage) noteActions() []engine.Action {
+	_, notes, err := s.values(roleARNStandIn)
+	if err != nil {
+		return nil
+	}
+	return NoteActions(KeyValuesFile, notes)
+}
+
+// NoteActions turns a values merge's notes into plan lines about the
+// values file named by key.
+func NoteActions(key string, notes []string) []engine.Action {
+	out := make([]engine.Action, 0, len(notes))
+	for _, n := range notes {
+		out = append(out, engine.Action{Kind: engine.Nothing, Resource: key, Reason: "warning: " + n})
+	}
+	return out
+}
+
+// ReportNotes tells the user, while applying, where coderctl kept its own
+// entries over the values file's.
+func ReportNotes(r engine.Reporter, key string, notes []string) {
+	for _, n := range notes {
+		r.Notice(n, map[string]any{"input": key})
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -28,6 +29,11 @@ const (
 	CheckHealthz      = "healthz"
 	CheckVersion      = "version"
 	CheckHA           = "high-availability"
+	// CheckPublicServices: coder-lb is the only Service in the namespace
+	// reachable from outside the cluster (decisions.md 6).
+	CheckPublicServices = "public-services"
+	// CheckEnv: coderd's container runs with coderctl's environment.
+	CheckEnv = "coderd-env"
 )
 
 // PremiumHAMessage is what an unlicensed deployment with more than one
@@ -37,7 +43,7 @@ const PremiumHAMessage = "more than one coderd replica is a Coder Premium featur
 
 // verify runs the checkpoint's independent groups of checks concurrently.
 func (s *stage) verify(ctx context.Context) []engine.Check {
-	groups := []func(context.Context) []engine.Check{s.checkPods, s.checkSecret, s.checkLoadBalancer, s.checkAPI}
+	groups := []func(context.Context) []engine.Check{s.checkPods, s.checkSecret, s.checkLoadBalancer, s.checkAPI, s.checkGuarantees}
 	results := make([][]engine.Check, len(groups))
 	var wg sync.WaitGroup
 	for i, g := range groups {
@@ -308,4 +314,127 @@ func (s *stage) checkHA(ctx context.Context, client *coderapi.Client) engine.Che
 func SessionToken(lookup func(string) (string, bool)) string {
 	v, _ := lookup(EnvSessionToken)
 	return strings.TrimSpace(v)
+}
+
+// restoreHint undoes a hand edit of the release's objects: coderctl
+// upgrades the release only when its values change, so re-applying alone
+// would leave the edit in place.
+const restoreHint = "re-apply the coder stage if its inputs changed; a hand edit is undone by re-applying the release's manifests: " +
+	"helm -n " + Namespace + " get manifest " + ReleaseName + " | kubectl apply -f -"
+
+// checkGuarantees checks the live objects, not only the release's values,
+// so that a hand edit after apply is caught too.
+func (s *stage) checkGuarantees(ctx context.Context) []engine.Check {
+	kc, _, err := Kube(ctx, s.d)
+	if err != nil {
+		hint := "check --kubeconfig or that the EKS cluster exists"
+		return []engine.Check{
+			engine.Failf(CheckPublicServices, hint, "cannot reach the cluster: %v", err),
+			engine.Failf(CheckEnv, hint, "cannot reach the cluster: %v", err),
+		}
+	}
+	return []engine.Check{s.checkPublicServices(ctx, kc), s.checkEnv(ctx, kc)}
+}
+
+func (s *stage) checkPublicServices(ctx context.Context, kc kubernetes.Interface) engine.Check {
+	list, err := kc.CoreV1().Services(Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return engine.Failf(CheckPublicServices, "check the cluster's API server", "cannot list services in %s: %v", Namespace, err)
+	}
+	exposed := PublicServices(list.Items)
+	if len(exposed) == 0 {
+		return engine.Passf(CheckPublicServices, "only %s/%s is reachable from outside the cluster", Namespace, ServiceName)
+	}
+	return engine.Failf(CheckPublicServices,
+		"the public entry is "+ServiceName+" alone, TLS on 443 (decisions.md 6): remove coder.service.* overrides from "+KeyValuesFile+
+			" and "+restoreHint+"; delete any other: kubectl -n "+Namespace+" delete service NAME",
+		"service(s) reachable from outside the cluster besides %s: %s", ServiceName, strings.Join(exposed, ", "))
+}
+
+// PublicServices names the Services other than coder-lb that take traffic
+// from outside the cluster (a LoadBalancer or NodePort type, or external
+// IPs), each with how.
+func PublicServices(services []corev1.Service) []string {
+	var out []string
+	for _, svc := range services {
+		if svc.Name == ServiceName {
+			continue
+		}
+		switch {
+		case svc.Spec.Type == corev1.ServiceTypeLoadBalancer || svc.Spec.Type == corev1.ServiceTypeNodePort:
+			out = append(out, fmt.Sprintf("%s (%s)", svc.Name, svc.Spec.Type))
+		case len(svc.Spec.ExternalIPs) > 0:
+			out = append(out, fmt.Sprintf("%s (externalIPs %s)", svc.Name, strings.Join(svc.Spec.ExternalIPs, ",")))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *stage) checkEnv(ctx context.Context, kc kubernetes.Interface) engine.Check {
+	dep, err := kc.AppsV1().Deployments(Namespace).Get(ctx, ChartName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return engine.Failf(CheckEnv, "run 'coderctl stage coder apply'", "deployment %s/%s does not exist", Namespace, ChartName)
+	case err != nil:
+		return engine.Failf(CheckEnv, "check the cluster's API server", "cannot read deployment %s/%s: %v", Namespace, ChartName, err)
+	}
+	var live []corev1.EnvVar
+	found := false
+	for _, c := range dep.Spec.Template.Spec.Containers {
+		if c.Name == ChartName {
+			live, found = c.Env, true
+		}
+	}
+	if !found {
+		return engine.Failf(CheckEnv, restoreHint, "deployment %s/%s has no container %q", Namespace, ChartName, ChartName)
+	}
+	want := s.env()
+	if problems := EnvDrift(live, want); len(problems) > 0 {
+		return engine.Failf(CheckEnv, restoreHint, "coderd's environment is not coderctl's: %s", strings.Join(problems, "; "))
+	}
+	return engine.Passf(CheckEnv, "coderd runs with the %d variables coderctl sets", len(want))
+}
+
+// EnvDrift compares a container's environment with the variables coderctl
+// requires and words each difference. Where a name repeats, Kubernetes
+// uses the last one, and so does this. A variable coderctl reads from a
+// secret is never quoted when it has been replaced by a literal: the
+// literal is likely the secret itself (a database password).
+func EnvDrift(live, want []corev1.EnvVar) []string {
+	effective := map[string]corev1.EnvVar{}
+	for _, e := range live {
+		effective[e.Name] = e
+	}
+	var out []string
+	for _, w := range want {
+		got, ok := effective[w.Name]
+		switch {
+		case !ok:
+			out = append(out, w.Name+" is missing")
+		case !equality.Semantic.DeepEqual(got, w):
+			out = append(out, fmt.Sprintf("%s is %s, want %s", w.Name, envSource(got, w.ValueFrom != nil), envSource(w, false)))
+		}
+	}
+	return out
+}
+
+// envSource words where a variable's value comes from; secretish hides a
+// literal value.
+func envSource(e corev1.EnvVar, secretish bool) string {
+	switch {
+	case e.ValueFrom == nil && secretish:
+		return "set to a literal value"
+	case e.ValueFrom == nil:
+		return fmt.Sprintf("%q", e.Value)
+	case e.ValueFrom.SecretKeyRef != nil:
+		ref := e.ValueFrom.SecretKeyRef
+		optional := ""
+		if ref.Optional != nil && *ref.Optional {
+			optional = " (optional)"
+		}
+		return fmt.Sprintf("from secret %s key %s%s", ref.Name, ref.Key, optional)
+	default:
+		return "read from another source"
+	}
 }

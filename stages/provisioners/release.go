@@ -3,6 +3,7 @@ package provisioners
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/Masterminds/semver/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -59,27 +60,61 @@ func (s *stage) computedValues(keyID string) map[string]any {
 	return values
 }
 
-func (s *stage) release(keyID string) (helmx.Release, error) {
-	values, err := helmx.MergeValues(configs.Read(ValuesFile), s.computedValues(keyID), s.d.Inputs.Get(KeyValuesFile))
+// Owned is what PROVISIONER_VALUES_FILE may extend but not undo
+// (decisions.md 12): the env merges by name and the tolerations add up; the
+// key the daemons authenticate with is coderctl's, and nothing may add tags
+// or a PSK beside it (the daemons would not start).
+func Owned() helmx.Owned {
+	const leaveOut = "leave it out of " + KeyValuesFile + "; "
+	const keyWhy = leaveOut + "the daemons authenticate with the provisioner key coderctl keeps in secret " + KeySecretName
+	return helmx.Owned{
+		Key: KeyValuesFile,
+		Lists: []helmx.OwnedList{
+			{Path: []string{"coder", "env"}, ByName: true, Refuse: map[string]string{
+				"CODER_PROVISIONERD_TAGS":      leaveOut + "the tags come from the provisioner key; with a key set the daemons do not start",
+				"CODER_PROVISIONER_DAEMON_KEY": keyWhy,
+				"CODER_PROVISIONER_DAEMON_PSK": keyWhy,
+			}},
+			{Path: []string{"coder", "tolerations"}},
+		},
+		Values: []helmx.OwnedValue{
+			{Path: []string{"provisionerDaemon", "keySecretName"}, Why: keyWhy},
+			{Path: []string{"provisionerDaemon", "keySecretKey"}, Why: keyWhy},
+			// "" is what the guide writes for charts up to 2.17.0; newer
+			// charts ignore it next to a key.
+			{Path: []string{"provisionerDaemon", "pskSecretName"}, Allow: []any{""}, Why: keyWhy},
+			{Path: []string{"provisionerDaemon", "tags"}, Allow: []any{map[string]any{}, nil},
+				Why: leaveOut + "the tags come from the provisioner key; with a key set the chart refuses tags"},
+			{Path: []string{"coder", "nodeSelector", sizing.NodeTypeLabel},
+				Why: leaveOut + "provisioners run on the node group labelled " + sizing.NodeTypeLabel + "=" + sizing.RoleProvisioner + " in cluster-config.yaml"},
+		},
+	}
+}
+
+// release is the wanted release and the notes of its values merge.
+func (s *stage) release(keyID string) (helmx.Release, []string, error) {
+	values, notes, err := helmx.MergeValues(configs.Read(ValuesFile), s.computedValues(keyID), s.d.Inputs.Get(KeyValuesFile), Owned())
 	if err != nil {
-		return helmx.Release{}, err
+		return helmx.Release{}, nil, err
 	}
 	return helmx.Release{Name: ReleaseName, Namespace: coder.Namespace, Chart: s.chart(), Values: values,
-		Wait: true, Timeout: releaseTimeout}, nil
+		Wait: true, Timeout: releaseTimeout}, notes, nil
 }
 
 func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	resource := fmt.Sprintf("helm release %s/%s (%d replicas)", coder.Namespace, ReleaseName, s.sizing().Provisioners.Replicas)
 	kc, _, err := coder.Kube(ctx, s.d)
 	if err != nil {
-		return append([]engine.Action{{Kind: engine.Create, Resource: resource,
-			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}}, s.capacityWarning()...), nil
+		_, notes, _ := s.release("") // a file validate refused never gets here
+		return slices.Concat([]engine.Action{{Kind: engine.Create, Resource: resource,
+			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}},
+			coder.NoteActions(KeyValuesFile, notes), s.capacityWarning()), nil
 	}
 	sec, err := readKeySecret(ctx, kc)
 	if err != nil {
 		return nil, err
 	}
-	rel, err := s.release(sec.keyID)
+	rel, notes, err := s.release(sec.keyID)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +126,7 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]engine.Action{coder.ActionFor(resource, change)}, s.capacityWarning()...), nil
+	return slices.Concat([]engine.Action{coder.ActionFor(resource, change)}, coder.NoteActions(KeyValuesFile, notes), s.capacityWarning()), nil
 }
 
 // capacityWarning puts the capacity check's warning into the plan, where it
@@ -116,10 +151,11 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 	if !sec.filled {
 		return fmt.Errorf("secret %s/%s holds no key: run 'coderctl stage %s apply' with %s set", coder.Namespace, KeySecretName, Name, coder.EnvSessionToken)
 	}
-	rel, err := s.release(sec.keyID)
+	rel, notes, err := s.release(sec.keyID)
 	if err != nil {
 		return err
 	}
+	coder.ReportNotes(r, KeyValuesFile, notes)
 	helm, err := coder.Helm(ctx, s.d, s.opts.HelmCacheDir)
 	if err != nil {
 		return err

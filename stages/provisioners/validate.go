@@ -15,16 +15,16 @@ const tokenCheckTimeout = 5 * time.Second
 
 // validate refuses bad input before anything changes: no session token
 // (or, when coderd already answers, one it refuses), a values file that is
-// not YAML, an unreadable CA bundle, a chart version the repository does
-// not have.
+// not YAML or undoes a key coderctl owns, an unreadable CA bundle, a chart
+// version the repository does not have.
 func (s *stage) validate(ctx context.Context) error {
 	token := s.token()
 	if token == "" && s.coderDeployed() {
 		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint,
 			"not set: the provisioners stage creates its provisioner key through the Coder API as an owner")
 	}
-	if err := coder.ValidateValuesFile(s.d, KeyValuesFile, ValuesFile); err != nil {
-		return err
+	if _, _, err := s.release(""); err != nil {
+		return err // a values file that is not YAML or undoes an owned key
 	}
 	if err := coder.ValidateCAFile(s.d); err != nil {
 		return err

@@ -20,6 +20,8 @@ type releaseSpec struct {
 	defaults            string // embedded values file in configs
 	// tolerationsPath is where the chart takes its DaemonSet's tolerations.
 	tolerationsPath []string
+	// owned is what the user's values file may extend but not undo.
+	owned helmx.Owned
 }
 
 func driverSpec() releaseSpec {
@@ -28,6 +30,16 @@ func driverSpec() releaseSpec {
 		repoKey: config.KeyCSIDriverRepo, versionKey: config.KeyCSIDriverVersion,
 		valuesKey: KeyDriverValuesFile, defaults: "csi-driver-values.yaml",
 		tolerationsPath: []string{"linux", "tolerations"},
+		owned: helmx.Owned{
+			Key:   KeyDriverValuesFile,
+			Lists: []helmx.OwnedList{{Path: []string{"linux", "tolerations"}}},
+			Values: []helmx.OwnedValue{
+				{Path: []string{"syncSecret", "enabled"},
+					Why: leaveOut(KeyDriverValuesFile) + "coderd reads the database URL from secret coder-secrets, which exists only while the driver syncs it"},
+				{Path: []string{"linux", "enabled"}, Allow: []any{true},
+					Why: leaveOut(KeyDriverValuesFile) + "the driver must run on every Linux node, where coderd mounts its volume"},
+			},
+		},
 	}
 }
 
@@ -37,14 +49,28 @@ func providerSpec() releaseSpec {
 		repoKey: config.KeyCSIAWSProviderRepo, versionKey: config.KeyCSIAWSProviderVersion,
 		valuesKey: KeyProviderValuesFile, defaults: "csi-aws-provider-values.yaml",
 		tolerationsPath: []string{"tolerations"},
+		owned: helmx.Owned{
+			Key:   KeyProviderValuesFile,
+			Lists: []helmx.OwnedList{{Path: []string{"tolerations"}}},
+			Values: []helmx.OwnedValue{
+				{Path: []string{"secrets-store-csi-driver", "install"},
+					Why: leaveOut(KeyProviderValuesFile) + "coderctl installs the driver as its own release " + DriverRelease + " with syncSecret.enabled; a second driver would compete with it"},
+			},
+		},
 	}
 }
 
+// leaveOut starts the hint of a refused key of the file named by key.
+func leaveOut(key string) string { return "leave it out of " + key + "; " }
+
 // release builds the wanted release: embedded defaults, then the computed
-// tolerations, then the user's values file.
+// tolerations, then the user's values file held to spec.owned. Its
+// tolerations add to coderctl's, so no values file can keep the driver
+// off the tainted coder nodes.
 func (s *stage) release(spec releaseSpec) (helmx.Release, error) {
 	computed := nest(spec.tolerationsPath, s.tolerations())
-	values, err := helmx.MergeValues(configs.Read(spec.defaults), computed, s.d.Inputs.Get(spec.valuesKey))
+	// No list here merges by name, so the merge has no notes to tell.
+	values, _, err := helmx.MergeValues(configs.Read(spec.defaults), computed, s.d.Inputs.Get(spec.valuesKey), spec.owned)
 	if err != nil {
 		return helmx.Release{}, err
 	}
