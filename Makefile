@@ -6,7 +6,7 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin/coderctl
 
-.PHONY: all build test vet fmt-check unit fuzz demo bench clean
+.PHONY: all build test vet fmt-check unit fuzz demo bench clean ground-prereqs
 
 all: build
 
@@ -21,10 +21,16 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^testbed/kubebin/')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# What the proving ground needs, installed the same way for test, demo and
+# bench: moto_server (pip's pinned moto[server] when missing), the Kubernetes
+# binaries (built once, cached under ~/.cache) and the Go modules carrying the
+# real Helm charts (module cache). Quick when all are there.
+ground-prereqs:
+	@bash scripts/ground-prereqs.sh
+
 # Everything CI runs: static checks, then every test against the local
-# testing ground (moto from the machine image, the Kubernetes binaries built
-# from the Go module proxy and cached under ~/.cache).
-test: fmt-check vet kube-binaries fuzz
+# testing ground.
+test: fmt-check vet ground-prereqs fuzz
 	$(GO) test -count=1 -timeout 40m ./...
 
 # Property tests: each fuzz target runs for FUZZTIME on top of its seed
@@ -46,7 +52,7 @@ fuzz:
 unit:
 	$(GO) test -count=1 ./internal/engine/... ./internal/state/... ./internal/config/... ./internal/output/...
 
-demo: build
+demo: build ground-prereqs
 	@bash scripts/demo.sh
 
 clean:

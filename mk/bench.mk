@@ -12,6 +12,6 @@ BENCH_OUT   ?= bench/results.json
 # Extra flags for bin/bench, e.g. BENCH_FLAGS='-runs 50 -keep'.
 BENCH_FLAGS ?=
 
-bench: build kube-binaries
+bench: build ground-prereqs
 	$(GO) build -o bin/bench ./cmd/bench
 	bin/bench -coderctl $(BIN) -go $(GO) -scale $(BENCH_SCALE) -out $(BENCH_OUT) $(BENCH_FLAGS)

@@ -9,13 +9,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin/coderctl"
-[ -x "$bin" ] && [ -x "$root/bin/ground" ] || { echo "build first: make build"; exit 1; }
-
-if ! command -v moto_server >/dev/null; then
-  echo "moto_server (the AWS emulator) is not installed; trying: pip install 'moto[server]==5.2.1'"
-  pip install 'moto[server]==5.2.1' || { echo "install moto 5.2.1 with its server extra (pip install 'moto[server]==5.2.1') and re-run"; exit 1; }
-fi
-bash "$root/scripts/build-kube.sh" >/dev/null
+# `make demo` builds coderctl and runs scripts/ground-prereqs.sh (moto, the
+# Kubernetes binaries, the real charts' modules) before this script.
+[ -x "$bin" ] && [ -x "$root/bin/ground" ] || { echo "run it as: make demo"; exit 1; }
+command -v moto_server >/dev/null || { echo "moto_server is missing: run it as make demo, which installs it"; exit 1; }
 
 work=$(mktemp -d /tmp/coderctl-demo.XXXXXX)
 "$root/bin/ground" -dir "$work/ground" -slow "${SLOW:-0}" >"$work/ground.out" 2>&1 &

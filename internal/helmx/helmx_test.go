@@ -125,7 +125,7 @@ func TestInstallNoopUpgradeUninstall(t *testing.T) {
 
 	rel := Release{
 		Name: "coder", Namespace: ns,
-		Chart:  Chart{Name: "coder", Repo: repo.URL, Version: "2.35.0"},
+		Chart:  Chart{Name: "coder", Repo: repo.URL, Version: "2.35.2"},
 		Values: coderValues(1),
 		Wait:   true, Timeout: 2 * time.Minute,
 	}
@@ -168,8 +168,8 @@ func TestInstallNoopUpgradeUninstall(t *testing.T) {
 		for _, r := range rels {
 			if r.Name == "coder" && r.Namespace == ns {
 				found = true
-				if r.Info.Status != release.StatusDeployed || r.Chart.Metadata.Version != "2.35.0" {
-					t.Errorf("listed %s/%s is %s with chart %s, want deployed 2.35.0", ns, r.Name, r.Info.Status, r.Chart.Metadata.Version)
+				if r.Info.Status != release.StatusDeployed || r.Chart.Metadata.Version != "2.35.2" {
+					t.Errorf("listed %s/%s is %s with chart %s, want deployed 2.35.2", ns, r.Name, r.Info.Status, r.Chart.Metadata.Version)
 				}
 			}
 		}
@@ -213,9 +213,9 @@ func TestInstallNoopUpgradeUninstall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if change.Action != ActionUpgrade || !strings.Contains(change.Reason, "2.35.0 -> 2.36.1") ||
+		if change.Action != ActionUpgrade || !strings.Contains(change.Reason, "2.35.2 -> 2.36.1") ||
 			strings.Join(change.ChangedKeys, ",") != "coder.replicaCount" {
-			t.Errorf("plan = %+v, want upgrade 2.35.0 -> 2.36.1 changing coder.replicaCount", change)
+			t.Errorf("plan = %+v, want upgrade 2.35.2 -> 2.36.1 changing coder.replicaCount", change)
 		}
 		rev, changed, err := c.Apply(ctx, up, nil)
 		if err != nil {
@@ -344,7 +344,7 @@ func TestInstallFromLocalPaths(t *testing.T) {
 		wantVersion string
 	}{
 		{"chart directory", Chart{Name: "coder", Repo: repo.ChartDir("coder")}, "2.36.1"},
-		{"chart archive", Chart{Name: "coder", Repo: repo.ChartArchive("coder", "2.35.0"), Version: "2.35.0"}, "2.35.0"},
+		{"chart archive", Chart{Name: "coder", Repo: repo.ChartArchive("coder", "2.35.2"), Version: "2.35.2"}, "2.35.2"},
 		{"directory holding the chart", Chart{Name: "coder", Repo: filepath.Dir(repo.ChartDir("coder")), Version: "2.36.1"}, "2.36.1"},
 	}
 	for i, tc := range tests {
@@ -381,7 +381,7 @@ func TestBadChartIsInput(t *testing.T) {
 		chart Chart
 		want  []string // all must appear in the message
 	}{
-		{"http unknown version", Chart{Name: "coder", Repo: repo.URL, Version: "9.9.9"}, []string{"coder", "9.9.9", repo.URL, "2.36.1, 2.35.0"}},
+		{"http unknown version", Chart{Name: "coder", Repo: repo.URL, Version: "9.9.9"}, []string{"coder", "9.9.9", repo.URL, "2.36.1, 2.35.2"}},
 		{"oci unknown version", Chart{Name: "coder", Repo: repo.OCI, Version: "9.9.9"}, []string{"coder", "9.9.9", repo.OCI, "2.36.1"}},
 		{"local version mismatch", Chart{Name: "coder", Repo: repo.ChartDir("coder"), Version: "9.9.9"}, []string{"coder", "9.9.9", repo.ChartDir("coder")}},
 		{"http unknown chart", Chart{Name: "nope", Repo: repo.URL}, []string{"nope", repo.URL}},

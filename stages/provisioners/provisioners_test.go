@@ -272,7 +272,7 @@ func TestBadInput(t *testing.T) {
 		{"missing session token", "", map[string]string{"STAGE_CODER_APPLIED_AT": "2026-11-30T00:00:00Z"}, []string{"CODER_SESSION_TOKEN", "coder login", "coder tokens create"}},
 		{"token coderd refuses", "AAAAAAAAAA-refusedrefusedrefusedre", nil, []string{"CODER_SESSION_TOKEN", "refuses"}},
 		{"values file not YAML", w.Coder.Token(), map[string]string{"PROVISIONER_VALUES_FILE": notYAML}, []string{"PROVISIONER_VALUES_FILE", notYAML}},
-		{"chart version not in the repository", w.Coder.Token(), map[string]string{"PROVISIONER_CHART_VERSION": "2.17.0"}, []string{"PROVISIONER_CHART_VERSION", "2.17.0", "2.35.0"}},
+		{"chart version not in the repository", w.Coder.Token(), map[string]string{"PROVISIONER_CHART_VERSION": "2.17.0"}, []string{"PROVISIONER_CHART_VERSION", "2.17.0", "2.35.2"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,11 +1,14 @@
-// Package chartrepo serves the stand-in test charts under charts/ from a
-// loopback Helm chart repository (index.yaml over HTTP) and from a loopback
-// OCI registry, so that tests and `make demo` exercise the same repository
-// code paths as the real https://helm.coder.com/v2 and OCI registries.
+// Package chartrepo serves Helm charts from a loopback chart repository
+// (index.yaml over HTTP) and from a loopback OCI registry, so that tests and
+// `make demo` exercise the same repository code paths as the real
+// https://helm.coder.com/v2 and OCI registries.
 //
-// The charts are TEST STAND-INS: they read the same values keys as the real
-// charts for everything coderctl sets, and render the same object names, but
-// they are not the real charts.
+// The coder, coder-provisioner and secrets-store-csi-driver charts are the
+// REAL charts, taken from the Go modules that carry them (see sources.go and
+// modules.go) and packaged as their projects release them. Only
+// secrets-store-csi-driver-provider-aws is a TEST STAND-IN (under charts/):
+// no module the Go proxy serves holds it. It reads the same values keys as
+// the real chart for everything coderctl sets.
 //
 // The OCI endpoint is a minimal in-process implementation of the parts of
 // the OCI distribution spec that helm push/pull use (see registry.go); the
@@ -19,13 +22,11 @@ import (
 	"embed"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,12 +41,7 @@ import (
 // The `all:` prefix keeps _helpers.tpl files, which embed skips otherwise.
 //
 //go:embed all:charts
-var chartsFS embed.FS
-
-// AlsoPublishAnnotation in a stand-in's Chart.yaml lists further versions
-// (comma-separated) to publish from the same chart, so upgrade paths can be
-// tested. When appVersion equals version, appVersion follows.
-const AlsoPublishAnnotation = "coderctl.dev/also-publish"
+var chartsFS embed.FS // the stand-ins only
 
 // OCIPath is the repository namespace the charts are pushed under.
 const OCIPath = "charts"
@@ -55,12 +51,14 @@ type Repo struct {
 	URL string // http://127.0.0.1:PORT, a classic chart repository
 	OCI string // oci://127.0.0.1:PORT2/charts, a base for oci://…/charts/<name>
 
-	dir      string              // work dir: src/ (chart dirs), repo/ (packages + index.yaml)
+	dir      string              // work dir: src/ (chart dirs), repo/ (packages + index.yaml), stand-ins/
 	versions map[string][]string // chart name -> published versions, highest first
 	servers  []*http.Server
 }
 
-// Start packages every stand-in chart, writes index.yaml, serves the
+// Start loads the real charts from their modules (downloaded through the Go
+// module proxy the first time on a machine, from the module cache after
+// that), packages every served chart version, writes index.yaml, serves the
 // repository over HTTP and pushes the same packages to the OCI registry.
 // Stop releases everything.
 func Start(ctx context.Context) (*Repo, error) {
@@ -96,10 +94,11 @@ func (r *Repo) start(ctx context.Context) (err error) {
 	r.URL = "http://" + httpLn.Addr().String()
 	r.OCI = "oci://" + ociLn.Addr().String() + "/" + OCIPath
 
-	if err := writeCharts(filepath.Join(r.dir, "src")); err != nil {
+	charts, err := loadCharts(ctx, filepath.Join(r.dir, "stand-ins"))
+	if err != nil {
 		return err
 	}
-	packages, err := r.packageAll()
+	packages, err := r.publish(charts)
 	if err != nil {
 		return err
 	}
@@ -130,7 +129,8 @@ func (r *Repo) Stop() {
 }
 
 // Require starts a repository for one test and stops it when the test ends.
-// Start takes well under a second, so tests do not share one.
+// Start takes well under a second once the modules are in the module cache
+// (a test binary asks `go` for each module once), so tests do not share one.
 func Require(t testing.TB) *Repo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -160,6 +160,12 @@ func (r *Repo) Versions(name string) []string { return append([]string(nil), r.v
 // charts/), usable as a local chart path. It carries the Chart.yaml version.
 func (r *Repo) ChartDir(name string) string { return filepath.Join(r.dir, "src", name) }
 
+// SecretProviderClassCRD is the real CSI driver chart's SecretProviderClass
+// CRD file, for tests that need the CRD without installing the driver.
+func (r *Repo) SecretProviderClassCRD() string {
+	return filepath.Join(r.ChartDir("secrets-store-csi-driver"), "crds", "secrets-store.csi.x-k8s.io_secretproviderclasses.yaml")
+}
+
 // ChartArchive is the packaged chart, usable as a local .tgz chart path.
 func (r *Repo) ChartArchive(name, version string) string {
 	return filepath.Join(r.repoDir(), fmt.Sprintf("%s-%s.tgz", name, version))
@@ -173,115 +179,37 @@ func (r *Repo) serve(ln net.Listener, h http.Handler) {
 	go func() { _ = s.Serve(ln) }()
 }
 
-// writeCharts copies the embedded charts to dst and vendors each chart's
-// dependencies that are themselves stand-ins into its charts/ directory, as
-// `helm dependency build` would for the real chart.
-func writeCharts(dst string) error {
-	err := fs.WalkDir(chartsFS, "charts", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, strings.TrimPrefix(path, "charts"))
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := chartsFS.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
-		return fmt.Errorf("write charts: %w", err)
-	}
-	return vendorDependencies(dst)
-}
-
-func vendorDependencies(src string) error {
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		meta, err := chartutil.LoadChartfile(filepath.Join(src, e.Name(), chartutil.ChartfileName))
-		if err != nil {
-			return fmt.Errorf("chart %s: %w", e.Name(), err)
-		}
-		for _, dep := range meta.Dependencies {
-			from := filepath.Join(src, dep.Name)
-			if _, err := os.Stat(from); err != nil {
-				return fmt.Errorf("chart %s depends on %s, which is not a stand-in under charts/", e.Name(), dep.Name)
-			}
-			if err := os.CopyFS(filepath.Join(src, e.Name(), "charts", dep.Name), os.DirFS(from)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// packageAll writes <name>-<version>.tgz for every chart and published
-// version into repo/ and returns the package paths.
-func (r *Repo) packageAll() ([]string, error) {
-	src := filepath.Join(r.dir, "src")
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return nil, err
-	}
+// publish writes <name>-<version>.tgz for every chart version into repo/,
+// and the highest version of each chart unpacked into src/ (ChartDir). It
+// returns the package paths.
+func (r *Repo) publish(charts map[string][]*chart.Chart) ([]string, error) {
 	if err := os.MkdirAll(r.repoDir(), 0o755); err != nil {
 		return nil, err
 	}
+	names := make([]string, 0, len(charts))
+	for n := range charts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
 	var packages []string
-	for _, e := range entries {
-		ch, err := loader.LoadDir(filepath.Join(src, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("load chart %s: %w", e.Name(), err)
+	for _, name := range names {
+		versions := charts[name]
+		sort.Slice(versions, func(i, j int) bool {
+			return versionLess(versions[j].Metadata.Version, versions[i].Metadata.Version)
+		})
+		if err := chartutil.SaveDir(versions[0], filepath.Join(r.dir, "src")); err != nil {
+			return nil, fmt.Errorf("unpack %s: %w", name, err)
 		}
-		pkgs, err := r.packageVersions(ch)
-		if err != nil {
-			return nil, err
+		for _, ch := range versions {
+			path, err := chartutil.Save(ch, r.repoDir())
+			if err != nil {
+				return nil, fmt.Errorf("package %s %s: %w", name, ch.Metadata.Version, err)
+			}
+			packages = append(packages, path)
+			r.versions[name] = append(r.versions[name], ch.Metadata.Version)
 		}
-		packages = append(packages, pkgs...)
 	}
 	return packages, nil
-}
-
-func (r *Repo) packageVersions(ch *chart.Chart) ([]string, error) {
-	base := *ch.Metadata
-	versions := publishedVersions(&base)
-	var packages []string
-	for _, v := range versions {
-		meta := base
-		meta.Version = v
-		if base.AppVersion == base.Version {
-			meta.AppVersion = v
-		}
-		ch.Metadata = &meta
-		if err := ch.Validate(); err != nil {
-			return nil, fmt.Errorf("chart %s %s: %w", meta.Name, v, err)
-		}
-		path, err := chartutil.Save(ch, r.repoDir())
-		if err != nil {
-			return nil, fmt.Errorf("package %s %s: %w", meta.Name, v, err)
-		}
-		packages = append(packages, path)
-	}
-	ch.Metadata = &base
-	r.versions[base.Name] = versions
-	return packages, nil
-}
-
-// publishedVersions is the Chart.yaml version plus the also-publish ones,
-// highest first as in a repository index.
-func publishedVersions(meta *chart.Metadata) []string {
-	versions := []string{meta.Version}
-	for _, v := range strings.Split(meta.Annotations[AlsoPublishAnnotation], ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			versions = append(versions, v)
-		}
-	}
-	sort.Slice(versions, func(i, j int) bool { return versionLess(versions[j], versions[i]) })
-	return versions
 }
 
 // pushAll pushes the packages with helm's own registry client, as

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/registry"
 	"helm.sh/helm/v3/pkg/repo"
 )
@@ -29,8 +31,8 @@ func TestStartServesRepositoryAndRegistry(t *testing.T) {
 	t.Run("index.yaml over http", func(t *testing.T) {
 		index := fetchIndex(t, r.URL)
 		wantVersions := map[string][]string{
-			"coder":                                 {"2.36.1", "2.35.0"},
-			"coder-provisioner":                     {"2.36.1", "2.35.0"},
+			"coder":                                 {"2.36.1", "2.35.2"},
+			"coder-provisioner":                     {"2.36.1", "2.35.2"},
 			"secrets-store-csi-driver":              {"1.5.5"},
 			"secrets-store-csi-driver-provider-aws": {"2.2.0"},
 		}
@@ -49,15 +51,12 @@ func TestStartServesRepositoryAndRegistry(t *testing.T) {
 				t.Errorf("Versions(%s) = %v, want %v", name, r.Versions(name), want)
 			}
 		}
-		coder, err := index.Get("coder", "2.35.0")
+		coder, err := index.Get("coder", "2.35.2")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if coder.AppVersion != "2.35.0" {
-			t.Errorf("coder 2.35.0 appVersion = %q, want it to follow the version", coder.AppVersion)
-		}
-		if !strings.HasPrefix(coder.Description, "TEST STAND-IN") {
-			t.Errorf("coder description %q does not say it is a stand-in", coder.Description)
+		if coder.AppVersion != "2.35.2" {
+			t.Errorf("coder 2.35.2 appVersion = %q, want it to follow the version", coder.AppVersion)
 		}
 		resp, err := http.Get(coder.URLs[0])
 		if err != nil {
@@ -65,7 +64,7 @@ func TestStartServesRepositoryAndRegistry(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		if want := fileSHA(t, r.ChartArchive("coder", "2.35.0")); resp.StatusCode != 200 || sha(body) != want || coder.Digest != want {
+		if want := fileSHA(t, r.ChartArchive("coder", "2.35.2")); resp.StatusCode != 200 || sha(body) != want || coder.Digest != want {
 			t.Errorf("GET %s: status %d sha %s, index digest %s, want 200 and %s", coder.URLs[0], resp.StatusCode, sha(body), coder.Digest, want)
 		}
 	})
@@ -81,8 +80,8 @@ func TestStartServesRepositoryAndRegistry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(tags, []string{"2.36.1", "2.35.0"}) {
-			t.Errorf("tags of %s = %v, want [2.36.1 2.35.0]", ref, tags)
+		if !slices.Equal(tags, []string{"2.36.1", "2.35.2"}) {
+			t.Errorf("tags of %s = %v, want [2.36.1 2.35.2]", ref, tags)
 		}
 		pulled, err := client.Pull(ref + ":2.36.1")
 		if err != nil {
@@ -112,12 +111,26 @@ func TestStartServesRepositoryAndRegistry(t *testing.T) {
 	})
 }
 
-func TestProviderChartBundlesTheDriver(t *testing.T) {
+func TestProviderChartBundlesTheRealDriver(t *testing.T) {
 	r := Require(t)
-	sub := filepath.Join(r.ChartDir("secrets-store-csi-driver-provider-aws"), "charts", "secrets-store-csi-driver", "Chart.yaml")
-	if _, err := os.Stat(sub); err != nil {
-		t.Errorf("provider chart does not vendor the driver subchart: %v", err)
+	provider, err := loader.Load(r.ChartDir("secrets-store-csi-driver-provider-aws"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	deps := provider.Dependencies()
+	if len(deps) != 1 || deps[0].Name() != "secrets-store-csi-driver" || deps[0].Metadata.Version != CSIDriverVersions[0] {
+		t.Fatalf("provider stand-in vendors %v, want the real secrets-store-csi-driver %s", chartNames(deps), CSIDriverVersions[0])
+	}
+	dir := moduleChartDir(t, CSIDriverModule, CSIDriverVersions[0], "charts/secrets-store-csi-driver")
+	assertSameTemplates(t, deps[0], dir)
+}
+
+func chartNames(charts []*chart.Chart) []string {
+	var out []string
+	for _, c := range charts {
+		out = append(out, c.Name()+"-"+c.Metadata.Version)
+	}
+	return out
 }
 
 func TestRegistryProtocol(t *testing.T) {
@@ -196,7 +209,7 @@ func TestVersionLess(t *testing.T) {
 		a, b string
 		want bool
 	}{
-		{"2.35.0", "2.36.1", true},
+		{"2.35.2", "2.36.1", true},
 		{"2.4.0", "2.36.1", true},
 		{"2.36.1", "2.36.1", false},
 		{"10.0.0", "9.9.9", false},

@@ -1,13 +1,14 @@
 package chartrepo
 
 import (
+	"context"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -20,34 +21,33 @@ import (
 	"github.com/coderctl/coderctl/configs"
 )
 
-// The charts are rendered from the embedded sources, written once per test
-// binary: rendering needs no server.
-var srcOnce struct {
+// The charts are rendered from one repository per test binary: rendering
+// needs no server, only the unpacked charts.
+var shared struct {
 	sync.Once
-	dir string
-	err error
+	repo *Repo
+	err  error
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if srcOnce.dir != "" {
-		_ = os.RemoveAll(srcOnce.dir)
+	if shared.repo != nil {
+		shared.repo.Stop()
 	}
 	os.Exit(code)
 }
 
 func chartSource(t *testing.T, name string) string {
 	t.Helper()
-	srcOnce.Do(func() {
-		srcOnce.dir, srcOnce.err = os.MkdirTemp("", "chartrepo-render-")
-		if srcOnce.err == nil {
-			srcOnce.err = writeCharts(srcOnce.dir)
-		}
+	shared.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		shared.repo, shared.err = Start(ctx)
 	})
-	if srcOnce.err != nil {
-		t.Fatal(srcOnce.err)
+	if shared.err != nil {
+		t.Fatal(shared.err)
 	}
-	return filepath.Join(srcOnce.dir, name)
+	return shared.repo.ChartDir(name)
 }
 
 // coderdValues are values shaped like the ones the coder stage sets.
@@ -310,16 +310,23 @@ func TestProvisionerChart(t *testing.T) {
 
 func TestSecretsStoreDriverChart(t *testing.T) {
 	tolerateAll := []any{map[string]any{"operator": "Exists"}}
+	coderTaints := []any{map[string]any{"key": "coder/node-type", "operator": "Exists", "effect": "NoSchedule"}}
 	tests := []struct {
-		name     string
-		values   map[string]any
-		wantSync bool
+		name            string
+		values          map[string]any
+		wantSync        bool
+		wantTolerateAll bool
 	}{
-		{"defaults", map[string]any{}, false},
-		{"sync and tolerations", map[string]any{
+		// The real chart tolerates every taint unless told otherwise.
+		{"defaults", map[string]any{}, false, true},
+		{"tolerations narrowed to the coder taints", map[string]any{
+			"syncSecret": map[string]any{"enabled": true},
+			"linux":      map[string]any{"tolerations": coderTaints},
+		}, true, false},
+		{"sync and tolerate all", map[string]any{
 			"syncSecret": map[string]any{"enabled": true},
 			"linux":      map[string]any{"tolerations": tolerateAll},
-		}, true},
+		}, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -347,9 +354,8 @@ func TestSecretsStoreDriverChart(t *testing.T) {
 			if c := spec.Containers[1]; c.Name != "secrets-store" || c.SecurityContext == nil || !*c.SecurityContext.Privileged {
 				t.Errorf("driver container %q is not privileged", c.Name)
 			}
-			wantTol := len(tc.values) > 0
-			if got := len(spec.Tolerations) == 1 && spec.Tolerations[0].Operator == "Exists"; got != wantTol {
-				t.Errorf("tolerations = %+v, want tolerate-all %v", spec.Tolerations, wantTol)
+			if got := toleratesAll(spec.Tolerations); got != tc.wantTolerateAll {
+				t.Errorf("tolerations = %+v, want tolerate-all %v", spec.Tolerations, tc.wantTolerateAll)
 			}
 			var role rbacv1.ClusterRole
 			gotSync := m.Decode("ClusterRole/secretprovidersyncing-role", &role) == nil
@@ -406,6 +412,14 @@ func TestProviderAWSChart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// toleratesAll says whether tolerations hold the empty-key Exists toleration
+// that matches every taint.
+func toleratesAll(tols []corev1.Toleration) bool {
+	return slices.ContainsFunc(tols, func(t corev1.Toleration) bool {
+		return t.Key == "" && t.Operator == corev1.TolerationOpExists && t.Effect == ""
+	})
 }
 
 func envMap(env []corev1.EnvVar) map[string]corev1.EnvVar {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,11 +83,11 @@ func newGround(t *testing.T) *ground {
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// installCRD creates the stand-in driver chart's SecretProviderClass CRD
+// installCRD creates the real driver chart's SecretProviderClass CRD
 // (the same file the chart installs) and waits until it is served.
 func installCRD(t *testing.T, dc dynamic.Interface) error {
 	ctx := context.Background()
-	path := filepath.Join(chartrepo.Require(t).ChartDir("secrets-store-csi-driver"), "crds", "secretproviderclasses.yaml")
+	path := chartrepo.Require(t).SecretProviderClassCRD()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err

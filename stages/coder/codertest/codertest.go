@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -381,7 +380,7 @@ func (w *World) startCSISync(ctx context.Context, t *testing.T, sm *secretsmanag
 
 func installCRD(ctx context.Context, t *testing.T, dc dynamic.Interface, repo *chartrepo.Repo) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repo.ChartDir("secrets-store-csi-driver"), "crds", "secretproviderclasses.yaml"))
+	data, err := os.ReadFile(repo.SecretProviderClassCRD())
 	if err != nil {
 		t.Fatal(err)
 	}
