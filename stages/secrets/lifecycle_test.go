@@ -382,7 +382,8 @@ func TestBadInput(t *testing.T) {
 		path := stagetest.WriteClusterConfig(t, t.TempDir(), "name: coder-prod", "name: "+long)
 		env := stagetest.NewWithClusterConfig(t, nil, path)
 		stage := secrets.NewWithOptions(env.Deps, secrets.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-		checkBadInput(t, stubGraph(stage), env.Calls, "CLUSTER_NAME")
+		// The name came from cluster-config.yaml: the message points there.
+		checkBadInput(t, stubGraph(stage), env.Calls, "metadata.name")
 	})
 }
 

@@ -38,7 +38,8 @@ func (s *stage) validateRoleName() error {
 	if len(name) <= maxRoleNameLen {
 		return nil
 	}
-	return fault.Input(s.d.Inputs.Source(config.KeyClusterName), config.KeyClusterName,
+	source, field := s.d.Inputs.Origin(config.KeyClusterName)
+	return fault.Input(source, field,
 		fmt.Sprintf("use a cluster name of at most %d characters", maxRoleNameLen-len(roleSuffix)),
 		"the IAM role %s would be %d characters long; IAM allows %d", name, len(name), maxRoleNameLen)
 }
