@@ -6,11 +6,16 @@
 // ({"message": ..., "detail": ...}). It is not Coder: there is no database,
 // no RBAC beyond one owner token, and no provisioner protocol.
 //
+// Two users exist: the owner (Token) and a plain organization member
+// (MemberToken), who gets coderd's answers for what members may not do.
+//
 // Provisioner daemons are derived from the Kubernetes cluster it is given:
 // each Running pod in the namespace whose CODER_PROVISIONER_DAEMON_KEY
 // environment variable resolves (through a secretKeyRef, or a literal value)
-// to a key created here is listed as one connected daemon, the way coderd
-// lists the daemons that authenticated with that key.
+// to a key created here connects as one daemon named after the pod, the way
+// `coder provisioner start` names itself after its hostname. As in coderd,
+// a daemon stays registered after its pod is gone, with last_seen_at
+// frozen at its last heartbeat; the double's clock (Advance) ages it.
 //
 // Clients trust the server through CAFile. Go on Linux also honours
 // SSL_CERT_FILE=CAFile() for the system pool, but reads it only once per
@@ -60,6 +65,9 @@ type Options struct {
 	// Token is the owner's session token. Empty means a generated one in
 	// coderd's "<10-char id>-<22-char secret>" form (see Server.Token).
 	Token string
+	// MemberToken is the session token of a member of the default
+	// organization without any admin role. Empty means a generated one.
+	MemberToken string
 	// Version is reported by /api/v2/buildinfo and by listed daemons.
 	Version string
 	// Licensed makes the deployment Premium: external provisioner daemons
@@ -79,24 +87,29 @@ type Options struct {
 
 // Server is a running test double.
 type Server struct {
-	url       string
-	caFile    string
-	caPEM     []byte
-	dir       string
-	http      *http.Server
-	listener  net.Listener
-	served    chan struct{}
-	token     string
-	version   string
-	kube      kubernetes.Interface
-	namespace string
-	started   time.Time
-	org       organization
-	owner     user
+	url         string
+	caFile      string
+	caPEM       []byte
+	dir         string
+	http        *http.Server
+	listener    net.Listener
+	served      chan struct{}
+	token       string
+	memberToken string
+	version     string
+	kube        kubernetes.Interface
+	namespace   string
+	started     time.Time
+	org         organization
+	owner       user
+	member      user
 
 	mu       sync.Mutex
 	licensed bool
 	keys     []*provisionerKey // in creation order
+	offset   time.Duration     // Advance: the double's clock runs this far ahead
+	daemons  map[string]*daemonRecord
+	health   map[string]healthProblem
 
 	stopOnce sync.Once
 }
@@ -109,16 +122,21 @@ func Start(opts Options) (*Server, error) {
 		token = newSessionToken()
 	}
 	s := &Server{
-		token:     token,
-		version:   valueOr(opts.Version, DefaultVersion),
-		kube:      opts.Kube,
-		namespace: valueOr(opts.Namespace, DefaultNamespace),
-		licensed:  opts.Licensed,
-		started:   time.Now().UTC(),
-		served:    make(chan struct{}),
+		token:       token,
+		memberToken: valueOr(opts.MemberToken, newSessionToken()),
+		version:     valueOr(opts.Version, DefaultVersion),
+		kube:        opts.Kube,
+		namespace:   valueOr(opts.Namespace, DefaultNamespace),
+		licensed:    opts.Licensed,
+		started:     time.Now().UTC(),
+		served:      make(chan struct{}),
+		daemons:     map[string]*daemonRecord{},
+		health:      map[string]healthProblem{},
 	}
 	s.org = newDefaultOrganization(s.started)
 	s.owner = newOwner(s.started, s.org.ID)
+	s.member = newMember(s.started, s.org.ID)
+	s.keys = reservedKeys(s.started, s.org.ID)
 
 	tlsState, err := newServerTLS(opts.DNSNames)
 	if err != nil {
@@ -171,6 +189,26 @@ func (s *Server) CAPEM() []byte { return append([]byte(nil), s.caPEM...) }
 
 // Token is the owner session token the server accepts.
 func (s *Server) Token() string { return s.token }
+
+// MemberToken is the session token of a plain member of the default
+// organization: not an owner, no organization or template admin role.
+func (s *Server) MemberToken() string { return s.memberToken }
+
+// Advance moves the double's clock forward: what it reports as now (in
+// timestamps and in its answers' Date header) and how old daemons are.
+// Pods still running keep heartbeating; a daemon whose pod is gone ages.
+func (s *Server) Advance(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset += d
+}
+
+// now is the double's clock.
+func (s *Server) now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().UTC().Add(s.offset)
+}
 
 // OrganizationID is the ID of the default organization ("coder").
 func (s *Server) OrganizationID() string { return s.org.ID }

@@ -129,11 +129,12 @@ func TestSessionTokenRequired(t *testing.T) {
 	s := Require(t, Options{Token: "abcdefghij-0123456789012345678901", Licensed: true})
 	paths := []string{
 		"/api/v2/users/me",
-		"/api/v2/entitlements",
 		"/api/v2/organizations",
 		"/api/v2/organizations/default",
 		"/api/v2/organizations/default/provisionerkeys",
+		"/api/v2/organizations/default/provisionerkeys/daemons",
 		"/api/v2/organizations/default/provisionerdaemons",
+		"/api/v2/debug/health",
 	}
 	for _, path := range paths {
 		for _, tc := range []struct {
@@ -206,8 +207,9 @@ func TestProvisionerKeyShownOnceThenListedDeleted(t *testing.T) {
 
 	var created createProvisionerKeyResponse
 	expect(t, s, "POST", keys, s.Token(), createProvisionerKeyRequest{Name: "coder-eks", Tags: tags}, http.StatusCreated, &created)
-	if len(created.Key) < 20 {
-		t.Fatalf("created key %q is too short to be a secret", created.Key)
+	if len(created.Key) != 43 || strings.Trim(created.Key, tokenAlphabet) != "" {
+		t.Fatalf("created key is %d characters (%q outside [0-9A-Za-z]), want coderd's 43 alphanumerics",
+			len(created.Key), strings.Trim(created.Key, tokenAlphabet))
 	}
 
 	var listed []provisionerKeyJSON

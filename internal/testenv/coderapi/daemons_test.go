@@ -58,8 +58,8 @@ func TestDaemonsFollowRunningProvisionerPods(t *testing.T) {
 	if d.Tags["pool"] != "eks" || d.Tags["scope"] != "organization" {
 		t.Errorf("daemon tags = %v, want the key's tags plus scope=organization", d.Tags)
 	}
-	if age := time.Since(d.LastSeenAt); age < 0 || age > time.Minute {
-		t.Errorf("last_seen_at %s is not recent", d.LastSeenAt)
+	if d.LastSeenAt == nil || !d.LastSeenAt.Equal(d.CreatedAt) {
+		t.Errorf("last_seen_at %v, want the moment it connected (%s)", d.LastSeenAt, d.CreatedAt)
 	}
 	var keys []provisionerKeyJSON
 	expect(t, s, "GET", "/api/v2/organizations/default/provisionerkeys", s.Token(), nil, http.StatusOK, &keys)
@@ -77,10 +77,9 @@ func TestDaemonsFollowRunningProvisionerPods(t *testing.T) {
 	})
 
 	t.Run("grouped by key", func(t *testing.T) {
-		var grouped []provisionerKeyDaemons
-		expect(t, s, "GET", "/api/v2/organizations/default/provisionerkeys/daemons", s.Token(), nil, http.StatusOK, &grouped)
-		if len(grouped) != 1 || grouped[0].Key.Name != "eks" || len(grouped[0].Daemons) != 1 {
-			t.Errorf("key daemons = %+v, want key eks with one daemon", grouped)
+		grouped := keyDaemons(t, s)
+		if len(grouped["eks"]) != 1 || grouped["eks"][0].KeyName != nil || grouped["eks"][0].Status != nil {
+			t.Errorf("key daemons = %+v, want key eks with one daemon, key_name and status null", grouped)
 		}
 	})
 
@@ -105,6 +104,18 @@ func TestDaemonsFollowRunningProvisionerPods(t *testing.T) {
 			t.Errorf("daemons after key deletion = %+v, want none", got)
 		}
 	})
+}
+
+// keyDaemons is the key-daemons answer by key name.
+func keyDaemons(t *testing.T, s *Server) map[string][]provisionerDaemon {
+	t.Helper()
+	var grouped []provisionerKeyDaemons
+	expect(t, s, "GET", "/api/v2/organizations/default/provisionerkeys/daemons", s.Token(), nil, http.StatusOK, &grouped)
+	out := map[string][]provisionerDaemon{}
+	for _, g := range grouped {
+		out[g.Key.Name] = g.Daemons
+	}
+	return out
 }
 
 func listDaemons(t *testing.T, s *Server, path string) []provisionerDaemon {
@@ -171,4 +182,70 @@ func runProvisionerPod(ctx context.Context, t *testing.T, kube kubernetes.Interf
 		t.Fatal(fmt.Errorf("pod %s/%s not Running (phase %s): %w", ns, name, running.Status.Phase, err))
 	}
 	return running
+}
+
+// TestDaemonsGoStaleAfterTheirPodStops follows one daemon through coderd's
+// timeline on the double's clock: it heartbeats each minute while its pod
+// runs; once the pod is gone its last_seen_at freezes, the provisionerdaemons
+// route calls it offline (hidden unless asked for) after StaleInterval, and
+// the key-daemons route stops listing it after three heartbeat intervals.
+func TestDaemonsGoStaleAfterTheirPodStops(t *testing.T) {
+	g := kubeground.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kube := g.Client()
+	if err := g.AddNode(ctx, kubeground.NodeSpec{Name: "coderapi-provisioner-1"}); err != nil {
+		t.Fatal(err)
+	}
+	ns := createNamespace(ctx, t, kube, "coderapi-stale")
+	s := Require(t, Options{Licensed: true, Kube: kube, Namespace: ns})
+	var created createProvisionerKeyResponse
+	expect(t, s, "POST", "/api/v2/organizations/default/provisionerkeys", s.Token(), createProvisionerKeyRequest{Name: "eks"}, http.StatusCreated, &created)
+	createSecret(ctx, t, kube, ns, "key", created.Key)
+	runProvisionerPod(ctx, t, kube, ns, "provisioner-a", "key")
+	daemonsPath := "/api/v2/organizations/default/provisionerdaemons"
+
+	first := listDaemons(t, s, daemonsPath)
+	if len(first) != 1 {
+		t.Fatalf("daemons = %+v, want provisioner-a", first)
+	}
+	connected := *first[0].LastSeenAt
+	s.Advance(2*time.Minute + 30*time.Second)
+	if got := listDaemons(t, s, daemonsPath); len(got) != 1 || !got[0].LastSeenAt.Equal(connected.Add(2*time.Minute)) {
+		t.Fatalf("after 2.5 min of running: %+v, want last_seen_at at the second heartbeat %s", got, connected.Add(2*time.Minute))
+	}
+	if err := kube.CoreV1().Pods(ns).Delete(ctx, "provisioner-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	steps := []struct {
+		advance      time.Duration
+		online       int    // provisionerdaemons, default query
+		offline      string // status with ?offline=true, "" = not listed
+		underKey     int    // key-daemons route
+		healthSevere bool   // health report's provisioner section is an error
+	}{
+		{0, 1, "idle", 1, false},
+		{61 * time.Second, 0, "offline", 1, true}, // 91 s since the last heartbeat
+		{60 * time.Second, 0, "offline", 1, true}, // 151 s
+		{30 * time.Second, 0, "offline", 0, true}, // 181 s: past 3 heartbeats
+	}
+	for i, st := range steps {
+		s.Advance(st.advance)
+		if got := listDaemons(t, s, daemonsPath); len(got) != st.online {
+			t.Errorf("step %d: %d online daemons, want %d", i, len(got), st.online)
+		}
+		all := listDaemons(t, s, daemonsPath+"?offline=true")
+		if len(all) != 1 || *all[0].Status != st.offline {
+			t.Errorf("step %d: with offline=true %+v, want provisioner-a %s", i, all, st.offline)
+		}
+		if got := keyDaemons(t, s)["eks"]; len(got) != st.underKey {
+			t.Errorf("step %d: %d daemons under the key, want %d", i, len(got), st.underKey)
+		}
+		var rep healthReport
+		expect(t, s, "GET", "/api/v2/debug/health", s.Token(), nil, http.StatusOK, &rep)
+		if severe := rep.ProvisionerDaemons.Severity == severityError; severe != st.healthSevere {
+			t.Errorf("step %d: provisioner health %+v, want error=%v", i, rep.ProvisionerDaemons.baseReport, st.healthSevere)
+		}
+	}
 }

@@ -1,20 +1,27 @@
 package coderapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
-	"time"
 )
 
-// Messages coderd sends, so clients that match on them behave as against
-// the real server.
+// Messages coderd sends (coderd/httpapi/httpapi.go and the handlers named
+// below), so clients that match on them behave as against the real server.
 const (
 	signedOutMessage = "You are signed out or your session has expired. Please sign in again to continue."
 	notFoundMessage  = "Resource not found or you do not have access to this resource"
 	routeNotFound    = "Route not found."
+	forbiddenMessage = "Forbidden."
+	forbiddenDetail  = "You don't have permission to view this content. If you believe this is a mistake, please contact your administrator or try signing in with different credentials."
+	internalMessage  = "An internal server error occurred."
+	// rbacRefusal is the detail of dbauthz's NotAuthorizedError outside
+	// tests ("unauthorized: " + rbac's errUnauthorized, coderd/rbac/error.go).
+	rbacRefusal = "unauthorized: rbac: forbidden"
 )
 
 // The provisioner and agent API versions the double claims to speak.
@@ -44,12 +51,18 @@ func humanFeature(name string) string {
 	return strings.Join(words, " ")
 }
 
+// routes follows coderd/coderd.go and enterprise/coderd/coderd.go: which
+// routes need a session token and which are premium.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /api/v2/buildinfo", s.buildInfo)
+	// enterprise/coderd/coderd.go serves /entitlements outside the
+	// apiKeyMiddleware group: no token needed.
+	mux.HandleFunc("GET /api/v2/entitlements", s.entitlements)
 	mux.Handle("GET /api/v2/users/me", s.authed(s.currentUser))
-	mux.Handle("GET /api/v2/entitlements", s.authed(s.entitlements))
+	mux.Handle("POST /api/v2/authcheck", s.authed(s.authcheck))
+	mux.Handle("GET /api/v2/debug/health", s.authed(ownerOnly(s.debugHealth)))
 	mux.Handle("GET /api/v2/organizations", s.authed(s.organizations))
 	mux.Handle("GET /api/v2/organizations/{org}", s.authed(s.inOrg(s.organization)))
 
@@ -58,19 +71,21 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST "+keys, s.authed(s.inOrg(s.premium(featureExternalProvisioners, s.createKey))))
 	mux.Handle("GET "+keys+"/daemons", s.authed(s.inOrg(s.premium(featureExternalProvisioners, s.keyDaemons))))
 	mux.Handle("DELETE "+keys+"/{name}", s.authed(s.inOrg(s.premium(featureExternalProvisioners, s.deleteKey))))
-	mux.Handle("GET /api/v2/organizations/{org}/provisionerdaemons", s.authed(s.inOrg(s.daemons)))
+	mux.Handle("GET /api/v2/organizations/{org}/provisionerdaemons", s.authed(s.inOrg(s.listDaemons)))
 
 	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, response{Message: routeNotFound})
 	})
-	return testDoubleHeader(mux)
+	return s.common(mux)
 }
 
-// testDoubleHeader marks every answer, so nobody mistakes a capture of this
-// traffic for a real coderd.
-func testDoubleHeader(next http.Handler) http.Handler {
+// common marks every answer, so nobody mistakes a capture of this traffic
+// for a real coderd, and dates it by the double's clock (Advance), which
+// is what a client judging last_seen_at by the server's Date sees.
+func (s *Server) common(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Coder-Test-Double", "coderapi")
+		w.Header().Set("Date", s.now().Format(http.TimeFormat))
 		next.ServeHTTP(w, r)
 	})
 }
@@ -92,7 +107,20 @@ func (s *Server) buildInfo(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-// authed admits requests carrying the owner's session token in the
+// identity is who a request's token belongs to.
+type identity struct {
+	user  user
+	owner bool
+}
+
+type identityKey struct{}
+
+func identityOf(r *http.Request) identity {
+	id, _ := r.Context().Value(identityKey{}).(identity)
+	return id
+}
+
+// authed admits requests carrying a known session token in the
 // Coder-Session-Token header, the coder_session_token cookie or query
 // parameter — the places coderd looks — and answers 401 otherwise.
 func (s *Server) authed(next http.HandlerFunc) http.Handler {
@@ -105,12 +133,23 @@ func (s *Server) authed(next http.HandlerFunc) http.Handler {
 			})
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(token), []byte(s.token)) != 1 {
+		id, ok := s.identify(token)
+		if !ok {
 			writeJSON(w, http.StatusUnauthorized, response{Message: signedOutMessage, Detail: "API key is invalid."})
 			return
 		}
-		next(w, r)
+		next(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})
+}
+
+func (s *Server) identify(token string) (identity, bool) {
+	switch {
+	case subtle.ConstantTimeCompare([]byte(token), []byte(s.token)) == 1:
+		return identity{user: s.owner, owner: true}, true
+	case subtle.ConstantTimeCompare([]byte(token), []byte(s.memberToken)) == 1:
+		return identity{user: s.member}, true
+	}
+	return identity{}, false
 }
 
 func sessionToken(r *http.Request) string {
@@ -121,6 +160,18 @@ func sessionToken(r *http.Request) string {
 		return c.Value
 	}
 	return r.URL.Query().Get(sessionTokenCookie)
+}
+
+// ownerOnly answers 403 Forbidden to everyone but the owner, as the /debug
+// routes do for users who may not read debug_info (coderd/coderd.go).
+func ownerOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !identityOf(r).owner {
+			writeJSON(w, http.StatusForbidden, response{Message: forbiddenMessage, Detail: forbiddenDetail})
+			return
+		}
+		next(w, r)
+	}
 }
 
 // inOrg resolves {org} as coderd does: the organization's ID, its name, or
@@ -150,8 +201,8 @@ func (s *Server) premium(feature string, next http.HandlerFunc) http.HandlerFunc
 	}
 }
 
-func (s *Server) currentUser(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.owner)
+func (s *Server) currentUser(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, identityOf(r).user)
 }
 
 func (s *Server) organizations(w http.ResponseWriter, _ *http.Request) {
@@ -177,10 +228,13 @@ func (s *Server) entitlements(w http.ResponseWriter, _ *http.Request) {
 		Warnings:    []string{},
 		Errors:      []string{},
 		HasLicense:  licensed,
-		RefreshedAt: time.Now().UTC(),
+		RefreshedAt: s.now(),
 	})
 }
 
+// createKey is postProvisionerKey (enterprise/coderd/provisionerkeys.go).
+// RBAC sits in the database layer there, so a member's insert fails as an
+// internal error after the name checks.
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	var req createProvisionerKeyRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
@@ -194,7 +248,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	secret, ok := s.addKey(req.Name, req.Tags)
+	if !identityOf(r).owner {
+		writeJSON(w, http.StatusInternalServerError, response{Message: internalMessage, Detail: rbacRefusal})
+		return
+	}
+	secret, ok := s.addKey(req.Name, req.Tags, s.now())
 	if !ok {
 		writeJSON(w, http.StatusConflict, response{
 			Message: fmt.Sprintf("Provisioner key with name '%s' already exists in organization", req.Name),
@@ -204,54 +262,53 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, createProvisionerKeyResponse{Key: secret})
 }
 
+// listKeys leaves the reserved keys out
+// (ListProvisionerKeysByOrganizationExcludeReserved), sorted by creation.
 func (s *Server) listKeys(w http.ResponseWriter, _ *http.Request) {
 	out := []provisionerKeyJSON{}
 	for _, k := range s.keySnapshot() {
-		out = append(out, k.public())
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
-	if !s.removeKey(r.PathValue("name")) {
-		writeJSON(w, http.StatusNotFound, response{Message: notFoundMessage})
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) daemons(w http.ResponseWriter, r *http.Request) {
-	want, err := tagsFilter(r)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, response{Message: "Invalid query parameters.", Detail: err.Error()})
-		return
-	}
-	all, err := s.connectedDaemons(r.Context())
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, response{Message: "Internal error fetching provisioner daemons.", Detail: err.Error()})
-		return
-	}
-	out := []provisionerDaemon{}
-	for _, d := range all {
-		if hasTags(d.Tags, want) {
-			out = append(out, d)
+		if !k.reserved {
+			out = append(out, k.public())
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
+// deleteKey is deleteProvisionerKey after ExtractProvisionerKeyParam: an
+// unknown name is 404, a reserved one 400, a member's delete an internal
+// error (dbauthz), otherwise 204.
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
+	k := s.findKey(r.PathValue("name"))
+	switch {
+	case k == nil:
+		writeJSON(w, http.StatusNotFound, response{Message: notFoundMessage})
+	case k.reserved:
+		writeJSON(w, http.StatusBadRequest, response{Message: fmt.Sprintf("Cannot delete reserved '%s' provisioner key", k.name)})
+	case !identityOf(r).owner:
+		writeJSON(w, http.StatusInternalServerError, response{Message: internalMessage, Detail: rbacRefusal})
+	default:
+		s.removeKey(k.id)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// keyDaemons is provisionerKeyDaemons: every key, reserved ones included,
+// each with the daemons seen within keyDaemonsWindow, key_name and status
+// null.
 func (s *Server) keyDaemons(w http.ResponseWriter, r *http.Request) {
-	all, err := s.connectedDaemons(r.Context())
+	all, now, err := s.registered(r.Context())
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, response{Message: "Internal error fetching provisioner daemons.", Detail: err.Error()})
+		writeJSON(w, http.StatusInternalServerError, response{Message: internalMessage, Detail: err.Error()})
 		return
 	}
+	listed := recent(all, now, keyDaemonsWindow)
+	sort.Slice(listed, func(i, j int) bool { return listed[i].name < listed[j].name })
 	out := []provisionerKeyDaemons{}
 	for _, k := range s.keySnapshot() {
 		entry := provisionerKeyDaemons{Key: k.public(), Daemons: []provisionerDaemon{}}
-		for _, d := range all {
-			if d.KeyID == k.id {
-				entry.Daemons = append(entry.Daemons, d)
+		for _, d := range listed {
+			if d.keyID == k.id {
+				entry.Daemons = append(entry.Daemons, d.json(s))
 			}
 		}
 		out = append(out, entry)
@@ -259,26 +316,26 @@ func (s *Server) keyDaemons(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// tagsFilter reads ?tags={"k":"v"}, the provisionerdaemons filter.
-func tagsFilter(r *http.Request) (map[string]string, error) {
-	raw := r.URL.Query().Get("tags")
-	if raw == "" {
-		return nil, nil
+// listDaemons is provisionerDaemons (coderd/provisionerdaemons.go): only those
+// who may read provisioner jobs in the organization (owners, admins) see
+// it, others get 404; then the query of
+// GetProvisionerDaemonsWithStatusByOrganization.
+func (s *Server) listDaemons(w http.ResponseWriter, r *http.Request) {
+	if !identityOf(r).owner {
+		writeJSON(w, http.StatusNotFound, response{Message: notFoundMessage})
+		return
 	}
-	var tags map[string]string
-	if err := json.Unmarshal([]byte(raw), &tags); err != nil {
-		return nil, fmt.Errorf("tags must be a JSON object of strings: %w", err)
+	q, problems := parseDaemonQuery(r.URL.Query())
+	if len(problems) > 0 {
+		writeJSON(w, http.StatusBadRequest, response{Message: "Invalid query parameters.", Validations: problems})
+		return
 	}
-	return tags, nil
-}
-
-func hasTags(have, want map[string]string) bool {
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
+	all, now, err := s.registered(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, response{Message: "Internal error fetching provisioner daemons.", Detail: err.Error()})
+		return
 	}
-	return true
+	writeJSON(w, http.StatusOK, q.apply(s, all, now))
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

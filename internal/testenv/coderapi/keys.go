@@ -11,6 +11,12 @@ import (
 
 const maxKeyNameLength = 64
 
+// keySecretLength is coderd's provisioner key length: secretLength (43) in
+// coderd/provisionerkey/provisionerkey.go, drawn from cryptorand.Default
+// (digits and ASCII letters) by apikey.GenerateSecret, stored as its
+// SHA-256.
+const keySecretLength = 43
+
 // provisionerKey is a key as coderd stores it: the secret only as a hash,
 // so it cannot be listed again after creation.
 type provisionerKey struct {
@@ -20,6 +26,26 @@ type provisionerKey struct {
 	createdAt time.Time
 	orgID     string
 	hash      [sha256.Size]byte
+	reserved  bool // built-in, user-auth, psk: no secret, never matches one
+}
+
+// The reserved keys coderd's migrations insert for the default
+// organization (codersdk/provisionerdaemons.go): daemons that authenticate
+// otherwise than with a key are filed under them. The plain key list
+// leaves them out (ListProvisionerKeysByOrganizationExcludeReserved); the
+// key-daemons list includes them (enterprise/coderd/provisionerkeys.go).
+var reservedKeyNames = []struct{ id, name string }{
+	{"00000000-0000-0000-0000-000000000001", "built-in"},
+	{"00000000-0000-0000-0000-000000000002", "user-auth"},
+	{"00000000-0000-0000-0000-000000000003", "psk"},
+}
+
+func reservedKeys(created time.Time, orgID string) []*provisionerKey {
+	var out []*provisionerKey
+	for _, r := range reservedKeyNames {
+		out = append(out, &provisionerKey{id: r.id, name: r.name, tags: map[string]string{}, createdAt: created, orgID: orgID, reserved: true})
+	}
+	return out
 }
 
 func (k *provisionerKey) public() provisionerKeyJSON {
@@ -34,6 +60,9 @@ func (k *provisionerKey) public() provisionerKeyJSON {
 
 // matches reports whether secret is this key's secret.
 func (k *provisionerKey) matches(secret string) bool {
+	if k.reserved {
+		return false
+	}
 	sum := sha256.Sum256([]byte(secret))
 	return subtle.ConstantTimeCompare(sum[:], k.hash[:]) == 1
 }
@@ -46,9 +75,8 @@ func validateKeyName(name string) string {
 	case len(name) > maxKeyNameLength:
 		return fmt.Sprintf("Name must be at most %d characters", maxKeyNameLength)
 	}
-	// coderd's built-in keys; their names cannot be taken.
-	for _, reserved := range []string{"built-in", "user-auth", "psk"} {
-		if strings.EqualFold(name, reserved) {
+	for _, reserved := range reservedKeyNames {
+		if strings.EqualFold(name, reserved.name) {
 			return fmt.Sprintf("Name cannot be reserved name '%s'", name)
 		}
 	}
@@ -56,8 +84,9 @@ func validateKeyName(name string) string {
 }
 
 // addKey stores a new key and returns its secret; false when the name is
-// already taken in the organization.
-func (s *Server) addKey(name string, tags map[string]string) (string, bool) {
+// already taken in the organization (coderd's unique index on
+// organization and name).
+func (s *Server) addKey(name string, tags map[string]string, now time.Time) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range s.keys {
@@ -65,7 +94,7 @@ func (s *Server) addKey(name string, tags map[string]string) (string, bool) {
 			return "", false
 		}
 	}
-	secret := randomString(32)
+	secret := randomString(keySecretLength)
 	if tags == nil {
 		tags = map[string]string{}
 	}
@@ -73,24 +102,39 @@ func (s *Server) addKey(name string, tags map[string]string) (string, bool) {
 		id:        newID(),
 		name:      name,
 		tags:      maps.Clone(tags),
-		createdAt: time.Now().UTC(),
+		createdAt: now,
 		orgID:     s.org.ID,
 		hash:      sha256.Sum256([]byte(secret)),
 	})
 	return secret, true
 }
 
-// removeKey deletes the named key; false when there is none.
-func (s *Server) removeKey(name string) bool {
+// findKey returns the named key, reserved ones included, or nil.
+func (s *Server) findKey(name string) *provisionerKey {
+	for _, k := range s.keySnapshot() {
+		if k.name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+// removeKey deletes the named key and, as the database's ON DELETE CASCADE
+// from provisioner_daemons.key_id does, the daemons registered with it.
+func (s *Server) removeKey(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, k := range s.keys {
-		if k.name == name {
+		if k.id == id {
 			s.keys = append(s.keys[:i], s.keys[i+1:]...)
-			return true
+			break
 		}
 	}
-	return false
+	for name, d := range s.daemons {
+		if d.keyID == id {
+			delete(s.daemons, name)
+		}
+	}
 }
 
 // keySnapshot copies the key list so handlers work without the lock.

@@ -104,13 +104,14 @@ type provisionerKeyJSON struct {
 	Tags           map[string]string `json:"tags"`
 }
 
-// provisionerDaemon is codersdk.ProvisionerDaemon.
+// provisionerDaemon is codersdk.ProvisionerDaemon. KeyName and Status are
+// filled only by the provisionerdaemons route.
 type provisionerDaemon struct {
 	ID             string            `json:"id"`
 	OrganizationID string            `json:"organization_id"`
 	KeyID          string            `json:"key_id"`
 	CreatedAt      time.Time         `json:"created_at"`
-	LastSeenAt     time.Time         `json:"last_seen_at"`
+	LastSeenAt     *time.Time        `json:"last_seen_at"` // codersdk.NullTime
 	Name           string            `json:"name"`
 	Version        string            `json:"version"`
 	APIVersion     string            `json:"api_version"`
@@ -153,5 +154,23 @@ func newOwner(now time.Time, orgID string) user {
 		LoginType:       "password",
 		OrganizationIDs: []string{orgID},
 		Roles:           []role{{Name: "owner", DisplayName: "Owner"}},
+	}
+}
+
+// newMember is a plain member of the default organization: codersdk.User
+// lists site-wide roles only (db2sdk.User), and a member has none.
+func newMember(now time.Time, orgID string) user {
+	return user{
+		ID:              newID(),
+		Username:        "member",
+		Name:            "Test Double Member",
+		Email:           "member@coderapi.test",
+		CreatedAt:       now,
+		UpdatedAt:       now,
+		LastSeenAt:      now,
+		Status:          "active",
+		LoginType:       "password",
+		OrganizationIDs: []string{orgID},
+		Roles:           []role{},
 	}
 }
