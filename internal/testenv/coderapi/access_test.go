@@ -243,3 +243,20 @@ func TestHealthRollup(t *testing.T) {
 		})
 	}
 }
+
+// TestBeforeNextKeyCreate: the hook runs once, before the create is
+// handled, so a key it makes turns the create into coderd's 409.
+func TestBeforeNextKeyCreate(t *testing.T) {
+	s := Require(t, Options{Licensed: true})
+	keys := "/api/v2/organizations/default/provisionerkeys"
+	calls := 0
+	s.BeforeNextKeyCreate(func(name string) {
+		calls++
+		s.addKey(name, nil, s.now()) // the concurrent run's create
+	})
+	expect(t, s, "POST", keys, s.Token(), createProvisionerKeyRequest{Name: "eks"}, http.StatusConflict, nil)
+	expect(t, s, "POST", keys, s.Token(), createProvisionerKeyRequest{Name: "eks-2"}, http.StatusCreated, nil)
+	if calls != 1 {
+		t.Errorf("hook ran %d times, want once", calls)
+	}
+}

@@ -110,6 +110,7 @@ type Server struct {
 	offset   time.Duration     // Advance: the double's clock runs this far ahead
 	daemons  map[string]*daemonRecord
 	health   map[string]healthProblem
+	onCreate func(name string) // BeforeNextKeyCreate
 
 	stopOnce sync.Once
 }
@@ -201,6 +202,25 @@ func (s *Server) Advance(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.offset += d
+}
+
+// BeforeNextKeyCreate runs f once, with the requested name, when the next
+// key-creating request arrives and before the double handles it: a test
+// can play a concurrent run that creates the same key in between a
+// client's look-up and its create.
+func (s *Server) BeforeNextKeyCreate(f func(name string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onCreate = f
+}
+
+// takeOnCreate returns and clears the BeforeNextKeyCreate hook.
+func (s *Server) takeOnCreate() func(string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.onCreate
+	s.onCreate = nil
+	return f
 }
 
 // now is the double's clock.

@@ -241,6 +241,9 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, response{Message: "Request body must be valid JSON.", Detail: err.Error()})
 		return
 	}
+	if f := s.takeOnCreate(); f != nil {
+		f(req.Name)
+	}
 	if msg := validateKeyName(req.Name); msg != "" {
 		writeJSON(w, http.StatusBadRequest, response{
 			Message:     msg,
