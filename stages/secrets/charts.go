@@ -3,8 +3,8 @@ package secrets
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/coderctl/coderctl/configs"
 	"github.com/coderctl/coderctl/internal/config"
@@ -66,9 +66,9 @@ func leaveOut(key string) string { return "leave it out of " + key + "; " }
 // release builds the wanted release: embedded defaults, then the computed
 // tolerations, then the user's values file held to spec.owned. Its
 // tolerations add to coderctl's, so no values file can keep the driver
-// off the tainted coder nodes.
+// off any node.
 func (s *stage) release(spec releaseSpec) (helmx.Release, error) {
-	computed := nest(spec.tolerationsPath, s.tolerations())
+	computed := nest(spec.tolerationsPath, tolerateEverything())
 	// No list here merges by name, so the merge has no notes to tell.
 	values, _, err := helmx.MergeValues(configs.Read(spec.defaults), computed, s.d.Inputs.Get(spec.valuesKey), spec.owned)
 	if err != nil {
@@ -93,29 +93,14 @@ func nest(path []string, v any) map[string]any {
 	return out
 }
 
-// tolerations let the DaemonSets onto every node: one Exists toleration per
-// taint key and effect in the node groups of cluster-config.yaml, and always
-// the coder/node-type taints the guide's node groups carry.
-func (s *stage) tolerations() []any {
-	type keyEffect struct{ key, effect string }
-	seen := map[keyEffect]bool{{"coder/node-type", "NoSchedule"}: true}
-	for _, ng := range s.d.NodeGroups() {
-		for _, t := range ng.Taints {
-			seen[keyEffect{t.Key, t.Effect}] = true
-		}
-	}
-	keys := make([]keyEffect, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b keyEffect) int {
-		return strings.Compare(a.key+"\x00"+a.effect, b.key+"\x00"+b.effect)
-	})
-	out := make([]any, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, map[string]any{"key": k.key, "operator": "Exists", "effect": k.effect})
-	}
-	return out
+// tolerateEverything is both DaemonSets' tolerations: the empty-key Exists
+// toleration, which matches every taint. The driver must run on every node
+// where a pod may mount the volume, including node groups added later with
+// taints of their own that this run never saw; a list of today's taints
+// would leave those nodes without the driver. The real driver chart's own
+// default is the same ([{operator: Exists}]); the AWS provider's is none.
+func tolerateEverything() []any {
+	return []any{map[string]any{"operator": string(corev1.TolerationOpExists)}}
 }
 
 func (s *stage) planRelease(ctx context.Context, spec releaseSpec) ([]engine.Action, error) {

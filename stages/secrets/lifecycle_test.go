@@ -212,7 +212,11 @@ func TestVerifyNamesDrift(t *testing.T) {
 		})
 	}
 
-	t.Run("a node the DaemonSets do not tolerate", func(t *testing.T) {
+	// coderctl's DaemonSets tolerate every taint; one narrowed by hand (a
+	// kubectl edit) misses a node with a taint of its own, and verify says
+	// which node and taint.
+	t.Run("a node a hand-narrowed DaemonSet does not tolerate", func(t *testing.T) {
+		narrowDriverTolerations(t, w)
 		node := kubeground.NodeSpec{Name: "gpu-0", Taints: []corev1.Taint{{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}}
 		if err := w.ground.AddNode(ctx, node); err != nil {
 			t.Fatal(err)
@@ -231,6 +235,22 @@ func TestVerifyNamesDrift(t *testing.T) {
 			t.Errorf("reason %q does not name the node and its taint", c.Reason)
 		}
 	})
+}
+
+// narrowDriverTolerations edits the driver DaemonSet's tolerations down to
+// the coder/node-type taints, as a hand edit would.
+func narrowDriverTolerations(t *testing.T, w *world) {
+	t.Helper()
+	dsets := w.ground.Client().AppsV1().DaemonSets(secrets.ReleaseNamespace)
+	list, err := dsets.List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + secrets.DriverRelease})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("driver DaemonSets: %v (found %d)", err, len(list.Items))
+	}
+	ds := &list.Items[0]
+	ds.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Key: "coder/node-type", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+	if _, err := dsets.Update(context.Background(), ds, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestDestroy(t *testing.T) {

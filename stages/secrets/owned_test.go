@@ -56,7 +56,7 @@ func TestValuesFileRefused(t *testing.T) {
 }
 
 // TestValuesFileTolerationsAdd: the file's tolerations add to coderctl's,
-// so the DaemonSets still reach the tainted coder nodes.
+// so the DaemonSets still reach every node.
 func TestValuesFileTolerationsAdd(t *testing.T) {
 	file := writeValuesFile(t, "linux:\n  enabled: true\n  tolerations:\n    - {key: gpu, operator: Exists, effect: NoExecute}\nsyncSecret: {enabled: true}\n")
 	s := testStage(t, map[string]string{"CODER_DOMAIN": "coder.example.com", KeyDriverValuesFile: file}, "")
@@ -68,7 +68,7 @@ func TestValuesFileTolerationsAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []any{
-		map[string]any{"key": "coder/node-type", "operator": "Exists", "effect": "NoSchedule"},
+		map[string]any{"operator": "Exists"},
 		map[string]any{"key": "gpu", "operator": "Exists", "effect": "NoExecute"},
 	}
 	if got := rel.Values["linux"].(map[string]any)["tolerations"]; !reflect.DeepEqual(got, want) {

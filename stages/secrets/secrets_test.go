@@ -3,11 +3,13 @@ package secrets_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -16,10 +18,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/testenv/csisync"
+	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 	"github.com/coderctl/coderctl/stages/secrets"
 )
 
@@ -181,7 +185,7 @@ func jsonEqual(a, b any) bool {
 }
 
 // checkReleases: both releases deployed at the pinned versions, their
-// DaemonSets tolerating the coder taints, with a ready pod on every node.
+// DaemonSets tolerating every taint, with a ready pod on every node.
 func checkReleases(t *testing.T, w *world) map[string]int {
 	revisions := map[string]int{}
 	for _, c := range []struct{ release, version string }{
@@ -196,8 +200,8 @@ func checkReleases(t *testing.T, w *world) map[string]int {
 		}
 		revisions[c.release] = rel.Version
 		ds := releaseDaemonSet(t, w, c.release)
-		if !tolerates(ds.Spec.Template.Spec.Tolerations, "coder/node-type", corev1.TaintEffectNoSchedule) {
-			t.Errorf("DaemonSet %s does not tolerate coder/node-type:NoSchedule: %v", ds.Name, ds.Spec.Template.Spec.Tolerations)
+		if !toleratesAll(ds.Spec.Template.Spec.Tolerations) {
+			t.Errorf("DaemonSet %s does not tolerate every taint: %v", ds.Name, ds.Spec.Template.Spec.Tolerations)
 		}
 		onNodes := readyPodNodes(t, w, ds)
 		for _, n := range nodes {
@@ -207,6 +211,58 @@ func checkReleases(t *testing.T, w *world) map[string]int {
 		}
 	}
 	return revisions
+}
+
+// TestLaterNodeGroupWithItsOwnTaintGetsTheDriver: a node group added after
+// the stage ran, with a taint of its own that cluster-config.yaml never
+// listed, still gets a ready pod of the driver and of the AWS provider, and
+// verify counts it.
+func TestLaterNodeGroupWithItsOwnTaintGetsTheDriver(t *testing.T) {
+	w := newWorld(t, nil)
+	w.run(t, engine.ModeApply)
+	node := kubeground.NodeSpec{Name: "gpu-later-0", Labels: map[string]string{"coder/node-type": "gpu"},
+		Taints: []corev1.Taint{
+			{Key: "nvidia.com/gpu", Value: "true", Effect: corev1.TaintEffectNoExecute},
+			{Key: "coder/node-type", Value: "gpu", Effect: corev1.TaintEffectNoSchedule},
+		}}
+	addNode(t, w, node)
+	for _, release := range []string{secrets.DriverRelease, secrets.ProviderRelease} {
+		ds := releaseDaemonSet(t, w, release)
+		err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true,
+			func(context.Context) (bool, error) { return readyPodNodes(t, w, ds)[node.Name], nil })
+		if err != nil {
+			t.Errorf("DaemonSet %s has no ready pod on %s (taints %v): %v", ds.Name, node.Name, node.Taints, err)
+		}
+	}
+	checks := w.verify(t)
+	allPass(t, checks)
+	for _, name := range []string{secrets.CheckDriverDaemonSets, secrets.CheckProviderDaemonSets} {
+		if want := fmt.Sprintf("ready on all %d nodes", len(nodes)+1); !strings.Contains(checks[name].Reason, want) {
+			t.Errorf("check %s = %q, want %q: the new node counted too", name, checks[name].Reason, want)
+		}
+	}
+}
+
+// addNode adds a node for one test and removes it afterwards: the control
+// plane is shared by the package's tests, whose checks count every node.
+func addNode(t *testing.T, w *world, node kubeground.NodeSpec) {
+	t.Helper()
+	if err := w.ground.AddNode(context.Background(), node); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		kc := w.ground.Client()
+		_ = kc.CoreV1().Nodes().Delete(ctx, node.Name, metav1.DeleteOptions{})
+		pods, err := kc.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node.Name})
+		if err != nil {
+			return
+		}
+		zero := int64(0)
+		for _, p := range pods.Items {
+			_ = kc.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		}
+	})
 }
 
 func releaseRevision(t *testing.T, w *world, name string) int {
@@ -228,13 +284,11 @@ func releaseDaemonSet(t *testing.T, w *world, release string) *appsv1.DaemonSet 
 	return &list.Items[0]
 }
 
-func tolerates(tols []corev1.Toleration, key string, effect corev1.TaintEffect) bool {
-	for _, tl := range tols {
-		if tl.Key == key && tl.Operator == corev1.TolerationOpExists && tl.Effect == effect {
-			return true
-		}
-	}
-	return false
+// toleratesAll: the empty-key Exists toleration matches every taint.
+func toleratesAll(tols []corev1.Toleration) bool {
+	return slices.ContainsFunc(tols, func(tl corev1.Toleration) bool {
+		return tl.Key == "" && tl.Operator == corev1.TolerationOpExists && tl.Effect == ""
+	})
 }
 
 func readyPodNodes(t *testing.T, w *world, ds *appsv1.DaemonSet) map[string]bool {

@@ -1,12 +1,16 @@
 package secrets
 
 import (
+	"encoding/json"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
@@ -127,18 +131,62 @@ func testStage(t *testing.T, inputs map[string]string, clusterConfig string) *st
 	return &stage{d: d, opts: Options{LookupEnv: func(string) (string, bool) { return "", false }}}
 }
 
+// TestTolerationsCoverEveryTaint: both DaemonSets tolerate every taint,
+// whatever taints cluster-config.yaml lists today, so a node group added
+// later with a taint of its own still gets the driver.
 func TestTolerationsCoverEveryTaint(t *testing.T) {
-	path := stagetest.WriteClusterConfig(t, t.TempDir(),
+	gpuGroup := stagetest.WriteClusterConfig(t, t.TempDir(),
 		"        value: workspace\n        effect: NoSchedule",
 		"        value: workspace\n        effect: NoSchedule\n      - key: nvidia.com/gpu\n        value: \"true\"\n        effect: NoExecute")
-	s := testStage(t, nil, path)
-	want := []any{
-		map[string]any{"key": "coder/node-type", "operator": "Exists", "effect": "NoSchedule"},
-		map[string]any{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"},
+	taints := []corev1.Taint{
+		{Key: "coder/node-type", Value: "coderd", Effect: corev1.TaintEffectNoSchedule},
+		{Key: "nvidia.com/gpu", Value: "true", Effect: corev1.TaintEffectNoExecute},
+		{Key: "team/later", Value: "x", Effect: corev1.TaintEffectPreferNoSchedule},
 	}
-	if got := s.tolerations(); !reflect.DeepEqual(got, want) {
-		t.Errorf("tolerations %v\nwant %v", got, want)
+	for _, spec := range []releaseSpec{driverSpec(), providerSpec()} {
+		for _, cfg := range []string{"", gpuGroup} {
+			rel, err := testStage(t, nil, cfg).release(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tols := decodeTolerations(t, valueAt(rel.Values, spec.tolerationsPath))
+			for _, taint := range taints {
+				if !slices.ContainsFunc(tols, func(tl corev1.Toleration) bool { return tolerates(tl, taint) }) {
+					t.Errorf("%s (cluster config %q): tolerations %+v miss taint %v", spec.release, cfg, tols, taint)
+				}
+			}
+		}
 	}
+}
+
+// tolerates matches as the scheduler does (corev1.Toleration.ToleratesTaint,
+// whose logger argument would make klog a direct dependency): an empty
+// effect or key matches any, Exists matches any value.
+func tolerates(tl corev1.Toleration, taint corev1.Taint) bool {
+	return (tl.Effect == "" || tl.Effect == taint.Effect) && (tl.Key == "" || tl.Key == taint.Key) &&
+		(tl.Operator == corev1.TolerationOpExists || tl.Value == taint.Value)
+}
+
+func valueAt(values map[string]any, path []string) any {
+	var v any = values
+	for _, k := range path {
+		m, _ := v.(map[string]any)
+		v = m[k]
+	}
+	return v
+}
+
+func decodeTolerations(t *testing.T, v any) []corev1.Toleration {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []corev1.Toleration
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("tolerations %s: %v", data, err)
+	}
+	return out
 }
 
 func TestReleaseValues(t *testing.T) {
@@ -165,7 +213,7 @@ func TestReleaseValues(t *testing.T) {
 		{"syncSecret.enabled (embedded default)", v["syncSecret"].(map[string]any)["enabled"], true},
 		{"rotationPollInterval (user file over default)", v["rotationPollInterval"], "30s"},
 		{"linux.podLabels (user file)", linux["podLabels"], map[string]any{"team": "platform"}},
-		{"linux.tolerations (computed)", linux["tolerations"], []any{map[string]any{"key": "coder/node-type", "operator": "Exists", "effect": "NoSchedule"}}},
+		{"linux.tolerations (computed)", linux["tolerations"], []any{map[string]any{"operator": "Exists"}}},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {

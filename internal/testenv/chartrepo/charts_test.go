@@ -442,8 +442,8 @@ func countEnv(env []corev1.EnvVar, name string) int {
 
 func itoa(i int32) string { return strconv.Itoa(int(i)) }
 
-// TestShippedDefaultsRender renders each stand-in with the values file
-// coderctl ships for the real chart, so the two cannot drift apart unseen.
+// TestShippedDefaultsRender renders each chart with the values file
+// coderctl ships for it, so the two cannot drift apart unseen.
 func TestShippedDefaultsRender(t *testing.T) {
 	tests := []struct {
 		chart, file, release string
@@ -472,8 +472,8 @@ func TestShippedDefaultsRender(t *testing.T) {
 			if err := m.Decode("DaemonSet/csi-secrets-store-secrets-store-csi-driver", &ds); err != nil {
 				t.Fatal(err)
 			}
-			if len(ds.Spec.Template.Spec.Tolerations) == 0 {
-				t.Errorf("driver does not tolerate the coder taints")
+			if !toleratesAll(ds.Spec.Template.Spec.Tolerations) {
+				t.Errorf("driver tolerations %+v, want every taint tolerated", ds.Spec.Template.Spec.Tolerations)
 			}
 			if !slices.Contains(ds.Spec.Template.Spec.Containers[1].Args, "--rotation-poll-interval=2m") {
 				t.Errorf("driver args %v lack the rotation interval", ds.Spec.Template.Spec.Containers[1].Args)
@@ -485,6 +485,13 @@ func TestShippedDefaultsRender(t *testing.T) {
 		{"secrets-store-csi-driver-provider-aws", "csi-aws-provider-values.yaml", "secrets-provider-aws", func(t *testing.T, m Manifests) {
 			if _, ok := m["DaemonSet/secrets-provider-aws-secrets-store-csi-driver"]; ok {
 				t.Errorf("provider release would install a second driver")
+			}
+			var ds appsv1.DaemonSet
+			if err := m.Decode("DaemonSet/secrets-provider-aws-secrets-store-csi-driver-provider-aws", &ds); err != nil {
+				t.Fatal(err)
+			}
+			if !toleratesAll(ds.Spec.Template.Spec.Tolerations) {
+				t.Errorf("provider tolerations %+v, want every taint tolerated", ds.Spec.Template.Spec.Tolerations)
 			}
 		}},
 	}
