@@ -49,6 +49,10 @@ func (s *stage) values(roleARN string) (map[string]any, []string, error) {
 	return helmx.MergeValues(configs.Read(ValuesFile), s.computedValues(roleARN), s.d.Inputs.Get(KeyValuesFile), Owned())
 }
 
+// PrometheusAddress is where coderd serves its metrics: every interface of
+// the pod, so a scraper in the cluster reaches it on port 2112.
+const PrometheusAddress = "0.0.0.0:2112"
+
 // annRoleARN is the IRSA annotation of coderd's service account.
 const annRoleARN = "eks.amazonaws.com/role-arn"
 
@@ -122,6 +126,10 @@ func (s *stage) env() []corev1.EnvVar {
 		// TLS ends at the NLB, but users only ever reach coderd over https:
 		// session cookies must never travel in clear.
 		{Name: "CODER_SECURE_AUTH_COOKIE", Value: "true"},
+		// Metrics for monitoring the deployment. The chart exposes container
+		// port 2112 (prometheus-http) only when this is literally "true".
+		{Name: "CODER_PROMETHEUS_ENABLE", Value: "true"},
+		{Name: "CODER_PROMETHEUS_ADDRESS", Value: PrometheusAddress},
 		secretEnv("CODER_PG_CONNECTION_URL", SecretKeyDatabaseURL, false),
 		secretEnv("CODER_OAUTH2_GITHUB_CLIENT_ID", SecretKeyGitHubClientID, true),
 		secretEnv("CODER_OAUTH2_GITHUB_CLIENT_SECRET", SecretKeyGitHubClientSecret, true),
