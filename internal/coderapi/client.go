@@ -136,6 +136,21 @@ func IsUnauthorized(err error) bool { return StatusCode(err) == http.StatusUnaut
 // when the license does not cover the feature.
 func IsForbidden(err error) bool { return StatusCode(err) == http.StatusForbidden }
 
+// IsConflict reports a 409 answer: coderd's unique-name refusal when a key
+// of that name exists (enterprise/coderd/provisionerkeys.go).
+func IsConflict(err error) bool { return StatusCode(err) == http.StatusConflict }
+
+// IsRBACRefusal reports coderd refusing an action the token's user may not
+// do where the check sits in its database layer (coderd/database/dbauthz):
+// dbauthz's NotAuthorizedError reaches httpapi.InternalServerError, so the
+// answer is a 500 whose detail starts "unauthorized" ("unauthorized: rbac:
+// forbidden"), not a 403. Creating or deleting a provisioner key as a
+// plain member answers this way.
+func IsRBACRefusal(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode == http.StatusInternalServerError && strings.HasPrefix(e.Detail, "unauthorized")
+}
+
 // errorBody is codersdk.Response, the body of every coderd error.
 type errorBody struct {
 	Message string `json:"message"`
@@ -145,41 +160,78 @@ type errorBody struct {
 // do sends one request and decodes a JSON answer into out (when not nil)
 // if the status is want; any other status becomes an *Error.
 func (c *Client) do(ctx context.Context, method, path string, body any, want int, out any) error {
-	raw, status, err := c.send(ctx, method, path, body)
-	if err != nil {
-		return err
-	}
-	if status != want {
-		e := &Error{Method: method, Path: path, StatusCode: status}
-		var eb errorBody
-		if json.Unmarshal(raw, &eb) == nil {
-			e.Message, e.Detail = eb.Message, eb.Detail
-		}
-		return e
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-	}
-	return nil
+	_, err := c.doAt(ctx, method, path, body, want, out)
+	return err
 }
 
-// send makes the request and returns the body and status. Transport errors
-// name the URL, never the token.
-func (c *Client) send(ctx context.Context, method, path string, body any) ([]byte, int, error) {
+// doAt is do that also returns the server's clock at the answer (its Date
+// header), for judging timestamps the server wrote without trusting this
+// machine's clock; the local time when the header is missing or malformed.
+func (c *Client) doAt(ctx context.Context, method, path string, body any, want int, out any) (time.Time, error) {
+	a, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if a.status != want {
+		return a.at, answerError(method, path, a)
+	}
+	if out == nil {
+		return a.at, nil
+	}
+	if err := json.Unmarshal(a.body, out); err != nil {
+		return a.at, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return a.at, nil
+}
+
+// answerError is an unexpected answer with coderd's message and detail.
+func answerError(method, path string, a answer) *Error {
+	e := &Error{Method: method, Path: path, StatusCode: a.status}
+	var eb errorBody
+	if json.Unmarshal(a.body, &eb) == nil {
+		e.Message, e.Detail = eb.Message, eb.Detail
+	}
+	return e
+}
+
+// answer is one HTTP answer: status, bounded body and the server's clock.
+type answer struct {
+	status int
+	body   []byte
+	at     time.Time
+}
+
+// send makes the request and returns the answer. Transport errors name the
+// URL, never the token.
+func (c *Client) send(ctx context.Context, method, path string, body any) (answer, error) {
+	req, err := c.request(ctx, method, path, body)
+	if err != nil {
+		return answer{}, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return answer{}, &UnreachableError{URL: c.base.String(), Err: err}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return answer{}, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	return answer{status: resp.StatusCode, body: raw, at: serverTime(resp.Header)}, nil
+}
+
+func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Request, error) {
 	var reader io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		reader = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, reader)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -188,16 +240,16 @@ func (c *Client) send(ctx context.Context, method, path string, body any) ([]byt
 	if c.token != "" {
 		req.Header.Set(SessionTokenHeader, c.token)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, 0, &UnreachableError{URL: c.base.String(), Err: err}
+	return req, nil
+}
+
+// serverTime is the answer's Date header (every Go HTTP server, coderd
+// included, sets it), else this machine's clock.
+func serverTime(h http.Header) time.Time {
+	if t, err := http.ParseTime(h.Get("Date")); err == nil {
+		return t
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	return raw, resp.StatusCode, nil
+	return time.Now()
 }
 
 // UnreachableError says no HTTP answer came back: DNS, connection, TLS or

@@ -140,8 +140,8 @@ func TestProvisionerKeyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if secret.Empty() || len(secret.Reveal()) < 16 {
-		t.Fatalf("secret of length %d, want a real key", len(secret.Reveal()))
+	if secret.Empty() || len(secret.Reveal()) != 43 {
+		t.Fatalf("secret of length %d, want coderd's 43 characters", len(secret.Reveal()))
 	}
 	k, err := c.FindProvisionerKey(ctx, org.ID, "eks-provisioner")
 	if err != nil || k == nil {
@@ -152,12 +152,12 @@ func TestProvisionerKeyLifecycle(t *testing.T) {
 	}
 
 	_, err = c.CreateProvisionerKey(ctx, org.ID, "eks-provisioner", nil)
-	if coderapi.StatusCode(err) != http.StatusConflict || !strings.Contains(err.Error(), "already exists") {
+	if !coderapi.IsConflict(err) || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("second create: err = %v, want 409 already exists", err)
 	}
-	daemons, err := c.DaemonsForKey(ctx, org.ID, "eks-provisioner")
-	if err != nil || len(daemons) != 0 {
-		t.Errorf("DaemonsForKey without a cluster = %v, %v; want none", daemons, err)
+	list, err := c.DaemonsForKey(ctx, org.ID, "eks-provisioner")
+	if err != nil || list.Key == nil || list.Key.ID != k.ID || len(list.Daemons) != 0 {
+		t.Errorf("DaemonsForKey without a cluster = %+v, %v; want the key with no daemons", list, err)
 	}
 
 	if err := c.DeleteProvisionerKey(ctx, org.ID, "eks-provisioner"); err != nil {

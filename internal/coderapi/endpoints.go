@@ -22,15 +22,15 @@ func (h Health) OK() bool { return h.StatusCode == http.StatusOK && strings.Trim
 // Healthz calls GET /healthz. Only a transport failure is an error; any
 // HTTP answer is returned for the caller to judge.
 func (c *Client) Healthz(ctx context.Context) (Health, error) {
-	raw, status, err := c.send(ctx, http.MethodGet, "/healthz", nil)
+	a, err := c.send(ctx, http.MethodGet, "/healthz", nil)
 	if err != nil {
 		return Health{}, err
 	}
-	body := string(raw)
+	body := string(a.body)
 	if len(body) > 200 {
 		body = body[:200]
 	}
-	return Health{StatusCode: status, Body: body}, nil
+	return Health{StatusCode: a.status, Body: body}, nil
 }
 
 // BuildInfo is codersdk.BuildInfoResponse, the fields coderctl reads.
@@ -222,47 +222,6 @@ func (c *Client) DeleteProvisionerKey(ctx context.Context, org, name string) err
 		return nil
 	}
 	return err
-}
-
-// ProvisionerDaemon is codersdk.ProvisionerDaemon, the fields coderctl reads.
-type ProvisionerDaemon struct {
-	ID         string            `json:"id"`
-	Name       string            `json:"name"`
-	Version    string            `json:"version"`
-	KeyName    *string           `json:"key_name"`
-	Status     *string           `json:"status"`
-	LastSeenAt time.Time         `json:"last_seen_at"`
-	Tags       map[string]string `json:"tags"`
-}
-
-// KeyDaemons is codersdk.ProvisionerKeyDaemons: a key and the daemons
-// connected with it.
-type KeyDaemons struct {
-	Key     ProvisionerKey      `json:"key"`
-	Daemons []ProvisionerDaemon `json:"daemons"`
-}
-
-// ProvisionerKeyDaemons calls GET
-// /api/v2/organizations/{org}/provisionerkeys/daemons.
-func (c *Client) ProvisionerKeyDaemons(ctx context.Context, org string) ([]KeyDaemons, error) {
-	var out []KeyDaemons
-	err := c.do(ctx, http.MethodGet, keysPath(org)+"/daemons", nil, http.StatusOK, &out)
-	return out, err
-}
-
-// DaemonsForKey returns the daemons connected with the named key; nil when
-// the key does not exist.
-func (c *Client) DaemonsForKey(ctx context.Context, org, name string) ([]ProvisionerDaemon, error) {
-	all, err := c.ProvisionerKeyDaemons(ctx, org)
-	if err != nil {
-		return nil, err
-	}
-	for _, kd := range all {
-		if kd.Key.Name == name {
-			return kd.Daemons, nil
-		}
-	}
-	return nil, nil
 }
 
 // compile-time checks that KeySecret never prints its value.

@@ -3,6 +3,7 @@ package provisioners
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -86,12 +87,21 @@ func (s *stage) connect(ctx context.Context) (api, error) {
 	return api{client: client, org: org.ID}, nil
 }
 
+// rightsHint says who may manage provisioner keys (coderd/rbac/roles.go:
+// owners site-wide; organization admins and template admins hold
+// provisioner_daemon create and delete too).
+const rightsHint = "use a token of an owner (or an organization or template admin of the default organization): " +
+	"`coder login $CODER_URL` as that user, then `export CODER_SESSION_TOKEN=$(coder tokens create --name coderctl)`"
+
 // explainAPIError turns coderd's refusals into what the user must do.
 func explainAPIError(s *stage, err error) error {
 	switch {
 	case coderapi.IsUnauthorized(err):
 		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint, "coderd at %s refused the token (expired, revoked or from another deployment): %v",
 			s.d.Inputs.CoderURL(), err)
+	case coderapi.IsRBACRefusal(err):
+		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, rightsHint,
+			"coderd at %s refused to let the token's user manage provisioner keys", s.d.Inputs.CoderURL())
 	case coderapi.IsForbidden(err):
 		return fmt.Errorf("external provisioners are a Coder Premium feature and this deployment has no license for them "+
 			"(add one with `coder licenses add`, then re-run): %w", err)
@@ -119,6 +129,9 @@ func (s *stage) planKey(ctx context.Context) ([]engine.Action, error) {
 			kind, reason = engine.Create, "create the key through the Coder API ("+firstLine(err)+")"
 		}
 		return []engine.Action{{Kind: kind, Resource: resource, Reason: reason}}, nil
+	}
+	if err := liveVersion(ctx, a.client); err != nil {
+		return nil, err
 	}
 	key, err := a.client.FindProvisionerKey(ctx, a.org, KeyName)
 	if err != nil {
@@ -150,6 +163,9 @@ func (s *stage) applyKey(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
+	if err := liveVersion(ctx, a.client); err != nil {
+		return err
+	}
 	key, err := a.client.FindProvisionerKey(ctx, a.org, KeyName)
 	if err != nil {
 		return explainAPIError(s, err)
@@ -165,6 +181,9 @@ func (s *stage) applyKey(ctx context.Context, r engine.Reporter) error {
 		}
 	}
 	secret, err := a.client.CreateProvisionerKey(ctx, a.org, KeyName, KeyTags())
+	if coderapi.IsConflict(err) {
+		return adoptConcurrentKey(ctx, s, kc, a, r)
+	}
 	if err != nil {
 		return explainAPIError(s, err)
 	}
@@ -182,6 +201,100 @@ func (s *stage) applyKey(ctx context.Context, r engine.Reporter) error {
 	}
 	r.Progress(fmt.Sprintf("provisioner key %s (id %s) stored in secret %s/%s", KeyName, id, coder.Namespace, KeySecretName))
 	return nil
+}
+
+// adoptConcurrentKey follows coderd's 409 on create: a run elsewhere made
+// the key between this run's read and its create. Coder shows a key's
+// secret only in the create answer, so, as with any existing key
+// (decideKey), this run cannot store it: the key is adopted only when the
+// other run has already written the secret (its annotation names that
+// key); otherwise this run stops, and a later run rotates the key if its
+// secret never arrives.
+func adoptConcurrentKey(ctx context.Context, s *stage, kc kubernetes.Interface, a api, r engine.Reporter) error {
+	key, err := a.client.FindProvisionerKey(ctx, a.org, KeyName)
+	if err != nil {
+		return explainAPIError(s, err)
+	}
+	sec, err := readKeySecret(ctx, kc)
+	if err != nil {
+		return err
+	}
+	if key != nil && sec.filled && sec.keyID == key.ID {
+		r.Progress(fmt.Sprintf("provisioner key %s (id %s) was created by another run at the same time and secret %s/%s holds it: adopted",
+			KeyName, key.ID, coder.Namespace, KeySecretName))
+		return nil
+	}
+	return fmt.Errorf("provisioner key %s was created by another coderctl run at the same time (coderd: 409 Conflict); "+
+		"Coder shows a key's secret only to the run that creates it, so this run cannot store it in secret %s/%s: "+
+		"let the other run finish, then re-run (a key whose secret was lost is rotated)", KeyName, coder.Namespace, KeySecretName)
+}
+
+// liveVersion refuses a coderd older than the provisioner key routes
+// before the key step calls them. Validate already refused such a
+// CODER_VERSION; this catches a coderd the coder stage did not bring to
+// CODER_VERSION (an image tag pinned in CODER_VALUES_FILE, or the coder
+// stage left out of the run). An unreachable coderd or a version that is
+// not semver (a development build) is left to the calls that follow.
+func liveVersion(ctx context.Context, c *coderapi.Client) error {
+	bi, err := c.BuildInfo(ctx)
+	if err != nil {
+		return nil
+	}
+	if ok, err := coderapi.SupportsProvisionerKeys(bi.SemVer()); err == nil && !ok {
+		return fmt.Errorf("coderd at %s runs %s, older than %s, the first Coder release with the provisioner key routes "+
+			"coderctl uses: apply the coder stage with %s %s or later first", c.URL(), bi.Version, coderapi.MinProvisionerKeyVersion,
+			config.KeyCoderVersion, coderapi.MinProvisionerKeyVersion)
+	}
+	return nil
+}
+
+// checkVersionInput refuses, as bad input, a CODER_VERSION older than the
+// provisioner key routes. A value that is not semver is the config
+// loader's to report.
+func (s *stage) checkVersionInput() error {
+	v := s.d.Inputs.CoderVersion()
+	if ok, err := coderapi.SupportsProvisionerKeys(v); err != nil || ok {
+		return nil
+	}
+	return fault.Input(s.d.Inputs.Source(config.KeyCoderVersion), config.KeyCoderVersion,
+		"set "+config.KeyCoderVersion+" to "+coderapi.MinProvisionerKeyVersion+" or later",
+		"%s is older than %s, the first Coder release with the provisioner key routes the provisioners stage uses "+
+			"(organization provisioner keys and their daemons)", v, coderapi.MinProvisionerKeyVersion)
+}
+
+// checkKeyRights refuses, as bad input, a token whose user may not create
+// and delete provisioner keys in the default organization, asking coderd
+// itself (POST /api/v2/authcheck). Without this check a plain member's
+// token gets through the look-ups (members may read keys) and fails at
+// the create with coderd's internal-error answer. An answer other than
+// coderd's verdict is left to the calls that follow.
+func (s *stage) checkKeyRights(ctx context.Context, client *coderapi.Client) error {
+	org, err := client.DefaultOrganization(ctx)
+	if err != nil {
+		return nil
+	}
+	missing, err := client.MissingKeyRights(ctx, org.ID)
+	if err != nil || len(missing) == 0 {
+		return nil
+	}
+	who := "the token's user"
+	if me, err := client.Me(ctx); err == nil {
+		who = fmt.Sprintf("user %q (site roles: %s)", me.Username, roleNames(me))
+	}
+	return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, rightsHint,
+		"%s may not %s provisioner keys in organization %q: the provisioners stage needs an owner's token",
+		who, strings.Join(missing, " or "), org.Name)
+}
+
+func roleNames(u coderapi.User) string {
+	var names []string
+	for _, r := range u.Roles {
+		names = append(names, r.Name)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // writeKeySecret creates or replaces the key secret.

@@ -3,8 +3,12 @@ package provisioners
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
@@ -53,7 +57,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 		})
 	})
 	run(1, func() engine.Check { return s.checkKeySecret(ctx, kc, kubeErr) })
-	run(2, func() engine.Check { return s.checkDaemons(ctx, want) })
+	run(2, func() engine.Check { return s.checkDaemons(ctx, kc, want) })
 	run(3, func() engine.Check { return sizing.CapacityCheck(s.sizing(), s.d.NodeGroups()) })
 	wg.Wait()
 	return checks
@@ -88,37 +92,133 @@ func (s *stage) checkKeySecret(ctx context.Context, kc kubernetes.Interface, kub
 	return engine.Passf(CheckKeySecret, "secret %s/%s holds provisioner key %s", coder.Namespace, KeySecretName, KeyName)
 }
 
-// checkDaemons asks coderd which daemons are connected with the key.
-func (s *stage) checkDaemons(ctx context.Context, want int) engine.Check {
-	token := s.token()
-	if token == "" {
-		return engine.Warnf(CheckDaemons, "export "+coder.EnvSessionToken+" (an owner's token) to check the connected daemons",
-			"connected provisioner daemons not checked: no session token")
+// checkDaemons asks coderd which daemons are connected with the key and
+// counts only the live ones: coderd keeps listing a daemon for three
+// minutes after its pod is gone (coderapi.StaleInterval), so a rollout
+// whose new pods never connect would otherwise pass on the old pods'
+// daemons.
+func (s *stage) checkDaemons(ctx context.Context, kc kubernetes.Interface, want int) engine.Check {
+	client, org, fail := s.daemonsClient(ctx)
+	if fail != nil {
+		return *fail
 	}
-	client, err := coder.APIClient(s.d, token)
-	if err != nil {
-		return engine.Failf(CheckDaemons, "check CODER_URL and CODER_CA_FILE", "%v", err)
-	}
-	ent, err := client.Entitlements(ctx)
-	if err != nil {
-		return engine.Failf(CheckDaemons, hintFor(s, err), "cannot read entitlements: %v", err)
-	}
-	if !ent.HasLicense || !ent.Entitled(coderapi.FeatureExternalProvisioners) {
-		return engine.Failf(CheckDaemons, "add a Premium license with `coder licenses add`", "%s", PremiumProvisionersMessage)
-	}
-	org, err := client.DefaultOrganization(ctx)
-	if err != nil {
-		return engine.Failf(CheckDaemons, hintFor(s, err), "%v", err)
-	}
-	daemons, err := client.DaemonsForKey(ctx, org.ID, KeyName)
+	list, err := client.DaemonsForKey(ctx, org, KeyName)
 	switch {
 	case err != nil:
 		return engine.Failf(CheckDaemons, hintFor(s, err), "%v", err)
-	case len(daemons) < want:
-		return engine.Failf(CheckDaemons, "kubectl -n coder logs -l app.kubernetes.io/name=coder-provisioner (a rotated key needs the pods restarted: re-apply)",
-			"%d of %d provisioner daemons connected with key %s", len(daemons), want, KeyName)
+	case list.Key == nil:
+		return engine.Failf(CheckDaemons, fmt.Sprintf("run 'coderctl stage %s apply' with %s set: it creates the key", Name, coder.EnvSessionToken),
+			"Coder has no provisioner key %s", KeyName)
 	}
-	return engine.Passf(CheckDaemons, "%d provisioner daemons connected with key %s (%d wanted)", len(daemons), KeyName, want)
+	live, notLive := countDaemons(list, runningPodNames(ctx, kc))
+	if len(live) < want {
+		return engine.Failf(CheckDaemons, "kubectl -n coder logs -l app.kubernetes.io/name=coder-provisioner (a rotated key needs the pods restarted: re-apply)",
+			"%d of %d provisioner daemons connected with key %s%s", len(live), want, KeyName, notCounted(notLive))
+	}
+	return engine.Passf(CheckDaemons, "%d provisioner daemons connected with key %s (%d wanted)%s", len(live), KeyName, want, notCounted(notLive))
+}
+
+// daemonsClient is an authenticated client and the default organization,
+// or the check that says why there is none: no token, no license.
+func (s *stage) daemonsClient(ctx context.Context) (*coderapi.Client, string, *engine.Check) {
+	fail := func(c engine.Check) (*coderapi.Client, string, *engine.Check) { return nil, "", &c }
+	token := s.token()
+	if token == "" {
+		return fail(engine.Warnf(CheckDaemons, "export "+coder.EnvSessionToken+" (an owner's token) to check the connected daemons",
+			"connected provisioner daemons not checked: no session token"))
+	}
+	client, err := coder.APIClient(s.d, token)
+	if err != nil {
+		return fail(engine.Failf(CheckDaemons, "check CODER_URL and CODER_CA_FILE", "%v", err))
+	}
+	ent, err := client.Entitlements(ctx)
+	if err != nil {
+		return fail(engine.Failf(CheckDaemons, hintFor(s, err), "cannot read entitlements: %v", err))
+	}
+	if !ent.HasLicense || !ent.Entitled(coderapi.FeatureExternalProvisioners) {
+		return fail(engine.Failf(CheckDaemons, "add a Premium license with `coder licenses add`", "%s", PremiumProvisionersMessage))
+	}
+	org, err := client.DefaultOrganization(ctx)
+	if err != nil {
+		return fail(engine.Failf(CheckDaemons, hintFor(s, err), "%v", err))
+	}
+	return client, org.ID, nil
+}
+
+// countDaemons splits the key's daemons into those that count — coderd
+// heard from them within StaleInterval by its own clock, and, when the
+// provisioner pods are known, one of them runs under that name — and the
+// names of the others, each with why it does not count.
+func countDaemons(list coderapi.KeyDaemonList, pods map[string]bool) (live, notLive []string) {
+	for _, d := range list.Daemons {
+		switch {
+		case !d.Live(list.At):
+			notLive = append(notLive, d.Name+" (not seen for "+lastSeen(d, list.At)+")")
+		case pods != nil && !pods[d.Name]:
+			notLive = append(notLive, d.Name+" (its pod is gone)")
+		default:
+			live = append(live, d.Name)
+		}
+	}
+	return live, notLive
+}
+
+func lastSeen(d coderapi.ProvisionerDaemon, at time.Time) string {
+	if d.LastSeenAt == nil {
+		return "ever"
+	}
+	return at.Sub(*d.LastSeenAt).Round(time.Second).String()
+}
+
+func notCounted(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	if len(names) > 5 {
+		names = append(names[:5:5], fmt.Sprintf("and %d more", len(names)-5))
+	}
+	return fmt.Sprintf("; not counted: %s", strings.Join(names, ", "))
+}
+
+// daemonNameEnv overrides the name `coder provisioner start` registers
+// with, which is otherwise its hostname (enterprise/cli/
+// provisionerdaemonstart.go) — in Kubernetes the pod's name.
+const daemonNameEnv = "CODER_PROVISIONER_DAEMON_NAME"
+
+// runningPodNames names the provisioner pods running now, which are the
+// names their daemons register under; nil when that is unknown (no
+// cluster, or a values file that renames the daemons), and then only
+// last_seen_at decides.
+func runningPodNames(ctx context.Context, kc kubernetes.Interface) map[string]bool {
+	if kc == nil {
+		return nil
+	}
+	pods, err := kc.CoreV1().Pods(coder.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector()})
+	if err != nil {
+		return nil
+	}
+	names := map[string]bool{}
+	for _, p := range pods.Items {
+		if renamesDaemon(&p) {
+			return nil
+		}
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			names[p.Name] = true
+		}
+	}
+	return names
+}
+
+func renamesDaemon(p *corev1.Pod) bool {
+	for _, c := range p.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == daemonNameEnv {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hintFor(s *stage, err error) string {
