@@ -200,9 +200,23 @@ func unknownVersion(ch Chart, available []string) error {
 	if len(available) > 0 {
 		list = strings.Join(available, ", ")
 	}
-	return fault.Input(ch.Repo, "chart "+ch.Name, "pick a version the repository has",
-		"version %q not found in %s (available: %s)", ch.Version, ch.Repo, list)
+	return &UnknownVersionError{InputError: fault.InputError{Source: ch.Repo, Field: "chart " + ch.Name,
+		Hint: "pick a version the repository has",
+		Msg:  fmt.Sprintf("version %q not found in %s (available: %s)", ch.Version, ch.Repo, list)}, Chart: ch, Available: list}
 }
+
+// UnknownVersionError is bad input: the repository has no such version of
+// the chart. Callers that derived the version from another input (the chart
+// version from CODER_VERSION) reword it to name that input.
+type UnknownVersionError struct {
+	fault.InputError
+	Chart Chart
+	// Available lists the versions the repository has, comma-separated.
+	Available string
+}
+
+// Unwrap lets errors.As find the InputError, so the exit code stays 2.
+func (e *UnknownVersionError) Unwrap() error { return &e.InputError }
 
 func versionList(vs repo.ChartVersions) []string {
 	out := make([]string, 0, len(vs))

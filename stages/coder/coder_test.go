@@ -453,6 +453,9 @@ func TestBadInput(t *testing.T) {
 		{"values file not YAML", map[string]string{"CODER_VALUES_FILE": notYAML}, []string{"CODER_VALUES_FILE", notYAML}},
 		{"values file missing", map[string]string{"CODER_VALUES_FILE": filepath.Join(dir, "nope.yaml")}, []string{"CODER_VALUES_FILE", "cannot read"}},
 		{"chart version not in the repository", map[string]string{"CODER_CHART_VERSION": "9.9.9"}, []string{"CODER_CHART_VERSION", "9.9.9", "2.36.1"}},
+		// The chart version follows CODER_VERSION: the message names the
+		// input the user set, not CODER_CHART_VERSION or the chart URL alone.
+		{"Coder version without a chart", map[string]string{"CODER_VERSION": "99.0.0"}, []string{": CODER_VERSION: 99.0.0", "no version 99.0.0", "2.36.1"}},
 		{"CA file not PEM", map[string]string{"CODER_CA_FILE": notPEM}, []string{"CODER_CA_FILE", "no PEM"}},
 	}
 	for _, tc := range cases {

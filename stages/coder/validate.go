@@ -28,7 +28,7 @@ func (s *stage) validate(ctx context.Context) error {
 	if err := ValidateCAFile(s.d); err != nil {
 		return err
 	}
-	return CheckChart(ctx, s.chart(), s.opts.HelmCacheDir, config.KeyCoderChartRepo, config.KeyCoderChartVersion)
+	return CheckChart(ctx, s.d.Inputs, s.chart(), s.opts.HelmCacheDir, config.KeyCoderChartRepo, config.KeyCoderChartVersion)
 }
 
 // roleARNStandIn stands for SECRETS_ROLE_ARN when the values are built
@@ -63,8 +63,10 @@ const unreachableCluster = "https://127.0.0.1:1"
 // cluster, so that an unknown chart or version is bad input before
 // anything changes. helmx resolves the chart before it reads the release,
 // and the cancelled context stops it there. Errors other than bad input
-// (the repository is down) are left for apply to report.
-func CheckChart(ctx context.Context, ch helmx.Chart, cacheDir, repoKey, versionKey string) error {
+// (the repository is down) are left for apply to report. A version the
+// repository lacks is reported under the input the user set: CODER_VERSION
+// when the chart version was derived from it, not the chart's own key.
+func CheckChart(ctx context.Context, in *config.Inputs, ch helmx.Chart, cacheDir, repoKey, versionKey string) error {
 	client, err := helmx.New(&rest.Config{Host: unreachableCluster}, helmx.Options{CacheDir: cacheDir})
 	if err != nil {
 		return nil
@@ -72,6 +74,12 @@ func CheckChart(ctx context.Context, ch helmx.Chart, cacheDir, repoKey, versionK
 	stopped, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = client.Plan(stopped, helmx.Release{Name: "coderctl-validate", Namespace: "coderctl-validate", Chart: ch})
+	var unknown *helmx.UnknownVersionError
+	if errors.As(err, &unknown) {
+		source, field := in.Origin(versionKey)
+		return fault.Input(source, field, unknown.Hint+", or set "+versionKey,
+			"%s: the %s chart has no version %s in %s (available: %s)", in.Get(field), ch.Name, ch.Version, ch.Repo, unknown.Available)
+	}
 	var ie *fault.InputError
 	if !errors.As(err, &ie) {
 		return nil

@@ -29,7 +29,7 @@ func (s *stage) validate(ctx context.Context) error {
 	if err := coder.ValidateCAFile(s.d); err != nil {
 		return err
 	}
-	if err := coder.CheckChart(ctx, s.chart(), s.opts.HelmCacheDir, KeyChartRepo, KeyChartVersion); err != nil {
+	if err := coder.CheckChart(ctx, s.d.Inputs, s.chart(), s.opts.HelmCacheDir, KeyChartRepo, KeyChartVersion); err != nil {
 		return err
 	}
 	if token == "" {
