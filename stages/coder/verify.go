@@ -34,6 +34,9 @@ const (
 	CheckPublicServices = "public-services"
 	// CheckEnv: coderd's container runs with coderctl's environment.
 	CheckEnv = "coderd-env"
+	// CheckDebugHealth: with a session token, coderd's own health report
+	// (GET /api/v2/debug/health) and its failing sections by name.
+	CheckDebugHealth = "coderd-health"
 )
 
 // PremiumHAMessage is what an unlicensed deployment with more than one
@@ -269,7 +272,67 @@ func (s *stage) checkAPI(ctx context.Context) []engine.Check {
 	}
 	checks := []engine.Check{engine.Passf(CheckHealthz, "GET %s/healthz: 200 OK", url)}
 	checks = append(checks, s.checkVersion(ctx, client))
+	if client.HasToken() {
+		checks = append(checks, checkDebugHealth(ctx, client))
+	}
 	return append(checks, s.checkHA(ctx, client))
+}
+
+// healthDocs explains each health code (EDB01, EPD01, ...), per
+// health.Message.URL in coderd/healthcheck/health/model.go.
+const healthDocs = "https://coder.com/docs/admin/monitoring/health-check"
+
+// checkDebugHealth reads coderd's health report. Only owners may
+// (coderd/coderd.go: /debug needs debug_info read), so other answers warn
+// rather than fail: the deployment may be fine.
+func checkDebugHealth(ctx context.Context, client *coderapi.Client) engine.Check {
+	rep, err := client.DebugHealth(ctx)
+	switch {
+	case coderapi.IsForbidden(err) || coderapi.IsUnauthorized(err):
+		return engine.Warnf(CheckDebugHealth, "export an owner's "+EnvSessionToken+" to read it",
+			"coderd's health report not read: the token may not read it (%v)", err)
+	case err != nil:
+		return engine.Warnf(CheckDebugHealth, "see the coderd logs: kubectl -n coder logs -l app.kubernetes.io/name=coder",
+			"cannot read coderd's health report: %v", err)
+	}
+	return JudgeHealth(rep)
+}
+
+// JudgeHealth words the report's sections that are not ok, by their
+// healthsdk names. A section at severity "error" fails the check and one
+// at "warning" warns, except that a dismissed section, and the
+// ProvisionerDaemons section, only warn: coderd here runs no built-in
+// provisioners (CODER_PROVISIONER_DAEMONS=0), so until the provisioners
+// stage connects its daemons that section is an error by design, and the
+// provisioners stage's own daemons check judges them.
+func JudgeHealth(rep coderapi.HealthReport) engine.Check {
+	var failing, warning []string
+	for _, sec := range rep.Sections() {
+		level := sec.Level()
+		if level == coderapi.SeverityOK {
+			continue
+		}
+		line := fmt.Sprintf("%s %s", sec.Name, level)
+		if sum := sec.Summary(); sum != "" {
+			line += " (" + sum + ")"
+		}
+		switch {
+		case sec.Dismissed:
+			warning = append(warning, line+" [dismissed]")
+		case level == coderapi.SeverityError && sec.Name != coderapi.SectionProvisionerDaemons:
+			failing = append(failing, line)
+		default:
+			warning = append(warning, line)
+		}
+	}
+	hint := "see " + healthDocs + " for each code; the dashboard's /health page shows the same report"
+	switch {
+	case len(failing) > 0:
+		return engine.Failf(CheckDebugHealth, hint, "coderd's health report: %s", strings.Join(append(failing, warning...), "; "))
+	case len(warning) > 0:
+		return engine.Warnf(CheckDebugHealth, hint, "coderd's health report: %s", strings.Join(warning, "; "))
+	}
+	return engine.Passf(CheckDebugHealth, "coderd's health report: every section ok")
 }
 
 func (s *stage) checkVersion(ctx context.Context, client *coderapi.Client) engine.Check {
