@@ -193,6 +193,7 @@ func TestFullDeploymentLifecycle(t *testing.T) {
 	}
 
 	w.assertNoSecretsLeaked()
+	w.assertRealChartObjects()
 
 	w.g.Proxy.ResetCounts()
 	r = w.run("up", "--yes", "-o", "json", "-v")

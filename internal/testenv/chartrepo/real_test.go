@@ -175,3 +175,27 @@ func assertSameTemplates(t *testing.T, ch *chart.Chart, dir string) {
 		}
 	}
 }
+
+func TestRealChartDir(t *testing.T) {
+	tests := []struct {
+		chart, version string
+		wantSuffix     string // "" = an error
+	}{
+		{"coder", "2.36.1", "coder/v2@v2.36.1/helm/coder"},
+		{"coder-provisioner", "2.35.2", "coder/v2@v2.35.2/helm/provisioner"},
+		{"secrets-store-csi-driver", "1.5.5", "secrets-store-csi-driver@v1.5.5/charts/secrets-store-csi-driver"},
+		{"coder", "99.0.0", ""},
+		{"secrets-store-csi-driver-provider-aws", "2.2.0", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.chart+"-"+tc.version, func(t *testing.T) {
+			dir, err := RealChartDir(context.Background(), tc.chart, tc.version)
+			switch {
+			case tc.wantSuffix == "" && err == nil:
+				t.Errorf("RealChartDir = %s, want an error: not served as a real chart", dir)
+			case tc.wantSuffix != "" && (err != nil || !strings.HasSuffix(dir, tc.wantSuffix)):
+				t.Errorf("RealChartDir = %q, %v; want a directory ending in %s", dir, err, tc.wantSuffix)
+			}
+		})
+	}
+}

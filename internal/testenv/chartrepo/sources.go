@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -65,6 +66,21 @@ func Modules() []Module {
 		}
 	}
 	return out
+}
+
+// RealChartDir is the directory, inside its Go module, of the real chart
+// name at version: what tests compare an installed release's templates
+// with. A stand-in or a version not served is an error.
+func RealChartDir(ctx context.Context, name, version string) (string, error) {
+	c, ok := findReal(name)
+	if !ok || !slices.Contains(c.versions, version) {
+		return "", fmt.Errorf("no real chart %s %s is served", name, version)
+	}
+	dir, err := ModuleDir(ctx, Module{Path: c.module, Version: "v" + version})
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, c.dir), nil
 }
 
 // loadCharts loads every served chart version, highest first per chart:
