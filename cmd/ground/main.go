@@ -1,7 +1,9 @@
 // Command ground runs the local proving ground for `make demo`: moto, a real
 // Kubernetes control plane with fake EKS nodes, a cloud controller for NLBs,
-// a CSI secret syncer, a loopback chart repository and a Coder API double —
-// all test stand-ins, on 127.0.0.1 only. It writes a shell file to source
+// a CSI secret syncer, a loopback chart repository (serving the real coder
+// and CSI driver charts) and a Coder API double — all on 127.0.0.1 only.
+// `make demo` runs scripts/ground-prereqs.sh first: moto, the Kubernetes
+// binaries and the charts' Go modules are then in place. It writes a shell file to source
 // (environment) and a file of `coderctl init` inputs, then runs until
 // SIGINT/SIGTERM.
 package main

@@ -3,7 +3,9 @@
 // proxy), a real Kubernetes control plane, fake EKS nodes that follow moto's
 // node groups, a cloud controller for LoadBalancer Services, a CSI secret
 // syncer, a loopback chart repository and a Coder API double. The e2e tests
-// and `make demo` use it; every piece is a test stand-in for a real service.
+// and `make demo` use it; every piece is a test stand-in for a real service,
+// except the charts the repository serves: the real coder, coder-provisioner
+// and secrets-store-csi-driver charts, from their Go modules (chartrepo).
 package ground
 
 import (
