@@ -3,6 +3,7 @@ package provisioners_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/stages/coder"
 	"github.com/coderctl/coderctl/stages/coder/codertest"
 	"github.com/coderctl/coderctl/stages/provisioners"
@@ -210,4 +212,78 @@ func otherRun(w *codertest.World, stores bool) (string, error) {
 
 func coderapiClient(w *codertest.World) (*coderapi.Client, error) {
 	return coderapi.New(w.Coder.URL(), coderapi.Options{Token: w.Coder.Token(), CAFile: w.Coder.CAFile()})
+}
+
+// TestValidateRefusesBeforeAnythingChanges: a token whose user may not
+// manage provisioner keys, and a CODER_VERSION older than the key routes,
+// are bad input (exit 2) naming what is wrong, with nothing changed: no
+// AWS call, no key in Coder, no key secret.
+func TestValidateRefusesBeforeAnythingChanges(t *testing.T) {
+	w := newWorld(t, true)
+	cases := []struct {
+		name    string
+		token   string
+		inputs  map[string]string
+		mention []string
+	}{
+		{"member token", w.Coder.MemberToken(), nil,
+			[]string{"CODER_SESSION_TOKEN", `user "member"`, "may not create or delete provisioner keys", "owner"}},
+		{"CODER_VERSION too old", w.Coder.Token(), map[string]string{"CODER_VERSION": "2.15.0"},
+			[]string{"CODER_VERSION", "2.15.0", "older than 2.16.0"}},
+		{"CODER_VERSION too old, no token yet", "", map[string]string{"CODER_VERSION": "2.15.2"},
+			[]string{"CODER_VERSION", "2.16.0"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.inputs {
+				if err := w.Deps.State.Set(k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			defer func() {
+				for k := range tc.inputs {
+					_ = w.Deps.State.Unset(k)
+				}
+				w.Reload(t)
+			}()
+			w.Reload(t)
+			w.Calls.Reset()
+			st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)})
+			err := st.(engine.Validator).Validate(context.Background())
+			if !fault.IsInput(err) || fault.ExitCode(err) != fault.ExitInput {
+				t.Fatalf("Validate() = %v, want bad input (exit 2)", err)
+			}
+			t.Logf("refused: %v", err)
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is more than one line", err)
+			}
+			for _, m := range tc.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+			assertNothingChanged(t, w)
+		})
+	}
+	t.Run("an owner's token passes", func(t *testing.T) {
+		st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())})
+		if err := st.(engine.Validator).Validate(context.Background()); err != nil {
+			t.Errorf("Validate() with the owner's token = %v, want nil", err)
+		}
+	})
+}
+
+func assertNothingChanged(t *testing.T, w *codertest.World) {
+	t.Helper()
+	if calls := slices.Concat(w.Calls.Mutations(), w.Calls.Reads()); len(calls) != 0 {
+		t.Errorf("validation called AWS: %v", calls)
+	}
+	keys, err := apiClient(t, w).ProvisionerKeys(context.Background(), w.Coder.OrganizationID())
+	if err != nil || len(keys) != 0 {
+		t.Errorf("keys in Coder after refused input: %v, %v", keys, err)
+	}
+	_, err = w.Kube.CoreV1().Secrets(coder.Namespace).Get(context.Background(), provisioners.KeySecretName, metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("key secret after refused input: %v, want none", err)
+	}
 }

@@ -268,7 +268,7 @@ func (s *stage) checkVersionInput() error {
 // token gets through the look-ups (members may read keys) and fails at
 // the create with coderd's internal-error answer. An answer other than
 // coderd's verdict is left to the calls that follow.
-func (s *stage) checkKeyRights(ctx context.Context, client *coderapi.Client) error {
+func checkKeyRights(ctx context.Context, client *coderapi.Client, me coderapi.User) error {
 	org, err := client.DefaultOrganization(ctx)
 	if err != nil {
 		return nil
@@ -277,13 +277,9 @@ func (s *stage) checkKeyRights(ctx context.Context, client *coderapi.Client) err
 	if err != nil || len(missing) == 0 {
 		return nil
 	}
-	who := "the token's user"
-	if me, err := client.Me(ctx); err == nil {
-		who = fmt.Sprintf("user %q (site roles: %s)", me.Username, roleNames(me))
-	}
 	return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, rightsHint,
-		"%s may not %s provisioner keys in organization %q: the provisioners stage needs an owner's token",
-		who, strings.Join(missing, " or "), org.Name)
+		"user %q (site roles: %s) may not %s provisioner keys in organization %q: the provisioners stage needs an owner's token",
+		me.Username, roleNames(me), strings.Join(missing, " or "), org.Name)
 }
 
 func roleNames(u coderapi.User) string {

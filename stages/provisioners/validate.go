@@ -13,11 +13,15 @@ import (
 // tokenCheckTimeout bounds asking coderd whether the token is valid.
 const tokenCheckTimeout = 5 * time.Second
 
-// validate refuses bad input before anything changes: no session token
-// (or, when coderd already answers, one it refuses), a values file that is
-// not YAML or undoes a key coderctl owns, an unreadable CA bundle, a chart
-// version the repository does not have.
+// validate refuses bad input before anything changes: a CODER_VERSION
+// older than the provisioner key routes, no session token (or, when coderd
+// already answers, one it refuses or whose user may not manage provisioner
+// keys), a values file that is not YAML or undoes a key coderctl owns, an
+// unreadable CA bundle, a chart version the repository does not have.
 func (s *stage) validate(ctx context.Context) error {
+	if err := s.checkVersionInput(); err != nil {
+		return err
+	}
 	token := s.token()
 	if token == "" && s.coderDeployed() {
 		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint,
@@ -47,7 +51,8 @@ func (s *stage) coderDeployed() bool {
 }
 
 // checkToken asks coderd, when it already answers, whether it accepts the
-// token. A coderd not deployed yet (a first `up`) is not an error here.
+// token and lets its user manage provisioner keys. A coderd not deployed
+// yet (a first `up`) is not an error here.
 func (s *stage) checkToken(ctx context.Context, token string) error {
 	client, err := coder.APIClient(s.d, token)
 	if err != nil {
@@ -55,10 +60,13 @@ func (s *stage) checkToken(ctx context.Context, token string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, tokenCheckTimeout)
 	defer cancel()
-	_, err = client.Me(ctx)
+	me, err := client.Me(ctx)
 	if coderapi.IsUnauthorized(err) {
 		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint,
 			"coderd at %s refuses it (expired, revoked, or from another deployment)", s.d.Inputs.CoderURL())
 	}
-	return nil
+	if err != nil {
+		return nil
+	}
+	return checkKeyRights(ctx, client, me)
 }
