@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spf13/cobra"
 
 	"github.com/coderctl/coderctl/internal/awsx"
@@ -161,7 +160,7 @@ func printToken(ctx context.Context, f *Factory, g *globalOptions, cluster, regi
 	if err != nil {
 		return err
 	}
-	token, expires, err := kube.Token(ctx, sts.NewFromConfig(cfg), cluster)
+	token, expires, err := kube.Token(ctx, awsx.NewClients(cfg).STS, cluster)
 	if err != nil {
 		if awsx.IsCredentialsError(err) {
 			return awsx.CredentialsInput(err)

@@ -7,12 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
 
 	"github.com/coderctl/coderctl/internal/awsx"
@@ -156,50 +152,12 @@ func waitPolicy(f *Factory) (awsx.WaitPolicy, error) {
 // credentials work and the region exists: both are bad input, reported
 // before anything changes.
 func (s *session) connectAWS(ctx context.Context) error {
-	cfg, err := awsx.LoadConfig(ctx, s.deps.Region(), s.f.Build.Version)
+	clients, err := awsx.Connect(ctx, s.deps.Region(), s.deps.Inputs.Source("AWS_REGION"), s.f.Build.Version)
 	if err != nil {
 		return err
 	}
-	s.deps.AWS = awsx.NewClients(cfg)
-	var wg sync.WaitGroup
-	var credErr, regionErr error
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		_, credErr = s.deps.AWS.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	}()
-	go func() {
-		defer wg.Done()
-		regionErr = s.checkRegion(ctx)
-	}()
-	wg.Wait()
-	if credErr != nil {
-		if awsx.IsCredentialsError(credErr) {
-			return awsx.CredentialsInput(credErr)
-		}
-		return fmt.Errorf("AWS STS GetCallerIdentity: %w", credErr)
-	}
-	return regionErr
-}
-
-func (s *session) checkRegion(ctx context.Context) error {
-	out, err := s.deps.AWS.EC2.DescribeRegions(ctx, &ec2.DescribeRegionsInput{AllRegions: aws.Bool(true)})
-	if err != nil {
-		if awsx.IsCredentialsError(err) {
-			return nil // reported by the credentials check
-		}
-		return fmt.Errorf("AWS EC2 DescribeRegions: %w", err)
-	}
-	region := s.deps.Region()
-	var names []string
-	for _, r := range out.Regions {
-		if aws.ToString(r.RegionName) == region {
-			return nil
-		}
-		names = append(names, aws.ToString(r.RegionName))
-	}
-	return fault.Input(s.deps.Inputs.Source("AWS_REGION"), "AWS_REGION", "use one of: "+strings.Join(names, " "),
-		"%q is not an AWS region", region)
+	s.deps.AWS = clients
+	return nil
 }
 
 // Close releases the lock.
