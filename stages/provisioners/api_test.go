@@ -16,6 +16,7 @@ import (
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	double "github.com/coderctl/coderctl/internal/testenv/coderapi"
 	"github.com/coderctl/coderctl/stages/coder"
 	"github.com/coderctl/coderctl/stages/coder/codertest"
 	"github.com/coderctl/coderctl/stages/provisioners"
@@ -285,5 +286,54 @@ func assertNothingChanged(t *testing.T, w *codertest.World) {
 	_, err = w.Kube.CoreV1().Secrets(coder.Namespace).Get(context.Background(), provisioners.KeySecretName, metav1.GetOptions{})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("key secret after refused input: %v, want none", err)
+	}
+}
+
+// TestKeyStepExplainsRefusals: when Validate could not ask coderd (it was
+// not deployed yet) the key step still turns coderd's refusals into what
+// to do, and creates nothing: a member's token (coderd answers the create
+// with a 500 "unauthorized") and a coderd older than the key routes.
+func TestKeyStepExplainsRefusals(t *testing.T) {
+	w := newWorld(t, true)
+	old := double.Require(t, double.Options{Version: "v2.15.0+abcdef0", Licensed: true, Token: w.Coder.Token()})
+	cases := []struct {
+		name    string
+		server  *double.Server
+		token   string
+		input   bool // bad input (exit 2)
+		mention []string
+	}{
+		{"member token", w.Coder, w.Coder.MemberToken(), true, []string{"CODER_SESSION_TOKEN", "manage provisioner keys"}},
+		{"coderd older than the key routes", old, old.Token(), false, []string{"runs v2.15.0+abcdef0", "older than 2.16.0", "CODER_VERSION"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			inputs := map[string]string{"CODER_URL": tc.server.URL(), "CODER_CA_FILE": tc.server.CAFile()}
+			for k, v := range inputs {
+				if err := w.Deps.State.Set(k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.Reload(t)
+			st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)})
+			err := st.Steps()[0].Apply(context.Background(), nopReporter{})
+			if err == nil || fault.IsInput(err) != tc.input {
+				t.Fatalf("key step = %v, want an error (bad input: %v)", err, tc.input)
+			}
+			for _, m := range tc.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+			for _, s := range []*double.Server{w.Coder, old} {
+				c, cerr := coderapi.New(s.URL(), coderapi.Options{Token: s.Token(), CAFile: s.CAFile()})
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				if keys, err := c.ProvisionerKeys(context.Background(), "default"); err != nil || len(keys) != 0 {
+					t.Errorf("keys in %s after the refusal: %v, %v", s.URL(), keys, err)
+				}
+			}
+		})
 	}
 }

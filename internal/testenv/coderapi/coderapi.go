@@ -1,10 +1,11 @@
 // Package coderapi is a TEST DOUBLE of the Coder REST API (coderd), served
 // over HTTPS on loopback for tests and `make demo`. It speaks only the
 // documented endpoints coderctl uses — health, build info, the current user,
-// organizations, entitlements, provisioner keys and provisioner daemons —
+// authorization checks, organizations, entitlements, provisioner keys and
+// daemons, and the debug health report —
 // with Coder's paths, JSON field names, session-token header and error shape
 // ({"message": ..., "detail": ...}). It is not Coder: there is no database,
-// no RBAC beyond one owner token, and no provisioner protocol.
+// no RBAC beyond an owner and a plain member, and no provisioner protocol.
 //
 // Two users exist: the owner (Token) and a plain organization member
 // (MemberToken), who gets coderd's answers for what members may not do.
