@@ -1,8 +1,10 @@
-// Package coderapi is the small Coder REST API client coderctl needs: health
-// and build info to verify a deployment, entitlements to explain Premium
-// features, and provisioner keys and daemons for external provisioners. It
-// speaks the documented /api/v2 endpoints with codersdk's JSON field names;
-// importing codersdk itself would pull most of coderd into the binary.
+// Package coderapi is the small Coder REST API client coderctl needs: health,
+// build info and coderd's own health report to verify a deployment,
+// entitlements to explain Premium features, authorization checks to tell a
+// token that lacks rights, and provisioner keys and daemons for external
+// provisioners. It speaks the documented /api/v2 endpoints with codersdk's
+// JSON field names (checked against coder v2.36.1); importing codersdk
+// itself would pull most of coderd into the binary.
 //
 // The session token is sent in the Coder-Session-Token header and never
 // appears in errors; provisioner key secrets are returned as KeySecret, which
