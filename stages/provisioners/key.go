@@ -180,6 +180,12 @@ func (s *stage) applyKey(ctx context.Context, r engine.Reporter) error {
 			return explainAPIError(s, err)
 		}
 	}
+	return s.createKey(ctx, kc, a, r)
+}
+
+// createKey creates the key and stores its secret, which coderd shows
+// only in this answer.
+func (s *stage) createKey(ctx context.Context, kc kubernetes.Interface, a api, r engine.Reporter) error {
 	secret, err := a.client.CreateProvisionerKey(ctx, a.org, KeyName, KeyTags())
 	if coderapi.IsConflict(err) {
 		return adoptConcurrentKey(ctx, s, kc, a, r)
