@@ -8,6 +8,8 @@
 #      (internal/testenv/chartrepo), through the Go module proxy into the
 #      module cache, which this machine and CI keep between runs.
 # Each step is quick when already done.
+#
+# Usage: scripts/ground-prereqs.sh [moto|kube|charts]...   (default: all three)
 set -euo pipefail
 
 readonly MOTO_PIN='moto[server]==5.2.1'
@@ -58,10 +60,19 @@ fetch_chart_modules() {
   done
 }
 
+# Steps to run: all by default, or those named (moto, kube, charts).
 main() {
-  ensure_moto
-  bash "$root/scripts/build-kube.sh"
-  fetch_chart_modules
+  local steps=("$@")
+  [[ ${#steps[@]} -gt 0 ]] || steps=(moto kube charts)
+  local step
+  for step in "${steps[@]}"; do
+    case "$step" in
+      moto) ensure_moto ;;
+      kube) bash "$root/scripts/build-kube.sh" ;;
+      charts) fetch_chart_modules ;;
+      *) log "unknown step '$step' (want moto, kube or charts)"; return 2 ;;
+    esac
+  done
 }
 
 main "$@"
