@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coderctl/coderctl/internal/testenv/awsproxy"
+	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/ground"
 )
 
@@ -27,7 +28,8 @@ func main() {
 	dir := flag.String("dir", ".ground", "directory for logs and the files to source")
 	cluster := flag.String("cluster", "coder-prod", "EKS cluster name the controllers follow")
 	region := flag.String("region", "us-west-2", "AWS region")
-	version := flag.String("coder-version", "2.36.1", "Coder version the API double reports")
+	version := flag.String("coder-version", chartrepo.CoderVersions[0],
+		"Coder version the API double reports and CODER_VERSION (charts served: "+strings.Join(chartrepo.CoderVersions, ", ")+")")
 	slow := flag.Float64("slow", 0, "scale of real AWS durations (e.g. 0.005); 0 = moto's instant answers")
 	unlicensed := flag.Bool("unlicensed", false, "make the Coder double a deployment without Premium")
 	flag.Parse()
