@@ -131,9 +131,11 @@ func (r *Repo) Stop() {
 // Require starts a repository for one test and stops it when the test ends.
 // Start takes well under a second once the modules are in the module cache
 // (a test binary asks `go` for each module once), so tests do not share one.
+// The bound leaves room for the first download on a machine (~260 MB, which
+// scripts/ground-prereqs.sh normally did already).
 func Require(t testing.TB) *Repo {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	r, err := Start(ctx)
 	if err != nil {
