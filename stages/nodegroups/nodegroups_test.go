@@ -573,8 +573,10 @@ func TestLongClusterNameIsBadInput(t *testing.T) {
 	// No AWS clients at all: the check must not need them.
 	deps := configOnlyDeps(t, path)
 	err = nodegroups.New(deps).(engine.Validator).Validate(context.Background())
-	if !fault.IsInput(err) || !strings.Contains(err.Error(), "CLUSTER_NAME") || !strings.Contains(err.Error(), long+"-node") {
-		t.Errorf("Validate = %v, want bad input naming CLUSTER_NAME and the role name", err)
+	// The name came from cluster-config.yaml's metadata.name: the message
+	// points there, not at a CLUSTER_NAME the user never set.
+	if !fault.IsInput(err) || !strings.Contains(err.Error(), "metadata.name") || !strings.Contains(err.Error(), long+"-node") {
+		t.Errorf("Validate = %v, want bad input naming metadata.name and the role name", err)
 	}
 }
 
