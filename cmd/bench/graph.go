@@ -43,7 +43,7 @@ func loadGraph(dir string) (*stepGraph, error) {
 		return nil, err
 	}
 	deps := &deploy.Deps{Inputs: inputs, Cluster: cluster, ConfigPath: cfgPath, State: store, LookupEnv: noEnv}
-	g, err := engine.NewGraph(stages.Build(deps))
+	g, err := engine.NewGraph(stages.Build(deps), engine.WithInputKeys(config.IsInputKey))
 	if err != nil {
 		return nil, fmt.Errorf("stage graph: %w", err)
 	}

@@ -92,7 +92,7 @@ func openSession(ctx context.Context, f *Factory, g *globalOptions, need session
 		}
 		s.deps.Kube = kube.Factory(g.kubePath(f), s.deps.AWS, inputs.ClusterName())
 	}
-	if s.graph, err = engine.NewGraph(stages.Build(s.deps)); err != nil {
+	if s.graph, err = engine.NewGraph(stages.Build(s.deps), engine.WithInputKeys(config.IsInputKey)); err != nil {
 		return nil, fmt.Errorf("internal: stage graph: %w", err)
 	}
 	return s, nil

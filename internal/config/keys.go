@@ -92,6 +92,16 @@ func inputTable() []inputKey {
 	}
 }
 
+// IsInputKey reports whether key is one of the inputs a user sets.
+func IsInputKey(key string) bool {
+	for _, k := range inputTable() {
+		if k.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
 // InputKeys documents every input key, in the example file's order.
 func InputKeys() []KeyDoc {
 	table := inputTable()

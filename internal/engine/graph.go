@@ -35,7 +35,11 @@ type Graph struct {
 // cross-stage dependency must name a stage the stage declares in Needs, and
 // there must be no cycle. A step that declares no Needs depends on the
 // checkpoints of every stage its stage needs.
-func NewGraph(stages []Stage) (*Graph, error) {
+func NewGraph(stages []Stage, opts ...GraphOption) (*Graph, error) {
+	var o graphOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	g := &Graph{nodes: map[string]*node{}, stages: map[string]Stage{}}
 	for _, s := range stages {
 		if _, dup := g.stages[s.Name()]; dup {
@@ -52,7 +56,58 @@ func NewGraph(stages []Stage) (*Graph, error) {
 	if err := g.link(); err != nil {
 		return nil, err
 	}
+	if o.isInput != nil {
+		if err := g.checkReads(o.isInput); err != nil {
+			return nil, err
+		}
+	}
 	return g, g.sort()
+}
+
+// GraphOption tunes NewGraph.
+type GraphOption func(*graphOptions)
+
+type graphOptions struct{ isInput func(key string) bool }
+
+// WithInputKeys makes each stage's Reads a checked contract: every key a
+// stage reads must be a user input (isInput) or written by the stage itself
+// or by a stage it needs, directly or through others. A read that nothing
+// upstream writes would find the key empty on a fresh deployment.
+func WithInputKeys(isInput func(key string) bool) GraphOption {
+	return func(o *graphOptions) { o.isInput = isInput }
+}
+
+func (g *Graph) checkReads(isInput func(string) bool) error {
+	for _, name := range g.names {
+		written := map[string]bool{}
+		for _, up := range append(g.upstream(name), name) {
+			for _, k := range g.stages[up].Writes() {
+				written[k] = true
+			}
+		}
+		for _, k := range g.stages[name].Reads() {
+			if !isInput(k) && !written[k] {
+				return fmt.Errorf("stage %s reads %s, which is not an input and no stage it needs writes", name, k)
+			}
+		}
+	}
+	return nil
+}
+
+// upstream lists every stage name needs, directly or through others.
+func (g *Graph) upstream(name string) []string {
+	seen := map[string]bool{}
+	var walk func(string)
+	walk = func(n string) {
+		for _, need := range g.stages[n].Needs() {
+			if !seen[need] {
+				seen[need] = true
+				walk(need)
+			}
+		}
+	}
+	walk(name)
+	return sortedKeys(seen)
 }
 
 func (g *Graph) addStage(s Stage) error {
