@@ -1,6 +1,12 @@
 package awsx
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+)
 
 // The tags every resource coderctl creates carries, so that apply can adopt,
 // plan can compare, and down can prove nothing was left behind.
@@ -42,4 +48,27 @@ func HasTags(have, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// EC2Tags converts a tag map to EC2's tag list, in key order.
+func EC2Tags(m map[string]string) []ec2types.Tag {
+	return TagList(m, func(k, v string) ec2types.Tag { return ec2types.Tag{Key: aws.String(k), Value: aws.String(v)} })
+}
+
+// EC2TagMap converts EC2's tag list to a map.
+func EC2TagMap(tags []ec2types.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+// SecretsManagerTagMap converts Secrets Manager's tag list to a map.
+func SecretsManagerTagMap(tags []smtypes.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/state"
 )
 
 // Waiting for the control plane: the SDK waiters' own poll delays, and
@@ -117,7 +118,7 @@ func (s *stage) network() (networkOutputs, error) {
 	if err != nil {
 		return n, err
 	}
-	n.private, n.public = splitIDs(priv), splitIDs(pub)
+	n.private, n.public = state.SplitList(priv), state.SplitList(pub)
 	return n, nil
 }
 
@@ -159,7 +160,7 @@ func (s *stage) findSharedSG(ctx context.Context, vpcID string) (string, error) 
 		return "", awsx.Describe("EC2 DescribeSecurityGroups "+s.sharedSGName(), err)
 	}
 	for _, g := range out.SecurityGroups {
-		if !s.ownedBy(ec2Tags(g.Tags)) {
+		if !s.ownedBy(awsx.EC2TagMap(g.Tags)) {
 			return "", s.foreignError("security group", s.sharedSGName()+" ("+aws.ToString(g.GroupId)+")")
 		}
 		return aws.ToString(g.GroupId), nil
@@ -193,14 +194,6 @@ func (s *stage) ensureSharedSG(ctx context.Context, vpcID string) (string, error
 }
 
 func ec2Tag(k, v string) ec2types.Tag { return ec2types.Tag{Key: aws.String(k), Value: aws.String(v)} }
-
-func ec2Tags(tags []ec2types.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
-}
 
 // clusterSecurityGroup picks CLUSTER_SECURITY_GROUP_ID (see above).
 func clusterSecurityGroup(c *ekstypes.Cluster, shared string) string {

@@ -132,17 +132,6 @@ func (s *stage) managedPolicyARN(path string) string {
 	return fmt.Sprintf("arn:%s:iam::aws:policy/%s", s.partition(), path)
 }
 
-// splitIDs parses a comma-separated list of IDs from the state file.
-func splitIDs(v string) []string {
-	var out []string
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // action builds a one-action plan.
 func action(kind engine.ActionKind, resource, format string, args ...any) []engine.Action {
 	return []engine.Action{{Kind: kind, Resource: resource, Reason: fmt.Sprintf(format, args...)}}

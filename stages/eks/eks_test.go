@@ -22,6 +22,7 @@ import (
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/kube"
+	"github.com/coderctl/coderctl/internal/state"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/eks/ekstest"
 )
@@ -48,7 +49,7 @@ func TestApplyFromEmptyBuildsTheClusterAsConfigured(t *testing.T) {
 	if !vc.EndpointPublicAccess || !vc.EndpointPrivateAccess {
 		t.Errorf("endpoint public=%v private=%v, want both", vc.EndpointPublicAccess, vc.EndpointPrivateAccess)
 	}
-	wantSubnets := append(splitIDs(e.Deps.State.Get(keyPrivateSubnets)), splitIDs(e.Deps.State.Get(keyPublicSubnets))...)
+	wantSubnets := append(state.SplitList(e.Deps.State.Get(keyPrivateSubnets)), state.SplitList(e.Deps.State.Get(keyPublicSubnets))...)
 	if len(wantSubnets) != 6 || !slices.Equal(vc.SubnetIds, wantSubnets) {
 		t.Errorf("subnets %v, want private then public %v", vc.SubnetIds, wantSubnets)
 	}
@@ -321,7 +322,7 @@ func TestDestroyWithNodeGroupsSaysWhichStageToDestroyFirst(t *testing.T) {
 	applyAll(t, e)
 	if _, err := e.Deps.AWS.EKS.CreateNodegroup(ctx, &eks.CreateNodegroupInput{
 		ClusterName: aws.String(cluster), NodegroupName: aws.String("system"),
-		NodeRole: aws.String("arn:aws:iam::123456789012:role/nodes"), Subnets: splitIDs(e.Deps.State.Get(keyPrivateSubnets)),
+		NodeRole: aws.String("arn:aws:iam::123456789012:role/nodes"), Subnets: state.SplitList(e.Deps.State.Get(keyPrivateSubnets)),
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,7 @@ func sharedSG(t *testing.T, e *stagetest.Env) string {
 		return ""
 	}
 	g := out.SecurityGroups[0]
-	if tags := ec2Tags(g.Tags); tags["coderctl/deployment"] != cluster || tags["coderctl/stage"] != Name || tags["Name"] != cluster+"-cluster-shared" {
+	if tags := awsx.EC2TagMap(g.Tags); tags["coderctl/deployment"] != cluster || tags["coderctl/stage"] != Name || tags["Name"] != cluster+"-cluster-shared" {
 		t.Errorf("shared security group tags %v", tags)
 	}
 	return aws.ToString(g.GroupId)

@@ -15,26 +15,11 @@ import (
 // tagSpec tags a resource in the call that creates it, so it is never
 // untagged (and so never invisible to a re-run looking for it).
 func tagSpec(rt ec2types.ResourceType, tags map[string]string) []ec2types.TagSpecification {
-	return []ec2types.TagSpecification{{ResourceType: rt, Tags: ec2Tags(tags)}}
-}
-
-func ec2Tags(tags map[string]string) []ec2types.Tag {
-	return awsx.TagList(tags, func(k, v string) ec2types.Tag {
-		return ec2types.Tag{Key: aws.String(k), Value: aws.String(v)}
-	})
-}
-
-// tagMap turns EC2 tags into a map.
-func tagMap(tags []ec2types.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
+	return []ec2types.TagSpecification{{ResourceType: rt, Tags: awsx.EC2Tags(tags)}}
 }
 
 // nameOf is a resource's Name tag.
-func nameOf(tags []ec2types.Tag) string { return tagMap(tags)[awsx.TagName] }
+func nameOf(tags []ec2types.Tag) string { return awsx.EC2TagMap(tags)[awsx.TagName] }
 
 // tagFilters selects resources carrying every tag. Results are still
 // checked with awsx.HasTags: moto ignores tag filters on some calls

@@ -73,7 +73,7 @@ func (n *network) taggedVPCs(ctx context.Context) ([]ec2types.Vpc, error) {
 			return nil, fmt.Errorf("find VPCs tagged %s=%s: %w", awsx.TagDeployment, n.d.Deployment(), err)
 		}
 		for _, v := range page.Vpcs {
-			if awsx.HasTags(tagMap(v.Tags), want) {
+			if awsx.HasTags(awsx.EC2TagMap(v.Tags), want) {
 				out = append(out, v)
 			}
 		}
@@ -97,7 +97,7 @@ func (n *network) taggedSubnets(ctx context.Context, vpcID string) ([]ec2types.S
 			return nil, fmt.Errorf("find subnets tagged %s=%s: %w", awsx.TagDeployment, n.d.Deployment(), err)
 		}
 		for _, s := range page.Subnets {
-			if awsx.HasTags(tagMap(s.Tags), want) && (vpcID == "" || aws.ToString(s.VpcId) == vpcID) {
+			if awsx.HasTags(awsx.EC2TagMap(s.Tags), want) && (vpcID == "" || aws.ToString(s.VpcId) == vpcID) {
 				out = append(out, s)
 			}
 		}
@@ -125,7 +125,7 @@ func (n *network) taggedIGWs(ctx context.Context) ([]ec2types.InternetGateway, e
 			return nil, fmt.Errorf("find internet gateways tagged %s=%s: %w", awsx.TagDeployment, n.d.Deployment(), err)
 		}
 		for _, g := range page.InternetGateways {
-			if awsx.HasTags(tagMap(g.Tags), want) {
+			if awsx.HasTags(awsx.EC2TagMap(g.Tags), want) {
 				out = append(out, g)
 			}
 		}
@@ -148,7 +148,7 @@ func (n *network) taggedNATs(ctx context.Context, vpcID string) ([]ec2types.NatG
 			return nil, fmt.Errorf("find NAT gateways tagged %s=%s: %w", awsx.TagDeployment, n.d.Deployment(), err)
 		}
 		for _, g := range page.NatGateways {
-			if awsx.HasTags(tagMap(g.Tags), want) && (vpcID == "" || aws.ToString(g.VpcId) == vpcID) {
+			if awsx.HasTags(awsx.EC2TagMap(g.Tags), want) && (vpcID == "" || aws.ToString(g.VpcId) == vpcID) {
 				out = append(out, g)
 			}
 		}
@@ -176,7 +176,7 @@ func (n *network) taggedEIPs(ctx context.Context) ([]ec2types.Address, error) {
 	}
 	var own []ec2types.Address
 	for _, a := range out.Addresses {
-		if awsx.HasTags(tagMap(a.Tags), want) {
+		if awsx.HasTags(awsx.EC2TagMap(a.Tags), want) {
 			own = append(own, a)
 		}
 	}
@@ -203,7 +203,9 @@ func (n *network) routeTables(ctx context.Context, vpcID string) ([]ec2types.Rou
 }
 
 // isOwn reports whether a resource carries the stage's tags.
-func (n *network) isOwn(tags []ec2types.Tag) bool { return awsx.HasTags(tagMap(tags), n.ownTags()) }
+func (n *network) isOwn(tags []ec2types.Tag) bool {
+	return awsx.HasTags(awsx.EC2TagMap(tags), n.ownTags())
+}
 
 // ownRouteTables indexes the deployment's route tables by Name.
 func (n *network) ownRouteTables(all []ec2types.RouteTable) map[string]ec2types.RouteTable {

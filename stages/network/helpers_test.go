@@ -114,7 +114,7 @@ type inventory struct {
 }
 
 func ours(tags []ec2types.Tag) bool {
-	return tagMap(tags)[awsx.TagDeployment] == deployment
+	return awsx.EC2TagMap(tags)[awsx.TagDeployment] == deployment
 }
 
 // taggedInventory lists, per service call, every resource tagged for the

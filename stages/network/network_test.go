@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
@@ -85,7 +86,7 @@ func checkSubnetGroup(t *testing.T, subnets []ec2types.Subnet, cidrs []netip.Pre
 		if got := aws.ToString(s.CidrBlock); got != cidrs[i].String() {
 			t.Errorf("subnet %s has %s, want %s", aws.ToString(s.SubnetId), got, cidrs[i])
 		}
-		tags := tagMap(s.Tags)
+		tags := awsx.EC2TagMap(s.Tags)
 		want := map[string]string{"coderctl/deployment": deployment, "coderctl/stage": Name, "kubernetes.io/cluster/" + deployment: "shared"}
 		maps.Copy(want, roleTags)
 		for k, v := range want {

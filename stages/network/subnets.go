@@ -155,13 +155,13 @@ func (n *network) addMissingTags(ctx context.Context, id string, have []ec2types
 	if len(missing) == 0 {
 		return nil
 	}
-	_, err := n.d.AWS.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ec2Tags(missing)})
+	_, err := n.d.AWS.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: awsx.EC2Tags(missing)})
 	return awsx.Describe("tag "+id, err)
 }
 
 // missingTags are the wanted tags a resource lacks or has with another value.
 func missingTags(have []ec2types.Tag, want map[string]string) map[string]string {
-	got := tagMap(have)
+	got := awsx.EC2TagMap(have)
 	out := map[string]string{}
 	for k, v := range want {
 		if got[k] != v {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/state"
 )
 
 // Check names of the network checkpoint.
@@ -115,7 +116,7 @@ func (n *network) observeSubnets(ctx context.Context, o *observation, vpcID stri
 	}
 	pick := func(key string) []ec2types.Subnet {
 		var out []ec2types.Subnet
-		for _, id := range splitIDs(n.d.State.Get(key)) {
+		for _, id := range state.SplitList(n.d.State.Get(key)) {
 			if s, ok := inVPC[id]; ok {
 				out = append(out, s)
 			} else {
@@ -151,16 +152,6 @@ func (n *network) observeGateways(ctx context.Context, o *observation, vpcID str
 		}
 	}
 	return nil
-}
-
-func splitIDs(s string) []string {
-	var out []string
-	for _, id := range strings.Split(s, ",") {
-		if id = strings.TrimSpace(id); id != "" {
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 func (n *network) checkVPC(o *observation) engine.Check {

@@ -229,7 +229,7 @@ func (n *network) ownSecurityGroups(ctx context.Context, vpcID string) ([]ec2typ
 			return nil, fmt.Errorf("find security groups in VPC %s: %w", vpcID, err)
 		}
 		for _, sg := range page.SecurityGroups {
-			if aws.ToString(sg.GroupName) != "default" && awsx.HasTags(tagMap(sg.Tags), want) && aws.ToString(sg.VpcId) == vpcID {
+			if aws.ToString(sg.GroupName) != "default" && awsx.HasTags(awsx.EC2TagMap(sg.Tags), want) && aws.ToString(sg.VpcId) == vpcID {
 				out = append(out, sg)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/state"
 )
 
 // Waiting for node groups: the SDK waiters' own poll delays; managed node
@@ -54,7 +55,7 @@ func (s *stage) subnetsFor(spec config.NodeGroupSpec) (string, []string) {
 	if spec.PrivateNetworking {
 		key = keyPrivateSubnets
 	}
-	return key, splitList(s.d.State.Get(key))
+	return key, state.SplitList(s.d.State.Get(key))
 }
 
 // placementFor is what the group's role and subnets should be, as far as

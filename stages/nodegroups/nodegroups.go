@@ -20,6 +20,7 @@ import (
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/state"
 )
 
 // Name is the stage's registry name.
@@ -144,7 +145,7 @@ func (s *stage) spec(name string) (config.NodeGroupSpec, bool) {
 func (s *stage) recordGroup(name string, present bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	have := splitList(s.d.State.Get(KeyNodeGroups))
+	have := state.SplitList(s.d.State.Get(KeyNodeGroups))
 	set := map[string]bool{}
 	for _, n := range have {
 		set[n] = true
@@ -178,17 +179,6 @@ func (s *stage) recordIfChanged(key, value string) error {
 		return nil
 	}
 	return s.d.Record(map[string]string{key: value})
-}
-
-// splitList parses a comma-separated list from the state file.
-func splitList(v string) []string {
-	var out []string
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // action builds a one-action plan.

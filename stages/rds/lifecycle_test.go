@@ -278,7 +278,7 @@ func (w *world) assertNoResetMark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := secretTags(sec.Tags)[tagPasswordReset]; v != "" {
+	if v := awsx.SecretsManagerTagMap(sec.Tags)[tagPasswordReset]; v != "" {
 		t.Errorf("reset mark still on the secret: %q", v)
 	}
 }

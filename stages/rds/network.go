@@ -15,6 +15,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/state"
 )
 
 // ---- DB subnet group ----
@@ -44,7 +45,7 @@ func subnetGroupIDs(g *rdstypes.DBSubnetGroup) []string {
 // wantSubnets are the private subnets, sorted; nil when the network stage
 // has not recorded them yet.
 func (s *stage) wantSubnets() []string {
-	ids := splitIDs(s.d.State.Get(KeyPrivateSubnetIDs))
+	ids := state.SplitList(s.d.State.Get(KeyPrivateSubnetIDs))
 	slices.Sort(ids)
 	return ids
 }
@@ -139,7 +140,7 @@ func (s *stage) findSecurityGroup(ctx context.Context) (*ec2types.SecurityGroup,
 		return nil, nil
 	}
 	sg := &out.SecurityGroups[0]
-	if other := ec2Tags(sg.Tags)[awsx.TagDeployment]; other != "" && other != s.d.Deployment() {
+	if other := awsx.EC2TagMap(sg.Tags)[awsx.TagDeployment]; other != "" && other != s.d.Deployment() {
 		return nil, fmt.Errorf("security group %s (%s) in %s belongs to deployment %q, not %q: rename one of the clusters",
 			s.name(), aws.ToString(sg.GroupId), vpc, other, s.d.Deployment())
 	}
@@ -155,7 +156,7 @@ func (s *stage) planSecurityGroup(ctx context.Context) ([]engine.Action, error) 
 	switch {
 	case sg == nil:
 		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: "for the database, in the deployment's VPC"}}, nil
-	case !awsx.HasTags(ec2Tags(sg.Tags), s.tags(s.name())):
+	case !awsx.HasTags(awsx.EC2TagMap(sg.Tags), s.tags(s.name())):
 		return []engine.Action{{Kind: engine.Update, Resource: res + " " + aws.ToString(sg.GroupId), Reason: "exists untagged: tag it"}}, nil
 	}
 	return []engine.Action{{Kind: engine.Nothing, Resource: res + " " + aws.ToString(sg.GroupId), Reason: "exists"}}, nil
@@ -177,7 +178,7 @@ func (s *stage) applySecurityGroup(ctx context.Context, r engine.Reporter) error
 			Description: aws.String("Coder database: PostgreSQL from the EKS cluster only"),
 			VpcId:       aws.String(vpc),
 			TagSpecifications: []ec2types.TagSpecification{{
-				ResourceType: ec2types.ResourceTypeSecurityGroup, Tags: ec2TagList(s.tags(s.name())),
+				ResourceType: ec2types.ResourceTypeSecurityGroup, Tags: awsx.EC2Tags(s.tags(s.name())),
 			}},
 		})
 		if err != nil {
@@ -186,9 +187,9 @@ func (s *stage) applySecurityGroup(ctx context.Context, r engine.Reporter) error
 		return s.d.Record(map[string]string{KeyDBSecurityGroupID: aws.ToString(out.GroupId)})
 	}
 	id := aws.ToString(sg.GroupId)
-	if !awsx.HasTags(ec2Tags(sg.Tags), s.tags(s.name())) {
+	if !awsx.HasTags(awsx.EC2TagMap(sg.Tags), s.tags(s.name())) {
 		r.Progress("tagging security group " + id)
-		if _, err := s.d.AWS.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ec2TagList(s.tags(s.name()))}); err != nil {
+		if _, err := s.d.AWS.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: awsx.EC2Tags(s.tags(s.name()))}); err != nil {
 			return awsx.Describe("tag security group "+id, err)
 		}
 	}
@@ -338,7 +339,7 @@ func (s *stage) applyIngressRule(ctx context.Context, r engine.Reporter) error {
 				UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String(clusterSG), Description: aws.String("PostgreSQL from the EKS cluster")}},
 			}},
 			TagSpecifications: []ec2types.TagSpecification{{
-				ResourceType: ec2types.ResourceTypeSecurityGroupRule, Tags: ec2TagList(s.tags(s.name() + "-from-cluster")),
+				ResourceType: ec2types.ResourceTypeSecurityGroupRule, Tags: awsx.EC2Tags(s.tags(s.name() + "-from-cluster")),
 			}},
 		})
 		if err != nil && awsx.ErrorCode(err) != "InvalidPermission.Duplicate" {
@@ -386,18 +387,6 @@ func (s *stage) destroyIngressRule(ctx context.Context, r engine.Reporter) error
 
 func rdsTags(m map[string]string) []rdstypes.Tag {
 	return awsx.TagList(m, func(k, v string) rdstypes.Tag { return rdstypes.Tag{Key: aws.String(k), Value: aws.String(v)} })
-}
-
-func ec2TagList(m map[string]string) []ec2types.Tag {
-	return awsx.TagList(m, func(k, v string) ec2types.Tag { return ec2types.Tag{Key: aws.String(k), Value: aws.String(v)} })
-}
-
-func ec2Tags(tags []ec2types.Tag) map[string]string {
-	m := map[string]string{}
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
 }
 
 func rdsTagMap(tags []rdstypes.Tag) map[string]string {

@@ -156,14 +156,3 @@ func InstanceIdentifier(cluster string) string {
 	}
 	return base + suffix
 }
-
-// splitIDs parses a comma-separated list of IDs from the state file.
-func splitIDs(v string) []string {
-	var out []string
-	for _, id := range strings.Split(v, ",") {
-		if id = strings.TrimSpace(id); id != "" {
-			out = append(out, id)
-		}
-	}
-	return out
-}

@@ -74,14 +74,6 @@ func requestToken(parts ...string) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-func secretTags(tags []smtypes.Tag) map[string]string {
-	m := map[string]string{}
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
-}
-
 // findSecret looks the master secret up by the ARN in state, then by name;
 // nil when neither exists. A secret of another deployment is an error.
 func (s *stage) findSecret(ctx context.Context) (*secretsmanager.DescribeSecretOutput, error) {
@@ -97,7 +89,7 @@ func (s *stage) findSecret(ctx context.Context) (*secretsmanager.DescribeSecretO
 		if err != nil {
 			return nil, awsx.Describe("describe secret "+id, err)
 		}
-		if other := secretTags(out.Tags)[awsx.TagDeployment]; other != "" && other != s.d.Deployment() {
+		if other := awsx.SecretsManagerTagMap(out.Tags)[awsx.TagDeployment]; other != "" && other != s.d.Deployment() {
 			return nil, fmt.Errorf("secret %s belongs to deployment %q, not %q: one account and region holds one Coder deployment's %s",
 				MasterSecretName, other, s.d.Deployment(), MasterSecretName)
 		}
@@ -125,7 +117,7 @@ func (s *stage) planMasterSecret(ctx context.Context) ([]engine.Action, error) {
 		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: "generate the master password, stored only in Secrets Manager"}}, nil
 	case sec.DeletedDate != nil:
 		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: "scheduled for deletion: restore it"}}, nil
-	case secretTags(sec.Tags)[tagPasswordReset] != "":
+	case awsx.SecretsManagerTagMap(sec.Tags)[tagPasswordReset] != "":
 		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: "finish resetting the instance's master password"}}, nil
 	}
 	return []engine.Action{{Kind: engine.Nothing, Resource: res, Reason: "exists"}}, nil
@@ -146,7 +138,7 @@ func (s *stage) applyMasterSecret(ctx context.Context, r engine.Reporter) error 
 			return awsx.Describe("restore secret "+MasterSecretName, err)
 		}
 	}
-	if err := s.adoptSecretTags(ctx, arn, secretTags(sec.Tags)); err != nil {
+	if err := s.adoptSecretTags(ctx, arn, awsx.SecretsManagerTagMap(sec.Tags)); err != nil {
 		return err
 	}
 	if s.d.State.Get(KeyMasterSecretARN) != arn {
@@ -154,7 +146,7 @@ func (s *stage) applyMasterSecret(ctx context.Context, r engine.Reporter) error 
 			return err
 		}
 	}
-	if secretTags(sec.Tags)[tagPasswordReset] != "" {
+	if awsx.SecretsManagerTagMap(sec.Tags)[tagPasswordReset] != "" {
 		return s.finishPasswordReset(ctx, r, arn)
 	}
 	return nil

@@ -53,7 +53,7 @@ func (s *stage) describeSecret(ctx context.Context, id string) (*remoteSecret, e
 	return &remoteSecret{
 		name:    aws.ToString(out.Name),
 		arn:     aws.ToString(out.ARN),
-		tags:    smTags(out.Tags),
+		tags:    awsx.SecretsManagerTagMap(out.Tags),
 		deleted: out.DeletedDate != nil,
 	}, nil
 }
@@ -230,14 +230,6 @@ func requestToken(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	h := hex.EncodeToString(sum[:16])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-func smTags(tags []smtypes.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
 }
 
 func smTagList(tags map[string]string) []smtypes.Tag {
