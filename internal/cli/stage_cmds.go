@@ -74,19 +74,6 @@ func stageNames(f *Factory) []string {
 	return names
 }
 
-// checkStageNames rejects unknown stage names before anything is loaded.
-func checkStageNames(f *Factory, names ...[]string) error {
-	known := stageNames(f)
-	for _, list := range names {
-		for _, n := range list {
-			if !slices.Contains(known, n) {
-				return usageErr("unknown stage %q (stages: %s)", n, strings.Join(known, ", "))
-			}
-		}
-	}
-	return nil
-}
-
 func newStatusCmd(f *Factory, g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",

@@ -142,35 +142,27 @@ func newDefaultOrganization(now time.Time) organization {
 }
 
 func newOwner(now time.Time, orgID string) user {
-	return user{
-		ID:              newID(),
-		Username:        "admin",
-		Name:            "Test Double Owner",
-		Email:           "admin@coderapi.test",
-		CreatedAt:       now,
-		UpdatedAt:       now,
-		LastSeenAt:      now,
-		Status:          "active",
-		LoginType:       "password",
-		OrganizationIDs: []string{orgID},
-		Roles:           []role{{Name: "owner", DisplayName: "Owner"}},
-	}
+	return newUser(now, orgID, "admin", "Test Double Owner", []role{{Name: "owner", DisplayName: "Owner"}})
 }
 
 // newMember is a plain member of the default organization: codersdk.User
 // lists site-wide roles only (db2sdk.User), and a member has none.
 func newMember(now time.Time, orgID string) user {
+	return newUser(now, orgID, "member", "Test Double Member", []role{})
+}
+
+func newUser(now time.Time, orgID, username, name string, roles []role) user {
 	return user{
 		ID:              newID(),
-		Username:        "member",
-		Name:            "Test Double Member",
-		Email:           "member@coderapi.test",
+		Username:        username,
+		Name:            name,
+		Email:           username + "@coderapi.test",
 		CreatedAt:       now,
 		UpdatedAt:       now,
 		LastSeenAt:      now,
 		Status:          "active",
 		LoginType:       "password",
 		OrganizationIDs: []string{orgID},
-		Roles:           []role{},
+		Roles:           roles,
 	}
 }
