@@ -26,6 +26,18 @@ type Owned struct {
 	Values []OwnedValue
 }
 
+// Paths lists the values paths of every owned list and value.
+func (o Owned) Paths() [][]string {
+	var paths [][]string
+	for _, l := range o.Lists {
+		paths = append(paths, l.Path)
+	}
+	for _, v := range o.Values {
+		paths = append(paths, v.Path)
+	}
+	return paths
+}
+
 // OwnedList is a list coderctl fills that a user may add to.
 type OwnedList struct {
 	Path []string

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/chart/loader"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
-	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/coder"
@@ -30,60 +28,7 @@ import (
 // takes (or lies in one of its free-form maps), so a typo cannot make a
 // guard that guards nothing.
 func TestOwnedPathsAreChartKeys(t *testing.T) {
-	assertChartKeys(t, chartrepo.Require(t), coder.ChartName, coder.Owned())
-}
-
-func assertChartKeys(t *testing.T, repo *chartrepo.Repo, chart string, owned helmx.Owned) {
-	t.Helper()
-	values := chartValues(t, repo, chart)
-	var paths [][]string
-	for _, l := range owned.Lists {
-		paths = append(paths, l.Path)
-	}
-	for _, v := range owned.Values {
-		paths = append(paths, v.Path)
-	}
-	for _, p := range paths {
-		if !chartHas(values, p) {
-			t.Errorf("chart %s has no key %s", chart, helmx.PathString(p))
-		}
-	}
-}
-
-// chartValues are the default values of the newest version the
-// repository publishes, read from its package as helm would.
-func chartValues(t *testing.T, repo *chartrepo.Repo, name string) map[string]any {
-	t.Helper()
-	versions := repo.Versions(name)
-	if len(versions) == 0 {
-		t.Fatalf("the chart repository has no chart %s", name)
-	}
-	ch, err := loader.Load(repo.ChartArchive(name, versions[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch.Values
-}
-
-// chartHas: path is in the chart's values, or runs into an empty mapping
-// (nodeSelector: {}, annotations: {}) whose keys are the user's to choose.
-func chartHas(values map[string]any, path []string) bool {
-	node := values
-	for i, k := range path {
-		if len(node) == 0 {
-			return true
-		}
-		v, ok := node[k]
-		if !ok {
-			return false
-		}
-		m, isMap := v.(map[string]any)
-		if !isMap {
-			return i == len(path)-1
-		}
-		node = m
-	}
-	return true
+	chartrepo.Require(t).RequireChartKeys(t, coder.ChartName, coder.Owned().Paths())
 }
 
 func writeValues(t *testing.T, content string) string {

@@ -221,12 +221,7 @@ func coderapiClient(w *codertest.World) (*coderapi.Client, error) {
 // AWS call, no key in Coder, no key secret.
 func TestValidateRefusesBeforeAnythingChanges(t *testing.T) {
 	w := newWorld(t, true)
-	cases := []struct {
-		name    string
-		token   string
-		inputs  map[string]string
-		mention []string
-	}{
+	cases := []refusal{
 		{"member token", w.Coder.MemberToken(), nil,
 			[]string{"CODER_SESSION_TOKEN", `user "member"`, "may not create or delete provisioner keys", "owner"}},
 		{"CODER_VERSION too old", w.Coder.Token(), map[string]string{"CODER_VERSION": "2.15.0"},
@@ -235,36 +230,7 @@ func TestValidateRefusesBeforeAnythingChanges(t *testing.T) {
 			[]string{"CODER_VERSION", "2.16.0"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.inputs {
-				if err := w.Deps.State.Set(k, v); err != nil {
-					t.Fatal(err)
-				}
-			}
-			defer func() {
-				for k := range tc.inputs {
-					_ = w.Deps.State.Unset(k)
-				}
-				w.Reload(t)
-			}()
-			w.Reload(t)
-			w.Calls.Reset()
-			st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)})
-			err := st.(engine.Validator).Validate(context.Background())
-			if !fault.IsInput(err) || fault.ExitCode(err) != fault.ExitInput {
-				t.Fatalf("Validate() = %v, want bad input (exit 2)", err)
-			}
-			t.Logf("refused: %v", err)
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("error %q is more than one line", err)
-			}
-			for _, m := range tc.mention {
-				if !strings.Contains(err.Error(), m) {
-					t.Errorf("error %q does not mention %q", err, m)
-				}
-			}
-			assertNothingChanged(t, w)
-		})
+		t.Run(tc.name, func(t *testing.T) { assertValidateRefuses(t, w, tc) })
 	}
 	t.Run("an owner's token passes", func(t *testing.T) {
 		st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())})
@@ -272,6 +238,49 @@ func TestValidateRefusesBeforeAnythingChanges(t *testing.T) {
 			t.Errorf("Validate() with the owner's token = %v, want nil", err)
 		}
 	})
+}
+
+// refusal is an input that the provisioners stage's Validate must refuse.
+type refusal struct {
+	name    string
+	token   string
+	inputs  map[string]string
+	mention []string
+}
+
+// assertValidateRefuses sets the refusal's inputs, validates with its
+// token, and wants one line of bad input (exit 2) naming every mention,
+// with nothing changed; the inputs are removed again afterwards.
+func assertValidateRefuses(t *testing.T, w *codertest.World, tc refusal) {
+	t.Helper()
+	for k, v := range tc.inputs {
+		if err := w.Deps.State.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for k := range tc.inputs {
+			_ = w.Deps.State.Unset(k)
+		}
+		w.Reload(t)
+	}()
+	w.Reload(t)
+	w.Calls.Reset()
+	st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)})
+	err := st.(engine.Validator).Validate(context.Background())
+	if !fault.IsInput(err) || fault.ExitCode(err) != fault.ExitInput {
+		t.Fatalf("Validate() = %v, want bad input (exit 2)", err)
+	}
+	t.Logf("refused: %v", err)
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %q is more than one line", err)
+	}
+	for _, m := range tc.mention {
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("error %q does not mention %q", err, m)
+		}
+	}
+	assertNothingChanged(t, w)
 }
 
 func assertNothingChanged(t *testing.T, w *codertest.World) {

@@ -10,11 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"helm.sh/helm/v3/pkg/chart/loader"
-
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
-	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/coder"
@@ -110,48 +107,5 @@ provisionerDaemon:
 
 // TestOwnedPathsAreChartKeys: a typo in Owned would guard nothing.
 func TestOwnedPathsAreChartKeys(t *testing.T) {
-	repo := chartrepo.Require(t)
-	versions := repo.Versions(ChartName)
-	if len(versions) == 0 {
-		t.Fatalf("the chart repository has no chart %s", ChartName)
-	}
-	ch, err := loader.Load(repo.ChartArchive(ChartName, versions[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	values := ch.Values
-	owned := Owned()
-	var paths [][]string
-	for _, l := range owned.Lists {
-		paths = append(paths, l.Path)
-	}
-	for _, v := range owned.Values {
-		paths = append(paths, v.Path)
-	}
-	for _, p := range paths {
-		if !chartHas(values, p) {
-			t.Errorf("chart %s has no key %s", ChartName, helmx.PathString(p))
-		}
-	}
-}
-
-// chartHas: path is in the chart's values, or runs into an empty mapping
-// (nodeSelector: {}) whose keys are the user's to choose.
-func chartHas(values map[string]any, path []string) bool {
-	node := values
-	for i, k := range path {
-		if len(node) == 0 {
-			return true
-		}
-		v, ok := node[k]
-		if !ok {
-			return false
-		}
-		m, isMap := v.(map[string]any)
-		if !isMap {
-			return i == len(path)-1
-		}
-		node = m
-	}
-	return true
+	chartrepo.Require(t).RequireChartKeys(t, ChartName, Owned().Paths())
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/engine"
-	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/testenv"
 	"github.com/coderctl/coderctl/stages/coder"
@@ -262,12 +260,7 @@ func TestBadInput(t *testing.T) {
 	if err := os.WriteFile(notYAML, []byte("provisionerDaemon: {keySecretName: [\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
-		name    string
-		token   string
-		inputs  map[string]string
-		mention []string
-	}{
+	cases := []refusal{
 		// Once Coder is deployed, the user can get a token: its absence is bad input.
 		{"missing session token", "", map[string]string{"STAGE_CODER_APPLIED_AT": "2026-11-30T00:00:00Z"}, []string{"CODER_SESSION_TOKEN", "coder login", "coder tokens create"}},
 		{"token coderd refuses", "AAAAAAAAAA-refusedrefusedrefusedre", nil, []string{"CODER_SESSION_TOKEN", "refuses"}},
@@ -275,38 +268,7 @@ func TestBadInput(t *testing.T) {
 		{"chart version not in the repository", w.Coder.Token(), map[string]string{"PROVISIONER_CHART_VERSION": "2.17.0"}, []string{"PROVISIONER_CHART_VERSION", "2.17.0", "2.35.2"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.inputs {
-				if err := w.Deps.State.Set(k, v); err != nil {
-					t.Fatal(err)
-				}
-			}
-			defer func() {
-				for k := range tc.inputs {
-					_ = w.Deps.State.Unset(k)
-				}
-				w.Reload(t)
-			}()
-			w.Reload(t)
-			w.Calls.Reset()
-			st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)})
-			err := st.(engine.Validator).Validate(context.Background())
-			if !fault.IsInput(err) || fault.ExitCode(err) != fault.ExitInput {
-				t.Fatalf("Validate() = %v, want bad input (exit 2)", err)
-			}
-			for _, m := range tc.mention {
-				if !strings.Contains(err.Error(), m) {
-					t.Errorf("error %q does not mention %q", err, m)
-				}
-			}
-			if calls := slices.Concat(w.Calls.Mutations(), w.Calls.Reads()); len(calls) != 0 {
-				t.Errorf("validation called AWS: %v", calls)
-			}
-			keys, err := apiClient(t, w).ProvisionerKeys(context.Background(), w.Coder.OrganizationID())
-			if err != nil || len(keys) != 0 {
-				t.Errorf("keys in Coder after refused input: %v, %v", keys, err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { assertValidateRefuses(t, w, tc) })
 	}
 	t.Run("on a first up the key step waits for a token", func(t *testing.T) {
 		st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv("")})

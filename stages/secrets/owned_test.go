@@ -93,14 +93,7 @@ func TestOwnedPathsAreChartKeys(t *testing.T) {
 		if spec.owned.Key != spec.valuesKey {
 			t.Errorf("%s: owned.Key %s, want %s", spec.chart, spec.owned.Key, spec.valuesKey)
 		}
-		var paths [][]string
-		for _, l := range spec.owned.Lists {
-			paths = append(paths, l.Path)
-		}
-		for _, v := range spec.owned.Values {
-			paths = append(paths, v.Path)
-		}
-		for _, p := range paths {
+		for _, p := range spec.owned.Paths() {
 			if _, ok := lookupPath(values, p); !ok {
 				t.Errorf("chart %s has no key %s", spec.chart, helmx.PathString(p))
 			}
