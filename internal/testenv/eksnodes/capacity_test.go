@@ -23,7 +23,7 @@ func TestCapacityOf(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.instanceType, func(t *testing.T) {
-			got, err := capacityOf(tc.instanceType, tc.disk)
+			got, err := Capacity(tc.instanceType, tc.disk)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +40,7 @@ func TestCapacityOf(t *testing.T) {
 }
 
 func TestKubeTaints(t *testing.T) {
-	got, err := kubeTaints([]ekstypes.Taint{
+	got, err := KubeTaints([]ekstypes.Taint{
 		{Key: aws.String("a"), Value: aws.String("1"), Effect: ekstypes.TaintEffectNoSchedule},
 		{Key: aws.String("b"), Effect: ekstypes.TaintEffectPreferNoSchedule},
 		{Key: aws.String("c"), Value: aws.String("3"), Effect: ekstypes.TaintEffectNoExecute},
@@ -61,7 +61,7 @@ func TestKubeTaints(t *testing.T) {
 			t.Errorf("taint %d = %v, want %v", i, got[i], want[i])
 		}
 	}
-	if _, err := kubeTaints([]ekstypes.Taint{{Key: aws.String("x"), Effect: "NoSchedule"}}); err == nil {
+	if _, err := KubeTaints([]ekstypes.Taint{{Key: aws.String("x"), Effect: "NoSchedule"}}); err == nil {
 		t.Error("a Kubernetes-spelt effect from EKS was accepted")
 	}
 }

@@ -3,8 +3,10 @@
 // so Sync creates, for every group moto holds, `desired` fake Kubernetes
 // nodes (played by kwok, which makes them Ready and runs their pods) with
 // the labels and taints EKS would give them, and removes the nodes of
-// groups that are gone. The demo runs Watch in the background while
-// `coderctl up` runs, so nodes appear as node groups are created.
+// groups that are gone. With an Auto Scaling client it also keeps each
+// group's Auto Scaling group in moto, tagged as EKS tags it (asg.go). The
+// demo runs Watch in the background while `coderctl up` runs, so nodes
+// appear as node groups are created.
 //
 // Sync never changes a node it already made: a test (or a user) that
 // removes a taint from a node must see it stay removed until coderctl
@@ -15,6 +17,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -24,6 +27,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
@@ -62,9 +66,13 @@ type Syncer struct {
 	EKS *eks.Client
 	// EC2 maps the groups' subnets to availability zones; without it (or
 	// when EC2 does not know the subnets) zones are <region>a, b, c.
-	EC2     *ec2.Client
-	Kube    kubernetes.Interface
-	Cluster string
+	EC2 *ec2.Client
+	// AutoScaling, when set (with EC2), makes Sync also keep each node
+	// group's Auto Scaling group in moto, as EKS does (see syncASGs):
+	// moto's CreateNodegroup names one but creates none.
+	AutoScaling *autoscaling.Client
+	Kube        kubernetes.Interface
+	Cluster     string
 	// ReadyTimeout bounds waiting for new nodes to become Ready: zero
 	// means 30s, negative means do not wait.
 	ReadyTimeout time.Duration
@@ -76,6 +84,10 @@ type Syncer struct {
 type Result struct {
 	Created []string
 	Deleted []string
+	// ASGCreated and ASGDeleted name the Auto Scaling groups Sync made
+	// and removed (only with Syncer.AutoScaling).
+	ASGCreated []string
+	ASGDeleted []string
 }
 
 // Sync mirrors cluster's node groups once; see Syncer.Sync.
@@ -155,7 +167,8 @@ func (s *Syncer) Sync(ctx context.Context) (Result, error) {
 		}
 		res.Created = append(res.Created, name)
 	}
-	return res, s.waitReady(ctx, res.Created)
+	asgErr := s.syncASGs(ctx, groups, &res)
+	return res, errors.Join(s.waitReady(ctx, res.Created), asgErr)
 }
 
 // groups returns the cluster's node groups; none when the cluster is gone.
@@ -217,17 +230,9 @@ func (s *Syncer) nodesFor(ctx context.Context, g *ekstypes.Nodegroup) ([]*corev1
 	if g.ScalingConfig != nil {
 		desired = int(aws.ToInt32(g.ScalingConfig.DesiredSize))
 	}
-	instanceType := "t3.medium" // EKS's default
-	if len(g.InstanceTypes) > 0 {
-		instanceType = g.InstanceTypes[0]
-	}
-	taints, err := kubeTaints(g.Taints)
-	if err != nil {
-		return nil, fmt.Errorf("node group %s: %w", aws.ToString(g.NodegroupName), err)
-	}
 	out := make([]*corev1.Node, 0, desired)
 	for i := range desired {
-		n, err := s.node(g, instanceType, zones[i%len(zones)], i, taints)
+		n, err := s.node(g, zones[i%len(zones)], i)
 		if err != nil {
 			return nil, err
 		}
@@ -236,39 +241,66 @@ func (s *Syncer) nodesFor(ctx context.Context, g *ekstypes.Nodegroup) ([]*corev1
 	return out, nil
 }
 
-// node builds one fake node of a group with the labels EKS and the kubelet
-// set, the group's own labels and taints, and its instance type's size.
-func (s *Syncer) node(g *ekstypes.Nodegroup, instanceType, zone string, i int, taints []corev1.Taint) (*corev1.Node, error) {
-	group := aws.ToString(g.NodegroupName)
-	name := fmt.Sprintf("%s-%d", group, i)
-	capacity, err := capacityOf(instanceType, aws.ToInt32(g.DiskSize))
+// node builds one fake node of a group: the group's template (NodeTemplate)
+// with the node's name, hostname, zone and provider ID.
+func (s *Syncer) node(g *ekstypes.Nodegroup, zone string, i int) (*corev1.Node, error) {
+	n, err := NodeTemplate(g, s.region(), zone)
 	if err != nil {
 		return nil, err
 	}
+	name := fmt.Sprintf("%s-%d", aws.ToString(g.NodegroupName), i)
+	n.Name = name
+	n.Labels[corev1.LabelHostname] = name
+	n.Annotations[AnnotationCluster] = s.Cluster
+	n.Spec.ProviderID = fmt.Sprintf("aws:///%s/%s", zone, instanceID(s.Cluster, name))
+	return n, nil
+}
+
+// NodeTemplate is the node a managed node group's next instance would
+// register as, before it has a name: the labels EKS and the kubelet set
+// (instance type, region, zone unless empty, node group, capacity type, OS
+// and architecture), the group's own labels and taints, and the instance
+// type's size (see Capacity). The cluster autoscaler builds the same
+// template from eks:DescribeNodegroup to scale a group up from zero.
+func NodeTemplate(g *ekstypes.Nodegroup, region, zone string) (*corev1.Node, error) {
+	instanceType := InstanceType(g)
+	capacity, err := Capacity(instanceType, aws.ToInt32(g.DiskSize))
+	if err != nil {
+		return nil, err
+	}
+	taints, err := KubeTaints(g.Taints)
+	if err != nil {
+		return nil, fmt.Errorf("node group %s: %w", aws.ToString(g.NodegroupName), err)
+	}
 	labels := map[string]string{
-		corev1.LabelHostname:           name,
 		corev1.LabelOSStable:           "linux",
 		corev1.LabelArchStable:         "amd64",
 		corev1.LabelInstanceTypeStable: instanceType,
-		corev1.LabelTopologyZone:       zone,
-		corev1.LabelTopologyRegion:     s.region(),
-		LabelNodeGroup:                 group,
+		corev1.LabelTopologyRegion:     region,
+		LabelNodeGroup:                 aws.ToString(g.NodegroupName),
 		LabelCapacityType:              capacityType(g),
 		LabelFake:                      "true",
+	}
+	if zone != "" {
+		labels[corev1.LabelTopologyZone] = zone
 	}
 	maps.Copy(labels, g.Labels)
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
 			Labels:      labels,
-			Annotations: map[string]string{AnnotationKwok: "fake", AnnotationCluster: s.Cluster},
+			Annotations: map[string]string{AnnotationKwok: "fake"},
 		},
-		Spec: corev1.NodeSpec{
-			ProviderID: fmt.Sprintf("aws:///%s/%s", zone, instanceID(s.Cluster, name)),
-			Taints:     taints,
-		},
+		Spec:   corev1.NodeSpec{Taints: taints},
 		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity.DeepCopy()},
 	}, nil
+}
+
+// InstanceType is the group's first instance type, or EKS's default.
+func InstanceType(g *ekstypes.Nodegroup) string {
+	if len(g.InstanceTypes) > 0 {
+		return g.InstanceTypes[0]
+	}
+	return "t3.medium" // EKS's default
 }
 
 func capacityType(g *ekstypes.Nodegroup) string {
@@ -310,8 +342,8 @@ func (s *Syncer) zones(ctx context.Context, subnets []string) []string {
 
 func (s *Syncer) region() string { return s.EKS.Options().Region }
 
-// kubeTaints converts EKS taints (NO_SCHEDULE) to Kubernetes ones (NoSchedule).
-func kubeTaints(ts []ekstypes.Taint) ([]corev1.Taint, error) {
+// KubeTaints converts EKS taints (NO_SCHEDULE) to Kubernetes ones (NoSchedule).
+func KubeTaints(ts []ekstypes.Taint) ([]corev1.Taint, error) {
 	var out []corev1.Taint
 	for _, t := range ts {
 		effect, ok := map[ekstypes.TaintEffect]corev1.TaintEffect{
@@ -342,8 +374,11 @@ var defaultSize = [2]string{"4", "16Gi"}
 // limits, which does not matter to tests.
 const maxPods = "110"
 
-// capacityOf is a node's capacity for an instance type and disk size (GiB).
-func capacityOf(instanceType string, diskGiB int32) (corev1.ResourceList, error) {
+// Capacity is a fake node's capacity (and allocatable) for an instance
+// type and disk size in GiB: vCPUs and memory from a table of the types the
+// shipped cluster-config.yaml uses (others count as 4 vCPUs, 16Gi), 110
+// pods, the disk (20GiB when zero, EKS's default) as ephemeral storage.
+func Capacity(instanceType string, diskGiB int32) (corev1.ResourceList, error) {
 	size, ok := instanceSizes[instanceType]
 	if !ok {
 		size = defaultSize

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
@@ -31,6 +33,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // fixture is moto with a VPC, three subnets and an EKS cluster, and the
 // shared kube ground.
 type fixture struct {
+	cfg     aws.Config
 	eks     *eks.Client
 	ec2     *ec2.Client
 	kube    kubernetes.Interface
@@ -46,7 +49,7 @@ func newFixture(t *testing.T, cluster string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{eks: eks.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg), kube: kubeground.Require(t).Client(), cluster: cluster}
+	f := &fixture{cfg: cfg, eks: eks.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg), kube: kubeground.Require(t).Client(), cluster: cluster}
 	vpc, err := f.ec2.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})
 	if err != nil {
 		t.Fatal(err)
@@ -315,4 +318,101 @@ func readyNode(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// TestAutoScalingGroups: with an Auto Scaling client, each node group gets
+// the Auto Scaling group moto names in resources.autoScalingGroups, readable
+// through the autoscaling API with EKS's discovery tags and the group's
+// sizes; resizing and deleting the node group follow; another cluster's
+// groups are not touched.
+func TestAutoScalingGroups(t *testing.T) {
+	f := newFixture(t, "asg-test")
+	ctx := context.Background()
+	asc := autoscaling.NewFromConfig(f.cfg)
+	s := f.syncer()
+	s.AutoScaling = asc
+	f.createGroup(t, "workspaces", "m7i.xlarge", 2, map[string]string{"coder/node-type": "workspace"})
+	f.createGroup(t, "fixed", "t3.medium", 1, nil)
+	res, err := s.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asgName := func(group string) string {
+		d, err := f.eks.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String(f.cluster), NodegroupName: aws.String(group)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eksnodes.ASGName(d.Nodegroup)
+	}
+	ws, fixed := asgName("workspaces"), asgName("fixed")
+	if ws == "" || fixed == "" {
+		t.Fatalf("moto reports no auto scaling group names (%q, %q)", ws, fixed)
+	}
+	if want := []string{ws, fixed}; !slices.Equal(slices.Sorted(slices.Values(res.ASGCreated)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("created ASGs %v, want %v", res.ASGCreated, want)
+	}
+	describe := func(filters ...astypes.Filter) map[string]astypes.AutoScalingGroup {
+		out, err := asc.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{Filters: filters})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]astypes.AutoScalingGroup{}
+		for _, g := range out.AutoScalingGroups {
+			m[aws.ToString(g.AutoScalingGroupName)] = g
+		}
+		return m
+	}
+	// Found by the discovery tags, as the autoscaler and coderctl's verify look them up.
+	byTags := describe(
+		astypes.Filter{Name: aws.String("tag-key"), Values: []string{"k8s.io/cluster-autoscaler/enabled"}},
+		astypes.Filter{Name: aws.String("tag-key"), Values: []string{"k8s.io/cluster-autoscaler/asg-test"}},
+	)
+	g, ok := byTags[ws]
+	if !ok || len(byTags) != 2 {
+		t.Fatalf("groups found by discovery tags: %v, want %s and %s", slices.Collect(maps.Keys(byTags)), ws, fixed)
+	}
+	wantTags := map[string]string{
+		"k8s.io/cluster-autoscaler/enabled": "true", "k8s.io/cluster-autoscaler/asg-test": "owned",
+		"eks:cluster-name": "asg-test", "eks:nodegroup-name": "workspaces",
+	}
+	for k, v := range wantTags {
+		found := false
+		for _, tag := range g.Tags {
+			found = found || (aws.ToString(tag.Key) == k && aws.ToString(tag.Value) == v)
+		}
+		if !found {
+			t.Errorf("ASG %s lacks tag %s=%s (tags %v)", ws, k, v, g.Tags)
+		}
+	}
+	if aws.ToInt32(g.MinSize) != 0 || aws.ToInt32(g.MaxSize) != 10 || aws.ToInt32(g.DesiredCapacity) != 2 {
+		t.Errorf("ASG sizes %d/%d/%d, want 0/10/2", aws.ToInt32(g.MinSize), aws.ToInt32(g.MaxSize), aws.ToInt32(g.DesiredCapacity))
+	}
+	if other := describe(astypes.Filter{Name: aws.String("tag-key"), Values: []string{"k8s.io/cluster-autoscaler/another"}}); len(other) != 0 {
+		t.Errorf("another cluster's discovery tag finds %v", slices.Collect(maps.Keys(other)))
+	}
+
+	f.scale(t, "workspaces", 4)
+	if _, err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g := describe()[ws]; aws.ToInt32(g.DesiredCapacity) != 4 {
+		t.Errorf("after scaling the node group to 4, ASG desired = %d", aws.ToInt32(g.DesiredCapacity))
+	}
+
+	f.deleteGroup(t, "workspaces")
+	res, err = s.Sync(ctx)
+	if err != nil || !slices.Equal(res.ASGDeleted, []string{ws}) {
+		t.Fatalf("after deleting the node group: %+v, %v; want %s deleted", res, err, ws)
+	}
+	left := describe()
+	if _, ok := left[ws]; ok {
+		t.Errorf("ASG %s still exists", ws)
+	}
+	if _, ok := left[fixed]; !ok {
+		t.Errorf("ASG %s of the remaining node group was deleted", fixed)
+	}
+	f.deleteGroup(t, "fixed")
+	if res, err := s.Sync(ctx); err != nil || !slices.Equal(res.ASGDeleted, []string{fixed}) {
+		t.Fatalf("after deleting the last node group: %+v, %v", res, err)
+	}
 }
