@@ -6,9 +6,11 @@
 // The coder, coder-provisioner and secrets-store-csi-driver charts are the
 // REAL charts, taken from the Go modules that carry them (see sources.go and
 // modules.go) and packaged as their projects release them. Only
-// secrets-store-csi-driver-provider-aws is a TEST STAND-IN (under charts/):
-// no module the Go proxy serves holds it. It reads the same values keys as
-// the real chart for everything coderctl sets.
+// secrets-store-csi-driver-provider-aws and cluster-autoscaler are TEST
+// STAND-INS (under charts/): no module the Go proxy serves holds them. They
+// read the same values keys as the real charts for everything coderctl
+// sets; cluster-autoscaler is served in several versions
+// (AutoscalerVersions), one autoscaler release per Kubernetes minor.
 //
 // The OCI endpoint is a minimal in-process implementation of the parts of
 // the OCI distribution spec that helm push/pull use (see registry.go); the

@@ -23,7 +23,7 @@ import (
 func TestStartServesRepositoryAndRegistry(t *testing.T) {
 	r := Require(t)
 
-	wantCharts := []string{"coder", "coder-provisioner", "secrets-store-csi-driver", "secrets-store-csi-driver-provider-aws"}
+	wantCharts := []string{"cluster-autoscaler", "coder", "coder-provisioner", "secrets-store-csi-driver", "secrets-store-csi-driver-provider-aws"}
 	if got := r.Charts(); !slices.Equal(got, wantCharts) {
 		t.Fatalf("Charts() = %v, want %v", got, wantCharts)
 	}
@@ -35,6 +35,7 @@ func TestStartServesRepositoryAndRegistry(t *testing.T) {
 			"coder-provisioner":                     {"2.36.1", "2.35.2"},
 			"secrets-store-csi-driver":              {"1.5.5"},
 			"secrets-store-csi-driver-provider-aws": {"2.2.0"},
+			"cluster-autoscaler":                    {"9.58.0", "9.57.0", "9.56.0", "9.53.0", "9.52.1", "9.51.0"},
 		}
 		for name, want := range wantVersions {
 			var got []string

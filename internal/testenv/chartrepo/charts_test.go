@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
+	"helm.sh/helm/v3/pkg/chart/loader"
+
 	"github.com/coderctl/coderctl/configs"
 )
 
@@ -508,4 +510,209 @@ func TestShippedDefaultsRender(t *testing.T) {
 			tc.check(t, m)
 		})
 	}
+}
+
+// autoscalerValues are values shaped like the ones the autoscaler stage sets.
+func autoscalerValues() map[string]any {
+	return map[string]any{
+		"cloudProvider": "aws",
+		"awsRegion":     "us-west-2",
+		"autoDiscovery": map[string]any{"clusterName": "coder"},
+		"rbac": map[string]any{"serviceAccount": map[string]any{
+			"create": true, "name": "cluster-autoscaler",
+			"annotations": map[string]any{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/coder-cluster-autoscaler"},
+		}},
+		"extraArgs": map[string]any{
+			"balance-similar-node-groups":   true,
+			"skip-nodes-with-local-storage": false,
+			"expander":                      "least-waste",
+			"balancing-ignore-label_1":      "topology.ebs.csi.aws.com/zone",
+			"balancing-ignore-label_2":      "eks.amazonaws.com/nodegroup",
+		},
+		"nodeSelector":   map[string]any{"coder/node-type": "system"},
+		"tolerations":    []any{map[string]any{"key": "CriticalAddonsOnly", "operator": "Exists"}},
+		"image":          map[string]any{"tag": "v1.37.0"},
+		"replicaCount":   1,
+		"podAnnotations": map[string]any{"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+	}
+}
+
+// TestClusterAutoscalerChart: the stand-in renders, for the keys coderctl
+// sets, the objects the real chart renders: names and labels from the
+// cloud provider and release, the command line the autoscaler reads.
+func TestClusterAutoscalerChart(t *testing.T) {
+	tests := []struct {
+		name        string
+		values      func() map[string]any
+		wantArgs    []string
+		notArgs     []string
+		wantSA      string
+		wantNoDeply bool
+	}{
+		{
+			name:   "coderctl's values",
+			values: autoscalerValues,
+			wantArgs: []string{
+				"./cluster-autoscaler", "--cloud-provider=aws", "--namespace=kube-system",
+				"--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/coder",
+				"--balance-similar-node-groups=true", "--skip-nodes-with-local-storage=false", "--expander=least-waste",
+				"--balancing-ignore-label=topology.ebs.csi.aws.com/zone", "--balancing-ignore-label=eks.amazonaws.com/nodegroup",
+				"--logtostderr=true", "--stderrthreshold=info", "--v=4",
+			},
+			wantSA: "cluster-autoscaler",
+		},
+		{
+			name: "own discovery tags, generated service account, flag without value",
+			values: func() map[string]any {
+				v := autoscalerValues()
+				v["autoDiscovery"] = map[string]any{"clusterName": "coder", "tags": []any{"team=platform", "k8s.io/cluster-autoscaler/{{ .Values.autoDiscovery.clusterName }}"}}
+				v["rbac"] = map[string]any{"serviceAccount": map[string]any{"name": ""}}
+				v["extraArgs"] = map[string]any{"scale-down-enabled": nil}
+				return v
+			},
+			wantArgs: []string{"--node-group-auto-discovery=asg:tag=team=platform,k8s.io/cluster-autoscaler/coder", "--scale-down-enabled"},
+			notArgs:  []string{"--balance-similar-node-groups=true"},
+			wantSA:   "cluster-autoscaler-aws-cluster-autoscaler",
+		},
+		{
+			name: "no cluster name: no Deployment, as the real chart",
+			values: func() map[string]any {
+				v := autoscalerValues()
+				v["autoDiscovery"] = map[string]any{}
+				return v
+			},
+			wantNoDeply: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Render(chartSource(t, "cluster-autoscaler"), "cluster-autoscaler", "kube-system", tc.values())
+			if err != nil {
+				t.Fatal(err)
+			}
+			const name = "cluster-autoscaler-aws-cluster-autoscaler"
+			var d appsv1.Deployment
+			err = m.Decode("Deployment/"+name, &d)
+			if tc.wantNoDeply {
+				if err == nil {
+					t.Fatal("Deployment rendered without autoDiscovery.clusterName")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Spec.Template.Labels["app.kubernetes.io/name"] != "aws-cluster-autoscaler" || d.Spec.Selector.MatchLabels["app.kubernetes.io/instance"] != "cluster-autoscaler" {
+				t.Errorf("pod labels %v selector %v", d.Spec.Template.Labels, d.Spec.Selector.MatchLabels)
+			}
+			c := d.Spec.Template.Spec.Containers[0]
+			args := append(slices.Clone(c.Command), c.Args...)
+			for _, a := range tc.wantArgs {
+				if !slices.Contains(args, a) {
+					t.Errorf("command lacks %q: %v", a, args)
+				}
+			}
+			for _, a := range tc.notArgs {
+				if slices.Contains(args, a) {
+					t.Errorf("command has %q: %v", a, args)
+				}
+			}
+			if env := envMap(c.Env); env["AWS_REGION"].Value != "us-west-2" {
+				t.Errorf("AWS_REGION = %q", env["AWS_REGION"].Value)
+			}
+			if c.Image != "registry.k8s.io/autoscaling/cluster-autoscaler:v1.37.0" {
+				t.Errorf("image %s", c.Image)
+			}
+			spec := d.Spec.Template.Spec
+			if spec.ServiceAccountName != tc.wantSA || spec.NodeSelector["coder/node-type"] != "system" ||
+				len(spec.Tolerations) != 1 || spec.Tolerations[0].Key != "CriticalAddonsOnly" || spec.PriorityClassName != "system-cluster-critical" {
+				t.Errorf("pod spec: sa %s nodeSelector %v tolerations %v priority %s", spec.ServiceAccountName, spec.NodeSelector, spec.Tolerations, spec.PriorityClassName)
+			}
+			if d.Spec.Template.Annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] != "false" || *d.Spec.Replicas != 1 {
+				t.Errorf("pod annotations %v replicas %d", d.Spec.Template.Annotations, *d.Spec.Replicas)
+			}
+			var sa corev1.ServiceAccount
+			if err := m.Decode("ServiceAccount/"+tc.wantSA, &sa); err != nil {
+				t.Fatal(err)
+			}
+			var crb rbacv1.ClusterRoleBinding
+			if err := m.Decode("ClusterRoleBinding/"+name, &crb); err != nil {
+				t.Fatal(err)
+			}
+			if len(crb.Subjects) != 1 || crb.Subjects[0].Name != tc.wantSA || crb.Subjects[0].Namespace != "kube-system" || crb.RoleRef.Name != name {
+				t.Errorf("binding %+v", crb)
+			}
+			for _, key := range []string{"ClusterRole/" + name, "Role/" + name, "RoleBinding/" + name, "Service/" + name, "PodDisruptionBudget/" + name} {
+				if _, ok := m[key]; !ok {
+					t.Errorf("no %s rendered (have %v)", key, m.Keys())
+				}
+			}
+		})
+	}
+	t.Run("IRSA annotation", func(t *testing.T) {
+		m, err := Render(chartSource(t, "cluster-autoscaler"), "cluster-autoscaler", "kube-system", autoscalerValues())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sa corev1.ServiceAccount
+		if err := m.Decode("ServiceAccount/cluster-autoscaler", &sa); err != nil {
+			t.Fatal(err)
+		}
+		if sa.Annotations["eks.amazonaws.com/role-arn"] != "arn:aws:iam::123456789012:role/coder-cluster-autoscaler" {
+			t.Errorf("service account annotations %v", sa.Annotations)
+		}
+	})
+}
+
+// TestClusterAutoscalerVersions: every served version says which
+// autoscaler it packages, and its image defaults to that release.
+func TestClusterAutoscalerVersions(t *testing.T) {
+	chartSource(t, "cluster-autoscaler")
+	r := shared.repo
+	var got []string
+	for _, v := range AutoscalerVersions {
+		got = append(got, v.Version)
+		ch, err := loader.Load(r.ChartArchive("cluster-autoscaler", v.Version))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Metadata.AppVersion != v.AppVersion || !strings.HasPrefix(ch.Metadata.Description, "TEST STAND-IN") {
+			t.Errorf("%s: appVersion %s description %q", v.Version, ch.Metadata.AppVersion, ch.Metadata.Description)
+		}
+		vals := autoscalerValues()
+		delete(vals, "image")
+		m, err := Render(r.ChartArchive("cluster-autoscaler", v.Version), "ca", "kube-system", vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d appsv1.Deployment
+		if err := m.Decode("Deployment/ca-aws-cluster-autoscaler", &d); err != nil {
+			t.Fatal(err)
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.k8s.io/autoscaling/cluster-autoscaler:v"+v.AppVersion {
+			t.Errorf("%s: default image %s, want tag v%s", v.Version, img, v.AppVersion)
+		}
+	}
+	if !slices.Equal(r.Versions("cluster-autoscaler"), got) {
+		t.Errorf("served %v, want %v", r.Versions("cluster-autoscaler"), got)
+	}
+	minors := map[string]bool{}
+	for _, v := range AutoscalerVersions {
+		minors[v.AppVersion[:strings.LastIndex(v.AppVersion, ".")]] = true
+	}
+	for _, want := range []string{"1.34", "1.35", "1.36", "1.37"} {
+		if !minors[want] {
+			t.Errorf("no chart for Kubernetes %s", want)
+		}
+	}
+}
+
+func TestClusterAutoscalerKeys(t *testing.T) {
+	chartSource(t, "cluster-autoscaler")
+	shared.repo.RequireChartKeys(t, "cluster-autoscaler", [][]string{
+		{"autoDiscovery", "clusterName"}, {"autoDiscovery", "tags"}, {"awsRegion"}, {"cloudProvider"},
+		{"rbac", "serviceAccount", "create"}, {"rbac", "serviceAccount", "name"}, {"rbac", "serviceAccount", "annotations", "eks.amazonaws.com/role-arn"},
+		{"extraArgs"}, {"nodeSelector", "coder/node-type"}, {"tolerations"}, {"image", "tag"},
+		{"replicaCount"}, {"podAnnotations", "cluster-autoscaler.kubernetes.io/safe-to-evict"},
+	})
 }

@@ -16,10 +16,10 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 )
 
-// TestOnlyTheAWSProviderIsAStandIn fails when the repository serves a
-// stand-in for a chart whose module the proxy serves: every other package
-// must carry its module's templates byte for byte.
-func TestOnlyTheAWSProviderIsAStandIn(t *testing.T) {
+// TestOnlyTheListedChartsAreStandIns fails when the repository serves a
+// stand-in for a chart whose module the proxy serves (only StandIns may be):
+// every other package must carry its module's templates byte for byte.
+func TestOnlyTheListedChartsAreStandIns(t *testing.T) {
 	r := Require(t)
 	want := []string{}
 	for _, c := range realCharts() {

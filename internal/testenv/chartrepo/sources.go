@@ -30,8 +30,39 @@ var CSIDriverVersions = []string{"1.5.5"}
 
 // StandIns are the charts served from stand-ins under charts/ because no
 // module the proxy serves holds them (github.com/aws/secrets-store-csi-
-// driver-provider-aws is not served). Every other chart is the real one.
-var StandIns = []string{"secrets-store-csi-driver-provider-aws"}
+// driver-provider-aws and k8s.io/autoscaler's charts are not served). Every
+// other chart is the real one.
+var StandIns = []string{"cluster-autoscaler", "secrets-store-csi-driver-provider-aws"}
+
+// ChartVersion is a chart version and the application release it packages.
+type ChartVersion struct {
+	Version    string // the chart's version
+	AppVersion string // its appVersion
+}
+
+// AutoscalerVersions are the versions the cluster-autoscaler stand-in is
+// served as, highest first. The real repository pairs chart 9.x with
+// autoscaler 1.N (one autoscaler minor per Kubernetes minor); the pairs up
+// to 9.56.0 are the real repository's (its index.yaml), 9.57.0 and 9.58.0
+// are INVENTED for Kubernetes 1.36 and 1.37 (the kube ground runs 1.37),
+// which that index did not reach. Two versions carry 1.34 so that picking
+// "the highest chart for the cluster's minor" is exercised.
+var AutoscalerVersions = []ChartVersion{
+	{"9.58.0", "1.37.0"},
+	{"9.57.0", "1.36.0"},
+	{"9.56.0", "1.35.0"},
+	{"9.53.0", "1.34.2"},
+	{"9.52.1", "1.34.1"},
+	{"9.51.0", "1.33.0"},
+}
+
+// standInVersions are the stand-ins served in several versions; the others
+// are served as their Chart.yaml says.
+var standInVersions = map[string][]ChartVersion{"cluster-autoscaler": AutoscalerVersions}
+
+// appVersionPlaceholder in a stand-in's values.yaml becomes the served
+// appVersion (the cluster-autoscaler image tag is v<appVersion>).
+const appVersionPlaceholder = "CHART_APP_VERSION"
 
 // realChart is a chart published from a directory of a Go module; chart
 // version X comes from module version vX, as the projects tag them.
@@ -101,13 +132,54 @@ func loadCharts(ctx context.Context, standInDir string) (map[string][]*chart.Cha
 		return nil, err
 	}
 	for _, name := range StandIns {
-		ch, err := loadStandIn(ctx, filepath.Join(standInDir, name))
-		if err != nil {
-			return nil, err
+		versions, ok := standInVersions[name]
+		if !ok {
+			ch, err := loadStandIn(ctx, filepath.Join(standInDir, name))
+			if err != nil {
+				return nil, err
+			}
+			out[name] = []*chart.Chart{ch}
+			continue
 		}
-		out[name] = []*chart.Chart{ch}
+		for _, v := range versions {
+			ch, err := loadStandIn(ctx, filepath.Join(standInDir, name))
+			if err != nil {
+				return nil, err
+			}
+			if err := setVersion(ch, v); err != nil {
+				return nil, err
+			}
+			out[name] = append(out[name], ch)
+		}
 	}
 	return out, nil
+}
+
+// setVersion stamps a freshly loaded stand-in with a served version, as
+// `helm package --version V --app-version A` would, and puts the appVersion
+// in its values where the placeholder stands.
+func setVersion(ch *chart.Chart, v ChartVersion) error {
+	ch.Metadata.Version = v.Version
+	ch.Metadata.AppVersion = v.AppVersion
+	for _, f := range ch.Raw {
+		if f.Name == "values.yaml" {
+			f.Data = []byte(strings.ReplaceAll(string(f.Data), appVersionPlaceholder, v.AppVersion))
+		}
+	}
+	replaceInValues(ch.Values, appVersionPlaceholder, v.AppVersion)
+	return ch.Validate()
+}
+
+// replaceInValues replaces old in every string of values, in place.
+func replaceInValues(values map[string]any, old, repl string) {
+	for k, v := range values {
+		switch x := v.(type) {
+		case string:
+			values[k] = strings.ReplaceAll(x, old, repl)
+		case map[string]any:
+			replaceInValues(x, old, repl)
+		}
+	}
 }
 
 // loadReal loads one version of a real chart as its release packaging
