@@ -16,33 +16,44 @@ import (
 	"github.com/coderctl/coderctl/stages/secrets"
 )
 
-// Factory builds a stage from the run's dependencies.
+// Factory builds a stage from the run's dependencies. Name and Summary are
+// the stage value's own, so the CLI can list stages before it has inputs.
 type Factory struct {
 	Name    string
 	Summary string
 	New     func(*deploy.Deps) engine.Stage
 }
 
-// Registry lists the stages that exist, in the guide's order.
+// constructors are the stages that exist, in the guide's order.
+var constructors = []func(*deploy.Deps) engine.Stage{
+	prereqs.New,
+	network.New,
+	eks.New,
+	nodegroups.New,
+	rds.New,
+	acm.New,
+	secrets.New,
+	coder.New,
+	provisioners.New,
+}
+
+// Registry lists the stages that exist, in the guide's order. It reads each
+// stage's name and summary from a stage built over empty dependencies:
+// constructors only assemble values and call nothing, so that is safe.
 func Registry() []Factory {
-	return []Factory{
-		{Name: prereqs.Name, Summary: "check credentials, region, quotas, instance types and inputs", New: prereqs.New},
-		{Name: network.Name, Summary: "VPC, public and private subnets in three AZs, internet gateway, NAT, routes", New: network.New},
-		{Name: eks.Name, Summary: "cluster role, EKS cluster, IAM OIDC provider (IRSA), add-ons", New: eks.New},
-		{Name: nodegroups.Name, Summary: "node role and the four tainted managed node groups, created in parallel", New: nodegroups.New},
-		{Name: rds.Name, Summary: "PostgreSQL multi-AZ, encrypted, private; master password only in Secrets Manager", New: rds.New},
-		{Name: acm.Name, Summary: "TLS certificate for CODER_DOMAIN and *.CODER_DOMAIN, validated through DNS", New: acm.New},
-		{Name: secrets.Name, Summary: "database URL in Secrets Manager, IRSA role, Secrets Store CSI driver + AWS provider, SecretProviderClass", New: secrets.New},
-		{Name: coder.Name, Summary: "Coder helm release on coderd nodes, NLB terminating TLS with the certificate, DNS", New: coder.New},
-		{Name: provisioners.Name, Summary: "provisioner key and external provisioners sized by USERS", New: provisioners.New},
+	out := make([]Factory, 0, len(constructors))
+	for _, build := range constructors {
+		s := build(&deploy.Deps{})
+		out = append(out, Factory{Name: s.Name, Summary: s.Summary, New: build})
 	}
+	return out
 }
 
 // Build constructs every registered stage.
 func Build(d *deploy.Deps) []engine.Stage {
-	var out []engine.Stage
-	for _, f := range Registry() {
-		out = append(out, f.New(d))
+	out := make([]engine.Stage, 0, len(constructors))
+	for _, build := range constructors {
+		out = append(out, build(d))
 	}
 	return out
 }

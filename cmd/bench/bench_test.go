@@ -21,9 +21,9 @@ func threeStages(t *testing.T) *stepGraph {
 		return engine.Step{Name: name, Needs: needs, Typical: typical, Apply: noop}
 	}
 	g, err := engine.NewGraph([]engine.Stage{
-		&engine.Definition{StageName: "a", StepList: []engine.Step{step("x", time.Minute), step("y", 2*time.Minute, "a/x")}},
-		&engine.Definition{StageName: "b", Requires: []string{"a"}, StepList: []engine.Step{step("p", 5*time.Minute, "a/x"), step("q", time.Minute, "b/p")}},
-		&engine.Definition{StageName: "c", Requires: []string{"a"}, StepList: []engine.Step{step("r", 3*time.Minute)}},
+		engine.Stage{Name: "a", Steps: []engine.Step{step("x", time.Minute), step("y", 2*time.Minute, "a/x")}},
+		engine.Stage{Name: "b", Needs: []string{"a"}, Steps: []engine.Step{step("p", 5*time.Minute, "a/x"), step("q", time.Minute, "b/p")}},
+		engine.Stage{Name: "c", Needs: []string{"a"}, Steps: []engine.Step{step("r", 3*time.Minute)}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func loadGraph(dir string) (*stepGraph, error) {
 func (g *stepGraph) nodes() []string {
 	ids := g.StepIDs()
 	for _, s := range g.Stages() {
-		ids = append(ids, s.Name())
+		ids = append(ids, s.Name)
 	}
 	return ids
 }
@@ -134,9 +134,9 @@ func profileOnlyWeight(g *stepGraph, p awsproxy.Profile, slowed map[awsproxy.Kin
 func typicalWeights(g *stepGraph) weights {
 	w := weights{}
 	for _, s := range g.Stages() {
-		w[s.Name()] = 0
-		for _, st := range s.Steps() {
-			w[engine.StepID(s.Name(), st.Name)] = st.Typical
+		w[s.Name] = 0
+		for _, st := range s.Steps {
+			w[engine.StepID(s.Name, st.Name)] = st.Typical
 		}
 	}
 	return w
@@ -206,13 +206,13 @@ func guideTime(g *stepGraph, w weights, guide [][]string) (time.Duration, map[st
 	perStage := map[string]time.Duration{}
 	sameStage := func(id, dep string) bool { return !isCheckpoint(dep) && stageOf(dep) == stageOf(id) }
 	for _, s := range g.Stages() {
-		inner, _ := longestPath(g, stageSteps(g, s.Name()), w, sameStage)
-		perStage[s.Name()] = inner + w[s.Name()]
+		inner, _ := longestPath(g, stageSteps(g, s.Name), w, sameStage)
+		perStage[s.Name] = inner + w[s.Name]
 	}
 	phases := slices.Clone(guide)
 	for _, s := range g.Stages() {
-		if !slices.ContainsFunc(phases, func(p []string) bool { return slices.Contains(p, s.Name()) }) {
-			phases = append(phases, []string{s.Name()})
+		if !slices.ContainsFunc(phases, func(p []string) bool { return slices.Contains(p, s.Name) }) {
+			phases = append(phases, []string{s.Name})
 		}
 	}
 	var total time.Duration

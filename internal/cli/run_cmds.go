@@ -245,12 +245,12 @@ func verifySummary(g *engine.Graph, names []string, checks []engine.Check) *engi
 	sum := &engine.Summary{Mode: "verify", OK: true}
 	sel, _ := g.Selected(names, nil)
 	for _, st := range g.Stages() {
-		if !sel[st.Name()] {
+		if !sel[st.Name] {
 			continue
 		}
-		res := engine.StageResult{Stage: st.Name(), Status: engine.StatusDone}
+		res := engine.StageResult{Stage: st.Name, Status: engine.StatusDone}
 		for _, c := range checks {
-			if c.Stage != st.Name() {
+			if c.Stage != st.Name {
 				continue
 			}
 			res.Checks = append(res.Checks, c)

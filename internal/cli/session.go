@@ -196,7 +196,7 @@ func (s *session) run(ctx context.Context, opts engine.Options) (*engine.Summary
 	}
 	opts.OnStageDestroyed = func(stage string) error {
 		st, _ := s.graph.Stage(stage)
-		return s.store.Unset(append(st.Writes(), appliedKey(stage))...)
+		return s.store.Unset(append(st.Writes, appliedKey(stage))...)
 	}
 	sink, flush := s.sink()
 	sum, err := s.graph.Run(ctx, sink, opts)

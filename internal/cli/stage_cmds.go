@@ -100,11 +100,11 @@ func showStatus(f *Factory, g *globalOptions, names []string) error {
 	}
 	var rows []stageStatus
 	for _, st := range s.graph.Stages() {
-		if len(names) > 0 && !slices.Contains(names, st.Name()) {
+		if len(names) > 0 && !slices.Contains(names, st.Name) {
 			continue
 		}
-		row := stageStatus{Stage: st.Name(), AppliedAt: s.store.Get(appliedKey(st.Name())), Outputs: map[string]string{}}
-		for _, k := range st.Writes() {
+		row := stageStatus{Stage: st.Name, AppliedAt: s.store.Get(appliedKey(st.Name)), Outputs: map[string]string{}}
+		for _, k := range st.Writes {
 			row.Outputs[k] = s.store.Get(k)
 		}
 		rows = append(rows, row)

@@ -23,7 +23,7 @@ func graph200() []Stage {
 		if i > 0 {
 			needs = []string{fmt.Sprintf("s%02d", i-1)}
 		}
-		def := &Definition{StageName: name, Requires: needs}
+		def := Stage{Name: name, Needs: needs}
 		for j := range steps {
 			st := Step{Name: fmt.Sprintf("t%02d", j), Typical: time.Duration(1+(i*steps+j)%7) * time.Minute, Apply: noop}
 			for k := max(0, j-2); k < j; k++ {
@@ -32,7 +32,7 @@ func graph200() []Stage {
 			if i > 0 && j%5 == 0 {
 				st.Needs = append(st.Needs, StepID(needs[0], fmt.Sprintf("t%02d", j)))
 			}
-			def.StepList = append(def.StepList, st)
+			def.Steps = append(def.Steps, st)
 		}
 		out = append(out, def)
 	}

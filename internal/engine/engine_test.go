@@ -37,7 +37,7 @@ func (r *recorder) stepLog() []string {
 
 func (r *recorder) index(entry string) int { return slices.Index(r.stepLog(), entry) }
 
-// fakeStage builds a Definition whose steps record their calls.
+// fakeWorld builds Stages whose steps record their calls.
 type fakeWorld struct {
 	mu      sync.Mutex
 	applied []string
@@ -72,9 +72,9 @@ func (w *fakeWorld) step(stage, name string, needs ...string) Step {
 		Apply: do("apply"), Destroy: do("destroy")}
 }
 
-func (w *fakeWorld) stage(name string, needs []string, steps ...Step) *Definition {
-	return &Definition{StageName: name, Requires: needs, StepList: steps,
-		Checks: func(ctx context.Context) []Check { return w.checks[name] }}
+func (w *fakeWorld) stage(name string, needs []string, steps ...Step) Stage {
+	return Stage{Name: name, Needs: needs, Steps: steps,
+		Verify: func(ctx context.Context) []Check { return w.checks[name] }}
 }
 
 func (w *fakeWorld) did(entry string) bool {

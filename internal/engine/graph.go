@@ -42,11 +42,11 @@ func NewGraph(stages []Stage, opts ...GraphOption) (*Graph, error) {
 	}
 	g := &Graph{nodes: map[string]*node{}, stages: map[string]Stage{}}
 	for _, s := range stages {
-		if _, dup := g.stages[s.Name()]; dup {
-			return nil, fmt.Errorf("stage %q registered twice", s.Name())
+		if _, dup := g.stages[s.Name]; dup {
+			return nil, fmt.Errorf("stage %q registered twice", s.Name)
 		}
-		g.stages[s.Name()] = s
-		g.names = append(g.names, s.Name())
+		g.stages[s.Name] = s
+		g.names = append(g.names, s.Name)
 	}
 	for _, s := range stages {
 		if err := g.addStage(s); err != nil {
@@ -81,11 +81,11 @@ func (g *Graph) checkReads(isInput func(string) bool) error {
 	for _, name := range g.names {
 		written := map[string]bool{}
 		for _, up := range append(g.upstream(name), name) {
-			for _, k := range g.stages[up].Writes() {
+			for _, k := range g.stages[up].Writes {
 				written[k] = true
 			}
 		}
-		for _, k := range g.stages[name].Reads() {
+		for _, k := range g.stages[name].Reads {
 			if !isInput(k) && !written[k] {
 				return fmt.Errorf("stage %s reads %s, which is not an input and no stage it needs writes", name, k)
 			}
@@ -99,7 +99,7 @@ func (g *Graph) upstream(name string) []string {
 	seen := map[string]bool{}
 	var walk func(string)
 	walk = func(n string) {
-		for _, need := range g.stages[n].Needs() {
+		for _, need := range g.stages[n].Needs {
 			if !seen[need] {
 				seen[need] = true
 				walk(need)
@@ -111,27 +111,27 @@ func (g *Graph) upstream(name string) []string {
 }
 
 func (g *Graph) addStage(s Stage) error {
-	for _, need := range s.Needs() {
+	for _, need := range s.Needs {
 		if _, ok := g.stages[need]; !ok {
-			return fmt.Errorf("stage %s needs unknown stage %q", s.Name(), need)
+			return fmt.Errorf("stage %s needs unknown stage %q", s.Name, need)
 		}
 	}
-	cp := &node{id: checkpointID(s.Name()), stage: s.Name()}
-	for i := range s.Steps() {
-		st := s.Steps()[i]
-		id := StepID(s.Name(), st.Name)
+	cp := &node{id: checkpointID(s.Name), stage: s.Name}
+	for i := range s.Steps {
+		st := s.Steps[i]
+		id := StepID(s.Name, st.Name)
 		if _, dup := g.nodes[id]; dup {
 			return fmt.Errorf("step %s declared twice", id)
 		}
 		needs := st.Needs
 		if len(needs) == 0 {
-			needs = s.Needs()
+			needs = s.Needs
 		}
-		g.nodes[id] = &node{id: id, stage: s.Name(), step: &st, needs: slices.Clone(needs)}
+		g.nodes[id] = &node{id: id, stage: s.Name, step: &st, needs: slices.Clone(needs)}
 		cp.needs = append(cp.needs, id)
 	}
 	if len(cp.needs) == 0 {
-		cp.needs = slices.Clone(s.Needs())
+		cp.needs = slices.Clone(s.Needs)
 	}
 	g.nodes[cp.id] = cp
 	return nil
@@ -146,7 +146,7 @@ func (g *Graph) link() error {
 			if !ok {
 				return fmt.Errorf("%s needs unknown step or stage %q", n.id, dep)
 			}
-			if target.stage != n.stage && !slices.Contains(g.stages[n.stage].Needs(), target.stage) {
+			if target.stage != n.stage && !slices.Contains(g.stages[n.stage].Needs, target.stage) {
 				return fmt.Errorf("%s needs %s, but stage %s does not declare that it needs stage %s", n.id, dep, n.stage, target.stage)
 			}
 			target.dependents = append(target.dependents, n.id)
@@ -308,7 +308,7 @@ func (g *Graph) DependencyClosure(names []string) []string {
 		}
 		seen[n] = true
 		if s, ok := g.stages[n]; ok {
-			for _, d := range s.Needs() {
+			for _, d := range s.Needs {
 				visit(d)
 			}
 		}

@@ -9,20 +9,20 @@ import (
 // its own outputs and the outputs of stages it needs (transitively).
 func TestReadKeysContract(t *testing.T) {
 	isInput := func(k string) bool { return k == "AWS_REGION" }
-	net := &Definition{StageName: "network", WriteKeys: []string{"VPC_ID"}}
-	eks := &Definition{StageName: "eks", Requires: []string{"network"}, WriteKeys: []string{"CLUSTER_ENDPOINT"}}
+	net := Stage{Name: "network", Writes: []string{"VPC_ID"}}
+	eks := Stage{Name: "eks", Needs: []string{"network"}, Writes: []string{"CLUSTER_ENDPOINT"}}
 	cases := []struct {
 		name    string
-		reader  *Definition
+		reader  Stage
 		wantErr string
 	}{
-		{"input", &Definition{StageName: "x", Requires: []string{"eks"}, ReadKeys: []string{"AWS_REGION"}}, ""},
-		{"own output", &Definition{StageName: "x", WriteKeys: []string{"X"}, ReadKeys: []string{"X"}}, ""},
-		{"direct need", &Definition{StageName: "x", Requires: []string{"eks"}, ReadKeys: []string{"CLUSTER_ENDPOINT"}}, ""},
-		{"transitive need", &Definition{StageName: "x", Requires: []string{"eks"}, ReadKeys: []string{"VPC_ID"}}, ""},
-		{"stage not needed", &Definition{StageName: "x", Requires: []string{"network"}, ReadKeys: []string{"CLUSTER_ENDPOINT"}},
+		{"input", Stage{Name: "x", Needs: []string{"eks"}, Reads: []string{"AWS_REGION"}}, ""},
+		{"own output", Stage{Name: "x", Writes: []string{"X"}, Reads: []string{"X"}}, ""},
+		{"direct need", Stage{Name: "x", Needs: []string{"eks"}, Reads: []string{"CLUSTER_ENDPOINT"}}, ""},
+		{"transitive need", Stage{Name: "x", Needs: []string{"eks"}, Reads: []string{"VPC_ID"}}, ""},
+		{"stage not needed", Stage{Name: "x", Needs: []string{"network"}, Reads: []string{"CLUSTER_ENDPOINT"}},
 			"stage x reads CLUSTER_ENDPOINT"},
-		{"written by nobody", &Definition{StageName: "x", ReadKeys: []string{"NOPE"}}, "stage x reads NOPE"},
+		{"written by nobody", Stage{Name: "x", Reads: []string{"NOPE"}}, "stage x reads NOPE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -119,8 +119,8 @@ func (r *run) needsOf(id string) []string {
 	n := r.g.nodes[id]
 	needs := slices.Clone(n.dependents)
 	for _, other := range r.g.Stages() {
-		if slices.Contains(other.Needs(), n.stage) {
-			needs = append(needs, r.stageNodes(other.Name())...)
+		if slices.Contains(other.Needs, n.stage) {
+			needs = append(needs, r.stageNodes(other.Name)...)
 		}
 	}
 	return needs
@@ -243,7 +243,7 @@ func (r *run) exec(ctx context.Context, id string) (o outcome) {
 	}()
 	if n.isCheckpoint() {
 		if r.opts.Mode == ModeApply {
-			o.checks = r.g.stages[n.stage].Verify(ctx)
+			o.checks = r.g.stages[n.stage].checks(ctx)
 		}
 		return o
 	}

@@ -11,20 +11,38 @@ import (
 )
 
 // Stage is one step of the deployment guide: a named group of steps with a
-// checkpoint (Verify) that runs after all its steps are applied.
-type Stage interface {
+// checkpoint (Verify) that runs after all its steps are applied. It is a
+// plain value, as kubeadm's workflow.Phase is: a stage package declares what
+// the stage is and does in one literal, and the registry, the CLI and tests
+// read the same fields.
+type Stage struct {
 	// Name is the stage's registry name, e.g. "rds".
-	Name() string
+	Name string
+	// Summary is the one line `coderctl stage --help` prints for the stage.
+	Summary string
 	// Needs lists the stages this stage depends on. Step-level needs may only
 	// name steps of these stages (or of the stage itself).
-	Needs() []string
+	Needs []string
 	// Reads and Writes name the state keys the stage consumes and records.
-	Reads() []string
-	Writes() []string
+	// Reads is checked by NewGraph with WithInputKeys.
+	Reads  []string
+	Writes []string
 	// Steps are the stage's units of work.
-	Steps() []Step
-	// Verify runs the stage's read-only checkpoint checks.
-	Verify(ctx context.Context) []Check
+	Steps []Step
+	// Verify runs the stage's read-only checkpoint checks; nil means none.
+	Verify func(ctx context.Context) []Check
+	// Validate, when set, is a read-only check of the stage's inputs that
+	// runs, for every selected stage, before any step of any stage changes
+	// anything. Its errors are bad input (exit 2).
+	Validate func(ctx context.Context) error
+}
+
+// checks runs the stage's checkpoint, if it has one.
+func (s Stage) checks(ctx context.Context) []Check {
+	if s.Verify == nil {
+		return nil
+	}
+	return s.Verify(ctx)
 }
 
 // Step is one unit of work inside a stage.

@@ -56,12 +56,13 @@ const minRemainingValidity = 30 * 24 * time.Hour
 // New builds the acm stage.
 func New(d *deploy.Deps) engine.Stage {
 	s := &stage{d: d}
-	return &engine.Definition{
-		StageName: Name,
-		Requires:  []string{"prereqs"},
-		ReadKeys:  []string{config.KeyClusterName, config.KeyRegion, config.KeyDomain, config.KeyHostedZoneID, KeyCertARN},
-		WriteKeys: []string{KeyCertARN},
-		StepList: []engine.Step{
+	return engine.Stage{
+		Name:    Name,
+		Summary: "TLS certificate for CODER_DOMAIN and *.CODER_DOMAIN, validated through DNS",
+		Needs:   []string{"prereqs"},
+		Reads:   []string{config.KeyClusterName, config.KeyRegion, config.KeyDomain, config.KeyHostedZoneID, KeyCertARN},
+		Writes:  []string{KeyCertARN},
+		Steps: []engine.Step{
 			{Name: StepCertificate, Needs: []string{"prereqs"}, Typical: 5 * time.Second,
 				Plan: s.planCertificate, Apply: s.applyCertificate, Destroy: s.destroyCertificate},
 			{Name: StepValidationRecords, Needs: []string{stepID(StepCertificate)}, Typical: 30 * time.Second,
@@ -69,8 +70,8 @@ func New(d *deploy.Deps) engine.Stage {
 			{Name: StepIssued, Needs: []string{stepID(StepValidationRecords)}, Typical: 5 * time.Minute,
 				Plan: s.planIssued, Apply: s.applyIssued},
 		},
-		Checks:    s.verify,
-		Validator: s.validate,
+		Verify:   s.verify,
+		Validate: s.validate,
 	}
 }
 

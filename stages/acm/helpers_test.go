@@ -38,7 +38,7 @@ const (
 )
 
 // prereqsStub stands in for the prereqs stage (checks only, no steps).
-func prereqsStub() engine.Stage { return &engine.Definition{StageName: "prereqs"} }
+func prereqsStub() engine.Stage { return engine.Stage{Name: "prereqs"} }
 
 type world struct {
 	*stagetest.Env

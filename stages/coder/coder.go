@@ -120,15 +120,16 @@ func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{LookupE
 // NewWithOptions builds the coder stage with options.
 func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
 	s := &stage{d: d, opts: opts}
-	return &engine.Definition{
-		StageName: Name,
-		Requires:  []string{secretsStage, acmStage, nodegroupsStage},
-		ReadKeys: []string{config.KeyDomain, config.KeyHostedZoneID, config.KeyCoderVersion, config.KeyUsers, config.KeyCoderURL,
+	return engine.Stage{
+		Name:    Name,
+		Summary: "Coder helm release on coderd nodes, NLB terminating TLS with the certificate, DNS",
+		Needs:   []string{secretsStage, acmStage, nodegroupsStage},
+		Reads: []string{config.KeyDomain, config.KeyHostedZoneID, config.KeyCoderVersion, config.KeyUsers, config.KeyCoderURL,
 			config.KeyCoderChartRepo, config.KeyCoderChartVersion, KeyValuesFile, KeyCAFile, keyCertARN, keySecretsRoleARN},
 		// CODER_URL is recorded too (see recordOutputs) but not listed: it is
 		// also an input, and a destroyed stage's write keys are unset.
-		WriteKeys: []string{KeyNLBHostname},
-		StepList: []engine.Step{
+		Writes: []string{KeyNLBHostname},
+		Steps: []engine.Step{
 			{Name: StepRelease, Needs: []string{secretsStage, acmIssuedStep, nodegroupsStage}, Typical: typicalRelease,
 				Plan: s.planRelease, Apply: s.applyRelease, Destroy: s.destroyRelease},
 			// The Service does not wait for the release: the NLB's minutes of
@@ -140,8 +141,8 @@ func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
 			{Name: StepWaitHealthy, Needs: []string{stepID(StepRelease), stepID(StepDNSRecords)}, Typical: typicalHealthy,
 				Plan: s.planHealthy, Apply: s.applyHealthy},
 		},
-		Checks:    s.verify,
-		Validator: s.validate,
+		Verify:   s.verify,
+		Validate: s.validate,
 	}
 }
 

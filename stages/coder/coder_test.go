@@ -467,7 +467,7 @@ func TestBadInput(t *testing.T) {
 			}
 			env := stagetest.New(t, inputs)
 			st := coder.NewWithOptions(env.Deps, coder.Options{HelmCacheDir: t.TempDir()})
-			err := st.(engine.Validator).Validate(context.Background())
+			err := st.Validate(context.Background())
 			if !fault.IsInput(err) {
 				t.Fatalf("Validate() = %v, want bad input", err)
 			}
@@ -488,7 +488,7 @@ func TestBadInput(t *testing.T) {
 		inputs := stagetest.DefaultInputs()
 		inputs["CODER_CHART_REPO"] = repo
 		env := stagetest.New(t, inputs)
-		if err := coder.NewWithOptions(env.Deps, coder.Options{HelmCacheDir: t.TempDir()}).(engine.Validator).Validate(context.Background()); err != nil {
+		if err := coder.NewWithOptions(env.Deps, coder.Options{HelmCacheDir: t.TempDir()}).Validate(context.Background()); err != nil {
 			t.Errorf("Validate() = %v, want nil", err)
 		}
 	})
@@ -515,7 +515,7 @@ func TestUnreachableURL(t *testing.T) {
 		t.Errorf("healthz check = %+v, want a failure with a DNS hint", c)
 	}
 	var healthy engine.Step
-	for _, s := range st.Steps() {
+	for _, s := range st.Steps {
 		if s.Name == coder.StepWaitHealthy {
 			healthy = s
 		}

@@ -86,7 +86,7 @@ func TestValuesFileGuards(t *testing.T) {
 				inputs[k] = v
 			}
 			env := stagetest.New(t, inputs)
-			err := coder.NewWithOptions(env.Deps, coder.Options{HelmCacheDir: t.TempDir()}).(engine.Validator).Validate(context.Background())
+			err := coder.NewWithOptions(env.Deps, coder.Options{HelmCacheDir: t.TempDir()}).Validate(context.Background())
 			if calls := slices.Concat(env.Calls.Mutations(), env.Calls.Reads()); len(calls) != 0 {
 				t.Errorf("validation called AWS: %v", calls)
 			}

@@ -53,12 +53,13 @@ const maxIAMNameLen = 64
 // New builds the eks stage.
 func New(d *deploy.Deps) engine.Stage {
 	s := &stage{d: d}
-	return &engine.Definition{
-		StageName: Name,
-		Requires:  []string{networkStage},
-		ReadKeys:  []string{"AWS_REGION", "CLUSTER_NAME", keyVPCID, keyPrivateSubnets, keyPublicSubnets},
-		WriteKeys: []string{KeyClusterRoleARN, KeyClusterEndpoint, KeyClusterSecurityGroupID, KeyOIDCProviderARN, KeyEBSCSIRoleARN},
-		StepList: []engine.Step{
+	return engine.Stage{
+		Name:    Name,
+		Summary: "cluster role, EKS cluster, IAM OIDC provider (IRSA), add-ons",
+		Needs:   []string{networkStage},
+		Reads:   []string{"AWS_REGION", "CLUSTER_NAME", keyVPCID, keyPrivateSubnets, keyPublicSubnets},
+		Writes:  []string{KeyClusterRoleARN, KeyClusterEndpoint, KeyClusterSecurityGroupID, KeyOIDCProviderARN, KeyEBSCSIRoleARN},
+		Steps: []engine.Step{
 			// The role needs nothing from the network, but a step without
 			// needs waits for the whole network stage (NAT gateways take
 			// minutes); hanging it on the VPC lets it overlap the rest.
@@ -73,8 +74,8 @@ func New(d *deploy.Deps) engine.Stage {
 			{Name: StepAddons, Needs: []string{engine.StepID(Name, StepCluster), engine.StepID(Name, StepEBSCSIRole)}, Typical: 3 * time.Minute,
 				Plan: s.planAddons, Apply: s.applyAddons, Destroy: s.destroyAddons},
 		},
-		Checks:    s.verify,
-		Validator: s.validate,
+		Verify:   s.verify,
+		Validate: s.validate,
 	}
 }
 

@@ -84,7 +84,7 @@ func TestExistingVPCIsAdoptedAndNeverChanged(t *testing.T) {
 	useExistingConfig(t, cenv, u)
 	cenv.Calls.Reset()
 
-	if err := New(cenv.Deps).(engine.Validator).Validate(context.Background()); err != nil {
+	if err := New(cenv.Deps).Validate(context.Background()); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
 	_, events := run(t, cenv, engine.ModePlan)

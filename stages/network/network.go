@@ -56,12 +56,13 @@ const anywhere = "0.0.0.0/0"
 // New builds the network stage.
 func New(d *deploy.Deps) engine.Stage {
 	n := &network{d: d}
-	return &engine.Definition{
-		StageName: Name,
-		Requires:  []string{prereqs.Name},
-		ReadKeys:  []string{"AWS_REGION", "CLUSTER_NAME", KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
-		WriteKeys: []string{KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
-		StepList: []engine.Step{
+	return engine.Stage{
+		Name:    Name,
+		Summary: "VPC, public and private subnets in three AZs, internet gateway, NAT, routes",
+		Needs:   []string{prereqs.Name},
+		Reads:   []string{"AWS_REGION", "CLUSTER_NAME", KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
+		Writes:  []string{KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
+		Steps: []engine.Step{
 			{Name: StepVPC, Typical: 5 * time.Second, Plan: n.planVPC, Apply: n.applyVPC, Destroy: n.destroyVPC},
 			{Name: StepInternetGateway, Needs: []string{engine.StepID(Name, StepVPC)}, Typical: 5 * time.Second,
 				Plan: n.planIGW, Apply: n.applyIGW, Destroy: n.destroyIGW},
@@ -72,8 +73,8 @@ func New(d *deploy.Deps) engine.Stage {
 			{Name: StepRoutes, Needs: []string{engine.StepID(Name, StepNAT), engine.StepID(Name, StepSubnets), engine.StepID(Name, StepInternetGateway)},
 				Typical: 10 * time.Second, Plan: n.planRoutes, Apply: n.applyRoutes, Destroy: n.destroyRoutes},
 		},
-		Checks:    n.verify,
-		Validator: n.validate,
+		Verify:   n.verify,
+		Validate: n.validate,
 	}
 }
 

@@ -121,7 +121,7 @@ func (c *createRecorder) byName() map[string]eks.CreateNodegroupInput {
 // the nodegroups stage names, and the stage under test.
 func (w *world) stages() []engine.Stage {
 	noop := func(context.Context, engine.Reporter) error { return nil }
-	eksStub := &engine.Definition{StageName: "eks", StepList: []engine.Step{
+	eksStub := engine.Stage{Name: "eks", Steps: []engine.Step{
 		{Name: "cluster-role", Apply: noop},
 		{Name: "cluster", Needs: []string{"eks/cluster-role"}, Apply: noop},
 	}}

@@ -153,7 +153,7 @@ func TestNodesOnKubernetes(t *testing.T) {
 			}
 		}
 		var plan []engine.Action
-		for _, st := range w.stage().Steps() {
+		for _, st := range w.stage().Steps {
 			if st.Name == "taints" {
 				var err error
 				if plan, err = st.Plan(ctx); err != nil {

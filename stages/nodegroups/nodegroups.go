@@ -87,14 +87,15 @@ func New(d *deploy.Deps) engine.Stage {
 		Name: StepTaints, Needs: groupSteps, Typical: typicalTaints,
 		Plan: s.planTaints, Apply: s.applyTaints,
 	})
-	return &engine.Definition{
-		StageName: Name,
-		Requires:  []string{eksStage},
-		ReadKeys:  []string{"AWS_REGION", "CLUSTER_NAME", keyPrivateSubnets, keyPublicSubnets, KeyNodeRoleARN, KeyNodeGroups},
-		WriteKeys: []string{KeyNodeRoleARN, KeyNodeGroups},
-		StepList:  steps,
-		Checks:    s.verify,
-		Validator: s.validate,
+	return engine.Stage{
+		Name:     Name,
+		Summary:  "node role and the four tainted managed node groups, created in parallel",
+		Needs:    []string{eksStage},
+		Reads:    []string{"AWS_REGION", "CLUSTER_NAME", keyPrivateSubnets, keyPublicSubnets, KeyNodeRoleARN, KeyNodeGroups},
+		Writes:   []string{KeyNodeRoleARN, KeyNodeGroups},
+		Steps:    steps,
+		Verify:   s.verify,
+		Validate: s.validate,
 	}
 }
 

@@ -463,7 +463,7 @@ func TestDestroyWithoutCluster(t *testing.T) {
 func TestGroupsRunInParallel(t *testing.T) {
 	w := &world{env: &stagetest.Env{Deps: configOnlyDeps(t, stagetest.ClusterConfigPath(t))}}
 	steps := map[string]engine.Step{}
-	for _, st := range w.stage().Steps() {
+	for _, st := range w.stage().Steps {
 		steps[st.Name] = st
 	}
 	for _, g := range shippedGroups {
@@ -482,7 +482,7 @@ func TestGroupsRunInParallel(t *testing.T) {
 	if got := steps["taints"].Needs; !slices.Equal(got, wantTaintNeeds) {
 		t.Errorf("taints needs %v, want %v", got, wantTaintNeeds)
 	}
-	if got := w.stage().Needs(); !slices.Equal(got, []string{"eks"}) {
+	if got := w.stage().Needs; !slices.Equal(got, []string{"eks"}) {
 		t.Errorf("stage needs %v, want [eks]", got)
 	}
 	g, err := engine.NewGraph(w.stages())
@@ -499,7 +499,7 @@ func TestGroupsRunInParallel(t *testing.T) {
 func TestBadInstanceType(t *testing.T) {
 	w := &world{env: stagetest.New(t, nil)}
 	w.env.Deps.Cluster.ManagedNodeGroups[2].InstanceType = "hpc6a.48xlarge" // offered in us-east-2, not us-west-2
-	err := w.stage().(engine.Validator).Validate(context.Background())
+	err := w.stage().Validate(context.Background())
 	if !fault.IsInput(err) {
 		t.Fatalf("Validate = %v, want bad input", err)
 	}
@@ -517,7 +517,7 @@ func TestBadInstanceType(t *testing.T) {
 
 	// The shipped types are all offered.
 	w.env.Deps.Cluster.ManagedNodeGroups[2].InstanceType = "c7i.2xlarge"
-	if err := w.stage().(engine.Validator).Validate(context.Background()); err != nil {
+	if err := w.stage().Validate(context.Background()); err != nil {
 		t.Errorf("Validate with the shipped types = %v", err)
 	}
 }
@@ -572,7 +572,7 @@ func TestLongClusterNameIsBadInput(t *testing.T) {
 	}
 	// No AWS clients at all: the check must not need them.
 	deps := configOnlyDeps(t, path)
-	err = nodegroups.New(deps).(engine.Validator).Validate(context.Background())
+	err = nodegroups.New(deps).Validate(context.Background())
 	// The name came from cluster-config.yaml's metadata.name: the message
 	// points there, not at a CLUSTER_NAME the user never set.
 	if !fault.IsInput(err) || !strings.Contains(err.Error(), "metadata.name") || !strings.Contains(err.Error(), long+"-node") {

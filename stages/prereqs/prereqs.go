@@ -36,13 +36,14 @@ const (
 // New builds the prereqs stage.
 func New(d *deploy.Deps) engine.Stage {
 	p := &prereqs{d: d}
-	return &engine.Definition{
-		StageName: Name,
-		ReadKeys:  []string{"AWS_REGION", "CLUSTER_NAME", "CODER_DOMAIN", "HOSTED_ZONE_ID"},
-		Checks:    p.verify,
+	return engine.Stage{
+		Name:    Name,
+		Summary: "check credentials, region, quotas, instance types and inputs",
+		Reads:   []string{"AWS_REGION", "CLUSTER_NAME", "CODER_DOMAIN", "HOSTED_ZONE_ID"},
+		Verify:  p.verify,
 		// Every deployment ends in a Coder URL: without a domain nothing
 		// after the cluster can be built, so refuse before creating anything.
-		Validator: func(context.Context) error { return d.Inputs.Require("CODER_DOMAIN") },
+		Validate: func(context.Context) error { return d.Inputs.Require("CODER_DOMAIN") },
 	}
 }
 

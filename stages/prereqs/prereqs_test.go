@@ -95,7 +95,7 @@ func TestVerify(t *testing.T) {
 
 func TestValidateRequiresDomain(t *testing.T) {
 	env := stagetest.New(t, map[string]string{"USERS": "100"})
-	v := prereqs.New(env.Deps).(engine.Validator)
+	v := prereqs.New(env.Deps)
 	err := v.Validate(context.Background())
 	if !fault.IsInput(err) || !strings.Contains(err.Error(), "CODER_DOMAIN") {
 		t.Fatalf("err = %v, want bad input naming CODER_DOMAIN", err)

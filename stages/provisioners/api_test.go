@@ -162,7 +162,7 @@ func TestConcurrentKeyCreate(t *testing.T) {
 			var hookErr error
 			w.Coder.BeforeNextKeyCreate(func(string) { otherKey, hookErr = otherRun(w, tc.otherStores) })
 			st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())})
-			err := st.Steps()[0].Apply(context.Background(), nopReporter{})
+			err := st.Steps[0].Apply(context.Background(), nopReporter{})
 			if hookErr != nil {
 				t.Fatalf("the other run: %v", hookErr)
 			}
@@ -234,7 +234,7 @@ func TestValidateRefusesBeforeAnythingChanges(t *testing.T) {
 	}
 	t.Run("an owner's token passes", func(t *testing.T) {
 		st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())})
-		if err := st.(engine.Validator).Validate(context.Background()); err != nil {
+		if err := st.Validate(context.Background()); err != nil {
 			t.Errorf("Validate() with the owner's token = %v, want nil", err)
 		}
 	})
@@ -267,7 +267,7 @@ func assertValidateRefuses(t *testing.T, w *codertest.World, tc refusal) {
 	w.Reload(t)
 	w.Calls.Reset()
 	st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)})
-	err := st.(engine.Validator).Validate(context.Background())
+	err := st.Validate(context.Background())
 	if !fault.IsInput(err) || fault.ExitCode(err) != fault.ExitInput {
 		t.Fatalf("Validate() = %v, want bad input (exit 2)", err)
 	}
@@ -325,7 +325,7 @@ func TestKeyStepExplainsRefusals(t *testing.T) {
 			}
 			w.Reload(t)
 			st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)})
-			err := st.Steps()[0].Apply(context.Background(), nopReporter{})
+			err := st.Steps[0].Apply(context.Background(), nopReporter{})
 			if err == nil || fault.IsInput(err) != tc.input {
 				t.Fatalf("key step = %v, want an error (bad input: %v)", err, tc.input)
 			}

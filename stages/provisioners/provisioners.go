@@ -79,19 +79,20 @@ func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
 		opts.LookupEnv = os.LookupEnv
 	}
 	s := &stage{d: d, opts: opts}
-	return &engine.Definition{
-		StageName: Name,
-		Requires:  []string{coder.Name},
-		ReadKeys: []string{config.KeyUsers, config.KeyCoderURL, config.KeyCoderVersion, coder.KeyCAFile,
+	return engine.Stage{
+		Name:    Name,
+		Summary: "provisioner key and external provisioners sized by USERS",
+		Needs:   []string{coder.Name},
+		Reads: []string{config.KeyUsers, config.KeyCoderURL, config.KeyCoderVersion, coder.KeyCAFile,
 			KeyChartRepo, KeyChartVersion, KeyValuesFile},
-		StepList: []engine.Step{
+		Steps: []engine.Step{
 			// The key needs coderd answering: the coder stage's checkpoint.
 			{Name: StepKey, Needs: []string{coder.Name}, Typical: typicalKey, Plan: s.planKey, Apply: s.applyKey, Destroy: s.destroyKey},
 			{Name: StepRelease, Needs: []string{engine.StepID(Name, StepKey)}, Typical: typicalRelease,
 				Plan: s.planRelease, Apply: s.applyRelease, Destroy: s.destroyRelease},
 		},
-		Checks:    s.verify,
-		Validator: s.validate,
+		Verify:   s.verify,
+		Validate: s.validate,
 	}
 }
 

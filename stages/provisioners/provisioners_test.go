@@ -272,10 +272,10 @@ func TestBadInput(t *testing.T) {
 	}
 	t.Run("on a first up the key step waits for a token", func(t *testing.T) {
 		st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv("")})
-		if err := st.(engine.Validator).Validate(context.Background()); err != nil {
+		if err := st.Validate(context.Background()); err != nil {
 			t.Fatalf("Validate() before Coder exists = %v, want nil (nobody can have a token yet)", err)
 		}
-		err := st.Steps()[0].Apply(context.Background(), nopReporter{})
+		err := st.Steps[0].Apply(context.Background(), nopReporter{})
 		if !engine.IsPending(err) || !strings.Contains(err.Error(), "CODER_SESSION_TOKEN") || !strings.Contains(err.Error(), "coder tokens create") {
 			t.Errorf("key step without a token = %v, want pending with the instructions", err)
 		}
@@ -287,7 +287,7 @@ func TestBadInput(t *testing.T) {
 func TestUnlicensed(t *testing.T) {
 	w := newWorld(t, false)
 	st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())})
-	err := st.Steps()[0].Apply(context.Background(), nopReporter{})
+	err := st.Steps[0].Apply(context.Background(), nopReporter{})
 	if err == nil || !strings.Contains(err.Error(), "Coder Premium feature") || !strings.Contains(err.Error(), "coder licenses add") {
 		t.Errorf("key step unlicensed = %v, want the Premium explanation", err)
 	}

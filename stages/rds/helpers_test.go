@@ -34,11 +34,11 @@ func noop(context.Context, engine.Reporter) error { return nil }
 // seeds their outputs in the state file instead.
 func stubStages() []engine.Stage {
 	return []engine.Stage{
-		&engine.Definition{StageName: "network", StepList: []engine.Step{
+		engine.Stage{Name: "network", Steps: []engine.Step{
 			{Name: "vpc", Apply: noop},
 			{Name: "subnets", Needs: []string{"network/vpc"}, Apply: noop},
 		}},
-		&engine.Definition{StageName: "eks", Requires: []string{"network"}, StepList: []engine.Step{
+		engine.Stage{Name: "eks", Needs: []string{"network"}, Steps: []engine.Step{
 			{Name: "cluster", Needs: []string{"network/subnets"}, Apply: noop},
 		}},
 	}

@@ -88,14 +88,15 @@ func newStage(d *deploy.Deps) *stage {
 	return s
 }
 
-func (s *stage) definition() *engine.Definition {
-	return &engine.Definition{
-		StageName: Name,
-		Requires:  []string{"network", "eks"},
-		ReadKeys: []string{config.KeyClusterName, config.KeyRegion, config.KeyDBInstanceClass, config.KeyDBEngineVersion,
+func (s *stage) definition() engine.Stage {
+	return engine.Stage{
+		Name:    Name,
+		Summary: "PostgreSQL multi-AZ, encrypted, private; master password only in Secrets Manager",
+		Needs:   []string{"network", "eks"},
+		Reads: []string{config.KeyClusterName, config.KeyRegion, config.KeyDBInstanceClass, config.KeyDBEngineVersion,
 			config.KeyDBAllocatedStorage, KeyVPCID, KeyPrivateSubnetIDs, KeyClusterSecurityGroupID},
-		WriteKeys: []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID},
-		StepList: []engine.Step{
+		Writes: []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID},
+		Steps: []engine.Step{
 			{Name: StepSubnetGroup, Needs: []string{"network/subnets"}, Typical: 5 * time.Second,
 				Plan: s.planSubnetGroup, Apply: s.applySubnetGroup, Destroy: s.destroySubnetGroup},
 			{Name: StepSecurityGroup, Needs: []string{"network/vpc"}, Typical: 5 * time.Second,
@@ -110,8 +111,8 @@ func (s *stage) definition() *engine.Definition {
 			{Name: StepIngressRule, Needs: []string{stepID(StepSecurityGroup), "eks/cluster"}, Typical: 5 * time.Second,
 				Plan: s.planIngressRule, Apply: s.applyIngressRule, Destroy: s.destroyIngressRule},
 		},
-		Checks:    s.verify,
-		Validator: s.validate,
+		Verify:   s.verify,
+		Validate: s.validate,
 	}
 }
 

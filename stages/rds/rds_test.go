@@ -89,7 +89,7 @@ func TestApplyFromEmpty(t *testing.T) {
 func TestInstanceIDRecordedBeforeWaiting(t *testing.T) {
 	w := newWorld(t)
 	steps := map[string]engine.Step{}
-	for _, st := range New(w.Deps).Steps() {
+	for _, st := range New(w.Deps).Steps {
 		steps[st.Name] = st
 	}
 	ctx := context.Background()
@@ -238,8 +238,8 @@ func TestStepGraph(t *testing.T) {
 			t.Errorf("%s needs %v, want %v", id, got, needs)
 		}
 	}
-	if s, _ := g.Stage(Name); !slices.Equal(s.Needs(), []string{"network", "eks"}) {
-		t.Errorf("stage needs %v", s.Needs())
+	if s, _ := g.Stage(Name); !slices.Equal(s.Needs, []string{"network", "eks"}) {
+		t.Errorf("stage needs %v", s.Needs)
 	}
 }
 
@@ -251,7 +251,7 @@ func TestInstanceStartsWhileClusterIsCreating(t *testing.T) {
 	instanceStarted := make(chan struct{})
 	var once bool
 	stubs := stubStages()
-	stubs[1] = &engine.Definition{StageName: "eks", Requires: []string{"network"}, StepList: []engine.Step{{
+	stubs[1] = engine.Stage{Name: "eks", Needs: []string{"network"}, Steps: []engine.Step{{
 		Name: "cluster", Needs: []string{"network/subnets"},
 		Apply: func(ctx context.Context, r engine.Reporter) error {
 			select {

@@ -56,7 +56,7 @@ func (s *stage) inputs() dbInputs {
 	}
 }
 
-// validate is the stage's Validator: bad database inputs are refused before
+// validate is the stage's Validate func: bad database inputs are refused before
 // anything is created.
 func (s *stage) validate(ctx context.Context) error {
 	_, err := s.checkedInputs(ctx)

@@ -200,9 +200,9 @@ func (w *world) stage() engine.Stage {
 // secrets stage's steps refer to; runs select only secrets, so stubs count
 // as done and their steps never run.
 func stub(name string, steps ...string) engine.Stage {
-	def := &engine.Definition{StageName: name}
+	def := engine.Stage{Name: name}
 	for _, s := range steps {
-		def.StepList = append(def.StepList, engine.Step{Name: s,
+		def.Steps = append(def.Steps, engine.Step{Name: s,
 			Plan:  func(context.Context) ([]engine.Action, error) { return nil, nil },
 			Apply: func(context.Context, engine.Reporter) error { return nil }})
 	}

@@ -136,15 +136,16 @@ const (
 	typicalSPC     = 2 * time.Second
 )
 
-func (s *stage) definition() *engine.Definition {
-	return &engine.Definition{
-		StageName: Name,
+func (s *stage) definition() engine.Stage {
+	return engine.Stage{
+		Name:    Name,
+		Summary: "database URL in Secrets Manager, IRSA role, Secrets Store CSI driver + AWS provider, SecretProviderClass",
 		// prereqs: the OAuth secrets need nothing else, and a step without
 		// needs would wait for every stage this one needs.
-		Requires:  []string{"prereqs", "rds", "eks", "nodegroups"},
-		ReadKeys:  []string{KeyMasterSecretARN, KeyRDSEndpoint, KeyRDSPort, KeyOIDCProviderARN},
-		WriteKeys: []string{KeyDatabaseURLSecretARN, KeyRoleARN},
-		StepList: []engine.Step{
+		Needs:  []string{"prereqs", "rds", "eks", "nodegroups"},
+		Reads:  []string{KeyMasterSecretARN, KeyRDSEndpoint, KeyRDSPort, KeyOIDCProviderARN},
+		Writes: []string{KeyDatabaseURLSecretARN, KeyRoleARN},
+		Steps: []engine.Step{
 			{Name: StepDatabaseURL, Needs: []string{"rds/instance"}, Typical: typicalSecret,
 				Plan: s.planDatabaseURL, Apply: s.applyDatabaseURL, Destroy: s.destroyDatabaseURL},
 			{Name: StepOAuth, Needs: []string{"prereqs"}, Typical: typicalSecret,
@@ -159,7 +160,7 @@ func (s *stage) definition() *engine.Definition {
 				Needs: []string{engine.StepID(Name, StepDriver), engine.StepID(Name, StepDatabaseURL), engine.StepID(Name, StepOAuth)},
 				Plan:  s.planSPC, Apply: s.applySPC, Destroy: s.destroySPC},
 		},
-		Checks:    s.verify,
-		Validator: s.validate,
+		Verify:   s.verify,
+		Validate: s.validate,
 	}
 }

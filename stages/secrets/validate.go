@@ -16,7 +16,7 @@ import (
 // githubOrgRE is GitHub's organization login alphabet.
 var githubOrgRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$`)
 
-// validate is the stage's Validator: bad inputs are refused before
+// validate is the stage's Validate func: bad inputs are refused before
 // anything changes. Messages name variables, never their values.
 func (s *stage) validate(context.Context) error {
 	if err := s.validateRoleName(); err != nil {

@@ -174,9 +174,9 @@ func (w *World) LookupEnv(token string) func(string) (string, bool) {
 func Stubs() []engine.Stage {
 	noop := func(context.Context, engine.Reporter) error { return nil }
 	return []engine.Stage{
-		&engine.Definition{StageName: "secrets"},
-		&engine.Definition{StageName: "acm", StepList: []engine.Step{{Name: "issued", Apply: noop}}},
-		&engine.Definition{StageName: "nodegroups"},
+		engine.Stage{Name: "secrets"},
+		engine.Stage{Name: "acm", Steps: []engine.Step{{Name: "issued", Apply: noop}}},
+		engine.Stage{Name: "nodegroups"},
 	}
 }
 

@@ -1,0 +1,65 @@
+package engine
+
+import "context"
+
+// ValidateAll runs every selected stage's Validate; the first error wins.
+func (g *Graph) ValidateAll(ctx context.Context, only, skip []string) error {
+	sel, err := g.Selected(only, skip)
+	if err != nil {
+		return err
+	}
+	for _, s := range g.Stages() {
+		if s.Validate != nil && sel[s.Name] {
+			if err := s.Validate(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// VerifyStages runs the checkpoints of the named stages (all when empty)
+// concurrently and returns their checks in registry order, each tagged with
+// its stage; it emits one check event per check.
+func (g *Graph) VerifyStages(ctx context.Context, names []string, sink Sink) ([]Check, error) {
+	sel, err := g.Selected(names, nil)
+	if err != nil {
+		return nil, err
+	}
+	results := make([][]Check, len(g.names))
+	done := make(chan int)
+	for i, name := range g.names {
+		if !sel[name] {
+			continue
+		}
+		go func(i int, s Stage) {
+			defer func() { done <- i }()
+			results[i] = s.checks(ctx)
+		}(i, g.stages[name])
+	}
+	for range selectedCount(sel) {
+		<-done
+	}
+	var all []Check
+	for i, name := range g.names {
+		for _, c := range results[i] {
+			c.Stage = name
+			all = append(all, c)
+			if sink != nil {
+				cc := c
+				sink.Emit(Event{Type: EventCheck, Time: nowUTC(), Stage: name, Status: string(c.Status), Check: &cc})
+			}
+		}
+	}
+	return all, nil
+}
+
+func selectedCount(sel map[string]bool) int {
+	n := 0
+	for _, v := range sel {
+		if v {
+			n++
+		}
+	}
+	return n
+}
