@@ -23,9 +23,9 @@ import (
 
 	coderctl "github.com/coderctl/coderctl"
 	"github.com/coderctl/coderctl/internal/kube"
+	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 	"github.com/coderctl/coderctl/stages"
-	"github.com/coderctl/coderctl/stages/eks/ekstest"
 )
 
 // kubeCmdRun runs one of the kube commands outside the root command (the

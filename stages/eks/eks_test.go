@@ -23,8 +23,8 @@ import (
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/kube"
 	"github.com/coderctl/coderctl/internal/state"
+	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
-	"github.com/coderctl/coderctl/stages/eks/ekstest"
 )
 
 var ctx = context.Background()

@@ -19,9 +19,9 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
-	"github.com/coderctl/coderctl/stages/eks/ekstest"
 	"github.com/coderctl/coderctl/stages/network"
 	"github.com/coderctl/coderctl/stages/prereqs"
 )

@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	eksstage "github.com/coderctl/coderctl/stages/eks"
-	"github.com/coderctl/coderctl/stages/eks/ekstest"
 	"github.com/coderctl/coderctl/stages/network"
 	"github.com/coderctl/coderctl/stages/nodegroups"
 	"github.com/coderctl/coderctl/stages/prereqs"

@@ -33,10 +33,10 @@ import (
 	"github.com/coderctl/coderctl/internal/testenv/coderapi"
 	"github.com/coderctl/coderctl/internal/testenv/csisync"
 	"github.com/coderctl/coderctl/internal/testenv/eksnodes"
+	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 	"github.com/coderctl/coderctl/internal/testenv/lbcontroller"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
-	"github.com/coderctl/coderctl/stages/eks/ekstest"
 )
 
 // Options configure the ground.
