@@ -8,7 +8,10 @@
 // no RBAC beyond an owner and a plain member, and no provisioner protocol.
 //
 // Two users exist: the owner (Token) and a plain organization member
-// (MemberToken), who gets coderd's answers for what members may not do.
+// (MemberToken), who gets coderd's answers for what members may not do —
+// unless Options.NoUsers starts it as a fresh Coder with no user at all,
+// whose first owner is created through POST /api/v2/users/first and gets
+// its session from POST /api/v2/users/login (see users.go).
 //
 // Provisioner daemons are derived from the Kubernetes cluster it is given:
 // each Running pod in the namespace whose CODER_PROVISIONER_DAEMON_KEY
@@ -80,6 +83,11 @@ type Options struct {
 	Kube kubernetes.Interface
 	// Namespace holds the provisioner pods. Empty means DefaultNamespace.
 	Namespace string
+	// NoUsers starts the deployment as a fresh Coder: no user and no
+	// session token exist (Token and MemberToken are empty) until a client
+	// creates the first owner through POST /api/v2/users/first and logs in.
+	// Token and MemberToken are ignored.
+	NoUsers bool
 	// DNSNames are extra names the server certificate is valid for (e.g. a
 	// CODER_DOMAIN mapped to 127.0.0.1 by the caller). 127.0.0.1, ::1 and
 	// localhost are always included.
@@ -95,23 +103,26 @@ type Server struct {
 	http        *http.Server
 	listener    net.Listener
 	served      chan struct{}
-	token       string
+	token       string // the initial owner's session ("" with NoUsers)
 	memberToken string
 	version     string
 	kube        kubernetes.Interface
 	namespace   string
 	started     time.Time
 	org         organization
-	owner       user
-	member      user
 
-	mu       sync.Mutex
-	licensed bool
-	keys     []*provisionerKey // in creation order
-	offset   time.Duration     // Advance: the double's clock runs this far ahead
-	daemons  map[string]*daemonRecord
-	health   map[string]healthProblem
-	onCreate func(name string) // BeforeNextKeyCreate
+	mu        sync.Mutex
+	licensed  bool
+	keys      []*provisionerKey // in creation order
+	offset    time.Duration     // Advance: the double's clock runs this far ahead
+	daemons   map[string]*daemonRecord
+	connected map[string]bool // daemons whose pod ran at the last observation
+	health    map[string]healthProblem
+	onCreate  func(name string)   // BeforeNextKeyCreate
+	accounts  []*account          // users in creation order; the first is the owner
+	sessions  map[string]*account // session token → its user
+
+	work workspaceState // files, templates, workspaces and their jobs (own lock)
 
 	stopOnce sync.Once
 }
@@ -119,25 +130,28 @@ type Server struct {
 // Start serves the double on a free 127.0.0.1 port and returns once it
 // accepts connections.
 func Start(opts Options) (*Server, error) {
-	token := opts.Token
-	if token == "" {
-		token = newSessionToken()
-	}
 	s := &Server{
-		token:       token,
-		memberToken: valueOr(opts.MemberToken, newSessionToken()),
-		version:     valueOr(opts.Version, DefaultVersion),
-		kube:        opts.Kube,
-		namespace:   valueOr(opts.Namespace, DefaultNamespace),
-		licensed:    opts.Licensed,
-		started:     time.Now().UTC(),
-		served:      make(chan struct{}),
-		daemons:     map[string]*daemonRecord{},
-		health:      map[string]healthProblem{},
+		version:   valueOr(opts.Version, DefaultVersion),
+		kube:      opts.Kube,
+		namespace: valueOr(opts.Namespace, DefaultNamespace),
+		licensed:  opts.Licensed,
+		started:   time.Now().UTC(),
+		served:    make(chan struct{}),
+		daemons:   map[string]*daemonRecord{},
+		health:    map[string]healthProblem{},
+		sessions:  map[string]*account{},
 	}
 	s.org = newDefaultOrganization(s.started)
-	s.owner = newOwner(s.started, s.org.ID)
-	s.member = newMember(s.started, s.org.ID)
+	if !opts.NoUsers {
+		s.token = valueOr(opts.Token, newSessionToken())
+		s.memberToken = valueOr(opts.MemberToken, newSessionToken())
+		owner := &account{user: newOwner(s.started, s.org.ID), password: newPassword(), owner: true}
+		member := &account{user: newMember(s.started, s.org.ID), password: newPassword()}
+		s.accounts = []*account{owner, member}
+		s.sessions[s.token] = owner
+		s.sessions[s.memberToken] = member
+	}
+	s.work.init()
 	s.keys = reservedKeys(s.started, s.org.ID)
 
 	tlsState, err := newServerTLS(opts.DNSNames)
@@ -189,11 +203,13 @@ func (s *Server) CAFile() string { return s.caFile }
 // CAPEM is the CA certificate itself.
 func (s *Server) CAPEM() []byte { return append([]byte(nil), s.caPEM...) }
 
-// Token is the owner session token the server accepts.
+// Token is the owner session token the server accepts; empty with
+// Options.NoUsers (the first owner then logs in for a session).
 func (s *Server) Token() string { return s.token }
 
 // MemberToken is the session token of a plain member of the default
 // organization: not an owner, no organization or template admin role.
+// Empty with Options.NoUsers.
 func (s *Server) MemberToken() string { return s.memberToken }
 
 // Advance moves the double's clock forward: what it reports as now (in

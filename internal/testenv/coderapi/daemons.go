@@ -50,6 +50,9 @@ type daemonRecord struct {
 // (coderd refuses the serve endpoint), so nothing is observed.
 func (s *Server) observe(ctx context.Context) error {
 	if s.kube == nil || !s.isLicensed() {
+		s.mu.Lock()
+		s.connected = nil
+		s.mu.Unlock()
 		return nil
 	}
 	pods, err := s.kube.CoreV1().Pods(s.namespace).List(ctx, metav1.ListOptions{})
@@ -58,6 +61,12 @@ func (s *Server) observe(ctx context.Context) error {
 	}
 	secrets := secretCache{s: s, ctx: ctx, data: map[string]map[string][]byte{}}
 	now := s.now()
+	connected := map[string]bool{}
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.connected = connected
+	}()
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		if pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil {
@@ -69,6 +78,7 @@ func (s *Server) observe(ctx context.Context) error {
 		}
 		if key != nil {
 			s.heartbeat(pod, key, now)
+			connected[pod.Name] = true
 		}
 	}
 	return nil
@@ -85,7 +95,7 @@ func (s *Server) heartbeat(pod *corev1.Pod, key *provisionerKey, now time.Time) 
 		d = &daemonRecord{id: string(pod.UID), name: pod.Name, createdAt: now, lastSeen: now}
 		s.daemons[pod.Name] = d
 	}
-	d.keyID, d.tags = key.id, daemonTags(key.tags, s.owner.ID)
+	d.keyID, d.tags = key.id, daemonTags(key.tags, s.ownerIDLocked())
 	beats := now.Sub(d.createdAt) / heartbeatInterval
 	d.lastSeen = d.createdAt.Add(beats * heartbeatInterval)
 }

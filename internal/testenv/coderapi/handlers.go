@@ -2,7 +2,6 @@ package coderapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -73,6 +72,27 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("DELETE "+keys+"/{name}", s.authed(s.inOrg(s.premium(featureExternalProvisioners, s.deleteKey))))
 	mux.Handle("GET /api/v2/organizations/{org}/provisionerdaemons", s.authed(s.inOrg(s.listDaemons)))
 
+	// users/first and users/login need no session (coderd/coderd.go).
+	mux.HandleFunc("GET /api/v2/users/first", s.firstUser)
+	mux.HandleFunc("POST /api/v2/users/first", s.postFirstUser)
+	mux.HandleFunc("POST /api/v2/users/login", s.postLogin)
+	mux.Handle("POST /api/v2/files", s.authed(s.postFile))
+	mux.Handle("GET /api/v2/files/{fileID}", s.authed(s.fileByID))
+	mux.Handle("POST /api/v2/organizations/{org}/templateversions", s.authed(s.inOrg(s.postTemplateVersion)))
+	mux.Handle("POST /api/v2/organizations/{org}/templates", s.authed(s.inOrg(s.postTemplate)))
+	mux.Handle("GET /api/v2/organizations/{org}/templates/{templatename}", s.authed(s.inOrg(s.getTemplateByName)))
+	mux.Handle("GET /api/v2/templates/{template}", s.authed(s.getTemplate))
+	mux.Handle("PATCH /api/v2/templates/{template}/versions", s.authed(s.patchActiveVersion))
+	mux.Handle("GET /api/v2/templateversions/{templateversion}", s.authed(s.getTemplateVersion))
+	mux.Handle("GET /api/v2/templateversions/{templateversion}/logs", s.authed(s.templateVersionLogs))
+	mux.Handle("POST /api/v2/users/{user}/workspaces", s.authed(s.postWorkspace))
+	mux.Handle("POST /api/v2/organizations/{org}/members/{user}/workspaces", s.authed(s.inOrg(s.postWorkspace)))
+	mux.Handle("GET /api/v2/users/{user}/workspace/{workspacename}", s.authed(s.workspaceByOwnerAndName))
+	mux.Handle("GET /api/v2/workspaces/{workspace}", s.authed(s.getWorkspace))
+	mux.Handle("POST /api/v2/workspaces/{workspace}/builds", s.authed(s.postWorkspaceBuild))
+	mux.Handle("GET /api/v2/workspacebuilds/{workspacebuild}", s.authed(s.getWorkspaceBuild))
+	mux.Handle("GET /api/v2/workspacebuilds/{workspacebuild}/logs", s.authed(s.workspaceBuildLogs))
+
 	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, response{Message: routeNotFound})
 	})
@@ -142,14 +162,16 @@ func (s *Server) authed(next http.HandlerFunc) http.Handler {
 	})
 }
 
+// identify finds the user a session token belongs to: the initial owner
+// and member tokens and every session handed out by a login.
 func (s *Server) identify(token string) (identity, bool) {
-	switch {
-	case subtle.ConstantTimeCompare([]byte(token), []byte(s.token)) == 1:
-		return identity{user: s.owner, owner: true}, true
-	case subtle.ConstantTimeCompare([]byte(token), []byte(s.memberToken)) == 1:
-		return identity{user: s.member}, true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.sessions[token]
+	if a == nil {
+		return identity{}, false
 	}
-	return identity{}, false
+	return identity{user: a.user, owner: a.owner}, true
 }
 
 func sessionToken(r *http.Request) string {
