@@ -1,11 +1,21 @@
 // Package coderapi is a TEST DOUBLE of the Coder REST API (coderd), served
 // over HTTPS on loopback for tests and `make demo`. It speaks only the
 // documented endpoints coderctl uses — health, build info, the current user,
-// authorization checks, organizations, entitlements, provisioner keys and
-// daemons, and the debug health report —
+// the first user and password login, authorization checks, organizations,
+// entitlements, provisioner keys and daemons, the debug health report,
+// files, template versions, templates, workspaces and builds —
 // with Coder's paths, JSON field names, session-token header and error shape
 // ({"message": ..., "detail": ...}). It is not Coder: there is no database,
-// no RBAC beyond an owner and a plain member, and no provisioner protocol.
+// no RBAC beyond owners and a plain member, and no provisioner protocol.
+//
+// Template imports and workspace builds are provisioner jobs a connected
+// daemon with matching tags runs (work.go). An import reads the template's
+// Terraform with hcl/v2 (tfeval.go); a build creates the claim and the
+// Deployment it declares on the Kubernetes cluster in Options.Kube and its
+// agent counts as connected once that pod runs with its claim bound
+// (kubeapply.go). Jobs move one step each time a version, workspace or
+// build is read, so a client polling as coderd's own does sees them pass
+// pending, running and their outcome.
 //
 // Two users exist: the owner (Token) and a plain organization member
 // (MemberToken), who gets coderd's answers for what members may not do —
