@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
+	"github.com/coderctl/coderctl/internal/wstemplate"
 )
 
 // workspaceNode adds a node of the workspace group: labelled and tainted
@@ -213,6 +214,37 @@ func TestWorkspaceLifecycleOnTheCluster(t *testing.T) {
 	}
 	if _, err := w.kube.CoreV1().PersistentVolumeClaims(w.ns).Get(w.ctx, "coder-"+ws.ID+"-home", metav1.GetOptions{}); err != nil {
 		t.Errorf("home claim after stop: %v, want kept", err)
+	}
+
+	// A new version with another CPU limit, promoted; the next start uses
+	// it, comes back on the same home and connects a new agent.
+	bigger := shippedParams(w.ns)
+	bigger.CPULimit = "3"
+	files, err := wstemplate.Render(bigger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := pushVersion(t, w, string(files[wstemplate.MainFile]), createTemplateVersionRequest{TemplateID: tplID})
+	pollVersion(t, w, v2.ID)
+	expect(t, w.s, "PATCH", "/api/v2/templates/"+tplID+"/versions", w.token, updateActiveTemplateVersion{ID: v2.ID}, http.StatusOK, nil)
+	if !getWorkspace(t, w, ws.ID).Outdated {
+		t.Error("workspace on the old version is not outdated")
+	}
+	var restart workspaceBuildJSON
+	expect(t, w.s, "POST", "/api/v2/workspaces/"+ws.ID+"/builds", w.token, createWorkspaceBuildRequest{Transition: transitionStart, TemplateVersionID: v2.ID}, http.StatusCreated, &restart)
+	if restart.BuildNumber != 3 {
+		t.Errorf("restart is build #%d, want #3", restart.BuildNumber)
+	}
+	ws, _ = until(t, w, ws.ID, func(ws workspaceJSON) bool { return agentStatus(ws) == "connected" })
+	if got := agents(ws)[0].ID; got == a.ID {
+		t.Error("the restarted workspace kept its old agent")
+	}
+	dep, err = w.kube.AppsV1().Deployments(w.ns).Get(w.ctx, "coder-"+ws.ID, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dep.Spec.Template.Spec.Containers[0].Resources.Limits.Cpu().String(); got != "3" || ws.Outdated {
+		t.Errorf("restarted with CPU limit %s (outdated %v), want 3 from the promoted version", got, ws.Outdated)
 	}
 
 	newBuildOf(t, w, ws.ID, transitionDelete)
