@@ -276,11 +276,13 @@ func TestWorkspaceThatCannotRun(t *testing.T) {
 		name        string
 		edit        func(tf, node string) string
 		withVolume  bool
+		noClass     bool   // the cluster has no default StorageClass
 		pending     string // what the scheduler says; "" waits for the pod to run instead
 		waitRollout bool
 	}{
 		{name: "no toleration", edit: func(s, _ string) string { return tolerationBlock.ReplaceAllString(s, "\n") }, withVolume: true, pending: "untolerated taint"},
 		{name: "claim never bound", edit: func(s, _ string) string { return s }, pending: "unbound immediate PersistentVolumeClaims"},
+		{name: "no default class", edit: func(s, _ string) string { return s }, noClass: true, pending: "unbound immediate PersistentVolumeClaims"},
 		// Pinned to the node, the pod skips the scheduler and kwok runs it
 		// with its claim still Pending: the agent needs its home too.
 		{name: "running pod, claim not bound", edit: func(s, node string) string {
@@ -293,9 +295,11 @@ func TestWorkspaceThatCannotRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, nil)
 			node := workspaceNode(t, w)
-			class := defaultClass(t, w)
-			if tc.withVolume {
-				volume(t, w, class)
+			if !tc.noClass {
+				class := defaultClass(t, w)
+				if tc.withVolume {
+					volume(t, w, class)
+				}
 			}
 			mainTF := tc.edit(shippedMainTF(t, w.ns), node)
 			if mainTF == shippedMainTF(t, w.ns) && tc.withVolume {
@@ -326,6 +330,12 @@ func TestWorkspaceThatCannotRun(t *testing.T) {
 				t.Fatalf("pod never reported %q (or ran, if empty): %v", tc.pending, err)
 			}
 			ws = getWorkspace(t, w, ws.ID)
+			if tc.noClass {
+				pvc, err := w.kube.CoreV1().PersistentVolumeClaims(w.ns).Get(w.ctx, "coder-"+ws.ID+"-home", metav1.GetOptions{})
+				if err != nil || (pvc.Spec.StorageClassName != nil && *pvc.Spec.StorageClassName != "") {
+					t.Fatalf("home claim %v (err %v), want one without a class", pvc.Spec.StorageClassName, err)
+				}
+			}
 			if tc.waitRollout {
 				if ws.LatestBuild.Job.Status != statusRunning || ws.LatestBuild.Status != "starting" {
 					t.Fatalf("build waiting for the rollout: job %s status %s, want running/starting", ws.LatestBuild.Job.Status, ws.LatestBuild.Status)
