@@ -548,6 +548,7 @@ func TestClusterAutoscalerChart(t *testing.T) {
 		notArgs     []string
 		wantSA      string
 		wantNoDeply bool
+		fullname    string // the objects' name; "" = the default
 	}{
 		{
 			name:   "coderctl's values",
@@ -575,6 +576,17 @@ func TestClusterAutoscalerChart(t *testing.T) {
 			wantSA:   "cluster-autoscaler-aws-cluster-autoscaler",
 		},
 		{
+			name: "fullnameOverride names the objects, not the labels",
+			values: func() map[string]any {
+				v := autoscalerValues()
+				v["fullnameOverride"] = "cluster-autoscaler"
+				return v
+			},
+			wantArgs: []string{"--balance-similar-node-groups=true"},
+			wantSA:   "cluster-autoscaler",
+			fullname: "cluster-autoscaler",
+		},
+		{
 			name: "no cluster name: no Deployment, as the real chart",
 			values: func() map[string]any {
 				v := autoscalerValues()
@@ -590,7 +602,10 @@ func TestClusterAutoscalerChart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			const name = "cluster-autoscaler-aws-cluster-autoscaler"
+			name := "cluster-autoscaler-aws-cluster-autoscaler"
+			if tc.fullname != "" {
+				name = tc.fullname
+			}
 			var d appsv1.Deployment
 			err = m.Decode("Deployment/"+name, &d)
 			if tc.wantNoDeply {
