@@ -655,9 +655,21 @@ func kubeObject(inst *tfInstance, apiVersion, kind string) ([]byte, error) {
 	return json.Marshal(obj)
 }
 
+// Arguments the provider's schema types as strings where the API has an
+// integer (deployment replicas, security context IDs), as Coder's own
+// starter template writes run_as_user = "1000"; Terraform converts them.
+var numericStrings = map[string]bool{"replicas": true, "run_as_user": true, "run_as_group": true, "fs_group": true}
+
 func kubeField(at, name string, v any) (string, any, error) {
 	switch v := v.(type) {
 	case cty.Value:
+		if numericStrings[name] && v.Type() == cty.String && !v.IsNull() {
+			n, err := convert.Convert(v, cty.Number)
+			if err != nil {
+				return "", nil, tplErrorf("%s.%s: %q is not a number", at, name, v.AsString())
+			}
+			v = n
+		}
 		raw, err := ctyjson.Marshal(v, v.Type())
 		if err != nil {
 			return "", nil, tplErrorf("%s.%s: %v", at, name, err)
