@@ -117,7 +117,8 @@ type Result struct {
 	// followed; empty when none is Ready (then nothing else is done).
 	Autoscaler string
 	// Groups are the discovered node groups that may grow (minSize <
-	// maxSize), by name.
+	// maxSize), by name; discovery runs only when some pod is
+	// unschedulable.
 	Groups []string
 	// ScaledUp are the scale-ups made, by node group.
 	ScaledUp []Scale
@@ -212,6 +213,10 @@ func (a *Autoscaler) Step(ctx context.Context) (Result, error) {
 	if cfg.cloudProvider != "aws" {
 		return res, nil
 	}
+	pending, all, nodes, err := a.cluster(ctx)
+	if err != nil || len(pending) == 0 {
+		return res, err // nothing to do: spare moto the AWS calls
+	}
 	groups, err := a.discover(ctx, cfg)
 	if err != nil {
 		return res, err
@@ -220,10 +225,6 @@ func (a *Autoscaler) Step(ctx context.Context) (Result, error) {
 		if g.growable() {
 			res.Groups = append(res.Groups, g.nodegroup)
 		}
-	}
-	pending, all, nodes, err := a.cluster(ctx)
-	if err != nil || len(pending) == 0 {
-		return res, err
 	}
 	plan := a.plan(cfg, groups, pending, all, nodes, &res)
 	var errs []error
