@@ -9,23 +9,20 @@
 package coder
 
 import (
-	"context"
-	"errors"
 	"os"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-
+	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/sizing"
 )
 
 // Name is the stage's registry name.
-const Name = "coder"
+const Name = names.StageCoder
 
 // Step names; other stages refer to them as "coder/<name>".
 const (
@@ -37,14 +34,14 @@ const (
 
 // Kubernetes names.
 const (
-	Namespace   = "coder"
+	Namespace   = names.CoderNamespace
 	ReleaseName = "coder"
 	ChartName   = "coder"
 	// ServiceName is coderctl's public Service, the NLB. The chart's own
 	// Service "coder" stays ClusterIP for in-cluster clients.
 	ServiceName = "coder-lb"
 	// InClusterURL is coderd through the chart's ClusterIP Service.
-	InClusterURL = "http://coder." + Namespace + ".svc.cluster.local"
+	InClusterURL = names.CoderInClusterURL
 	// SecretName is the Kubernetes secret the CSI driver syncs from Secrets
 	// Manager; SecretProviderClass names the class that describes it.
 	SecretName          = "coder-secrets"
@@ -63,7 +60,7 @@ const (
 
 // State keys the stage records.
 const (
-	KeyNLBHostname = "NLB_HOSTNAME"
+	KeyNLBHostname = names.KeyNLBHostname
 	KeyCoderURL    = config.KeyCoderURL
 )
 
@@ -73,7 +70,7 @@ const (
 	keyCertARN        = "CERT_ARN"
 	keySecretsRoleARN = "SECRETS_ROLE_ARN"
 	KeyValuesFile     = "CODER_VALUES_FILE"
-	KeyCAFile         = "CODER_CA_FILE"
+	KeyCAFile         = coderapi.KeyCAFile
 	secretsStage      = "secrets"
 	acmStage          = "acm"
 	acmIssuedStep     = "acm/issued"
@@ -82,7 +79,7 @@ const (
 
 // EnvSessionToken is the process environment variable holding a Coder
 // owner's session token. It is read, never stored.
-const EnvSessionToken = "CODER_SESSION_TOKEN"
+const EnvSessionToken = coderapi.EnvSessionToken
 
 // Typical real durations.
 const (
@@ -153,33 +150,6 @@ type stage struct {
 	opts Options
 }
 
-// errNoKube says the run has no way to reach the cluster.
-var errNoKube = errors.New("no Kubernetes access configured")
-
-// Kube returns the cluster's client and REST configuration.
-func Kube(ctx context.Context, d *deploy.Deps) (kubernetes.Interface, *rest.Config, error) {
-	if d.Kube == nil {
-		return nil, nil, errNoKube
-	}
-	kc, rc, err := d.Kube(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if kc == nil || rc == nil {
-		return nil, nil, errNoKube
-	}
-	return kc, rc, nil
-}
-
-// Helm returns a helm client for the cluster.
-func Helm(ctx context.Context, d *deploy.Deps, cacheDir string) (*helmx.Client, error) {
-	_, rc, err := Kube(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return helmx.New(rc, helmx.Options{CacheDir: cacheDir})
-}
-
 // chart is the Coder chart as the inputs pin it.
 func (s *stage) chart() helmx.Chart {
 	in := s.d.Inputs
@@ -193,4 +163,4 @@ func (s *stage) sizing() sizing.Sizing {
 }
 
 // token is the owner's session token from the process environment, or "".
-func (s *stage) token() string { return SessionToken(s.opts.lookupEnv()) }
+func (s *stage) token() string { return coderapi.SessionToken(s.opts.lookupEnv()) }

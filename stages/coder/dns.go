@@ -28,7 +28,7 @@ type aliasTarget struct{ dnsName, zoneID string }
 
 // currentHostname is the NLB's DNS name from the Service, else from state.
 func (s *stage) currentHostname(ctx context.Context) (string, error) {
-	kc, _, err := Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err == nil {
 		svc, err := kc.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
 		switch {
@@ -228,7 +228,7 @@ func (s *stage) destroyDNS(ctx context.Context, r engine.Reporter) error {
 
 // serviceOf returns the public Service, or nil when it does not exist.
 func serviceOf(ctx context.Context, s *stage) (*corev1.Service, error) {
-	kc, _, err := Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return nil, err
 	}

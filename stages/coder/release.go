@@ -8,18 +8,6 @@ import (
 	"github.com/coderctl/coderctl/internal/helmx"
 )
 
-// ActionFor turns helm's planned change into the step's action.
-func ActionFor(resource string, c helmx.Change) engine.Action {
-	kind := engine.Nothing
-	switch c.Action {
-	case helmx.ActionInstall:
-		kind = engine.Create
-	case helmx.ActionUpgrade:
-		kind = engine.Update
-	}
-	return engine.Action{Kind: kind, Resource: resource, Reason: c.Reason}
-}
-
 // release is the wanted release and the notes of its values merge.
 func (s *stage) release(ctx context.Context) (helmx.Release, []string, error) {
 	roleARN, err := s.d.Output(keySecretsRoleARN, secretsStage)
@@ -37,7 +25,7 @@ func (s *stage) release(ctx context.Context) (helmx.Release, []string, error) {
 func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	resource := fmt.Sprintf("helm release %s/%s", Namespace, ReleaseName)
 	notes := s.noteActions()
-	helm, err := Helm(ctx, s.d, s.opts.HelmCacheDir)
+	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
 	if err != nil {
 		return append([]engine.Action{{Kind: engine.Create, Resource: resource,
 			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}}, notes...), nil
@@ -54,7 +42,7 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]engine.Action{ActionFor(resource, change)}, notes...), nil
+	return append([]engine.Action{helmx.ActionFor(resource, change)}, notes...), nil
 }
 
 func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
@@ -62,8 +50,8 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	ReportNotes(r, KeyValuesFile, notes)
-	helm, err := Helm(ctx, s.d, s.opts.HelmCacheDir)
+	helmx.ReportNotes(r, KeyValuesFile, notes)
+	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
 	if err != nil {
 		return err
 	}
@@ -81,7 +69,7 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
-	helm, err := Helm(ctx, s.d, s.opts.HelmCacheDir)
+	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
 	if err != nil {
 		if s.d.ClusterGone(ctx) {
 			r.Progress("the EKS cluster is gone, and release " + ReleaseName + " with it")

@@ -182,7 +182,7 @@ func Hostname(svc *corev1.Service) string {
 
 func (s *stage) planService(ctx context.Context) ([]engine.Action, error) {
 	resource := fmt.Sprintf("service %s/%s (NLB)", Namespace, ServiceName)
-	kc, _, err := Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: fmt.Sprintf("create (cluster not reachable yet: %v)", err)}}, nil
 	}
@@ -205,7 +205,7 @@ func (s *stage) applyService(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	kc, _, err := Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func lastServiceEvent(ctx context.Context, kc kubernetes.Interface) string {
 // destroyService deletes the Service, then waits until its NLB is gone in
 // AWS: the VPC (and the certificate) cannot be deleted while it exists.
 func (s *stage) destroyService(ctx context.Context, r engine.Reporter) error {
-	kc, _, err := Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		if !s.d.ClusterGone(ctx) {
 			return err

@@ -8,9 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/coderctl/coderctl/internal/config"
-	"github.com/coderctl/coderctl/internal/engine"
-	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -93,29 +90,6 @@ func TestSameRecordName(t *testing.T) {
 	}
 	if normalizeDNS("dualstack.NLB-1.elb.us-west-2.amazonaws.com.") != "nlb-1.elb.us-west-2.amazonaws.com" {
 		t.Error("normalizeDNS keeps the dualstack prefix, case or trailing dot")
-	}
-}
-
-func TestNodePlacement(t *testing.T) {
-	groups := []config.NodeGroupSpec{{Name: "cd", Labels: map[string]string{"coder/node-type": "coderd"},
-		Taints: []config.Taint{{Key: "coder/node-type", Value: "coderd", Effect: "NoSchedule"}, {Key: "dedicated", Value: "coder", Effect: "NoExecute"}}}}
-	sel, tol := NodePlacement(groups, "coderd")
-	if sel["coder/node-type"] != "coderd" || len(tol) != 2 || tol[1].Key != "dedicated" || tol[1].Effect != corev1.TaintEffectNoExecute {
-		t.Errorf("placement %v %+v, want the group's taints tolerated", sel, tol)
-	}
-	sel, tol = NodePlacement(nil, "provisioner")
-	if sel["coder/node-type"] != "provisioner" || len(tol) != 1 || tol[0].Value != "provisioner" || tol[0].Operator != corev1.TolerationOpEqual {
-		t.Errorf("default placement %v %+v", sel, tol)
-	}
-}
-
-func TestActionFor(t *testing.T) {
-	cases := map[string]engine.ActionKind{helmx.ActionInstall: engine.Create, helmx.ActionUpgrade: engine.Update, helmx.ActionNone: engine.Nothing}
-	for helmAction, want := range cases {
-		a := ActionFor("r", helmx.Change{Action: helmAction, Reason: "because"})
-		if a.Kind != want || a.Reason != "because" {
-			t.Errorf("ActionFor(%s) = %+v, want %s", helmAction, a, want)
-		}
 	}
 }
 

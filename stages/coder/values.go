@@ -4,7 +4,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/coderctl/coderctl/configs"
-	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/sizing"
@@ -20,27 +19,6 @@ const (
 	csiMountPath  = "/mnt/secrets-store"
 	csiDriver     = "secrets-store.csi.k8s.io"
 )
-
-// NodePlacement is the nodeSelector and tolerations that put pods on the
-// node group labelled coder/node-type=<role>, taken from cluster-config.yaml
-// (its label, and a toleration for each of its taints); the guide's
-// coder/node-type=<role>:NoSchedule when no group carries the label.
-func NodePlacement(groups []config.NodeGroupSpec, role string) (map[string]string, []corev1.Toleration) {
-	selector := map[string]string{sizing.NodeTypeLabel: role}
-	g, ok := sizing.GroupFor(groups, role)
-	if !ok {
-		return selector, []corev1.Toleration{{
-			Key: sizing.NodeTypeLabel, Operator: corev1.TolerationOpEqual, Value: role, Effect: corev1.TaintEffectNoSchedule,
-		}}
-	}
-	tolerations := make([]corev1.Toleration, 0, len(g.Taints))
-	for _, t := range g.Taints {
-		tolerations = append(tolerations, corev1.Toleration{
-			Key: t.Key, Operator: corev1.TolerationOpEqual, Value: t.Value, Effect: corev1.TaintEffect(t.Effect),
-		})
-	}
-	return selector, tolerations
-}
 
 // values builds the release's values: the embedded defaults, what coderctl
 // computes, then CODER_VALUES_FILE, held to Owned. The notes say where
@@ -94,7 +72,7 @@ func Owned() helmx.Owned {
 
 func (s *stage) computedValues(roleARN string) map[string]any {
 	sz := s.sizing()
-	selector, tolerations := NodePlacement(s.d.NodeGroups(), sizing.RoleCoderd)
+	selector, tolerations := sizing.NodePlacement(s.d.NodeGroups(), sizing.RoleCoderd)
 	return map[string]any{
 		"coder": map[string]any{
 			"replicaCount": sz.Coderd.Replicas,
@@ -164,23 +142,5 @@ func (s *stage) noteActions() []engine.Action {
 	if err != nil {
 		return nil
 	}
-	return NoteActions(KeyValuesFile, notes)
-}
-
-// NoteActions turns a values merge's notes into plan lines about the
-// values file named by key.
-func NoteActions(key string, notes []string) []engine.Action {
-	out := make([]engine.Action, 0, len(notes))
-	for _, n := range notes {
-		out = append(out, engine.Action{Kind: engine.Nothing, Resource: key, Reason: "warning: " + n})
-	}
-	return out
-}
-
-// ReportNotes tells the user, while applying, where coderctl kept its own
-// entries over the values file's.
-func ReportNotes(r engine.Reporter, key string, notes []string) {
-	for _, n := range notes {
-		r.Notice(n, map[string]any{"input": key})
-	}
+	return helmx.NoteActions(KeyValuesFile, notes)
 }

@@ -75,121 +75,21 @@ func (s *stage) wantReplicas(ctx context.Context, kc kubernetes.Interface) int {
 }
 
 func (s *stage) checkPods(ctx context.Context) []engine.Check {
-	kc, _, err := Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return []engine.Check{engine.Failf(CheckPods, "check --kubeconfig or that the EKS cluster exists", "cannot reach the cluster: %v", err)}
 	}
-	return []engine.Check{PodsOnNodes(ctx, kc, PodsSpec{
+	return []engine.Check{sizing.PodsOnNodes(ctx, kc, sizing.PodsSpec{Namespace: Namespace,
 		Check: CheckPods, What: "coderd", Selector: labels.SelectorFromSet(selectorLabels()).String(),
 		Role: sizing.RoleCoderd, Want: s.wantReplicas(ctx, kc),
 		Hint: "kubectl -n coder describe pods -l app.kubernetes.io/name=coder (Pending: coderd node group or taints; CrashLoop: database URL in coder-secrets)",
 	})}
 }
 
-// PodsSpec says which pods PodsOnNodes checks.
-type PodsSpec struct {
-	Check, What, Selector, Role, Hint string
-	Want                              int
-}
-
-// PodsOnNodes checks that at least Want pods matching Selector in the coder
-// namespace are Ready, every one on a node labelled coder/node-type=Role;
-// it warns when more than one is wanted but all share one node.
-func PodsOnNodes(ctx context.Context, kc kubernetes.Interface, spec PodsSpec) engine.Check {
-	pods, err := kc.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: spec.Selector})
-	if err != nil {
-		return engine.Failf(spec.Check, spec.Hint, "cannot list %s pods: %v", spec.What, err)
-	}
-	nodes, err := nodeRoles(ctx, kc)
-	if err != nil {
-		return engine.Failf(spec.Check, spec.Hint, "cannot list nodes: %v", err)
-	}
-	ready, hosts := 0, map[string]bool{}
-	var misplaced, notReady []string
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		if p.Spec.NodeName != "" && nodes[p.Spec.NodeName] != spec.Role {
-			misplaced = append(misplaced, fmt.Sprintf("%s on %s (%s=%q)", p.Name, p.Spec.NodeName, sizing.NodeTypeLabel, nodes[p.Spec.NodeName]))
-			continue
-		}
-		if !podReady(&p) {
-			notReady = append(notReady, fmt.Sprintf("%s (%s)", p.Name, podState(&p)))
-			continue
-		}
-		ready++
-		hosts[p.Spec.NodeName] = true
-	}
-	switch {
-	case len(misplaced) > 0:
-		return engine.Failf(spec.Check, "the pods must select and tolerate the "+spec.Role+" node group", "%s pods on the wrong nodes: %s",
-			spec.What, strings.Join(misplaced, ", "))
-	case ready < spec.Want:
-		detail := ""
-		if len(notReady) > 0 {
-			detail = "; not ready: " + strings.Join(firstN(notReady, 5), ", ")
-		}
-		return engine.Failf(spec.Check, spec.Hint, "%d of %d %s pods ready%s", ready, spec.Want, spec.What, detail)
-	case spec.Want > 1 && len(hosts) == 1:
-		return engine.Warnf(spec.Check, "add "+spec.Role+" nodes so that losing one node leaves a replica",
-			"%d %s pods ready, but all on one node", ready, spec.What)
-	}
-	return engine.Passf(spec.Check, "%d of %d %s pods ready on %d %s node(s)", ready, spec.Want, spec.What, len(hosts), spec.Role)
-}
-
-// nodeRoles maps node names to their coder/node-type label.
-func nodeRoles(ctx context.Context, kc kubernetes.Interface) (map[string]string, error) {
-	list, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, n := range list.Items {
-		out[n.Name] = n.Labels[sizing.NodeTypeLabel]
-	}
-	return out, nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-// podState is a pod's phase, or the reason a container is waiting.
-func podState(p *corev1.Pod) string {
-	for _, cs := range p.Status.ContainerStatuses {
-		if cs.State.Waiting != nil && cs.State.Waiting.Reason != "" {
-			return cs.State.Waiting.Reason
-		}
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message != "" {
-			return string(p.Status.Phase) + ": " + c.Message
-		}
-	}
-	return string(p.Status.Phase)
-}
-
-func firstN(s []string, n int) []string {
-	sort.Strings(s)
-	if len(s) > n {
-		return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
-	}
-	return s
-}
-
 func (s *stage) checkSecret(ctx context.Context) []engine.Check {
 	const hint = "the Secrets Store CSI driver syncs it only while a coderd pod mounts SecretProviderClass " + SecretProviderClass +
 		": check the coderd pods' events for mount errors, and that the IRSA role SECRETS_ROLE_ARN may read coder/* secrets"
-	kc, _, err := Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return []engine.Check{engine.Failf(CheckSecret, hint, "cannot reach the cluster: %v", err)}
 	}
@@ -258,14 +158,14 @@ func (s *stage) checkListener(ctx context.Context, host string) engine.Check {
 // session token, the license behind more than one replica.
 func (s *stage) checkAPI(ctx context.Context) []engine.Check {
 	url := s.d.Inputs.CoderURL()
-	client, err := APIClient(s.d, s.token())
+	client, err := coderapi.ForInputs(s.d.Inputs, s.token())
 	if err != nil {
 		return []engine.Check{engine.Failf(CheckHealthz, "check CODER_URL and CODER_CA_FILE", "%v", err)}
 	}
 	h, err := client.Healthz(ctx)
 	switch {
 	case err != nil:
-		return []engine.Check{engine.Failf(CheckHealthz, UnreachableHint(s.d, err), "%v", err)}
+		return []engine.Check{engine.Failf(CheckHealthz, s.unreachableHint(err), "%v", err)}
 	case !h.OK():
 		return []engine.Check{engine.Failf(CheckHealthz, "see the coderd logs: kubectl -n coder logs -l app.kubernetes.io/name=coder",
 			"GET %s/healthz answered %d %q, want 200 OK", url, h.StatusCode, h.Body)}
@@ -351,7 +251,7 @@ func (s *stage) checkVersion(ctx context.Context, client *coderapi.Client) engin
 // checkHA says plainly when replicas need a license the deployment lacks.
 func (s *stage) checkHA(ctx context.Context, client *coderapi.Client) engine.Check {
 	replicas := s.sizing().Coderd.Replicas
-	if kc, _, err := Kube(ctx, s.d); err == nil {
+	if kc, _, err := s.d.KubeClient(ctx); err == nil {
 		replicas = s.wantReplicas(ctx, kc)
 	}
 	if replicas <= 1 {
@@ -372,13 +272,6 @@ func (s *stage) checkHA(ctx context.Context, client *coderapi.Client) engine.Che
 	return engine.Passf(CheckHA, "%d coderd replicas, high availability licensed", replicas)
 }
 
-// SessionToken reads the owner's token from the process environment the
-// way the stages do.
-func SessionToken(lookup func(string) (string, bool)) string {
-	v, _ := lookup(EnvSessionToken)
-	return strings.TrimSpace(v)
-}
-
 // restoreHint undoes a hand edit of the release's objects: coderctl
 // upgrades the release only when its values change, so re-applying alone
 // would leave the edit in place.
@@ -388,7 +281,7 @@ const restoreHint = "re-apply the coder stage if its inputs changed; a hand edit
 // checkGuarantees checks the live objects, not only the release's values,
 // so that a hand edit after apply is caught too.
 func (s *stage) checkGuarantees(ctx context.Context) []engine.Check {
-	kc, _, err := Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		hint := "check --kubeconfig or that the EKS cluster exists"
 		return []engine.Check{

@@ -7,10 +7,7 @@
 package eks
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/coderctl/coderctl/internal/awsx"
@@ -111,26 +108,15 @@ func (s *stage) ownedBy(tags map[string]string) bool {
 // (a token is remembered by AWS for a while and would otherwise return the
 // deleted resource's answer).
 func (s *stage) clientToken(resource, incarnation string) string {
-	sum := sha256.Sum256([]byte(strings.Join([]string{"coderctl", s.d.Deployment(), Name, resource, incarnation}, "\x00")))
-	return hex.EncodeToString(sum[:16])
+	return awsx.ClientToken(s.d.Deployment(), Name, resource, incarnation)
 }
 
 // partition is the AWS partition of the deployment's region, for ARNs.
-func (s *stage) partition() string {
-	region := s.d.Region()
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	default:
-		return "aws"
-	}
-}
+func (s *stage) partition() string { return awsx.Partition(s.d.Region()) }
 
 // managedPolicyARN is the ARN of an AWS managed policy in this partition.
 func (s *stage) managedPolicyARN(path string) string {
-	return fmt.Sprintf("arn:%s:iam::aws:policy/%s", s.partition(), path)
+	return awsx.ManagedPolicyARN(s.partition(), path)
 }
 
 // action builds a one-action plan.

@@ -132,9 +132,9 @@ func (s *stage) planOIDC(ctx context.Context) ([]engine.Action, error) {
 	case err != nil:
 		return nil, err
 	case p == nil:
-		return action(engine.Create, res, "missing: create it for IRSA with audience %s", stsAudience), nil
-	case !slices.Contains(p.ClientIDList, stsAudience):
-		return action(engine.Update, res, "audience %s missing: add it", stsAudience), nil
+		return action(engine.Create, res, "missing: create it for IRSA with audience %s", awsx.STSAudience), nil
+	case !slices.Contains(p.ClientIDList, awsx.STSAudience):
+		return action(engine.Update, res, "audience %s missing: add it", awsx.STSAudience), nil
 	}
 	return action(engine.Nothing, res, "exists for the cluster's issuer"), nil
 }
@@ -163,9 +163,9 @@ func (s *stage) applyOIDC(ctx context.Context, r engine.Reporter) error {
 		if err := s.createProvider(ctx, r, issuer); err != nil {
 			return err
 		}
-	case !slices.Contains(p.ClientIDList, stsAudience):
+	case !slices.Contains(p.ClientIDList, awsx.STSAudience):
 		if _, err := s.d.AWS.IAM.AddClientIDToOpenIDConnectProvider(ctx, &iam.AddClientIDToOpenIDConnectProviderInput{
-			OpenIDConnectProviderArn: aws.String(providerARN), ClientID: aws.String(stsAudience),
+			OpenIDConnectProviderArn: aws.String(providerARN), ClientID: aws.String(awsx.STSAudience),
 		}); err != nil {
 			return awsx.Describe("IAM AddClientIDToOpenIDConnectProvider "+providerARN, err)
 		}
@@ -177,7 +177,7 @@ func (s *stage) createProvider(ctx context.Context, r engine.Reporter, issuer st
 	r.Progress("creating the IAM OIDC provider for " + issuer)
 	_, err := s.d.AWS.IAM.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
 		Url:            aws.String(issuer),
-		ClientIDList:   []string{stsAudience},
+		ClientIDList:   []string{awsx.STSAudience},
 		ThumbprintList: []string{issuerThumbprint(ctx, issuer)},
 		Tags: awsx.TagList(s.tags(s.clusterName()), func(k, v string) iamtypes.Tag {
 			return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)}

@@ -5,10 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"reflect"
-	"sort"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -21,9 +17,6 @@ import (
 // The EBS CSI controller's service account, which its IRSA role trusts.
 const (
 	ebsCSIServiceAccount = "system:serviceaccount:kube-system:ebs-csi-controller-sa"
-	// stsAudience is the audience EKS pod identity webhooks put in
-	// projected service-account tokens.
-	stsAudience = "sts.amazonaws.com"
 )
 
 // roleSpec is an IAM role this stage owns: its trust policy and the one
@@ -43,7 +36,7 @@ func (s *stage) clusterRoleSpec() roleSpec {
 	return roleSpec{
 		name:        s.clusterRoleName(),
 		description: "EKS control plane of " + s.clusterName() + " (coderctl)",
-		trust:       serviceTrust("eks.amazonaws.com"),
+		trust:       awsx.ServiceTrust("eks.amazonaws.com"),
 		policyARN:   s.managedPolicyARN("AmazonEKSClusterPolicy"),
 		stateKey:    KeyClusterRoleARN,
 	}
@@ -52,53 +45,17 @@ func (s *stage) clusterRoleSpec() roleSpec {
 // ebsCSIRoleSpec is the EBS CSI controller's IRSA role, trusted only by its
 // service account through the cluster's OIDC provider.
 func (s *stage) ebsCSIRoleSpec(providerARN string) (roleSpec, error) {
-	issuerHost, ok := issuerHostOf(providerARN)
+	issuerHost, ok := awsx.IssuerHostOf(providerARN)
 	if !ok {
 		return roleSpec{}, fmt.Errorf("%s %q is not an IAM OIDC provider ARN", KeyOIDCProviderARN, providerARN)
 	}
 	return roleSpec{
 		name:        s.ebsCSIRoleName(),
 		description: "EBS CSI driver of EKS cluster " + s.clusterName() + " (coderctl)",
-		trust:       irsaTrust(providerARN, issuerHost, ebsCSIServiceAccount),
+		trust:       awsx.IRSATrust(providerARN, issuerHost, ebsCSIServiceAccount),
 		policyARN:   s.managedPolicyARN("service-role/AmazonEBSCSIDriverPolicy"),
 		stateKey:    KeyEBSCSIRoleARN,
 	}, nil
-}
-
-// serviceTrust lets an AWS service assume the role.
-func serviceTrust(service string) map[string]any {
-	return map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{map[string]any{
-			"Effect":    "Allow",
-			"Principal": map[string]any{"Service": service},
-			"Action":    "sts:AssumeRole",
-		}},
-	}
-}
-
-// irsaTrust lets exactly one Kubernetes service account assume the role
-// with a token from the cluster's OIDC issuer.
-func irsaTrust(providerARN, issuerHost, serviceAccount string) map[string]any {
-	return map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{map[string]any{
-			"Effect":    "Allow",
-			"Principal": map[string]any{"Federated": providerARN},
-			"Action":    "sts:AssumeRoleWithWebIdentity",
-			"Condition": map[string]any{"StringEquals": map[string]any{
-				issuerHost + ":sub": serviceAccount,
-				issuerHost + ":aud": stsAudience,
-			}},
-		}},
-	}
-}
-
-// issuerHostOf extracts "oidc.eks.<region>.amazonaws.com/id/<ID>" from an
-// OIDC provider ARN.
-func issuerHostOf(providerARN string) (string, bool) {
-	_, host, ok := strings.Cut(providerARN, ":oidc-provider/")
-	return host, ok && host != ""
 }
 
 // roleState is what IAM says about a role.
@@ -127,7 +84,7 @@ func (s *stage) readRole(ctx context.Context, spec roleSpec) (*roleState, error)
 	}
 	return &roleState{
 		arn:      aws.ToString(out.Role.Arn),
-		trustOK:  samePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), spec.trust),
+		trustOK:  awsx.SamePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), spec.trust),
 		attached: attached,
 	}, nil
 }
@@ -170,7 +127,7 @@ func (s *stage) planRole(ctx context.Context, spec roleSpec) ([]engine.Action, e
 	if err != nil {
 		return nil, err
 	}
-	policy := policyName(spec.policyARN)
+	policy := awsx.PolicyName(spec.policyARN)
 	switch {
 	case st == nil:
 		return action(engine.Create, spec.resource(), "missing: create it with %s", policy), nil
@@ -209,7 +166,7 @@ func (s *stage) applyRole(ctx context.Context, spec roleSpec) error {
 		if _, err := s.d.AWS.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{
 			RoleName: aws.String(spec.name), PolicyArn: aws.String(spec.policyARN),
 		}); err != nil {
-			return awsx.Describe("IAM AttachRolePolicy "+policyName(spec.policyARN)+" to "+spec.name, err)
+			return awsx.Describe("IAM AttachRolePolicy "+awsx.PolicyName(spec.policyARN)+" to "+spec.name, err)
 		}
 	}
 	return nil
@@ -272,63 +229,6 @@ func (s *stage) recordIfChanged(key, value string) error {
 		return nil
 	}
 	return s.d.Record(map[string]string{key: value})
-}
-
-func policyName(arn string) string { return arn[strings.LastIndexByte(arn, '/')+1:] }
-
-// samePolicy compares an IAM policy document as IAM returns it (URL
-// encoded, possibly reformatted: one-element lists become scalars) with
-// the document coderctl wants.
-func samePolicy(encoded string, want map[string]any) bool {
-	doc := encoded
-	if !strings.HasPrefix(strings.TrimSpace(doc), "{") {
-		var err error
-		if doc, err = url.QueryUnescape(encoded); err != nil {
-			return false
-		}
-	}
-	var have any
-	if err := json.Unmarshal([]byte(doc), &have); err != nil {
-		return false
-	}
-	wantJSON, err := json.Marshal(want)
-	if err != nil {
-		return false
-	}
-	var w any
-	if err := json.Unmarshal(wantJSON, &w); err != nil {
-		return false
-	}
-	return reflect.DeepEqual(canonical(have), canonical(w))
-}
-
-// canonical normalizes a decoded policy so that equivalent spellings
-// compare equal: a one-element list is its element, and lists are
-// compared as sets.
-func canonical(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(t))
-		for k, x := range t {
-			out[k] = canonical(x)
-		}
-		return out
-	case []any:
-		items := make([]any, len(t))
-		for i := range t {
-			items[i] = canonical(t[i])
-		}
-		if len(items) == 1 {
-			return items[0]
-		}
-		sort.Slice(items, func(i, j int) bool {
-			a, _ := json.Marshal(items[i])
-			b, _ := json.Marshal(items[j])
-			return string(a) < string(b)
-		})
-		return items
-	}
-	return v
 }
 
 // The two role steps.

@@ -14,12 +14,13 @@ import (
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 )
 
 func TestSamePolicyAcceptsIAMsRewritings(t *testing.T) {
-	want := irsaTrust("arn:aws:iam::1:oidc-provider/oidc.example/id/X", "oidc.example/id/X", ebsCSIServiceAccount)
+	want := awsx.IRSATrust("arn:aws:iam::1:oidc-provider/oidc.example/id/X", "oidc.example/id/X", ebsCSIServiceAccount)
 	tests := []struct {
 		name string
 		doc  string
@@ -33,7 +34,7 @@ func TestSamePolicyAcceptsIAMsRewritings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := samePolicy(tc.doc, want); got != tc.same {
+			if got := awsx.SamePolicy(tc.doc, want); got != tc.same {
 				t.Errorf("samePolicy = %v, want %v", got, tc.same)
 			}
 		})
@@ -111,7 +112,7 @@ func TestProviderFor(t *testing.T) {
 	if err != nil || arn != "arn:aws-cn:iam::123456789012:oidc-provider/oidc.eks.cn-north-1.amazonaws.com.cn/id/ABC" || issuer != *c.Identity.Oidc.Issuer {
 		t.Errorf("providerFor = %s, %s, %v", arn, issuer, err)
 	}
-	if host, ok := issuerHostOf(arn); !ok || host != "oidc.eks.cn-north-1.amazonaws.com.cn/id/ABC" {
+	if host, ok := awsx.IssuerHostOf(arn); !ok || host != "oidc.eks.cn-north-1.amazonaws.com.cn/id/ABC" {
 		t.Errorf("issuerHostOf = %q, %v", host, ok)
 	}
 	c.Identity = nil

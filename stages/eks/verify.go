@@ -11,6 +11,7 @@ import (
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"k8s.io/apimachinery/pkg/version"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
 )
 
@@ -111,8 +112,8 @@ func (s *stage) checkOIDC(ctx context.Context, c *ekstypes.Cluster) []engine.Che
 		oidc = engine.Failf("oidc-provider", applyHint, "no IAM OIDC provider for issuer %s", issuer)
 	case strings.TrimSuffix(strings.TrimPrefix(aws.ToString(p.Url), "https://"), "/") != strings.TrimSuffix(strings.TrimPrefix(issuer, "https://"), "/"):
 		oidc = engine.Failf("oidc-provider", applyHint, "provider URL %s is not the issuer %s", aws.ToString(p.Url), issuer)
-	case !slices.Contains(p.ClientIDList, stsAudience):
-		oidc = engine.Failf("oidc-provider", applyHint, "provider lacks audience %s", stsAudience)
+	case !slices.Contains(p.ClientIDList, awsx.STSAudience):
+		oidc = engine.Failf("oidc-provider", applyHint, "provider lacks audience %s", awsx.STSAudience)
 	case s.d.State.Get(KeyOIDCProviderARN) != providerARN:
 		oidc = engine.Failf("oidc-provider", applyHint+" to record it", "%s is %q, the issuer's provider is %s", KeyOIDCProviderARN, s.d.State.Get(KeyOIDCProviderARN), providerARN)
 	default:
@@ -136,9 +137,9 @@ func (s *stage) checkRole(ctx context.Context, name string, spec roleSpec) engin
 	case !st.trustOK:
 		return engine.Failf(name, applyHint+" to rewrite it", "IAM role %s's trust policy is not the one coderctl sets", spec.name)
 	case !st.attached:
-		return engine.Failf(name, applyHint+" to attach it", "IAM role %s lacks %s", spec.name, policyName(spec.policyARN))
+		return engine.Failf(name, applyHint+" to attach it", "IAM role %s lacks %s", spec.name, awsx.PolicyName(spec.policyARN))
 	}
-	return engine.Passf(name, "%s with %s", st.arn, policyName(spec.policyARN))
+	return engine.Passf(name, "%s with %s", st.arn, awsx.PolicyName(spec.policyARN))
 }
 
 // checkAddons: each add-on ACTIVE. coredns and the CSI drivers need nodes:

@@ -8,18 +8,16 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sort"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
-	"github.com/coderctl/coderctl/stages/prereqs"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Name is the stage's registry name.
@@ -59,7 +57,7 @@ func New(d *deploy.Deps) engine.Stage {
 	return engine.Stage{
 		Name:    Name,
 		Summary: "VPC, public and private subnets in three AZs, internet gateway, NAT, routes",
-		Needs:   []string{prereqs.Name},
+		Needs:   []string{names.StagePrereqs},
 		Reads:   []string{"AWS_REGION", "CLUSTER_NAME", KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
 		Writes:  []string{KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
 		Steps: []engine.Step{
@@ -166,8 +164,8 @@ func (n *network) layout(ctx context.Context) (*layout, error) {
 	return &layout{Zones: zones, CIDR: cidr, Subnets: subnets, NAT: n.natMode()}, nil
 }
 
-// zones are availabilityZones from the config, or the region's first three
-// available zones in name order (the same choice prereqs checks).
+// zones are the deployment's availability zones: the one choice prereqs
+// also checks (awsx.ChooseZones).
 func (n *network) zones(ctx context.Context) ([]string, error) {
 	if len(n.d.Cluster.AvailabilityZones) > 0 {
 		return n.d.Cluster.AvailabilityZones, nil
@@ -176,18 +174,11 @@ func (n *network) zones(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list availability zones of %s: %w", n.d.Region(), err)
 	}
-	var names []string
-	for _, z := range out.AvailabilityZones {
-		regular := z.ZoneType == nil || aws.ToString(z.ZoneType) == "availability-zone"
-		if z.State == ec2types.AvailabilityZoneStateAvailable && regular {
-			names = append(names, aws.ToString(z.ZoneName))
-		}
-	}
-	sort.Strings(names)
+	names := awsx.ChooseZones(nil, out.AvailabilityZones)
 	if len(names) < api.MinRequiredAvailabilityZones {
 		return nil, fmt.Errorf("%s has %d available zones, EKS needs at least %d", n.d.Region(), len(names), api.MinRequiredAvailabilityZones)
 	}
-	return names[:min(len(names), api.RecommendedAvailabilityZones)], nil
+	return names, nil
 }
 
 // Resource names (the Name tag), which identify each resource within the

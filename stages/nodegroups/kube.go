@@ -2,7 +2,6 @@ package nodegroups
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -33,22 +32,10 @@ const (
 	registerTimeout = 10 * time.Minute
 )
 
-// errNoKube says the run has no way to reach the cluster.
-var errNoKube = errors.New("no Kubernetes access configured")
-
 // kubeClient returns a client for the cluster, or why there is none.
 func (s *stage) kubeClient(ctx context.Context) (kubernetes.Interface, error) {
-	if s.d.Kube == nil {
-		return nil, errNoKube
-	}
-	c, _, err := s.d.Kube(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if c == nil {
-		return nil, errNoKube
-	}
-	return c, nil
+	c, _, err := s.d.KubeClient(ctx)
+	return c, err
 }
 
 // groupNodes lists the nodes of managed node groups by group name. An error

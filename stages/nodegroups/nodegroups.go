@@ -9,14 +9,13 @@ package nodegroups
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
@@ -127,8 +126,7 @@ func (s *stage) ownedBy(tags map[string]string) bool {
 // the same token. incarnation tells a resource from its successor after a
 // destroy, whose token AWS may still remember.
 func (s *stage) clientToken(resource, incarnation string) string {
-	sum := sha256.Sum256([]byte(strings.Join([]string{"coderctl", s.d.Deployment(), Name, resource, incarnation}, "\x00")))
-	return hex.EncodeToString(sum[:16])
+	return awsx.ClientToken(s.d.Deployment(), Name, resource, incarnation)
 }
 
 // spec returns the configured node group of that name.

@@ -46,23 +46,13 @@ func (s *stage) roleResource() string { return "iam-role/" + s.nodeRoleName() }
 
 // partition is the AWS partition of the deployment's region, for ARNs and
 // service principals.
-func (s *stage) partition() string {
-	region := s.d.Region()
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	default:
-		return "aws"
-	}
-}
+func (s *stage) partition() string { return awsx.Partition(s.d.Region()) }
 
 // policyARNs are the node policies' ARNs in this partition.
 func (s *stage) policyARNs() []string {
 	out := make([]string, len(nodePolicies))
 	for i, p := range nodePolicies {
-		out[i] = fmt.Sprintf("arn:%s:iam::aws:policy/%s", s.partition(), p)
+		out[i] = awsx.ManagedPolicyARN(s.partition(), p)
 	}
 	return out
 }
@@ -77,16 +67,7 @@ func (s *stage) ec2Principal() string {
 }
 
 // trust lets EC2 instances assume the role.
-func (s *stage) trust() map[string]any {
-	return map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{map[string]any{
-			"Effect":    "Allow",
-			"Principal": map[string]any{"Service": s.ec2Principal()},
-			"Action":    "sts:AssumeRole",
-		}},
-	}
-}
+func (s *stage) trust() map[string]any { return awsx.ServiceTrust(s.ec2Principal()) }
 
 // readRole finds the node role; nil when it does not exist. A role of that
 // name not tagged for this deployment belongs to something else: an error.
@@ -163,11 +144,11 @@ func (s *stage) applyRole(ctx context.Context, r engine.Reporter) error {
 		}
 	}
 	for _, arn := range st.missing {
-		r.Progress("attaching " + policyName(arn) + " to " + s.nodeRoleName())
+		r.Progress("attaching " + awsx.PolicyName(arn) + " to " + s.nodeRoleName())
 		if _, err := s.d.AWS.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{
 			RoleName: aws.String(s.nodeRoleName()), PolicyArn: aws.String(arn),
 		}); err != nil {
-			return awsx.Describe("IAM AttachRolePolicy "+policyName(arn)+" to "+s.nodeRoleName(), err)
+			return awsx.Describe("IAM AttachRolePolicy "+awsx.PolicyName(arn)+" to "+s.nodeRoleName(), err)
 		}
 	}
 	if created {
@@ -244,12 +225,10 @@ func (s *stage) destroyRole(ctx context.Context, r engine.Reporter) error {
 	return s.d.State.Unset(KeyNodeRoleARN)
 }
 
-func policyName(arn string) string { return arn[strings.LastIndexByte(arn, '/')+1:] }
-
 func policyNames(arns []string) []string {
 	out := make([]string, len(arns))
 	for i, a := range arns {
-		out[i] = policyName(a)
+		out[i] = awsx.PolicyName(a)
 	}
 	return out
 }

@@ -102,23 +102,9 @@ func (p *prereqs) checkRegion(ctx context.Context) engine.Check {
 	return engine.Passf("region", "%s, zones %s", region, strings.Join(wanted, ", "))
 }
 
-// zones are the configured availability zones, or the region's first three.
+// zones are the deployment's availability zones (awsx.ChooseZones).
 func (p *prereqs) zones(all []ec2types.AvailabilityZone) []string {
-	if len(p.d.Cluster.AvailabilityZones) > 0 {
-		return p.d.Cluster.AvailabilityZones
-	}
-	var names []string
-	for _, z := range all {
-		regular := z.ZoneType == nil || aws.ToString(z.ZoneType) == "availability-zone"
-		if z.State == ec2types.AvailabilityZoneStateAvailable && regular {
-			names = append(names, aws.ToString(z.ZoneName))
-		}
-	}
-	sort.Strings(names)
-	if len(names) > 3 {
-		names = names[:3]
-	}
-	return names
+	return awsx.ChooseZones(p.d.Cluster.AvailabilityZones, all)
 }
 
 // checkInstanceTypes proves each node group's instance type is offered in

@@ -14,7 +14,7 @@ import (
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
-	"github.com/coderctl/coderctl/stages/coder"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // tokenHint says how to get an owner's session token.
@@ -29,12 +29,12 @@ type keySecret struct {
 }
 
 func readKeySecret(ctx context.Context, kc kubernetes.Interface) (keySecret, error) {
-	sec, err := kc.CoreV1().Secrets(coder.Namespace).Get(ctx, KeySecretName, metav1.GetOptions{})
+	sec, err := kc.CoreV1().Secrets(names.CoderNamespace).Get(ctx, KeySecretName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return keySecret{}, nil
 	}
 	if err != nil {
-		return keySecret{}, fmt.Errorf("read secret %s/%s: %w", coder.Namespace, KeySecretName, err)
+		return keySecret{}, fmt.Errorf("read secret %s/%s: %w", names.CoderNamespace, KeySecretName, err)
 	}
 	return keySecret{exists: true, filled: len(sec.Data[KeySecretKey]) > 0, keyID: sec.Annotations[annKeyID]}, nil
 }
@@ -74,9 +74,9 @@ type api struct {
 func (s *stage) connect(ctx context.Context) (api, error) {
 	token := s.token()
 	if token == "" {
-		return api{}, fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint, "not set: the provisioner key is created through the Coder API as an owner")
+		return api{}, fault.Input(config.SourceEnvironment, coderapi.EnvSessionToken, tokenHint, "not set: the provisioner key is created through the Coder API as an owner")
 	}
-	client, err := coder.APIClient(s.d, token)
+	client, err := coderapi.ForInputs(s.d.Inputs, token)
 	if err != nil {
 		return api{}, err
 	}
@@ -97,23 +97,23 @@ const rightsHint = "use a token of an owner (or an organization or template admi
 func explainAPIError(s *stage, err error) error {
 	switch {
 	case coderapi.IsUnauthorized(err):
-		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint, "coderd at %s refused the token (expired, revoked or from another deployment): %v",
+		return fault.Input(config.SourceEnvironment, coderapi.EnvSessionToken, tokenHint, "coderd at %s refused the token (expired, revoked or from another deployment): %v",
 			s.d.Inputs.CoderURL(), err)
 	case coderapi.IsRBACRefusal(err):
-		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, rightsHint,
+		return fault.Input(config.SourceEnvironment, coderapi.EnvSessionToken, rightsHint,
 			"coderd at %s refused to let the token's user manage provisioner keys", s.d.Inputs.CoderURL())
 	case coderapi.IsForbidden(err):
 		return fmt.Errorf("external provisioners are a Coder Premium feature and this deployment has no license for them "+
 			"(add one with `coder licenses add`, then re-run): %w", err)
 	case coderapi.IsUnreachable(err):
-		return fmt.Errorf("%w (%s)", err, coder.UnreachableHint(s.d, err))
+		return fmt.Errorf("%w (%s)", err, coderapi.UnreachableHint(s.d.Inputs, s.d.State.Get(names.KeyNLBHostname), err))
 	}
 	return err
 }
 
 func (s *stage) planKey(ctx context.Context) ([]engine.Action, error) {
-	resource := fmt.Sprintf("provisioner key %s (secret %s/%s)", KeyName, coder.Namespace, KeySecretName)
-	kc, _, err := coder.Kube(ctx, s.d)
+	resource := fmt.Sprintf("provisioner key %s (secret %s/%s)", KeyName, names.CoderNamespace, KeySecretName)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: fmt.Sprintf("create (cluster not reachable yet: %v)", err)}}, nil
 	}
@@ -146,7 +146,7 @@ func (s *stage) planKey(ctx context.Context) ([]engine.Action, error) {
 // from coderd's answer straight into the Kubernetes secret; it is never
 // printed, logged or written to the state file.
 func (s *stage) applyKey(ctx context.Context, r engine.Reporter) error {
-	kc, _, err := coder.Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (s *stage) applyKey(ctx context.Context, r engine.Reporter) error {
 	if s.token() == "" && !s.coderDeployed() {
 		return engine.Pending("%s is not set: create the first (owner) user at %s, run `coder login %s` and "+
 			"`export %s=$(coder tokens create --name coderctl)`, then re-run 'coderctl up'",
-			coder.EnvSessionToken, s.d.Inputs.CoderURL(), s.d.Inputs.CoderURL(), coder.EnvSessionToken)
+			coderapi.EnvSessionToken, s.d.Inputs.CoderURL(), s.d.Inputs.CoderURL(), coderapi.EnvSessionToken)
 	}
 	a, err := s.connect(ctx)
 	if err != nil {
@@ -205,7 +205,7 @@ func (s *stage) createKey(ctx context.Context, kc kubernetes.Interface, a api, r
 	if err := writeKeySecret(ctx, kc, secret, id); err != nil {
 		return err
 	}
-	r.Progress(fmt.Sprintf("provisioner key %s (id %s) stored in secret %s/%s", KeyName, id, coder.Namespace, KeySecretName))
+	r.Progress(fmt.Sprintf("provisioner key %s (id %s) stored in secret %s/%s", KeyName, id, names.CoderNamespace, KeySecretName))
 	return nil
 }
 
@@ -227,12 +227,12 @@ func adoptConcurrentKey(ctx context.Context, s *stage, kc kubernetes.Interface, 
 	}
 	if key != nil && sec.filled && sec.keyID == key.ID {
 		r.Progress(fmt.Sprintf("provisioner key %s (id %s) was created by another run at the same time and secret %s/%s holds it: adopted",
-			KeyName, key.ID, coder.Namespace, KeySecretName))
+			KeyName, key.ID, names.CoderNamespace, KeySecretName))
 		return nil
 	}
 	return fmt.Errorf("provisioner key %s was created by another coderctl run at the same time (coderd: 409 Conflict); "+
 		"Coder shows a key's secret only to the run that creates it, so this run cannot store it in secret %s/%s: "+
-		"let the other run finish, then re-run (a key whose secret was lost is rotated)", KeyName, coder.Namespace, KeySecretName)
+		"let the other run finish, then re-run (a key whose secret was lost is rotated)", KeyName, names.CoderNamespace, KeySecretName)
 }
 
 // liveVersion refuses a coderd older than the provisioner key routes
@@ -283,7 +283,7 @@ func checkKeyRights(ctx context.Context, client *coderapi.Client, me coderapi.Us
 	if err != nil || len(missing) == 0 {
 		return nil
 	}
-	return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, rightsHint,
+	return fault.Input(config.SourceEnvironment, coderapi.EnvSessionToken, rightsHint,
 		"user %q (site roles: %s) may not %s provisioner keys in organization %q: the provisioners stage needs an owner's token",
 		me.Username, roleNames(me), strings.Join(missing, " or "), org.Name)
 }
@@ -306,30 +306,30 @@ func writeKeySecret(ctx context.Context, kc kubernetes.Interface, key coderapi.K
 	}
 	want := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: KeySecretName, Namespace: coder.Namespace,
+			Name: KeySecretName, Namespace: names.CoderNamespace,
 			Labels:      map[string]string{"app.kubernetes.io/managed-by": "coderctl", "app.kubernetes.io/part-of": ChartName},
 			Annotations: map[string]string{annKeyID: keyID, "coderctl.dev/provisioner-key-name": KeyName},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{KeySecretKey: []byte(key.Reveal())},
 	}
-	secrets := kc.CoreV1().Secrets(coder.Namespace)
+	secrets := kc.CoreV1().Secrets(names.CoderNamespace)
 	_, err := secrets.Create(ctx, want, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		_, err = secrets.Update(ctx, want, metav1.UpdateOptions{})
 	}
 	if err != nil {
 		// The API error names the object, never its data.
-		return fmt.Errorf("write secret %s/%s: %w", coder.Namespace, KeySecretName, err)
+		return fmt.Errorf("write secret %s/%s: %w", names.CoderNamespace, KeySecretName, err)
 	}
 	return nil
 }
 
 func ensureNamespace(ctx context.Context, kc kubernetes.Interface) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: coder.Namespace}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: names.CoderNamespace}}
 	_, err := kc.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace %s: %w", coder.Namespace, err)
+		return fmt.Errorf("create namespace %s: %w", names.CoderNamespace, err)
 	}
 	return nil
 }
@@ -337,7 +337,7 @@ func ensureNamespace(ctx context.Context, kc kubernetes.Interface) error {
 // destroyKey deletes the secret and, with a session token, the key in
 // Coder; without one it says how to delete the key by hand.
 func (s *stage) destroyKey(ctx context.Context, r engine.Reporter) error {
-	kc, _, err := coder.Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		if s.d.ClusterGone(ctx) {
 			r.Progress("the EKS cluster is gone, and secret " + KeySecretName + " with it")
@@ -345,9 +345,9 @@ func (s *stage) destroyKey(ctx context.Context, r engine.Reporter) error {
 		}
 		return err
 	}
-	err = kc.CoreV1().Secrets(coder.Namespace).Delete(ctx, KeySecretName, metav1.DeleteOptions{})
+	err = kc.CoreV1().Secrets(names.CoderNamespace).Delete(ctx, KeySecretName, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete secret %s/%s: %w", coder.Namespace, KeySecretName, err)
+		return fmt.Errorf("delete secret %s/%s: %w", names.CoderNamespace, KeySecretName, err)
 	}
 	a, err := s.connect(ctx)
 	if err != nil {

@@ -9,12 +9,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/sizing"
-	"github.com/coderctl/coderctl/stages/coder"
 )
 
 // Name is the stage's registry name.
@@ -82,12 +83,12 @@ func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
 	return engine.Stage{
 		Name:    Name,
 		Summary: "provisioner key and external provisioners sized by USERS",
-		Needs:   []string{coder.Name},
-		Reads: []string{config.KeyUsers, config.KeyCoderURL, config.KeyCoderVersion, coder.KeyCAFile,
+		Needs:   []string{names.StageCoder},
+		Reads: []string{config.KeyUsers, config.KeyCoderURL, config.KeyCoderVersion, coderapi.KeyCAFile,
 			KeyChartRepo, KeyChartVersion, KeyValuesFile},
 		Steps: []engine.Step{
 			// The key needs coderd answering: the coder stage's checkpoint.
-			{Name: StepKey, Needs: []string{coder.Name}, Typical: typicalKey, Plan: s.planKey, Apply: s.applyKey, Destroy: s.destroyKey},
+			{Name: StepKey, Needs: []string{names.StageCoder}, Typical: typicalKey, Plan: s.planKey, Apply: s.applyKey, Destroy: s.destroyKey},
 			{Name: StepRelease, Needs: []string{engine.StepID(Name, StepKey)}, Typical: typicalRelease,
 				Plan: s.planRelease, Apply: s.applyRelease, Destroy: s.destroyRelease},
 		},
@@ -101,7 +102,7 @@ type stage struct {
 	opts Options
 }
 
-func (s *stage) token() string { return coder.SessionToken(s.opts.LookupEnv) }
+func (s *stage) token() string { return coderapi.SessionToken(s.opts.LookupEnv) }
 
 func (s *stage) chart() helmx.Chart {
 	in := s.d.Inputs

@@ -11,10 +11,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/coderctl/coderctl/configs"
+	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/sizing"
-	"github.com/coderctl/coderctl/stages/coder"
 )
 
 // lastPSKDefaultChart is the last provisioner chart version whose PSK
@@ -36,7 +37,7 @@ func NeedsEmptyPSK(v string) bool {
 // when the key is rotated.
 func (s *stage) computedValues(keyID string) map[string]any {
 	sz := s.sizing()
-	selector, tolerations := coder.NodePlacement(s.d.NodeGroups(), sizing.RoleProvisioner)
+	selector, tolerations := sizing.NodePlacement(s.d.NodeGroups(), sizing.RoleProvisioner)
 	daemon := map[string]any{"keySecretName": KeySecretName, "keySecretKey": KeySecretKey}
 	if NeedsEmptyPSK(s.chart().Version) {
 		daemon["pskSecretName"] = ""
@@ -50,7 +51,7 @@ func (s *stage) computedValues(keyID string) map[string]any {
 			"tolerations":  tolerations,
 			// coderd through its in-cluster Service; no CODER_PROVISIONERD_TAGS:
 			// the tags come from the key.
-			"env": []map[string]any{{"name": "CODER_URL", "value": coder.InClusterURL}},
+			"env": []map[string]any{{"name": "CODER_URL", "value": names.CoderInClusterURL}},
 		},
 		"provisionerDaemon": daemon,
 	}
@@ -97,18 +98,18 @@ func (s *stage) release(keyID string) (helmx.Release, []string, error) {
 	if err != nil {
 		return helmx.Release{}, nil, err
 	}
-	return helmx.Release{Name: ReleaseName, Namespace: coder.Namespace, Chart: s.chart(), Values: values,
+	return helmx.Release{Name: ReleaseName, Namespace: names.CoderNamespace, Chart: s.chart(), Values: values,
 		Wait: true, Timeout: releaseTimeout}, notes, nil
 }
 
 func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
-	resource := fmt.Sprintf("helm release %s/%s (%d replicas)", coder.Namespace, ReleaseName, s.sizing().Provisioners.Replicas)
-	kc, _, err := coder.Kube(ctx, s.d)
+	resource := fmt.Sprintf("helm release %s/%s (%d replicas)", names.CoderNamespace, ReleaseName, s.sizing().Provisioners.Replicas)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		_, notes, _ := s.release("") // a file validate refused never gets here
 		return slices.Concat([]engine.Action{{Kind: engine.Create, Resource: resource,
 			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}},
-			coder.NoteActions(KeyValuesFile, notes), s.capacityWarning()), nil
+			helmx.NoteActions(KeyValuesFile, notes), s.capacityWarning()), nil
 	}
 	sec, err := readKeySecret(ctx, kc)
 	if err != nil {
@@ -118,7 +119,7 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	helm, err := coder.Helm(ctx, s.d, s.opts.HelmCacheDir)
+	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +127,7 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	return slices.Concat([]engine.Action{coder.ActionFor(resource, change)}, coder.NoteActions(KeyValuesFile, notes), s.capacityWarning()), nil
+	return slices.Concat([]engine.Action{helmx.ActionFor(resource, change)}, helmx.NoteActions(KeyValuesFile, notes), s.capacityWarning()), nil
 }
 
 // capacityWarning puts the capacity check's warning into the plan, where it
@@ -140,7 +141,7 @@ func (s *stage) capacityWarning() []engine.Action {
 }
 
 func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
-	kc, _, err := coder.Kube(ctx, s.d)
+	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return err
 	}
@@ -149,14 +150,14 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 		return err
 	}
 	if !sec.filled {
-		return fmt.Errorf("secret %s/%s holds no key: run 'coderctl stage %s apply' with %s set", coder.Namespace, KeySecretName, Name, coder.EnvSessionToken)
+		return fmt.Errorf("secret %s/%s holds no key: run 'coderctl stage %s apply' with %s set", names.CoderNamespace, KeySecretName, Name, coderapi.EnvSessionToken)
 	}
 	rel, notes, err := s.release(sec.keyID)
 	if err != nil {
 		return err
 	}
-	coder.ReportNotes(r, KeyValuesFile, notes)
-	helm, err := coder.Helm(ctx, s.d, s.opts.HelmCacheDir)
+	helmx.ReportNotes(r, KeyValuesFile, notes)
+	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
 	if err != nil {
 		return err
 	}
@@ -170,13 +171,13 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 		return err
 	}
 	if changed {
-		r.Progress(fmt.Sprintf("release %s/%s at revision %d", coder.Namespace, ReleaseName, rev))
+		r.Progress(fmt.Sprintf("release %s/%s at revision %d", names.CoderNamespace, ReleaseName, rev))
 	}
 	return nil
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
-	helm, err := coder.Helm(ctx, s.d, s.opts.HelmCacheDir)
+	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
 	if err != nil {
 		if s.d.ClusterGone(ctx) {
 			r.Progress("the EKS cluster is gone, and release " + ReleaseName + " with it")
@@ -184,8 +185,8 @@ func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
 		}
 		return err
 	}
-	r.Progress(fmt.Sprintf("uninstalling release %s/%s", coder.Namespace, ReleaseName))
-	return helm.Uninstall(ctx, ReleaseName, coder.Namespace, true)
+	r.Progress(fmt.Sprintf("uninstalling release %s/%s", names.CoderNamespace, ReleaseName))
+	return helm.Uninstall(ctx, ReleaseName, names.CoderNamespace, true)
 }
 
 // mustFit fails the release at once when the provisioners can never all be

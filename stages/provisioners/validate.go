@@ -7,7 +7,7 @@ import (
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/fault"
-	"github.com/coderctl/coderctl/stages/coder"
+	"github.com/coderctl/coderctl/internal/helmx"
 )
 
 // tokenCheckTimeout bounds asking coderd whether the token is valid.
@@ -24,16 +24,16 @@ func (s *stage) validate(ctx context.Context) error {
 	}
 	token := s.token()
 	if token == "" && s.coderDeployed() {
-		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint,
+		return fault.Input(config.SourceEnvironment, coderapi.EnvSessionToken, tokenHint,
 			"not set: the provisioners stage creates its provisioner key through the Coder API as an owner")
 	}
 	if _, _, err := s.release(""); err != nil {
 		return err // a values file that is not YAML or undoes an owned key
 	}
-	if err := coder.ValidateCAFile(s.d); err != nil {
+	if err := coderapi.ValidateCAFile(s.d.Inputs); err != nil {
 		return err
 	}
-	if err := coder.CheckChart(ctx, s.d.Inputs, s.chart(), s.opts.HelmCacheDir, KeyChartRepo, KeyChartVersion); err != nil {
+	if err := helmx.CheckChart(ctx, s.d.Inputs, s.chart(), s.opts.HelmCacheDir, KeyChartRepo, KeyChartVersion); err != nil {
 		return err
 	}
 	if token == "" {
@@ -54,7 +54,7 @@ func (s *stage) coderDeployed() bool {
 // token and lets its user manage provisioner keys. A coderd not deployed
 // yet (a first `up`) is not an error here.
 func (s *stage) checkToken(ctx context.Context, token string) error {
-	client, err := coder.APIClient(s.d, token)
+	client, err := coderapi.ForInputs(s.d.Inputs, token)
 	if err != nil {
 		return nil
 	}
@@ -62,7 +62,7 @@ func (s *stage) checkToken(ctx context.Context, token string) error {
 	defer cancel()
 	me, err := client.Me(ctx)
 	if coderapi.IsUnauthorized(err) {
-		return fault.Input(config.SourceEnvironment, coder.EnvSessionToken, tokenHint,
+		return fault.Input(config.SourceEnvironment, coderapi.EnvSessionToken, tokenHint,
 			"coderd at %s refuses it (expired, revoked, or from another deployment)", s.d.Inputs.CoderURL())
 	}
 	if err != nil {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/sizing"
-	"github.com/coderctl/coderctl/stages/coder"
 )
 
 // Check names of the checkpoint.
@@ -36,7 +36,7 @@ func selector() string {
 }
 
 func (s *stage) verify(ctx context.Context) []engine.Check {
-	kc, _, kubeErr := coder.Kube(ctx, s.d)
+	kc, _, kubeErr := s.d.KubeClient(ctx)
 	want := s.wantReplicas(ctx, kc)
 	checks := make([]engine.Check, 4)
 	var wg sync.WaitGroup
@@ -51,7 +51,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 		if kubeErr != nil {
 			return engine.Failf(CheckPods, "check --kubeconfig or that the EKS cluster exists", "cannot reach the cluster: %v", kubeErr)
 		}
-		return coder.PodsOnNodes(ctx, kc, coder.PodsSpec{
+		return sizing.PodsOnNodes(ctx, kc, sizing.PodsSpec{Namespace: names.CoderNamespace,
 			Check: CheckPods, What: "provisioner", Selector: selector(), Role: sizing.RoleProvisioner, Want: want,
 			Hint: "kubectl -n coder describe pods -l app.kubernetes.io/name=coder-provisioner (Pending: the provisioner node group is too small, see the capacity check)",
 		})
@@ -67,7 +67,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 // change it), else the sizing's.
 func (s *stage) wantReplicas(ctx context.Context, kc kubernetes.Interface) int {
 	if kc != nil {
-		dep, err := kc.AppsV1().Deployments(coder.Namespace).Get(ctx, ChartName, metav1.GetOptions{})
+		dep, err := kc.AppsV1().Deployments(names.CoderNamespace).Get(ctx, ChartName, metav1.GetOptions{})
 		if err == nil && dep.Spec.Replicas != nil {
 			return int(*dep.Spec.Replicas)
 		}
@@ -76,7 +76,7 @@ func (s *stage) wantReplicas(ctx context.Context, kc kubernetes.Interface) int {
 }
 
 func (s *stage) checkKeySecret(ctx context.Context, kc kubernetes.Interface, kubeErr error) engine.Check {
-	hint := fmt.Sprintf("run 'coderctl stage %s apply' with %s set: it creates the key and the secret", Name, coder.EnvSessionToken)
+	hint := fmt.Sprintf("run 'coderctl stage %s apply' with %s set: it creates the key and the secret", Name, coderapi.EnvSessionToken)
 	if kubeErr != nil {
 		return engine.Failf(CheckKeySecret, hint, "cannot reach the cluster: %v", kubeErr)
 	}
@@ -85,11 +85,11 @@ func (s *stage) checkKeySecret(ctx context.Context, kc kubernetes.Interface, kub
 	case err != nil:
 		return engine.Failf(CheckKeySecret, hint, "%v", err)
 	case !sec.exists:
-		return engine.Failf(CheckKeySecret, hint, "secret %s/%s does not exist", coder.Namespace, KeySecretName)
+		return engine.Failf(CheckKeySecret, hint, "secret %s/%s does not exist", names.CoderNamespace, KeySecretName)
 	case !sec.filled:
-		return engine.Failf(CheckKeySecret, hint, "secret %s/%s has no %q key", coder.Namespace, KeySecretName, KeySecretKey)
+		return engine.Failf(CheckKeySecret, hint, "secret %s/%s has no %q key", names.CoderNamespace, KeySecretName, KeySecretKey)
 	}
-	return engine.Passf(CheckKeySecret, "secret %s/%s holds provisioner key %s", coder.Namespace, KeySecretName, KeyName)
+	return engine.Passf(CheckKeySecret, "secret %s/%s holds provisioner key %s", names.CoderNamespace, KeySecretName, KeyName)
 }
 
 // checkDaemons asks coderd which daemons are connected with the key and
@@ -107,7 +107,7 @@ func (s *stage) checkDaemons(ctx context.Context, kc kubernetes.Interface, want 
 	case err != nil:
 		return engine.Failf(CheckDaemons, hintFor(s, err), "%v", err)
 	case list.Key == nil:
-		return engine.Failf(CheckDaemons, fmt.Sprintf("run 'coderctl stage %s apply' with %s set: it creates the key", Name, coder.EnvSessionToken),
+		return engine.Failf(CheckDaemons, fmt.Sprintf("run 'coderctl stage %s apply' with %s set: it creates the key", Name, coderapi.EnvSessionToken),
 			"Coder has no provisioner key %s", KeyName)
 	}
 	live, notLive := countDaemons(list, runningPodNames(ctx, kc))
@@ -124,10 +124,10 @@ func (s *stage) daemonsClient(ctx context.Context) (*coderapi.Client, string, *e
 	fail := func(c engine.Check) (*coderapi.Client, string, *engine.Check) { return nil, "", &c }
 	token := s.token()
 	if token == "" {
-		return fail(engine.Warnf(CheckDaemons, "export "+coder.EnvSessionToken+" (an owner's token) to check the connected daemons",
+		return fail(engine.Warnf(CheckDaemons, "export "+coderapi.EnvSessionToken+" (an owner's token) to check the connected daemons",
 			"connected provisioner daemons not checked: no session token"))
 	}
-	client, err := coder.APIClient(s.d, token)
+	client, err := coderapi.ForInputs(s.d.Inputs, token)
 	if err != nil {
 		return fail(engine.Failf(CheckDaemons, "check CODER_URL and CODER_CA_FILE", "%v", err))
 	}
@@ -194,7 +194,7 @@ func runningPodNames(ctx context.Context, kc kubernetes.Interface) map[string]bo
 	if kc == nil {
 		return nil
 	}
-	pods, err := kc.CoreV1().Pods(coder.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector()})
+	pods, err := kc.CoreV1().Pods(names.CoderNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector()})
 	if err != nil {
 		return nil
 	}
@@ -225,5 +225,5 @@ func hintFor(s *stage, err error) string {
 	if coderapi.IsUnauthorized(err) {
 		return tokenHint
 	}
-	return coder.UnreachableHint(s.d, err)
+	return coderapi.UnreachableHint(s.d.Inputs, s.d.State.Get(names.KeyNLBHostname), err)
 }

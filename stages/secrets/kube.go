@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
 )
@@ -20,9 +21,6 @@ type kubeAccess struct {
 	helm *helmx.Client
 }
 
-// errNoKube says the run has no way to reach the cluster.
-var errNoKube = errors.New("no Kubernetes access configured")
-
 // kubeClients returns the run's clients, building them on first success;
 // a failure (the cluster not created yet) is not cached.
 func (s *stage) kubeClients(ctx context.Context) (*kubeAccess, error) {
@@ -31,15 +29,14 @@ func (s *stage) kubeClients(ctx context.Context) (*kubeAccess, error) {
 	if s.kube != nil {
 		return s.kube, nil
 	}
-	if s.d.Kube == nil {
-		return nil, errNoKube
-	}
-	kc, rc, err := s.d.Kube(ctx)
-	if err != nil {
+	kc, rc, err := s.d.KubeClient(ctx)
+	switch {
+	case errors.Is(err, deploy.ErrNoKube):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("reach the cluster: %w", err)
-	}
-	if kc == nil || rc == nil {
-		return nil, errNoKube
+	case rc == nil:
+		return nil, deploy.ErrNoKube
 	}
 	dc, err := dynamic.NewForConfig(rc)
 	if err != nil {

@@ -22,9 +22,6 @@ const (
 	maxRoleNameLen = 64
 	// RolePolicyName is the role's one inline policy.
 	RolePolicyName = "coder-secrets-read"
-	// stsAudience is the audience of the projected service-account tokens
-	// the EKS pod identity webhook mounts.
-	stsAudience = "sts.amazonaws.com"
 )
 
 // RoleName is the IRSA role's name for a cluster.
@@ -54,32 +51,14 @@ func (s *stage) callerInfo(ctx context.Context) (callerIdentity, error) {
 	return id, nil
 }
 
-// issuerHostOf extracts "oidc.eks.<region>.amazonaws.com/id/<ID>" from an
-// IAM OIDC provider ARN.
-func issuerHostOf(providerARN string) (string, bool) {
-	_, host, ok := strings.Cut(providerARN, ":oidc-provider/")
-	return host, ok && host != "" && strings.HasPrefix(providerARN, "arn:")
-}
-
 // TrustPolicy lets exactly coderd's service account, with a token from the
 // cluster's OIDC issuer meant for STS, assume the role.
 func TrustPolicy(providerARN string) (map[string]any, error) {
-	host, ok := issuerHostOf(providerARN)
+	host, ok := awsx.IssuerHostOf(providerARN)
 	if !ok {
 		return nil, fmt.Errorf("%s %q is not an IAM OIDC provider ARN: run 'coderctl stage eks apply'", KeyOIDCProviderARN, providerARN)
 	}
-	return map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{map[string]any{
-			"Effect":    "Allow",
-			"Principal": map[string]any{"Federated": providerARN},
-			"Action":    "sts:AssumeRoleWithWebIdentity",
-			"Condition": map[string]any{"StringEquals": map[string]any{
-				host + ":sub": "system:serviceaccount:" + Namespace + ":" + ServiceAccount,
-				host + ":aud": stsAudience,
-			}},
-		}},
-	}, nil
+	return awsx.IRSATrust(providerARN, host, "system:serviceaccount:"+Namespace+":"+ServiceAccount), nil
 }
 
 // AccessPolicy allows reading the coder/* secrets of the region, nothing
@@ -158,7 +137,7 @@ func (s *stage) readRole(ctx context.Context, want wantedRole) (*roleState, erro
 	if owner := awsx.IAMTags(out.Role.Tags)[awsx.TagDeployment]; owner != s.d.Deployment() {
 		return nil, &foreignError{kind: "IAM role", name: name, owner: owner, deployment: s.d.Deployment()}
 	}
-	st := &roleState{arn: aws.ToString(out.Role.Arn), trustOK: samePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), want.trust)}
+	st := &roleState{arn: aws.ToString(out.Role.Arn), trustOK: awsx.SamePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), want.trust)}
 	inline, err := awsx.InlineRolePolicies(ctx, s.d.AWS.IAM, name)
 	if err != nil {
 		return nil, err
@@ -172,7 +151,7 @@ func (s *stage) readRole(ctx context.Context, want wantedRole) (*roleState, erro
 		if err != nil {
 			return nil, awsx.Describe("IAM GetRolePolicy "+p, err)
 		}
-		st.policyOK = samePolicy(aws.ToString(doc.PolicyDocument), want.policy)
+		st.policyOK = awsx.SamePolicy(aws.ToString(doc.PolicyDocument), want.policy)
 	}
 	if st.attached, err = awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, name); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
@@ -70,7 +71,7 @@ func TestSamePolicy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := samePolicy(tc.doc, want); got != tc.same {
+			if got := awsx.SamePolicy(tc.doc, want); got != tc.same {
 				t.Errorf("samePolicy = %v, want %v", got, tc.same)
 			}
 		})
