@@ -157,7 +157,7 @@ func (s *Syncer) createASG(ctx context.Context, name string, g *ekstypes.Nodegro
 		Tags:              tags,
 	}
 	_, err = s.AutoScaling.CreateAutoScalingGroup(ctx, in)
-	if err != nil && len(g.Subnets) > 0 && isCode(err, "ValidationError") {
+	if err != nil && len(g.Subnets) > 0 && isCode(err, "InvalidSubnetID.NotFound", "ValidationError") {
 		// Subnets moto does not know (tests that make node groups with
 		// made-up subnet IDs): place the group by zone instead.
 		in.VPCZoneIdentifier = nil

@@ -416,3 +416,28 @@ func TestAutoScalingGroups(t *testing.T) {
 		t.Fatalf("after deleting the last node group: %+v, %v", res, err)
 	}
 }
+
+// TestAutoScalingGroupWithUnknownSubnets: a node group whose subnets moto
+// does not know (tests that make them up) still gets its Auto Scaling
+// group, placed by zone.
+func TestAutoScalingGroupWithUnknownSubnets(t *testing.T) {
+	f := newFixture(t, "asg-subnets")
+	ctx := context.Background()
+	if _, err := f.eks.CreateNodegroup(ctx, &eks.CreateNodegroupInput{
+		ClusterName: aws.String(f.cluster), NodegroupName: aws.String("made-up"),
+		NodeRole: aws.String("arn:aws:iam::123456789012:role/node"), Subnets: []string{"subnet-made-up"},
+		ScalingConfig: &ekstypes.NodegroupScalingConfig{MinSize: aws.Int32(0), MaxSize: aws.Int32(2), DesiredSize: aws.Int32(1)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s := f.syncer()
+	s.AutoScaling = autoscaling.NewFromConfig(f.cfg)
+	res, err := s.Sync(ctx)
+	if err != nil || len(res.ASGCreated) != 1 {
+		t.Fatalf("sync = %+v, %v; want one ASG created", res, err)
+	}
+	out, err := s.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: res.ASGCreated})
+	if err != nil || len(out.AutoScalingGroups) != 1 || len(out.AutoScalingGroups[0].AvailabilityZones) == 0 {
+		t.Fatalf("ASG %v, %v; want one placed by zone", out, err)
+	}
+}
