@@ -1,11 +1,13 @@
 // Package ground starts the whole proving ground that `coderctl up` needs
 // when there is no AWS account: moto (optionally behind the slow-and-faulty
 // proxy), a real Kubernetes control plane, fake EKS nodes that follow moto's
-// node groups, a cloud controller for LoadBalancer Services, a CSI secret
-// syncer, a loopback chart repository and a Coder API double. The e2e tests
-// and `make demo` use it; every piece is a test stand-in for a real service,
-// except the charts the repository serves: the real coder, coder-provisioner
-// and secrets-store-csi-driver charts, from their Go modules (chartrepo).
+// node groups (and their Auto Scaling groups), a cloud controller for
+// LoadBalancer Services, a CSI secret syncer, an EBS CSI provisioner, the
+// cluster autoscaler's effect, a loopback chart repository and a Coder API
+// double. The e2e tests and `make demo` use it; every piece is a test
+// stand-in for a real service, except the charts the repository serves: the
+// real coder, coder-provisioner and secrets-store-csi-driver charts, from
+// their Go modules (chartrepo).
 package ground
 
 import (
@@ -22,16 +24,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"net/http/httptest"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/testenv/autoscalesim"
 	"github.com/coderctl/coderctl/internal/testenv/awsproxy"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/coderapi"
 	"github.com/coderctl/coderctl/internal/testenv/csisync"
+	"github.com/coderctl/coderctl/internal/testenv/ebscsi"
 	"github.com/coderctl/coderctl/internal/testenv/eksnodes"
 	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
@@ -158,7 +163,9 @@ func (g *Ground) startControllers(kube kubernetes.Interface) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	logErr := func(err error) { fmt.Fprintf(g.opts.Log, "ground: %v\n", err) }
-	go eksnodes.Watch(ctx, clients.EKS, clients.EC2, g.opts.Cluster, kube, 200*time.Millisecond, logErr)
+	asg := autoscaling.NewFromConfig(cfg)
+	nodes := &eksnodes.Syncer{EKS: clients.EKS, EC2: clients.EC2, AutoScaling: asg, Kube: kube, Cluster: g.opts.Cluster, OnError: logErr}
+	go nodes.Watch(ctx, 200*time.Millisecond)
 	stopLB, err := lbcontroller.Start(ctx, lbcontroller.Options{Kube: kube, ELB: clients.ELB, EC2: clients.EC2,
 		Cluster: g.opts.Cluster, Interval: 200 * time.Millisecond, Log: g.opts.Log})
 	if err != nil {
@@ -168,6 +175,9 @@ func (g *Ground) startControllers(kube kubernetes.Interface) error {
 	stopCSI := csisync.Start(ctx, csisync.Options{Kube: kube, Dynamic: dyn, SecretsManager: clients.SecretsManager,
 		Interval: 200 * time.Millisecond, OnError: logErr})
 	g.stops = append(g.stops, stopCSI)
+	g.stops = append(g.stops, ebscsi.Start(ctx, ebscsi.Options{Kube: kube, Interval: 200 * time.Millisecond, OnError: logErr}))
+	g.stops = append(g.stops, autoscalesim.Start(ctx, autoscalesim.Options{Kube: kube, EKS: clients.EKS, AutoScaling: asg,
+		Interval: 200 * time.Millisecond, OnError: logErr, Log: g.opts.Log}))
 	return nil
 }
 
