@@ -2,8 +2,8 @@
 // another stage (or the CLI, or a test) uses: stage and step names, state
 // keys, and the names of AWS and Kubernetes objects. Stages may not import
 // one another (decisions.md 14), so a producer's names live here, grouped
-// by producer, and the producing stage's own exported constants refer to
-// them. A name only its own stage uses stays in that stage.
+// by producer, and the producing stage's exported constants refer to them.
+// A name that only its own stage uses stays in that stage.
 package names
 
 // Stage names, in the guide's order.
@@ -19,7 +19,90 @@ const (
 	StageProvisioners = "provisioners"
 )
 
-// Produced by the coder stage.
+// Produced by the network stage.
+const (
+	KeyVPCID            = "VPC_ID"
+	KeyPublicSubnetIDs  = "PUBLIC_SUBNET_IDS"
+	KeyPrivateSubnetIDs = "PRIVATE_SUBNET_IDS"
+
+	NetworkStepVPC     = "vpc"
+	NetworkStepSubnets = "subnets"
+)
+
+// Produced by the eks stage.
+const (
+	KeyClusterRoleARN         = "CLUSTER_ROLE_ARN"
+	KeyClusterEndpoint        = "CLUSTER_ENDPOINT"
+	KeyClusterSecurityGroupID = "CLUSTER_SECURITY_GROUP_ID"
+	KeyOIDCProviderARN        = "OIDC_PROVIDER_ARN"
+	KeyEBSCSIRoleARN          = "EBS_CSI_ROLE_ARN"
+
+	EKSStepClusterRole = "cluster-role"
+	EKSStepCluster     = "cluster"
+)
+
+// Produced by the nodegroups stage.
+const (
+	// KeyNodeRoleARN is the node IAM role every group's instances assume.
+	KeyNodeRoleARN = "NODE_ROLE_ARN"
+	// KeyNodeGroups lists the created node groups, comma-separated, in
+	// cluster-config.yaml order.
+	KeyNodeGroups = "NODEGROUPS"
+)
+
+// Produced by the rds stage.
+const (
+	KeyDBSecurityGroupID = "DB_SECURITY_GROUP_ID"
+	KeyRDSEndpoint       = "RDS_ENDPOINT"
+	KeyRDSPort           = "RDS_PORT"
+	KeyMasterSecretARN   = "DB_MASTER_SECRET_ARN"
+	KeyDBInstanceID      = "DB_INSTANCE_ID"
+
+	// MasterSecretName is the Secrets Manager secret holding the master
+	// user's connection document.
+	MasterSecretName = "coder/db-master"
+	DatabaseName     = "coder"
+	MasterUsername   = "coder"
+)
+
+// Produced by the acm stage.
+const (
+	// KeyCertARN is the certificate's ARN; a user may set it to an ISSUED
+	// certificate of their own.
+	KeyCertARN = "CERT_ARN"
+
+	ACMStepIssued = "issued"
+)
+
+// Produced by the secrets stage: the database URL in Secrets Manager, the
+// IRSA role coderd assumes, and the Kubernetes objects coderd mounts.
+const (
+	KeyDatabaseURLSecretARN = "DATABASE_URL_SECRET_ARN"
+	KeySecretsRoleARN       = "SECRETS_ROLE_ARN"
+
+	// DatabaseURLSecretName is the Secrets Manager secret with Coder's
+	// PostgreSQL connection URL.
+	DatabaseURLSecretName = "coder/database-url"
+	// CoderServiceAccount is coderd's service account, the only one the
+	// IRSA role trusts.
+	CoderServiceAccount = "coder"
+	// SecretProviderClass is the class coderd's CSI volume names.
+	SecretProviderClass = "coder-secrets"
+	// CoderSecret is the Kubernetes secret the CSI driver syncs, with the
+	// keys below.
+	CoderSecret = "coder-secrets"
+
+	SecretKeyDatabaseURL        = "database-url"
+	SecretKeyGitHubClientID     = "github-client-id"
+	SecretKeyGitHubClientSecret = "github-client-secret"
+	SecretKeyGitHubAllowedOrgs  = "github-allowed-orgs"
+
+	// CSIDriver is the driver name pods' CSI volumes use.
+	CSIDriver = "secrets-store.csi.k8s.io"
+)
+
+// Produced by the coder stage (the namespace is created by whichever of
+// secrets and coder runs first).
 const (
 	// CoderNamespace is where Coder runs: coderd, its secrets and the
 	// external provisioners.

@@ -25,21 +25,22 @@ import (
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Name is the stage's registry name.
-const Name = "acm"
+const Name = names.StageACM
 
 // KeyCertARN is the certificate's ARN in the state file. A user may set it
 // to an ISSUED certificate of their own, which is then used and never
 // deleted.
-const KeyCertARN = "CERT_ARN"
+const KeyCertARN = names.KeyCertARN
 
 // Step names; other stages refer to them as "acm/<name>".
 const (
 	StepCertificate       = "certificate"
 	StepValidationRecords = "validation-records"
-	StepIssued            = "issued"
+	StepIssued            = names.ACMStepIssued
 )
 
 // Waiting for ISSUED: DNS validation takes minutes, sometimes over an hour
@@ -59,11 +60,11 @@ func New(d *deploy.Deps) engine.Stage {
 	return engine.Stage{
 		Name:    Name,
 		Summary: "TLS certificate for CODER_DOMAIN and *.CODER_DOMAIN, validated through DNS",
-		Needs:   []string{"prereqs"},
+		Needs:   []string{names.StagePrereqs},
 		Reads:   []string{config.KeyClusterName, config.KeyRegion, config.KeyDomain, config.KeyHostedZoneID, KeyCertARN},
 		Writes:  []string{KeyCertARN},
 		Steps: []engine.Step{
-			{Name: StepCertificate, Needs: []string{"prereqs"}, Typical: 5 * time.Second,
+			{Name: StepCertificate, Needs: []string{names.StagePrereqs}, Typical: 5 * time.Second,
 				Plan: s.planCertificate, Apply: s.applyCertificate, Destroy: s.destroyCertificate},
 			{Name: StepValidationRecords, Needs: []string{stepID(StepCertificate)}, Typical: 30 * time.Second,
 				Plan: s.planRecords, Apply: s.applyRecords, Destroy: s.destroyRecords},

@@ -44,18 +44,18 @@ const (
 	InClusterURL = names.CoderInClusterURL
 	// SecretName is the Kubernetes secret the CSI driver syncs from Secrets
 	// Manager; SecretProviderClass names the class that describes it.
-	SecretName          = "coder-secrets"
-	SecretProviderClass = "coder-secrets"
-	ServiceAccountName  = "coder"
+	SecretName          = names.CoderSecret
+	SecretProviderClass = names.SecretProviderClass
+	ServiceAccountName  = names.CoderServiceAccount
 )
 
 // Keys of the coder-secrets secret (the SecretProviderClass's objectAlias
 // names).
 const (
-	SecretKeyDatabaseURL        = "database-url"
-	SecretKeyGitHubClientID     = "github-client-id"
-	SecretKeyGitHubClientSecret = "github-client-secret"
-	SecretKeyGitHubAllowedOrgs  = "github-allowed-orgs"
+	SecretKeyDatabaseURL        = names.SecretKeyDatabaseURL
+	SecretKeyGitHubClientID     = names.SecretKeyGitHubClientID
+	SecretKeyGitHubClientSecret = names.SecretKeyGitHubClientSecret
+	SecretKeyGitHubAllowedOrgs  = names.SecretKeyGitHubAllowedOrgs
 )
 
 // State keys the stage records.
@@ -67,14 +67,14 @@ const (
 // Inputs and other stages' outputs this stage reads. Spelled out here so
 // the package builds on its own.
 const (
-	keyCertARN        = "CERT_ARN"
-	keySecretsRoleARN = "SECRETS_ROLE_ARN"
+	keyCertARN        = names.KeyCertARN
+	keySecretsRoleARN = names.KeySecretsRoleARN
 	KeyValuesFile     = "CODER_VALUES_FILE"
 	KeyCAFile         = coderapi.KeyCAFile
-	secretsStage      = "secrets"
-	acmStage          = "acm"
-	acmIssuedStep     = "acm/issued"
-	nodegroupsStage   = "nodegroups"
+	secretsStage      = names.StageSecrets
+	acmStage          = names.StageACM
+	acmIssuedStep     = names.StageACM + "/" + names.ACMStepIssued
+	nodegroupsStage   = names.StageNodeGroups
 )
 
 // EnvSessionToken is the process environment variable holding a Coder

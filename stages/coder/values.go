@@ -6,6 +6,7 @@ import (
 	"github.com/coderctl/coderctl/configs"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/sizing"
 )
 
@@ -17,7 +18,7 @@ const ValuesFile = "coder-values.yaml"
 const (
 	csiVolumeName = "coder-secrets"
 	csiMountPath  = "/mnt/secrets-store"
-	csiDriver     = "secrets-store.csi.k8s.io"
+	csiDriver     = names.CSIDriver
 )
 
 // values builds the release's values: the embedded defaults, what coderctl

@@ -11,17 +11,19 @@ import (
 	"time"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Name is the stage's registry name.
-const Name = "eks"
+const Name = names.StageEKS
 
 // Step names; other stages name them in their needs ("eks/cluster").
 const (
-	StepClusterRole  = "cluster-role"
-	StepCluster      = "cluster"
+	StepClusterRole  = names.EKSStepClusterRole
+	StepCluster      = names.EKSStepCluster
 	StepOIDCProvider = "oidc-provider"
 	StepEBSCSIRole   = "ebs-csi-role"
 	StepAddons       = "addons"
@@ -29,19 +31,19 @@ const (
 
 // State keys the stage records.
 const (
-	KeyClusterRoleARN         = "CLUSTER_ROLE_ARN"
-	KeyClusterEndpoint        = "CLUSTER_ENDPOINT"
-	KeyClusterSecurityGroupID = "CLUSTER_SECURITY_GROUP_ID"
-	KeyOIDCProviderARN        = "OIDC_PROVIDER_ARN"
-	KeyEBSCSIRoleARN          = "EBS_CSI_ROLE_ARN"
+	KeyClusterRoleARN         = names.KeyClusterRoleARN
+	KeyClusterEndpoint        = names.KeyClusterEndpoint
+	KeyClusterSecurityGroupID = names.KeyClusterSecurityGroupID
+	KeyOIDCProviderARN        = names.KeyOIDCProviderARN
+	KeyEBSCSIRoleARN          = names.KeyEBSCSIRoleARN
 )
 
 // What the network stage records and this stage reads.
 const (
-	networkStage      = "network"
-	keyVPCID          = "VPC_ID"
-	keyPrivateSubnets = "PRIVATE_SUBNET_IDS"
-	keyPublicSubnets  = "PUBLIC_SUBNET_IDS"
+	networkStage      = names.StageNetwork
+	keyVPCID          = names.KeyVPCID
+	keyPrivateSubnets = names.KeyPrivateSubnetIDs
+	keyPublicSubnets  = names.KeyPublicSubnetIDs
 )
 
 // maxIAMNameLen is IAM's limit on role names.
@@ -54,15 +56,15 @@ func New(d *deploy.Deps) engine.Stage {
 		Name:    Name,
 		Summary: "cluster role, EKS cluster, IAM OIDC provider (IRSA), add-ons",
 		Needs:   []string{networkStage},
-		Reads:   []string{"AWS_REGION", "CLUSTER_NAME", keyVPCID, keyPrivateSubnets, keyPublicSubnets},
+		Reads:   []string{config.KeyRegion, config.KeyClusterName, keyVPCID, keyPrivateSubnets, keyPublicSubnets},
 		Writes:  []string{KeyClusterRoleARN, KeyClusterEndpoint, KeyClusterSecurityGroupID, KeyOIDCProviderARN, KeyEBSCSIRoleARN},
 		Steps: []engine.Step{
 			// The role needs nothing from the network, but a step without
 			// needs waits for the whole network stage (NAT gateways take
 			// minutes); hanging it on the VPC lets it overlap the rest.
-			{Name: StepClusterRole, Needs: []string{networkStage + "/vpc"}, Typical: 5 * time.Second,
+			{Name: StepClusterRole, Needs: []string{engine.StepID(networkStage, names.NetworkStepVPC)}, Typical: 5 * time.Second,
 				Plan: s.planClusterRole, Apply: s.applyClusterRole, Destroy: s.destroyClusterRole},
-			{Name: StepCluster, Needs: []string{networkStage + "/subnets", engine.StepID(Name, StepClusterRole)}, Typical: 13 * time.Minute,
+			{Name: StepCluster, Needs: []string{engine.StepID(networkStage, names.NetworkStepSubnets), engine.StepID(Name, StepClusterRole)}, Typical: 13 * time.Minute,
 				Plan: s.planCluster, Apply: s.applyCluster, Destroy: s.destroyCluster},
 			{Name: StepOIDCProvider, Needs: []string{engine.StepID(Name, StepCluster)}, Typical: 5 * time.Second,
 				Plan: s.planOIDC, Apply: s.applyOIDC, Destroy: s.destroyOIDC},

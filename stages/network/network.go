@@ -14,6 +14,7 @@ import (
 	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
@@ -21,20 +22,20 @@ import (
 )
 
 // Name is the stage's registry name.
-const Name = "network"
+const Name = names.StageNetwork
 
 // Outputs the stage records; subnet lists are comma-separated in zone order.
 const (
-	KeyVPCID            = "VPC_ID"
-	KeyPublicSubnetIDs  = "PUBLIC_SUBNET_IDS"
-	KeyPrivateSubnetIDs = "PRIVATE_SUBNET_IDS"
+	KeyVPCID            = names.KeyVPCID
+	KeyPublicSubnetIDs  = names.KeyPublicSubnetIDs
+	KeyPrivateSubnetIDs = names.KeyPrivateSubnetIDs
 )
 
 // Step names other stages depend on ("network/subnets").
 const (
-	StepVPC             = "vpc"
+	StepVPC             = names.NetworkStepVPC
 	StepInternetGateway = "internet-gateway"
-	StepSubnets         = "subnets"
+	StepSubnets         = names.NetworkStepSubnets
 	StepNAT             = "nat"
 	StepRoutes          = "routes"
 )
@@ -58,7 +59,7 @@ func New(d *deploy.Deps) engine.Stage {
 		Name:    Name,
 		Summary: "VPC, public and private subnets in three AZs, internet gateway, NAT, routes",
 		Needs:   []string{names.StagePrereqs},
-		Reads:   []string{"AWS_REGION", "CLUSTER_NAME", KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
+		Reads:   []string{config.KeyRegion, config.KeyClusterName, KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
 		Writes:  []string{KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
 		Steps: []engine.Step{
 			{Name: StepVPC, Typical: 5 * time.Second, Plan: n.planVPC, Apply: n.applyVPC, Destroy: n.destroyVPC},

@@ -19,11 +19,12 @@ import (
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/state"
 )
 
 // Name is the stage's registry name.
-const Name = "nodegroups"
+const Name = names.StageNodeGroups
 
 // Step names. Each node group is a step named after the group; the config
 // loader refuses a group named like one of these fixed steps.
@@ -35,21 +36,24 @@ const (
 // State keys the stage records.
 const (
 	// KeyNodeRoleARN is the node IAM role every group's instances assume.
-	KeyNodeRoleARN = "NODE_ROLE_ARN"
+	KeyNodeRoleARN = names.KeyNodeRoleARN
 	// KeyNodeGroups lists the created node groups, comma-separated, in
 	// cluster-config.yaml order.
-	KeyNodeGroups = "NODEGROUPS"
+	KeyNodeGroups = names.KeyNodeGroups
 )
 
-// What other stages record and this one reads. The names are spelled out
-// here rather than imported so this package builds on its own.
+// What other stages record and this one reads.
 const (
-	eksStage          = "eks"
-	eksClusterStep    = "eks/cluster"
-	eksRoleStep       = "eks/cluster-role"
-	networkStage      = "network"
-	keyPrivateSubnets = "PRIVATE_SUBNET_IDS"
-	keyPublicSubnets  = "PUBLIC_SUBNET_IDS"
+	eksStage          = names.StageEKS
+	networkStage      = names.StageNetwork
+	keyPrivateSubnets = names.KeyPrivateSubnetIDs
+	keyPublicSubnets  = names.KeyPublicSubnetIDs
+)
+
+// The eks steps the node role and the groups wait for.
+var (
+	eksClusterStep = engine.StepID(names.StageEKS, names.EKSStepCluster)
+	eksRoleStep    = engine.StepID(names.StageEKS, names.EKSStepClusterRole)
 )
 
 // Typical real-AWS durations: IAM is quick, a managed node group takes
@@ -90,7 +94,7 @@ func New(d *deploy.Deps) engine.Stage {
 		Name:     Name,
 		Summary:  "node role and the four tainted managed node groups, created in parallel",
 		Needs:    []string{eksStage},
-		Reads:    []string{"AWS_REGION", "CLUSTER_NAME", keyPrivateSubnets, keyPublicSubnets, KeyNodeRoleARN, KeyNodeGroups},
+		Reads:    []string{config.KeyRegion, config.KeyClusterName, keyPrivateSubnets, keyPublicSubnets, KeyNodeRoleARN, KeyNodeGroups},
 		Writes:   []string{KeyNodeRoleARN, KeyNodeGroups},
 		Steps:    steps,
 		Verify:   s.verify,

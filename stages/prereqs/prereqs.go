@@ -19,12 +19,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Name is the stage's registry name.
-const Name = "prereqs"
+const Name = names.StagePrereqs
 
 // Service Quotas codes the checks compare against.
 const (
@@ -39,7 +41,7 @@ func New(d *deploy.Deps) engine.Stage {
 	return engine.Stage{
 		Name:    Name,
 		Summary: "check credentials, region, quotas, instance types and inputs",
-		Reads:   []string{"AWS_REGION", "CLUSTER_NAME", "CODER_DOMAIN", "HOSTED_ZONE_ID"},
+		Reads:   []string{config.KeyRegion, config.KeyClusterName, config.KeyDomain, config.KeyHostedZoneID},
 		Verify:  p.verify,
 		// Every deployment ends in a Coder URL: without a domain nothing
 		// after the cluster can be built, so refuse before creating anything.
@@ -255,7 +257,7 @@ func (p *prereqs) checkVPCQuota(ctx context.Context) engine.Check {
 		return engine.Warnf("quota-vpcs", "", "could not check: %v", err)
 	}
 	need := 1
-	if p.d.State.Get("VPC_ID") != "" || (p.d.Cluster.VPC != nil && p.d.Cluster.VPC.ID != "") {
+	if p.d.State.Get(names.KeyVPCID) != "" || (p.d.Cluster.VPC != nil && p.d.Cluster.VPC.ID != "") {
 		need = 0
 	}
 	limit, err := p.quota(ctx, "vpc", quotaVPCsPerRegion)

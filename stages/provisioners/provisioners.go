@@ -19,7 +19,7 @@ import (
 )
 
 // Name is the stage's registry name.
-const Name = "provisioners"
+const Name = names.StageProvisioners
 
 // Step names.
 const (

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/state"
 )
 
@@ -70,7 +71,7 @@ func (s *stage) planSubnetGroup(ctx context.Context) ([]engine.Action, error) {
 }
 
 func (s *stage) applySubnetGroup(ctx context.Context, r engine.Reporter) error {
-	if _, err := s.d.Output(KeyPrivateSubnetIDs, "network"); err != nil {
+	if _, err := s.d.Output(KeyPrivateSubnetIDs, names.StageNetwork); err != nil {
 		return err
 	}
 	want := s.wantSubnets()
@@ -163,7 +164,7 @@ func (s *stage) planSecurityGroup(ctx context.Context) ([]engine.Action, error) 
 }
 
 func (s *stage) applySecurityGroup(ctx context.Context, r engine.Reporter) error {
-	vpc, err := s.d.Output(KeyVPCID, "network")
+	vpc, err := s.d.Output(KeyVPCID, names.StageNetwork)
 	if err != nil {
 		return err
 	}
@@ -318,7 +319,7 @@ func (s *stage) planIngressRule(ctx context.Context) ([]engine.Action, error) {
 // only ingress rule: the database's contract is that nothing else reaches
 // it, so rules added by hand are revoked (plan lists them first).
 func (s *stage) applyIngressRule(ctx context.Context, r engine.Reporter) error {
-	clusterSG, err := s.d.Output(KeyClusterSecurityGroupID, "eks")
+	clusterSG, err := s.d.Output(KeyClusterSecurityGroupID, names.StageEKS)
 	if err != nil {
 		return err
 	}

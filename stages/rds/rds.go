@@ -18,30 +18,31 @@ import (
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Name is the stage's registry name.
-const Name = "rds"
+const Name = names.StageRDS
 
 // State keys the stage reads (from the network and eks stages) and records.
 const (
-	KeyVPCID                  = "VPC_ID"
-	KeyPrivateSubnetIDs       = "PRIVATE_SUBNET_IDS"
-	KeyClusterSecurityGroupID = "CLUSTER_SECURITY_GROUP_ID"
+	KeyVPCID                  = names.KeyVPCID
+	KeyPrivateSubnetIDs       = names.KeyPrivateSubnetIDs
+	KeyClusterSecurityGroupID = names.KeyClusterSecurityGroupID
 
-	KeyDBSecurityGroupID = "DB_SECURITY_GROUP_ID"
-	KeyEndpoint          = "RDS_ENDPOINT"
-	KeyPort              = "RDS_PORT"
-	KeyMasterSecretARN   = "DB_MASTER_SECRET_ARN"
-	KeyInstanceID        = "DB_INSTANCE_ID"
+	KeyDBSecurityGroupID = names.KeyDBSecurityGroupID
+	KeyEndpoint          = names.KeyRDSEndpoint
+	KeyPort              = names.KeyRDSPort
+	KeyMasterSecretARN   = names.KeyMasterSecretARN
+	KeyInstanceID        = names.KeyDBInstanceID
 )
 
 // The database as Coder sees it.
 const (
 	// MasterSecretName is the Secrets Manager secret holding MasterSecret.
-	MasterSecretName = "coder/db-master"
-	DatabaseName     = "coder"
-	MasterUsername   = "coder"
+	MasterSecretName = names.MasterSecretName
+	DatabaseName     = names.DatabaseName
+	MasterUsername   = names.MasterUsername
 	Port             = 5432
 )
 
@@ -92,7 +93,7 @@ func (s *stage) definition() engine.Stage {
 	return engine.Stage{
 		Name:    Name,
 		Summary: "PostgreSQL multi-AZ, encrypted, private; master password only in Secrets Manager",
-		Needs:   []string{"network", "eks"},
+		Needs:   []string{names.StageNetwork, names.StageEKS},
 		Reads: []string{config.KeyClusterName, config.KeyRegion, config.KeyDBInstanceClass, config.KeyDBEngineVersion,
 			config.KeyDBAllocatedStorage, KeyVPCID, KeyPrivateSubnetIDs, KeyClusterSecurityGroupID},
 		Writes: []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID},

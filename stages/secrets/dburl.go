@@ -13,13 +13,14 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Defaults for fields the master secret may leave out; the rds stage
 // writes all of them.
 const (
-	defaultDBUser = "coder"
-	defaultDBName = "coder"
+	defaultDBUser = names.MasterUsername
+	defaultDBName = names.DatabaseName
 	defaultDBPort = 5432
 )
 
@@ -65,7 +66,7 @@ func (m *masterSecret) portOf() (int, bool) {
 // the endpoint the rds stage recorded (the secret's host and port when
 // state has none). RDS for PostgreSQL forces TLS, hence sslmode=require.
 func (s *stage) databaseURL(ctx context.Context) (string, error) {
-	arn, err := s.d.Output(KeyMasterSecretARN, "rds")
+	arn, err := s.d.Output(KeyMasterSecretARN, names.StageRDS)
 	if err != nil {
 		return "", err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 const (
@@ -80,7 +81,7 @@ type wantedRole struct {
 }
 
 func (s *stage) wantedRole(ctx context.Context) (wantedRole, error) {
-	provider, err := s.d.Output(KeyOIDCProviderARN, "eks")
+	provider, err := s.d.Output(KeyOIDCProviderARN, names.StageEKS)
 	if err != nil {
 		return wantedRole{}, err
 	}

@@ -17,20 +17,21 @@ import (
 
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Name is the stage's registry name.
-const Name = "secrets"
+const Name = names.StageSecrets
 
 // State keys the stage reads (from the rds and eks stages) and records.
 const (
-	KeyMasterSecretARN = "DB_MASTER_SECRET_ARN"
-	KeyRDSEndpoint     = "RDS_ENDPOINT"
-	KeyRDSPort         = "RDS_PORT"
-	KeyOIDCProviderARN = "OIDC_PROVIDER_ARN"
+	KeyMasterSecretARN = names.KeyMasterSecretARN
+	KeyRDSEndpoint     = names.KeyRDSEndpoint
+	KeyRDSPort         = names.KeyRDSPort
+	KeyOIDCProviderARN = names.KeyOIDCProviderARN
 
-	KeyDatabaseURLSecretARN = "DATABASE_URL_SECRET_ARN"
-	KeyRoleARN              = "SECRETS_ROLE_ARN"
+	KeyDatabaseURLSecretARN = names.KeyDatabaseURLSecretARN
+	KeyRoleARN              = names.KeySecretsRoleARN
 )
 
 // Input keys of the users' values files, in coder-infra.env (the chart
@@ -54,26 +55,26 @@ const (
 const (
 	// DatabaseURLSecretName is the Secrets Manager secret with Coder's
 	// PostgreSQL connection URL.
-	DatabaseURLSecretName = "coder/database-url"
+	DatabaseURLSecretName = names.DatabaseURLSecretName
 	// Namespace is where Coder runs, and where the SecretProviderClass and
 	// the synced secret live.
-	Namespace = "coder"
+	Namespace = names.CoderNamespace
 	// ServiceAccount is coderd's service account, the only one the IRSA
 	// role trusts.
-	ServiceAccount = "coder"
+	ServiceAccount = names.CoderServiceAccount
 	// SecretProviderClassName is the class coderd's CSI volume names.
-	SecretProviderClassName = "coder-secrets"
+	SecretProviderClassName = names.SecretProviderClass
 	// KubeSecretName is the Kubernetes secret the driver syncs, with the
 	// keys below.
-	KubeSecretName = "coder-secrets"
+	KubeSecretName = names.CoderSecret
 
-	SecretKeyDatabaseURL        = "database-url"
-	SecretKeyGitHubClientID     = "github-client-id"
-	SecretKeyGitHubClientSecret = "github-client-secret"
-	SecretKeyGitHubAllowedOrgs  = "github-allowed-orgs"
+	SecretKeyDatabaseURL        = names.SecretKeyDatabaseURL
+	SecretKeyGitHubClientID     = names.SecretKeyGitHubClientID
+	SecretKeyGitHubClientSecret = names.SecretKeyGitHubClientSecret
+	SecretKeyGitHubAllowedOrgs  = names.SecretKeyGitHubAllowedOrgs
 
 	// CSIDriver is the driver name pods' CSI volumes use.
-	CSIDriver = "secrets-store.csi.k8s.io"
+	CSIDriver = names.CSIDriver
 )
 
 // Helm releases, named as in the AWS documentation's install commands.
@@ -142,17 +143,17 @@ func (s *stage) definition() engine.Stage {
 		Summary: "database URL in Secrets Manager, IRSA role, Secrets Store CSI driver + AWS provider, SecretProviderClass",
 		// prereqs: the OAuth secrets need nothing else, and a step without
 		// needs would wait for every stage this one needs.
-		Needs:  []string{"prereqs", "rds", "eks", "nodegroups"},
+		Needs:  []string{names.StagePrereqs, names.StageRDS, names.StageEKS, names.StageNodeGroups},
 		Reads:  []string{KeyMasterSecretARN, KeyRDSEndpoint, KeyRDSPort, KeyOIDCProviderARN},
 		Writes: []string{KeyDatabaseURLSecretARN, KeyRoleARN},
 		Steps: []engine.Step{
 			{Name: StepDatabaseURL, Needs: []string{"rds/instance"}, Typical: typicalSecret,
 				Plan: s.planDatabaseURL, Apply: s.applyDatabaseURL, Destroy: s.destroyDatabaseURL},
-			{Name: StepOAuth, Needs: []string{"prereqs"}, Typical: typicalSecret,
+			{Name: StepOAuth, Needs: []string{names.StagePrereqs}, Typical: typicalSecret,
 				Plan: s.planOAuth, Apply: s.applyOAuth, Destroy: s.destroyOAuth},
 			{Name: StepRole, Needs: []string{"eks/oidc-provider"}, Typical: typicalRole,
 				Plan: s.planRole, Apply: s.applyRole, Destroy: s.destroyRole},
-			{Name: StepDriver, Needs: []string{"nodegroups"}, Typical: typicalRelease,
+			{Name: StepDriver, Needs: []string{names.StageNodeGroups}, Typical: typicalRelease,
 				Plan: s.planDriver, Apply: s.applyDriver, Destroy: s.destroyDriver},
 			{Name: StepProvider, Needs: []string{engine.StepID(Name, StepDriver)}, Typical: typicalRelease,
 				Plan: s.planProvider, Apply: s.applyProvider, Destroy: s.destroyProvider},
