@@ -29,9 +29,14 @@
 //     claim with the driver's message, and the claim stays Pending.
 //   - Reclaim Delete: a Released volume it provisioned is deleted.
 //
+// With Options.Addons it follows the EKS add-on: nothing is provisioned
+// unless the aws-ebs-csi-driver add-on exists, and while it does the
+// add-on's node plugin DaemonSet (kube-system/ebs-csi-node, tolerating every
+// taint, the add-on's default) exists, so kwok runs it on every node.
+//
 // It is not the driver: no EBS volume is created in moto, nothing is
 // attached or mounted, volume expansion and snapshots are not played, and no
-// node plugin (CSINode) is required.
+// CSINode is required.
 package ebscsi
 
 import (
@@ -46,6 +51,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -93,6 +99,14 @@ type Options struct {
 	Interval time.Duration
 	// OnError hears the errors of Run's passes; nil drops them.
 	OnError func(error)
+	// Addons, with Cluster, makes the driver exist only while the EKS
+	// add-on aws-ebs-csi-driver does (DescribeAddon on this client: on the
+	// ground, the add-on stand-in ekstest, as moto has no add-on API), as
+	// on EKS: without it nothing is provisioned. While it exists, Sync
+	// also keeps the add-on's node plugin DaemonSet kube-system/ebs-csi-node
+	// (see addon.go). Nil: the driver is always there.
+	Addons  *eks.Client
+	Cluster string
 }
 
 // Result says what one Sync did.
@@ -158,6 +172,15 @@ func (p *Provisioner) Run(ctx context.Context) {
 // one claim do not stop the others; they are joined.
 func (p *Provisioner) Sync(ctx context.Context) (Result, error) {
 	var res Result
+	if p.opts.Addons != nil {
+		installed, err := p.addonInstalled(ctx)
+		if err != nil {
+			return res, err
+		}
+		if err := p.syncNodePlugin(ctx, installed); err != nil || !installed {
+			return res, err
+		}
+	}
 	claims, err := p.opts.Kube.CoreV1().PersistentVolumeClaims(p.opts.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return res, fmt.Errorf("ebscsi: list claims: %w", err)

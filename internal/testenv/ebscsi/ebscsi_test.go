@@ -15,11 +15,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/coderctl/coderctl/internal/testenv"
 	"github.com/coderctl/coderctl/internal/testenv/ebscsi"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 )
 
-func TestMain(m *testing.M) { kubeground.Main(m) }
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 const nodeZone = "us-west-2b"
 
