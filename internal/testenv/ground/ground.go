@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"net/http/httptest"
 
 	"k8s.io/client-go/dynamic"
@@ -72,9 +73,10 @@ type Ground struct {
 	// AWSURL is what AWS_ENDPOINT_URL must be: the proxy, or moto itself.
 	AWSURL string
 
-	opts   Options
-	cancel context.CancelFunc
-	stops  []func()
+	opts      Options
+	cancel    context.CancelFunc
+	stops     []func()
+	addonsURL string // the EKS add-on stand-in, in front of moto
 }
 
 // Start brings every piece up. On error everything started is stopped.
@@ -133,6 +135,7 @@ func (g *Ground) startAWS(ctx context.Context) error {
 	}
 	srv := httptest.NewServer(addons)
 	addons.URL = srv.URL
+	g.addonsURL = srv.URL
 	g.stops = append(g.stops, srv.Close)
 	g.AWSURL = srv.URL
 	if g.opts.Profile != nil {
@@ -175,7 +178,10 @@ func (g *Ground) startControllers(kube kubernetes.Interface) error {
 	stopCSI := csisync.Start(ctx, csisync.Options{Kube: kube, Dynamic: dyn, SecretsManager: clients.SecretsManager,
 		Interval: 200 * time.Millisecond, OnError: logErr})
 	g.stops = append(g.stops, stopCSI)
-	g.stops = append(g.stops, ebscsi.Start(ctx, ebscsi.Options{Kube: kube, Interval: 200 * time.Millisecond, OnError: logErr}))
+	// The EBS CSI driver exists while its EKS add-on does: ask the add-on stand-in.
+	addonsAPI := eks.NewFromConfig(cfg, func(o *eks.Options) { o.BaseEndpoint = aws.String(g.addonsURL) })
+	g.stops = append(g.stops, ebscsi.Start(ctx, ebscsi.Options{Kube: kube, Interval: 200 * time.Millisecond, OnError: logErr,
+		Addons: addonsAPI, Cluster: g.opts.Cluster}))
 	g.stops = append(g.stops, autoscalesim.Start(ctx, autoscalesim.Options{Kube: kube, EKS: clients.EKS, AutoScaling: asg,
 		Interval: 200 * time.Millisecond, OnError: logErr, Log: g.opts.Log}))
 	return nil
