@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/stages/coder"
 	"github.com/coderctl/coderctl/stages/provisioners"
@@ -83,9 +84,9 @@ func assertCoderd(t *testing.T, kc kubernetes.Interface, roleARN string) {
 		t.Errorf("readiness probe %+v, want GET /healthz", p)
 	}
 	if !slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool {
-		return v.CSI != nil && v.CSI.Driver == "secrets-store.csi.k8s.io" && v.CSI.VolumeAttributes["secretProviderClass"] == coder.SecretProviderClass
+		return v.CSI != nil && v.CSI.Driver == "secrets-store.csi.k8s.io" && v.CSI.VolumeAttributes["secretProviderClass"] == names.SecretProviderClass
 	}) {
-		t.Errorf("volumes %+v, want the CSI volume of class %s", pod.Volumes, coder.SecretProviderClass)
+		t.Errorf("volumes %+v, want the CSI volume of class %s", pod.Volumes, names.SecretProviderClass)
 	}
 	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "prometheus-http" && p.ContainerPort == 2112 }) {
 		t.Errorf("ports %+v, want prometheus-http 2112", c.Ports)

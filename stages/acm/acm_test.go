@@ -20,6 +20,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
 const validationRecord = "_d930b28be6c5927595552b219965053e.coder.example.com. _c9edd76ee4a0e2a74388032f3861cc50.ykybfrwcxw.acm-validations.aws."
@@ -47,13 +48,13 @@ func TestApplyWithHostedZone(t *testing.T) {
 		t.Errorf("zone CNAMEs %v, want the one validation record", got)
 	}
 	var insync bool
-	for _, e := range eventsOf(evs, engine.EventProgress) {
+	for _, e := range stagetest.EventsOf(evs, engine.EventProgress) {
 		insync = insync || (e.Step == StepValidationRecords && strings.Contains(e.Message, "INSYNC"))
 	}
 	if !insync {
-		t.Errorf("no progress showing the Route53 change INSYNC:\n%s", eventLog(evs))
+		t.Errorf("no progress showing the Route53 change INSYNC:\n%s", stagetest.EventLog(evs))
 	}
-	if f := failed(New(w.Deps).Verify(context.Background())); len(f) != 0 {
+	if f := stagetest.Failed(New(w.Deps).Verify(context.Background())); len(f) != 0 {
 		t.Errorf("verify after apply: %v", f)
 	}
 }
@@ -104,7 +105,7 @@ func TestAdoptGivenCertificate(t *testing.T) {
 	if m := w.Calls.Mutations(); len(m) != 0 {
 		t.Errorf("apply with a given certificate made mutating calls: %v", m)
 	}
-	if f := failed(New(w.Deps).Verify(context.Background())); len(f) != 0 {
+	if f := stagetest.Failed(New(w.Deps).Verify(context.Background())); len(f) != 0 {
 		t.Errorf("verify: %v", f)
 	}
 	if _, _, err := w.run(t, engine.ModeDestroy); err != nil {
@@ -121,10 +122,10 @@ func TestPlan(t *testing.T) {
 		t.Helper()
 		_, evs, err := w.run(t, engine.ModePlan)
 		if err != nil {
-			t.Fatalf("plan: %v\n%s", err, eventLog(evs))
+			t.Fatalf("plan: %v\n%s", err, stagetest.EventLog(evs))
 		}
 		kinds := map[string]engine.ActionKind{}
-		for _, e := range eventsOf(evs, engine.EventPlan) {
+		for _, e := range stagetest.EventsOf(evs, engine.EventPlan) {
 			kinds[e.Step] = e.Action.Kind
 		}
 		return kinds
@@ -183,7 +184,7 @@ func TestVerifyDetectsProblems(t *testing.T) {
 			undo := tc.breakIt(t, w)
 			checks := New(w.Deps).Verify(ctx)
 			undo()
-			if c := checksByName(checks)[tc.check]; c.Status != tc.status {
+			if c := stagetest.ChecksByName(checks)[tc.check]; c.Status != tc.status {
 				t.Fatalf("check %s = %+v, want %s (all: %+v)", tc.check, c, tc.status, checks)
 			}
 			bad := 0
@@ -195,7 +196,7 @@ func TestVerifyDetectsProblems(t *testing.T) {
 			if bad != 1 {
 				t.Errorf("want only %s to complain: %+v", tc.check, checks)
 			}
-			if f := failed(New(w.Deps).Verify(ctx)); len(f) != 0 {
+			if f := stagetest.Failed(New(w.Deps).Verify(ctx)); len(f) != 0 {
 				t.Errorf("after undoing %s: %v", tc.name, f)
 			}
 		})
@@ -207,7 +208,7 @@ func TestDestroy(t *testing.T) {
 	w.apply(t)
 	arn := w.Deps.State.Get(KeyCertARN)
 	if _, evs, err := w.run(t, engine.ModeDestroy); err != nil {
-		t.Fatalf("destroy: %v\n%s", err, eventLog(evs))
+		t.Fatalf("destroy: %v\n%s", err, stagetest.EventLog(evs))
 	}
 	if owned := w.ownedCertificates(t); len(owned) != 0 {
 		t.Errorf("certificates left: %v", owned)
@@ -252,7 +253,7 @@ func TestDestroyRefusesCertificateInUse(t *testing.T) {
 	}
 	msg := err.Error()
 	if !strings.Contains(msg, "still in use by "+listener) || strings.Contains(msg, "goroutine") || strings.Count(msg, "\n") > 0 {
-		t.Errorf("error should name the user in one line: %q\n%s", msg, eventLog(evs))
+		t.Errorf("error should name the user in one line: %q\n%s", msg, stagetest.EventLog(evs))
 	}
 	if w.certificate(t, arn) == nil || len(w.zoneCNAMEs(t)) != 1 {
 		t.Error("destroy removed the certificate or its validation records while in use")
@@ -308,11 +309,11 @@ func TestDestroyKeepsSharedRecords(t *testing.T) {
 		t.Errorf("records deleted although %s needs them: %v", other, got)
 	}
 	var noticed bool
-	for _, e := range eventsOf(evs, engine.EventNotice) {
+	for _, e := range stagetest.EventsOf(evs, engine.EventNotice) {
 		noticed = noticed || strings.Contains(e.Message, other)
 	}
 	if !noticed {
-		t.Errorf("no notice naming %s:\n%s", other, eventLog(evs))
+		t.Errorf("no notice naming %s:\n%s", other, stagetest.EventLog(evs))
 	}
 }
 
@@ -325,9 +326,9 @@ func TestSlowValidation(t *testing.T) {
 		w := newWorld(t, "")
 		slow.use(t, w)
 		evs := w.apply(t)
-		notices := eventsOf(evs, engine.EventNotice)
+		notices := stagetest.EventsOf(evs, engine.EventNotice)
 		if len(notices) != 1 || notices[0].Step != StepValidationRecords {
-			t.Fatalf("want one notice from validation-records:\n%s", eventLog(evs))
+			t.Fatalf("want one notice from validation-records:\n%s", stagetest.EventLog(evs))
 		}
 		n := notices[0]
 		if !strings.Contains(n.Message, "_d930b28be6c5927595552b219965053e.coder.example.com. CNAME _c9edd76ee4a0e2a74388032f3861cc50.ykybfrwcxw.acm-validations.aws.") {
@@ -343,14 +344,14 @@ func TestSlowValidation(t *testing.T) {
 			t.Errorf("record data: %v", rec)
 		}
 		var pending, issued bool
-		for _, e := range eventsOf(evs, engine.EventProgress) {
+		for _, e := range stagetest.EventsOf(evs, engine.EventProgress) {
 			if e.Step == StepIssued {
 				pending = pending || strings.Contains(e.Message, "PENDING_VALIDATION")
 			}
 		}
 		issued = w.certificate(t, w.Deps.State.Get(KeyCertARN)).Status == acmtypes.CertificateStatusIssued
 		if !pending || !issued {
-			t.Errorf("want progress showing PENDING_VALIDATION and then ISSUED (pending seen %v, issued %v):\n%s", pending, issued, eventLog(evs))
+			t.Errorf("want progress showing PENDING_VALIDATION and then ISSUED (pending seen %v, issued %v):\n%s", pending, issued, stagetest.EventLog(evs))
 		}
 	})
 
@@ -364,7 +365,7 @@ func TestSlowValidation(t *testing.T) {
 			t.Fatal("CERT_ARN not recorded while pending")
 		}
 		var st string
-		for _, e := range eventsOf(evs, engine.EventStep) {
+		for _, e := range stagetest.EventsOf(evs, engine.EventStep) {
 			if e.Status == engine.StatusFailed {
 				t.Fatalf("step %s failed: %s", e.Step, e.Error)
 			}
@@ -373,7 +374,7 @@ func TestSlowValidation(t *testing.T) {
 			}
 		}
 		if st != engine.StatusPending {
-			t.Fatalf("issued step %q, want pending\n%s", st, eventLog(evs))
+			t.Fatalf("issued step %q, want pending\n%s", st, stagetest.EventLog(evs))
 		}
 		// The engine (runner.go) counts the stage's checkpoint, which a
 		// pending step keeps from running, as not-run and ends the run with
@@ -398,7 +399,7 @@ func TestSlowValidation(t *testing.T) {
 		w.Deps.Opts.Wait.Timeout = 500 * time.Millisecond
 		_, evs, err := w.run(t, engine.ModeApply)
 		if err == nil || !regexp.MustCompile(`not validated after 500ms .*CNAME`).MatchString(err.Error()) {
-			t.Errorf("want a timeout naming the CNAME records, got %v\n%s", err, eventLog(evs))
+			t.Errorf("want a timeout naming the CNAME records, got %v\n%s", err, stagetest.EventLog(evs))
 		}
 	})
 }

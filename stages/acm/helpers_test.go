@@ -2,7 +2,6 @@ package acm
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
@@ -36,9 +36,6 @@ const (
 	testDomain  = "coder.example.com"
 	testCluster = "coder-prod"
 )
-
-// prereqsStub stands in for the prereqs stage (checks only, no steps).
-func prereqsStub() engine.Stage { return engine.Stage{Name: "prereqs"} }
 
 type world struct {
 	*stagetest.Env
@@ -94,30 +91,23 @@ func createZone(t *testing.T, c *route53.Client, name string, private bool) stri
 	return ""
 }
 
-func (w *world) stages() []engine.Stage { return []engine.Stage{prereqsStub(), New(w.Deps)} }
+// stages is the acm stage after a stand-in for prereqs (checks only).
+func (w *world) stages() []engine.Stage {
+	return []engine.Stage{stagetest.Stub(names.StagePrereqs, nil), New(w.Deps)}
+}
 
 func (w *world) run(t *testing.T, mode engine.Mode) (*engine.Summary, []engine.Event, error) {
 	t.Helper()
-	return w.Run(t, w.stages(), engine.Options{Mode: mode, Only: []string{Name}})
+	return w.RunOnly(t, w.stages(), mode, Name)
 }
 
 func (w *world) apply(t *testing.T) []engine.Event {
 	t.Helper()
 	_, evs, err := w.run(t, engine.ModeApply)
 	if err != nil {
-		t.Fatalf("apply: %v\n%s", err, eventLog(evs))
+		t.Fatalf("apply: %v\n%s", err, stagetest.EventLog(evs))
 	}
 	return evs
-}
-
-func eventLog(events []engine.Event) string {
-	var b strings.Builder
-	for _, e := range events {
-		line, _ := json.Marshal(e)
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 func (w *world) certificate(t *testing.T, arn string) *acmtypes.CertificateDetail {
@@ -179,34 +169,6 @@ func requestForeign(t *testing.T, c *acm.Client, domain string, sans ...string) 
 		t.Fatal(err)
 	}
 	return aws.ToString(out.CertificateArn)
-}
-
-func checksByName(checks []engine.Check) map[string]engine.Check {
-	m := map[string]engine.Check{}
-	for _, c := range checks {
-		m[c.Name] = c
-	}
-	return m
-}
-
-func failed(checks []engine.Check) []string {
-	var out []string
-	for _, c := range checks {
-		if c.Status == engine.Fail {
-			out = append(out, c.Name+": "+c.Reason)
-		}
-	}
-	return out
-}
-
-func eventsOf(evs []engine.Event, typ engine.EventType) []engine.Event {
-	var out []engine.Event
-	for _, e := range evs {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // slowMoto is a second moto_server whose certificates stay

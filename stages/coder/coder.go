@@ -9,7 +9,6 @@
 package coder
 
 import (
-	"os"
 	"time"
 
 	"github.com/coderctl/coderctl/internal/coderapi"
@@ -42,21 +41,12 @@ const (
 	ServiceName = "coder-lb"
 	// InClusterURL is coderd through the chart's ClusterIP Service.
 	InClusterURL = names.CoderInClusterURL
-	// SecretName is the Kubernetes secret the CSI driver syncs from Secrets
-	// Manager; SecretProviderClass names the class that describes it.
-	SecretName          = names.CoderSecret
-	SecretProviderClass = names.SecretProviderClass
-	ServiceAccountName  = names.CoderServiceAccount
 )
 
-// Keys of the coder-secrets secret (the SecretProviderClass's objectAlias
-// names).
-const (
-	SecretKeyDatabaseURL        = names.SecretKeyDatabaseURL
-	SecretKeyGitHubClientID     = names.SecretKeyGitHubClientID
-	SecretKeyGitHubClientSecret = names.SecretKeyGitHubClientSecret
-	SecretKeyGitHubAllowedOrgs  = names.SecretKeyGitHubAllowedOrgs
-)
+// The secrets stage's objects coderd mounts (coder-secrets, its
+// SecretProviderClass, the service account the IRSA role trusts, the
+// secret's keys) are names.CoderSecret, names.SecretProviderClass,
+// names.CoderServiceAccount and names.SecretKey*.
 
 // State keys the stage records.
 const (
@@ -64,17 +54,11 @@ const (
 	KeyCoderURL    = config.KeyCoderURL
 )
 
-// Inputs and other stages' outputs this stage reads. Spelled out here so
-// the package builds on its own.
+// Inputs this stage reads, and the acm step it waits for.
 const (
-	keyCertARN        = names.KeyCertARN
-	keySecretsRoleARN = names.KeySecretsRoleARN
-	KeyValuesFile     = "CODER_VALUES_FILE"
-	KeyCAFile         = coderapi.KeyCAFile
-	secretsStage      = names.StageSecrets
-	acmStage          = names.StageACM
-	acmIssuedStep     = names.StageACM + "/" + names.ACMStepIssued
-	nodegroupsStage   = names.StageNodeGroups
+	KeyValuesFile = "CODER_VALUES_FILE"
+	KeyCAFile     = coderapi.KeyCAFile
+	acmIssuedStep = names.StageACM + "/" + names.ACMStepIssued
 )
 
 // EnvSessionToken is the process environment variable holding a Coder
@@ -95,43 +79,31 @@ const (
 	healthTimeout = 10 * time.Minute
 )
 
-// Options are what a run may set beyond Deps.
-type Options struct {
-	// HelmCacheDir is helm's repository cache; empty means helmx.DefaultCacheDir().
-	HelmCacheDir string
-	// LookupEnv reads the process environment (CODER_SESSION_TOKEN); nil
-	// means os.LookupEnv.
-	LookupEnv func(string) (string, bool)
-}
-
-func (o Options) lookupEnv() func(string) (string, bool) {
-	if o.LookupEnv != nil {
-		return o.LookupEnv
-	}
-	return os.LookupEnv
-}
+// Options are what a run may set beyond Deps (the helm cache, the process
+// environment CODER_SESSION_TOKEN is read from).
+type Options = deploy.StageOptions
 
 // New builds the coder stage for the registry.
-func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{LookupEnv: d.LookupEnv}) }
+func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, d.StageOptions()) }
 
 // NewWithOptions builds the coder stage with options.
 func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
-	s := &stage{d: d, opts: opts}
+	s := &stage{d: d, opts: opts.Resolved()}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "Coder helm release on coderd nodes, NLB terminating TLS with the certificate, DNS",
-		Needs:   []string{secretsStage, acmStage, nodegroupsStage},
+		Needs:   []string{names.StageSecrets, names.StageACM, names.StageNodeGroups},
 		Reads: []string{config.KeyDomain, config.KeyHostedZoneID, config.KeyCoderVersion, config.KeyUsers, config.KeyCoderURL,
-			config.KeyCoderChartRepo, config.KeyCoderChartVersion, KeyValuesFile, KeyCAFile, keyCertARN, keySecretsRoleARN},
+			config.KeyCoderChartRepo, config.KeyCoderChartVersion, KeyValuesFile, KeyCAFile, names.KeyCertARN, names.KeySecretsRoleARN},
 		// CODER_URL is recorded too (see recordOutputs) but not listed: it is
 		// also an input, and a destroyed stage's write keys are unset.
 		Writes: []string{KeyNLBHostname},
 		Steps: []engine.Step{
-			{Name: StepRelease, Needs: []string{secretsStage, acmIssuedStep, nodegroupsStage}, Typical: typicalRelease,
+			{Name: StepRelease, Needs: []string{names.StageSecrets, acmIssuedStep, names.StageNodeGroups}, Typical: typicalRelease,
 				Plan: s.planRelease, Apply: s.applyRelease, Destroy: s.destroyRelease},
 			// The Service does not wait for the release: the NLB's minutes of
 			// provisioning overlap the pods starting.
-			{Name: StepService, Needs: []string{secretsStage, acmIssuedStep, nodegroupsStage}, Typical: typicalService,
+			{Name: StepService, Needs: []string{names.StageSecrets, acmIssuedStep, names.StageNodeGroups}, Typical: typicalService,
 				Plan: s.planService, Apply: s.applyService, Destroy: s.destroyService},
 			{Name: StepDNSRecords, Needs: []string{stepID(StepService)}, Typical: typicalDNS,
 				Plan: s.planDNS, Apply: s.applyDNS, Destroy: s.destroyDNS},
@@ -163,4 +135,4 @@ func (s *stage) sizing() sizing.Sizing {
 }
 
 // token is the owner's session token from the process environment, or "".
-func (s *stage) token() string { return coderapi.SessionToken(s.opts.lookupEnv()) }
+func (s *stage) token() string { return coderapi.SessionToken(s.opts.LookupEnv) }

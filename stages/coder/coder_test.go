@@ -22,6 +22,7 @@ import (
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
@@ -87,13 +88,13 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("release values", func(t *testing.T) { assertRelease(t, w, 1) })
 	t.Run("coder-secrets synced through the CSI mount", func(t *testing.T) {
-		sec, err := w.Kube.CoreV1().Secrets(coder.Namespace).Get(ctx, coder.SecretName, metav1.GetOptions{})
+		sec, err := w.Kube.CoreV1().Secrets(coder.Namespace).Get(ctx, names.CoderSecret, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if string(sec.Data["database-url"]) != codertest.DatabaseURL || len(sec.OwnerReferences) == 0 {
 			t.Errorf("secret %s: database-url %d bytes, owners %v; want synced from Secrets Manager for the mounting pods",
-				coder.SecretName, len(sec.Data["database-url"]), sec.OwnerReferences)
+				names.CoderSecret, len(sec.Data["database-url"]), sec.OwnerReferences)
 		}
 	})
 	t.Run("pods on coderd nodes", func(t *testing.T) { assertPodsOn(t, w, "app.kubernetes.io/name=coder", "coderd", 2) })

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 )
 
@@ -35,16 +36,16 @@ func TestRealChartRendersStageValues(t *testing.T) {
 			assertPrometheus(t, c)
 			assertReadinessProbe(t, c)
 			var sa corev1.ServiceAccount
-			if err := m.Decode("ServiceAccount/"+ServiceAccountName, &sa); err != nil {
+			if err := m.Decode("ServiceAccount/"+names.CoderServiceAccount, &sa); err != nil {
 				t.Fatal(err)
 			}
 			if sa.Annotations[annRoleARN] != roleARN {
 				t.Errorf("service account annotations %v, want %s=%s", sa.Annotations, annRoleARN, roleARN)
 			}
 			if !slices.ContainsFunc(dep.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool {
-				return v.CSI != nil && v.CSI.Driver == csiDriver && v.CSI.VolumeAttributes["secretProviderClass"] == SecretProviderClass
+				return v.CSI != nil && v.CSI.Driver == csiDriver && v.CSI.VolumeAttributes["secretProviderClass"] == names.SecretProviderClass
 			}) {
-				t.Errorf("volumes %+v, want the CSI volume of class %s", dep.Spec.Template.Spec.Volumes, SecretProviderClass)
+				t.Errorf("volumes %+v, want the CSI volume of class %s", dep.Spec.Template.Spec.Volumes, names.SecretProviderClass)
 			}
 		})
 	}

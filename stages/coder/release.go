@@ -6,11 +6,12 @@ import (
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // release is the wanted release and the notes of its values merge.
 func (s *stage) release(ctx context.Context) (helmx.Release, []string, error) {
-	roleARN, err := s.d.Output(keySecretsRoleARN, secretsStage)
+	roleARN, err := s.d.Output(names.KeySecretsRoleARN, names.StageSecrets)
 	if err != nil {
 		return helmx.Release{}, nil, err
 	}
@@ -30,9 +31,9 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 		return append([]engine.Action{{Kind: engine.Create, Resource: resource,
 			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}}, notes...), nil
 	}
-	if s.d.State.Get(keySecretsRoleARN) == "" {
+	if s.d.State.Get(names.KeySecretsRoleARN) == "" {
 		return append([]engine.Action{{Kind: engine.Create, Resource: resource,
-			Reason: fmt.Sprintf("install chart %s once the %s stage has recorded %s", s.chart(), secretsStage, keySecretsRoleARN)}}, notes...), nil
+			Reason: fmt.Sprintf("install chart %s once the %s stage has recorded %s", s.chart(), names.StageSecrets, names.KeySecretsRoleARN)}}, notes...), nil
 	}
 	rel, _, err := s.release(ctx)
 	if err != nil {

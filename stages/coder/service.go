@@ -18,6 +18,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Service annotations of the AWS cloud controller (the in-tree load
@@ -189,11 +190,11 @@ func (s *stage) planService(ctx context.Context) ([]engine.Action, error) {
 	have, err := kc.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: "create an internet-facing NLB terminating TLS on 443 with " + keyCertARN}}, nil
+		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: "create an internet-facing NLB terminating TLS on 443 with " + names.KeyCertARN}}, nil
 	case err != nil:
 		return nil, err
 	}
-	certARN := s.d.State.Get(keyCertARN)
+	certARN := s.d.State.Get(names.KeyCertARN)
 	if drift := serviceDrift(have, s.wantService(certARN)); len(drift) > 0 {
 		return []engine.Action{{Kind: engine.Update, Resource: resource, Reason: "differs in " + strings.Join(drift, ", ")}}, nil
 	}
@@ -201,7 +202,7 @@ func (s *stage) planService(ctx context.Context) ([]engine.Action, error) {
 }
 
 func (s *stage) applyService(ctx context.Context, r engine.Reporter) error {
-	certARN, err := s.d.Output(keyCertARN, acmStage)
+	certARN, err := s.d.Output(names.KeyCertARN, names.StageACM)
 	if err != nil {
 		return err
 	}
@@ -229,7 +230,7 @@ func (s *stage) applyService(ctx context.Context, r engine.Reporter) error {
 // waitListener waits until the NLB's TLS listener on 443 serves certARN:
 // the cloud controller applies a new or changed Service asynchronously.
 func (s *stage) waitListener(ctx context.Context, host, certARN string, r engine.Reporter) error {
-	return awsx.Poll(ctx, r, "the TLS listener of "+host+" to use "+keyCertARN, s.d.Opts.Wait, lbTimeout,
+	return awsx.Poll(ctx, r, "the TLS listener of "+host+" to use "+names.KeyCertARN, s.d.Opts.Wait, lbTimeout,
 		func(ctx context.Context) (bool, string, error) {
 			lb, err := LoadBalancerByHostname(ctx, s.d.AWS.ELB, host)
 			if err != nil || lb == nil {

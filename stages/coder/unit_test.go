@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -104,8 +105,8 @@ func TestEnv(t *testing.T) {
 	}
 	for _, name := range []string{"CODER_OAUTH2_GITHUB_CLIENT_ID", "CODER_OAUTH2_GITHUB_CLIENT_SECRET", "CODER_OAUTH2_GITHUB_ALLOWED_ORGS"} {
 		ref := env[name].ValueFrom.SecretKeyRef
-		if ref.Name != SecretName || ref.Optional == nil || !*ref.Optional || !strings.HasPrefix(ref.Key, "github-") {
-			t.Errorf("%s = %+v, want an optional key of %s", name, ref, SecretName)
+		if ref.Name != names.CoderSecret || ref.Optional == nil || !*ref.Optional || !strings.HasPrefix(ref.Key, "github-") {
+			t.Errorf("%s = %+v, want an optional key of %s", name, ref, names.CoderSecret)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // validate refuses, before anything changes, inputs that would make the
@@ -29,4 +30,4 @@ func (s *stage) validate(ctx context.Context) error {
 // only to be checked: the first `up` validates before the secrets stage has
 // recorded the role, and the same values file must pass or fail on every
 // run, so a file may not set the annotation at all, not even to the role.
-const roleARNStandIn = "<" + keySecretsRoleARN + ">"
+const roleARNStandIn = "<" + names.KeySecretsRoleARN + ">"

@@ -60,7 +60,7 @@ func Owned() helmx.Owned {
 			{Path: []string{"coder", "tls", "secretNames"}, Allow: []any{[]any{}, nil},
 				Why: leaveOut + "TLS ends at the NLB with the ACM certificate CERT_ARN, which cannot be exported into the cluster (decisions.md 6)"},
 			{Path: []string{"coder", "serviceAccount", "name"},
-				Why: leaveOut + "the IRSA role trusts only system:serviceaccount:" + Namespace + ":" + ServiceAccountName},
+				Why: leaveOut + "the IRSA role trusts only system:serviceaccount:" + Namespace + ":" + names.CoderServiceAccount},
 			{Path: []string{"coder", "serviceAccount", "disableCreate"}, Allow: []any{false},
 				Why: leaveOut + "the chart's service account carries the IRSA annotation"},
 			{Path: []string{"coder", "serviceAccount", "annotations", annRoleARN},
@@ -82,7 +82,7 @@ func (s *stage) computedValues(roleARN string) map[string]any {
 			"nodeSelector": selector,
 			"tolerations":  tolerations,
 			"serviceAccount": map[string]any{
-				"name":        ServiceAccountName,
+				"name":        names.CoderServiceAccount,
 				"annotations": map[string]any{annRoleARN: roleARN},
 			},
 			"env":          s.env(),
@@ -109,15 +109,15 @@ func (s *stage) env() []corev1.EnvVar {
 		// port 2112 (prometheus-http) only when this is literally "true".
 		{Name: "CODER_PROMETHEUS_ENABLE", Value: "true"},
 		{Name: "CODER_PROMETHEUS_ADDRESS", Value: PrometheusAddress},
-		secretEnv("CODER_PG_CONNECTION_URL", SecretKeyDatabaseURL, false),
-		secretEnv("CODER_OAUTH2_GITHUB_CLIENT_ID", SecretKeyGitHubClientID, true),
-		secretEnv("CODER_OAUTH2_GITHUB_CLIENT_SECRET", SecretKeyGitHubClientSecret, true),
-		secretEnv("CODER_OAUTH2_GITHUB_ALLOWED_ORGS", SecretKeyGitHubAllowedOrgs, true),
+		secretEnv("CODER_PG_CONNECTION_URL", names.SecretKeyDatabaseURL, false),
+		secretEnv("CODER_OAUTH2_GITHUB_CLIENT_ID", names.SecretKeyGitHubClientID, true),
+		secretEnv("CODER_OAUTH2_GITHUB_CLIENT_SECRET", names.SecretKeyGitHubClientSecret, true),
+		secretEnv("CODER_OAUTH2_GITHUB_ALLOWED_ORGS", names.SecretKeyGitHubAllowedOrgs, true),
 	}
 }
 
 func secretEnv(name, key string, optional bool) corev1.EnvVar {
-	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: SecretName}, Key: key}
+	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: names.CoderSecret}, Key: key}
 	if optional {
 		ref.Optional = &optional
 	}
@@ -131,7 +131,7 @@ func csiVolume() corev1.Volume {
 		VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
 			Driver:           csiDriver,
 			ReadOnly:         &readOnly,
-			VolumeAttributes: map[string]string{"secretProviderClass": SecretProviderClass},
+			VolumeAttributes: map[string]string{"secretProviderClass": names.SecretProviderClass},
 		}},
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/sizing"
 )
 
@@ -87,27 +88,27 @@ func (s *stage) checkPods(ctx context.Context) []engine.Check {
 }
 
 func (s *stage) checkSecret(ctx context.Context) []engine.Check {
-	const hint = "the Secrets Store CSI driver syncs it only while a coderd pod mounts SecretProviderClass " + SecretProviderClass +
+	const hint = "the Secrets Store CSI driver syncs it only while a coderd pod mounts SecretProviderClass " + names.SecretProviderClass +
 		": check the coderd pods' events for mount errors, and that the IRSA role SECRETS_ROLE_ARN may read coder/* secrets"
 	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return []engine.Check{engine.Failf(CheckSecret, hint, "cannot reach the cluster: %v", err)}
 	}
-	sec, err := kc.CoreV1().Secrets(Namespace).Get(ctx, SecretName, metav1.GetOptions{})
+	sec, err := kc.CoreV1().Secrets(Namespace).Get(ctx, names.CoderSecret, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return []engine.Check{engine.Failf(CheckSecret, hint, "Kubernetes secret %s/%s does not exist", Namespace, SecretName)}
+		return []engine.Check{engine.Failf(CheckSecret, hint, "Kubernetes secret %s/%s does not exist", Namespace, names.CoderSecret)}
 	case err != nil:
-		return []engine.Check{engine.Failf(CheckSecret, hint, "cannot read secret %s/%s: %v", Namespace, SecretName, err)}
-	case len(sec.Data[SecretKeyDatabaseURL]) == 0:
-		return []engine.Check{engine.Failf(CheckSecret, hint, "secret %s/%s has no %s key", Namespace, SecretName, SecretKeyDatabaseURL)}
+		return []engine.Check{engine.Failf(CheckSecret, hint, "cannot read secret %s/%s: %v", Namespace, names.CoderSecret, err)}
+	case len(sec.Data[names.SecretKeyDatabaseURL]) == 0:
+		return []engine.Check{engine.Failf(CheckSecret, hint, "secret %s/%s has no %s key", Namespace, names.CoderSecret, names.SecretKeyDatabaseURL)}
 	}
 	keys := make([]string, 0, len(sec.Data))
 	for k := range sec.Data {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	return []engine.Check{engine.Passf(CheckSecret, "secret %s/%s synced with keys %s", Namespace, SecretName, strings.Join(keys, ", "))}
+	return []engine.Check{engine.Passf(CheckSecret, "secret %s/%s synced with keys %s", Namespace, names.CoderSecret, strings.Join(keys, ", "))}
 }
 
 // checkLoadBalancer checks the Service's hostname and, in AWS, the NLB's
@@ -129,7 +130,7 @@ func (s *stage) checkLoadBalancer(ctx context.Context) []engine.Check {
 }
 
 func (s *stage) checkListener(ctx context.Context, host string) engine.Check {
-	certARN := s.d.State.Get(keyCertARN)
+	certARN := s.d.State.Get(names.KeyCertARN)
 	if s.d.AWS == nil {
 		return engine.Failf(CheckTLSListener, "run with AWS credentials", "no AWS clients to read the load balancer with")
 	}

@@ -38,14 +38,6 @@ const (
 	KeyEBSCSIRoleARN          = names.KeyEBSCSIRoleARN
 )
 
-// What the network stage records and this stage reads.
-const (
-	networkStage      = names.StageNetwork
-	keyVPCID          = names.KeyVPCID
-	keyPrivateSubnets = names.KeyPrivateSubnetIDs
-	keyPublicSubnets  = names.KeyPublicSubnetIDs
-)
-
 // maxIAMNameLen is IAM's limit on role names.
 const maxIAMNameLen = 64
 
@@ -55,16 +47,16 @@ func New(d *deploy.Deps) engine.Stage {
 	return engine.Stage{
 		Name:    Name,
 		Summary: "cluster role, EKS cluster, IAM OIDC provider (IRSA), add-ons",
-		Needs:   []string{networkStage},
-		Reads:   []string{config.KeyRegion, config.KeyClusterName, keyVPCID, keyPrivateSubnets, keyPublicSubnets},
+		Needs:   []string{names.StageNetwork},
+		Reads:   []string{config.KeyRegion, config.KeyClusterName, names.KeyVPCID, names.KeyPrivateSubnetIDs, names.KeyPublicSubnetIDs},
 		Writes:  []string{KeyClusterRoleARN, KeyClusterEndpoint, KeyClusterSecurityGroupID, KeyOIDCProviderARN, KeyEBSCSIRoleARN},
 		Steps: []engine.Step{
 			// The role needs nothing from the network, but a step without
 			// needs waits for the whole network stage (NAT gateways take
 			// minutes); hanging it on the VPC lets it overlap the rest.
-			{Name: StepClusterRole, Needs: []string{engine.StepID(networkStage, names.NetworkStepVPC)}, Typical: 5 * time.Second,
+			{Name: StepClusterRole, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepVPC)}, Typical: 5 * time.Second,
 				Plan: s.planClusterRole, Apply: s.applyClusterRole, Destroy: s.destroyClusterRole},
-			{Name: StepCluster, Needs: []string{engine.StepID(networkStage, names.NetworkStepSubnets), engine.StepID(Name, StepClusterRole)}, Typical: 13 * time.Minute,
+			{Name: StepCluster, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepSubnets), engine.StepID(Name, StepClusterRole)}, Typical: 13 * time.Minute,
 				Plan: s.planCluster, Apply: s.applyCluster, Destroy: s.destroyCluster},
 			{Name: StepOIDCProvider, Needs: []string{engine.StepID(Name, StepCluster)}, Typical: 5 * time.Second,
 				Plan: s.planOIDC, Apply: s.applyOIDC, Destroy: s.destroyOIDC},

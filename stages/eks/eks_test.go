@@ -22,6 +22,7 @@ import (
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/kube"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/state"
 	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
@@ -49,7 +50,7 @@ func TestApplyFromEmptyBuildsTheClusterAsConfigured(t *testing.T) {
 	if !vc.EndpointPublicAccess || !vc.EndpointPrivateAccess {
 		t.Errorf("endpoint public=%v private=%v, want both", vc.EndpointPublicAccess, vc.EndpointPrivateAccess)
 	}
-	wantSubnets := append(state.SplitList(e.Deps.State.Get(keyPrivateSubnets)), state.SplitList(e.Deps.State.Get(keyPublicSubnets))...)
+	wantSubnets := append(state.SplitList(e.Deps.State.Get(names.KeyPrivateSubnetIDs)), state.SplitList(e.Deps.State.Get(names.KeyPublicSubnetIDs))...)
 	if len(wantSubnets) != 6 || !slices.Equal(vc.SubnetIds, wantSubnets) {
 		t.Errorf("subnets %v, want private then public %v", vc.SubnetIds, wantSubnets)
 	}
@@ -322,7 +323,7 @@ func TestDestroyWithNodeGroupsSaysWhichStageToDestroyFirst(t *testing.T) {
 	applyAll(t, e)
 	if _, err := e.Deps.AWS.EKS.CreateNodegroup(ctx, &eks.CreateNodegroupInput{
 		ClusterName: aws.String(cluster), NodegroupName: aws.String("system"),
-		NodeRole: aws.String("arn:aws:iam::123456789012:role/nodes"), Subnets: state.SplitList(e.Deps.State.Get(keyPrivateSubnets)),
+		NodeRole: aws.String("arn:aws:iam::123456789012:role/nodes"), Subnets: state.SplitList(e.Deps.State.Get(names.KeyPrivateSubnetIDs)),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +331,7 @@ func TestDestroyWithNodeGroupsSaysWhichStageToDestroyFirst(t *testing.T) {
 	if err == nil || sum.OK {
 		t.Fatalf("destroy with a node group succeeded")
 	}
-	msg := failures(sum, events)
+	msg := stagetest.Failures(sum, events)
 	if !strings.Contains(msg, "still has node groups (system)") || !strings.Contains(msg, "coderctl stage nodegroups destroy") {
 		t.Errorf("destroy error does not say what to do: %s", msg)
 	}
@@ -372,7 +373,7 @@ func TestMissingNetworkOutputsNameTheStageToRunFirst(t *testing.T) {
 	if fault.IsInput(err) {
 		t.Errorf("missing network outputs reported as bad input: %v", err)
 	}
-	if msg := failures(sum, events); !strings.Contains(msg, "VPC_ID is not in") || !strings.Contains(msg, "coderctl stage network apply") {
+	if msg := stagetest.Failures(sum, events); !strings.Contains(msg, "VPC_ID is not in") || !strings.Contains(msg, "coderctl stage network apply") {
 		t.Errorf("error does not name the network stage: %s", msg)
 	}
 	if n := len(emu.Requests("POST", "/clusters")); n != 0 {

@@ -58,7 +58,7 @@ func run(t *testing.T, e *stagetest.Env, opts engine.Options) (*engine.Summary, 
 	t.Helper()
 	sum, events, err := e.Run(t, graph(e.Deps), opts)
 	if err != nil || !sum.OK {
-		t.Fatalf("%s: err=%v\n%s", opts.Mode, err, failures(sum, events))
+		t.Fatalf("%s: err=%v\n%s", opts.Mode, err, stagetest.Failures(sum, events))
 	}
 	return sum, events
 }
@@ -69,25 +69,6 @@ func run(t *testing.T, e *stagetest.Env, opts engine.Options) (*engine.Summary, 
 func applyAll(t *testing.T, e *stagetest.Env) (*engine.Summary, []engine.Event) {
 	t.Helper()
 	return run(t, e, engine.Options{Mode: engine.ModeApply, Only: []string{network.Name, Name}})
-}
-
-func failures(sum *engine.Summary, events []engine.Event) string {
-	var b strings.Builder
-	if sum != nil {
-		for _, st := range sum.Stages {
-			for _, c := range st.Checks {
-				if c.Status == engine.Fail {
-					b.WriteString(st.Stage + "/" + c.Name + ": " + c.Reason + "\n")
-				}
-			}
-		}
-	}
-	for _, ev := range events {
-		if ev.Error != "" {
-			b.WriteString(ev.Stage + "/" + ev.Step + ": " + ev.Error + "\n")
-		}
-	}
-	return b.String()
 }
 
 // checksOf returns the eks checkpoint's checks by name.

@@ -18,6 +18,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/state"
 )
 
@@ -51,9 +52,9 @@ func (s *stage) describeGroup(ctx context.Context, name string) (*ekstypes.Nodeg
 // subnetsFor are the subnets a group's nodes run in: the private ones
 // unless the group asks for public nodes.
 func (s *stage) subnetsFor(spec config.NodeGroupSpec) (string, []string) {
-	key := keyPublicSubnets
+	key := names.KeyPublicSubnetIDs
 	if spec.PrivateNetworking {
-		key = keyPrivateSubnets
+		key = names.KeyPrivateSubnetIDs
 	}
 	return key, state.SplitList(s.d.State.Get(key))
 }
@@ -142,7 +143,7 @@ func (s *stage) createGroup(ctx context.Context, r engine.Reporter, w groupWant)
 	}
 	key, subnets := s.subnetsFor(w.NodeGroupSpec)
 	if len(subnets) == 0 {
-		return fmt.Errorf("%s is not in %s yet: run 'coderctl stage %s apply' first", key, s.d.State.Path(), networkStage)
+		return fmt.Errorf("%s is not in %s yet: run 'coderctl stage %s apply' first", key, s.d.State.Path(), names.StageNetwork)
 	}
 	token, err := s.createToken(ctx, w.Name)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/nodegroups"
@@ -120,11 +121,7 @@ func (c *createRecorder) byName() map[string]eks.CreateNodegroupInput {
 // stages is the graph the tests run: a stub eks stage with the two steps
 // the nodegroups stage names, and the stage under test.
 func (w *world) stages() []engine.Stage {
-	noop := func(context.Context, engine.Reporter) error { return nil }
-	eksStub := engine.Stage{Name: "eks", Steps: []engine.Step{
-		{Name: "cluster-role", Apply: noop},
-		{Name: "cluster", Needs: []string{"eks/cluster-role"}, Apply: noop},
-	}}
+	eksStub := stagetest.Stub(names.StageEKS, nil, "cluster-role", "cluster<eks/cluster-role")
 	return []engine.Stage{eksStub, nodegroups.New(w.env.Deps)}
 }
 
@@ -134,9 +131,9 @@ func (w *world) stage() engine.Stage { return nodegroups.New(w.env.Deps) }
 // run runs the nodegroups stage alone in mode.
 func (w *world) run(t *testing.T, mode engine.Mode) (*engine.Summary, []engine.Event) {
 	t.Helper()
-	sum, events, err := w.env.Run(t, w.stages(), engine.Options{Mode: mode, Only: []string{nodegroups.Name}})
+	sum, events, err := w.env.RunOnly(t, w.stages(), mode, nodegroups.Name)
 	if err != nil {
-		t.Fatalf("%s: %v\n%s", mode, err, eventLog(events))
+		t.Fatalf("%s: %v\n%s", mode, err, stagetest.EventLog(events))
 	}
 	return sum, events
 }
@@ -146,7 +143,7 @@ func (w *world) apply(t *testing.T) *engine.Summary {
 	t.Helper()
 	sum, events := w.run(t, engine.ModeApply)
 	if !sum.OK {
-		t.Fatalf("apply failed: %v\n%s", sum.FailedChecks, eventLog(events))
+		t.Fatalf("apply failed: %v\n%s", sum.FailedChecks, stagetest.EventLog(events))
 	}
 	return sum
 }
@@ -180,20 +177,6 @@ func (w *world) checks(t *testing.T) map[string]engine.Check {
 		out[c.Name] = c
 	}
 	return out
-}
-
-// eventLog renders events for failure messages.
-func eventLog(events []engine.Event) string {
-	var b strings.Builder
-	for _, e := range events {
-		switch {
-		case e.Check != nil:
-			fmt.Fprintf(&b, "  check %s/%s %s: %s (%s)\n", e.Stage, e.Check.Name, e.Check.Status, e.Check.Reason, e.Check.Hint)
-		case e.Type == engine.EventStep || e.Type == engine.EventNotice:
-			fmt.Fprintf(&b, "  %s %s/%s %s %s %s\n", e.Type, e.Stage, e.Step, e.Status, e.Message, e.Error)
-		}
-	}
-	return b.String()
 }
 
 // groupWant is what the shipped cluster-config.yaml asks of each group.

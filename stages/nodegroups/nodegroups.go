@@ -42,14 +42,6 @@ const (
 	KeyNodeGroups = names.KeyNodeGroups
 )
 
-// What other stages record and this one reads.
-const (
-	eksStage          = names.StageEKS
-	networkStage      = names.StageNetwork
-	keyPrivateSubnets = names.KeyPrivateSubnetIDs
-	keyPublicSubnets  = names.KeyPublicSubnetIDs
-)
-
 // The eks steps the node role and the groups wait for.
 var (
 	eksClusterStep = engine.StepID(names.StageEKS, names.EKSStepCluster)
@@ -93,8 +85,8 @@ func New(d *deploy.Deps) engine.Stage {
 	return engine.Stage{
 		Name:     Name,
 		Summary:  "node role and the four tainted managed node groups, created in parallel",
-		Needs:    []string{eksStage},
-		Reads:    []string{config.KeyRegion, config.KeyClusterName, keyPrivateSubnets, keyPublicSubnets, KeyNodeRoleARN, KeyNodeGroups},
+		Needs:    []string{names.StageEKS},
+		Reads:    []string{config.KeyRegion, config.KeyClusterName, names.KeyPrivateSubnetIDs, names.KeyPublicSubnetIDs, KeyNodeRoleARN, KeyNodeGroups},
 		Writes:   []string{KeyNodeRoleARN, KeyNodeGroups},
 		Steps:    steps,
 		Verify:   s.verify,

@@ -403,7 +403,7 @@ func TestDestroy(t *testing.T) {
 
 	sum, events := w.run(t, engine.ModeDestroy)
 	if !sum.OK {
-		t.Fatalf("destroy failed:\n%s", eventLog(events))
+		t.Fatalf("destroy failed:\n%s", stagetest.EventLog(events))
 	}
 	if got := w.listGroups(t); !slices.Equal(got, []string{"gpu"}) {
 		t.Errorf("node groups left = %v, want only the untagged gpu group", got)
@@ -429,7 +429,7 @@ func TestDestroy(t *testing.T) {
 	// Already gone: no error, no mutation.
 	w.env.Calls.Reset()
 	if sum, events := w.run(t, engine.ModeDestroy); !sum.OK {
-		t.Fatalf("second destroy failed:\n%s", eventLog(events))
+		t.Fatalf("second destroy failed:\n%s", stagetest.EventLog(events))
 	}
 	if got := w.env.Calls.Mutations(); len(got) != 0 {
 		t.Errorf("second destroy made mutating calls: %v", got)
@@ -451,7 +451,7 @@ func TestDestroyWithoutCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	if sum, events := w.run(t, engine.ModeDestroy); !sum.OK {
-		t.Fatalf("destroy failed:\n%s", eventLog(events))
+		t.Fatalf("destroy failed:\n%s", stagetest.EventLog(events))
 	}
 	if _, err := w.env.Deps.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("coder-prod-node")}); !awsx.IsNotFound(err) {
 		t.Errorf("node role still exists (err %v)", err)

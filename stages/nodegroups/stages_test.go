@@ -34,7 +34,7 @@ func TestWithTheRealStages(t *testing.T) {
 		t.Helper()
 		sum, events, err := env.Run(t, all(), engine.Options{Mode: mode})
 		if err != nil || !sum.OK {
-			t.Fatalf("%s: %v\n%s", mode, err, eventLog(events))
+			t.Fatalf("%s: %v\n%s", mode, err, stagetest.EventLog(events))
 		}
 		return sum
 	}

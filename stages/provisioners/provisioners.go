@@ -6,7 +6,6 @@
 package provisioners
 
 import (
-	"os"
 	"time"
 
 	"github.com/coderctl/coderctl/internal/coderapi"
@@ -62,24 +61,16 @@ const (
 	releaseTimeout = 10 * time.Minute
 )
 
-// Options are what a run may set beyond Deps.
-type Options struct {
-	// HelmCacheDir is helm's repository cache; empty means helmx.DefaultCacheDir().
-	HelmCacheDir string
-	// LookupEnv reads the process environment (CODER_SESSION_TOKEN); nil
-	// means os.LookupEnv.
-	LookupEnv func(string) (string, bool)
-}
+// Options are what a run may set beyond Deps (the helm cache, the process
+// environment CODER_SESSION_TOKEN is read from).
+type Options = deploy.StageOptions
 
 // New builds the provisioners stage for the registry.
-func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{LookupEnv: d.LookupEnv}) }
+func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, d.StageOptions()) }
 
 // NewWithOptions builds the provisioners stage with options.
 func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = os.LookupEnv
-	}
-	s := &stage{d: d, opts: opts}
+	s := &stage{d: d, opts: opts.Resolved()}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "provisioner key and external provisioners sized by USERS",

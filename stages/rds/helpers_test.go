@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
@@ -27,20 +28,12 @@ const (
 	testInstance = "coder-prod-coder-db"
 )
 
-func noop(context.Context, engine.Reporter) error { return nil }
-
-// stubStages stand in for the network and eks stages, which other
-// engineers are writing: same stage and step names, no work. The test
-// seeds their outputs in the state file instead.
+// stubStages stand in for the network and eks stages: same stage and step
+// names, no work. The test seeds their outputs in the state file instead.
 func stubStages() []engine.Stage {
 	return []engine.Stage{
-		engine.Stage{Name: "network", Steps: []engine.Step{
-			{Name: "vpc", Apply: noop},
-			{Name: "subnets", Needs: []string{"network/vpc"}, Apply: noop},
-		}},
-		engine.Stage{Name: "eks", Needs: []string{"network"}, Steps: []engine.Step{
-			{Name: "cluster", Needs: []string{"network/subnets"}, Apply: noop},
-		}},
+		stagetest.Stub(names.StageNetwork, nil, "vpc", "subnets<network/vpc"),
+		stagetest.Stub(names.StageEKS, []string{names.StageNetwork}, "cluster<network/subnets"),
 	}
 }
 
@@ -82,8 +75,8 @@ func newWorldWith(t *testing.T, inputs map[string]string) *world {
 		t.Fatal(err)
 	}
 	w.clusterSG = aws.ToString(sg.GroupId)
-	if err := w.Deps.Record(map[string]string{KeyVPCID: w.vpc, KeyPrivateSubnetIDs: strings.Join(w.subnets, ","),
-		KeyClusterSecurityGroupID: w.clusterSG}); err != nil {
+	if err := w.Deps.Record(map[string]string{names.KeyVPCID: w.vpc, names.KeyPrivateSubnetIDs: strings.Join(w.subnets, ","),
+		names.KeyClusterSecurityGroupID: w.clusterSG}); err != nil {
 		t.Fatal(err)
 	}
 	w.Calls.Reset()
@@ -97,26 +90,16 @@ func (w *world) stages() []engine.Stage {
 // run runs the rds stage alone (the stubs count as done).
 func (w *world) run(t *testing.T, mode engine.Mode) (*engine.Summary, []engine.Event, error) {
 	t.Helper()
-	return w.Run(t, w.stages(), engine.Options{Mode: mode, Only: []string{Name}})
+	return w.RunOnly(t, w.stages(), mode, Name)
 }
 
 func (w *world) apply(t *testing.T) []engine.Event {
 	t.Helper()
 	_, events, err := w.run(t, engine.ModeApply)
 	if err != nil {
-		t.Fatalf("apply: %v\n%s", err, eventLog(events))
+		t.Fatalf("apply: %v\n%s", err, stagetest.EventLog(events))
 	}
 	return events
-}
-
-func eventLog(events []engine.Event) string {
-	var b strings.Builder
-	for _, e := range events {
-		line, _ := json.Marshal(e)
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 func (w *world) outputs() map[string]string {
@@ -167,40 +150,12 @@ func (w *world) ingress(t *testing.T, groupID string) []ec2types.SecurityGroupRu
 	return in
 }
 
-func checksByName(checks []engine.Check) map[string]engine.Check {
-	m := map[string]engine.Check{}
-	for _, c := range checks {
-		m[c.Name] = c
-	}
-	return m
-}
-
-func failed(checks []engine.Check) []string {
-	var out []string
-	for _, c := range checks {
-		if c.Status == engine.Fail {
-			out = append(out, c.Name+": "+c.Reason)
-		}
-	}
-	return out
-}
-
 // creates lists the mutating calls that create something.
 func creates(mutations []string) []string {
 	return slices.DeleteFunc(slices.Clone(mutations), func(op string) bool {
 		name := op[strings.LastIndexByte(op, '.')+1:]
 		return !strings.HasPrefix(name, "Create") && !strings.HasPrefix(name, "Authorize")
 	})
-}
-
-func events(evs []engine.Event, typ engine.EventType) []engine.Event {
-	var out []engine.Event
-	for _, e := range evs {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // recorder is a Reporter that keeps what a step said.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
 // TestVerifyDetectsBreakage breaks one thing at a time through the SDK and
@@ -75,21 +76,21 @@ func TestVerifyDetectsBreakage(t *testing.T) {
 	// exactly its check to fail, then apply must repair it.
 	w := newWorld(t)
 	w.apply(t)
-	if f := failed(New(w.Deps).Verify(ctx)); len(f) != 0 {
+	if f := stagetest.Failed(New(w.Deps).Verify(ctx)); len(f) != 0 {
 		t.Fatalf("verify after apply failed: %v", f)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.breakIt(t, w)
 			checks := New(w.Deps).Verify(ctx)
-			if c := checksByName(checks)[tc.check]; c.Status != engine.Fail {
+			if c := stagetest.ChecksByName(checks)[tc.check]; c.Status != engine.Fail {
 				t.Errorf("after %s, check %s = %+v, want fail", tc.name, tc.check, c)
 			}
-			if f := failed(checks); len(f) != 1 {
+			if f := stagetest.Failed(checks); len(f) != 1 {
 				t.Errorf("want only %s to fail, got %v", tc.check, f)
 			}
 			w.apply(t)
-			if f := failed(New(w.Deps).Verify(ctx)); len(f) != 0 {
+			if f := stagetest.Failed(New(w.Deps).Verify(ctx)); len(f) != 0 {
 				t.Fatalf("apply did not repair %s: %v", tc.name, f)
 			}
 		})
@@ -99,7 +100,7 @@ func TestVerifyDetectsBreakage(t *testing.T) {
 func TestVerifyWithoutInstance(t *testing.T) {
 	w := newWorld(t)
 	checks := New(w.Deps).Verify(context.Background())
-	if c := checksByName(checks)["instance"]; c.Status != engine.Fail || !strings.Contains(c.Hint, "rds apply") {
+	if c := stagetest.ChecksByName(checks)["instance"]; c.Status != engine.Fail || !strings.Contains(c.Hint, "rds apply") {
 		t.Errorf("verify before apply: %+v", checks)
 	}
 }
@@ -110,7 +111,7 @@ func TestDestroyRefusesProtectedDatabase(t *testing.T) {
 	w.Calls.Reset()
 	_, evs, err := w.run(t, engine.ModeDestroy)
 	if err == nil || !strings.Contains(err.Error(), "--delete-database") {
-		t.Fatalf("destroy of a protected database: err = %v, want one naming --delete-database\n%s", err, eventLog(evs))
+		t.Fatalf("destroy of a protected database: err = %v, want one naming --delete-database\n%s", err, stagetest.EventLog(evs))
 	}
 	if m := w.Calls.Mutations(); len(m) != 0 {
 		t.Errorf("a refused destroy changed things: %v", m)
@@ -140,7 +141,7 @@ func TestDestroy(t *testing.T) {
 			w.Deps.Opts.DeleteDatabase, w.Deps.Opts.SkipFinalSnapshot, w.Deps.Opts.ForceDeleteSecrets = true, tc.skipSnapshot, tc.forceSecrets
 			_, evs, err := w.run(t, engine.ModeDestroy)
 			if err != nil {
-				t.Fatalf("destroy: %v\n%s", err, eventLog(evs))
+				t.Fatalf("destroy: %v\n%s", err, stagetest.EventLog(evs))
 			}
 			w.assertNothingLeft(t)
 			for _, k := range []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID} {
@@ -175,7 +176,7 @@ func TestDestroy(t *testing.T) {
 			// A second destroy finds nothing and succeeds.
 			w.Calls.Reset()
 			if _, evs, err := w.run(t, engine.ModeDestroy); err != nil {
-				t.Fatalf("second destroy: %v\n%s", err, eventLog(evs))
+				t.Fatalf("second destroy: %v\n%s", err, stagetest.EventLog(evs))
 			}
 			if m := w.Calls.Mutations(); len(m) != 0 {
 				t.Errorf("second destroy changed things: %v", m)
@@ -245,11 +246,11 @@ func TestSecretLostResetsPassword(t *testing.T) {
 		t.Errorf("new secret: same password %v, host %q, port %d", now.Password == old.Password, now.Host, now.Port)
 	}
 	var noticed bool
-	for _, e := range events(evs, engine.EventNotice) {
+	for _, e := range stagetest.EventsOf(evs, engine.EventNotice) {
 		noticed = noticed || strings.Contains(e.Message, "master password is being reset")
 	}
 	if !noticed {
-		t.Errorf("no notice about the reset:\n%s", eventLog(evs))
+		t.Errorf("no notice about the reset:\n%s", stagetest.EventLog(evs))
 	}
 	w.assertNoResetMark(t)
 }
@@ -322,7 +323,7 @@ func TestPasswordNeverLeaks(t *testing.T) {
 		if len(p) != passwordLength {
 			t.Fatalf("password %d has length %d", i, len(p))
 		}
-		for name, b := range map[string][]byte{"state file": stateBytes, "events": eventBytes, "checks": checkBytes, "event text": []byte(eventLog(all))} {
+		for name, b := range map[string][]byte{"state file": stateBytes, "events": eventBytes, "checks": checkBytes, "event text": []byte(stagetest.EventLog(all))} {
 			if strings.Contains(string(b), p) {
 				t.Errorf("password %d appears in the %s", i, name)
 			}

@@ -24,12 +24,9 @@ import (
 // Name is the stage's registry name.
 const Name = names.StageRDS
 
-// State keys the stage reads (from the network and eks stages) and records.
+// State keys the stage records (what it reads from network and eks is in
+// names).
 const (
-	KeyVPCID                  = names.KeyVPCID
-	KeyPrivateSubnetIDs       = names.KeyPrivateSubnetIDs
-	KeyClusterSecurityGroupID = names.KeyClusterSecurityGroupID
-
 	KeyDBSecurityGroupID = names.KeyDBSecurityGroupID
 	KeyEndpoint          = names.KeyRDSEndpoint
 	KeyPort              = names.KeyRDSPort
@@ -95,7 +92,7 @@ func (s *stage) definition() engine.Stage {
 		Summary: "PostgreSQL multi-AZ, encrypted, private; master password only in Secrets Manager",
 		Needs:   []string{names.StageNetwork, names.StageEKS},
 		Reads: []string{config.KeyClusterName, config.KeyRegion, config.KeyDBInstanceClass, config.KeyDBEngineVersion,
-			config.KeyDBAllocatedStorage, KeyVPCID, KeyPrivateSubnetIDs, KeyClusterSecurityGroupID},
+			config.KeyDBAllocatedStorage, names.KeyVPCID, names.KeyPrivateSubnetIDs, names.KeyClusterSecurityGroupID},
 		Writes: []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID},
 		Steps: []engine.Step{
 			{Name: StepSubnetGroup, Needs: []string{"network/subnets"}, Typical: 5 * time.Second,

@@ -16,6 +16,7 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/state"
+	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
 func TestApplyFromEmpty(t *testing.T) {
@@ -74,10 +75,10 @@ func TestApplyFromEmpty(t *testing.T) {
 		sawVersionWarning = sawVersionWarning || (e.Type == engine.EventNotice && strings.Contains(e.Message, "could not list RDS PostgreSQL versions"))
 	}
 	if !sawStatus {
-		t.Errorf("no progress event showing the instance status:\n%s", eventLog(evs))
+		t.Errorf("no progress event showing the instance status:\n%s", stagetest.EventLog(evs))
 	}
 	if !sawVersionWarning {
-		t.Errorf("moto cannot list engine versions, but no notice said so:\n%s", eventLog(evs))
+		t.Errorf("moto cannot list engine versions, but no notice said so:\n%s", stagetest.EventLog(evs))
 	}
 	if aws.ToString(inst.EngineVersion) != "17" {
 		t.Errorf("engine version %q: with versions unknown, the input goes to RDS as is", aws.ToString(inst.EngineVersion))
@@ -162,10 +163,10 @@ func TestPlan(t *testing.T) {
 		t.Helper()
 		sum, evs, err := w.run(t, engine.ModePlan)
 		if err != nil {
-			t.Fatalf("plan: %v\n%s", err, eventLog(evs))
+			t.Fatalf("plan: %v\n%s", err, stagetest.EventLog(evs))
 		}
 		kinds := map[string]engine.ActionKind{}
-		for _, e := range events(evs, engine.EventPlan) {
+		for _, e := range stagetest.EventsOf(evs, engine.EventPlan) {
 			if kinds[e.Step] == "" || e.Action.Kind != engine.Nothing {
 				kinds[e.Step] = e.Action.Kind
 			}
@@ -204,7 +205,7 @@ func TestPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reason string
-	for _, e := range events(evs, engine.EventPlan) {
+	for _, e := range stagetest.EventsOf(evs, engine.EventPlan) {
 		if e.Step == StepInstance && e.Action.Kind == engine.Update {
 			reason = e.Action.Reason
 		}

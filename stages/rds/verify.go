@@ -8,6 +8,7 @@ import (
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 const applyHint = "run 'coderctl stage rds apply'"
@@ -77,7 +78,7 @@ func (s *stage) checkEndpoint(inst *rdstypes.DBInstance) engine.Check {
 
 // checkIngress wants exactly one ingress rule: 5432 from the cluster.
 func (s *stage) checkIngress(ctx context.Context) engine.Check {
-	clusterSG := s.d.State.Get(KeyClusterSecurityGroupID)
+	clusterSG := s.d.State.Get(names.KeyClusterSecurityGroupID)
 	sg, err := s.findSecurityGroup(ctx)
 	switch {
 	case err != nil:

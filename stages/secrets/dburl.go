@@ -66,7 +66,7 @@ func (m *masterSecret) portOf() (int, bool) {
 // the endpoint the rds stage recorded (the secret's host and port when
 // state has none). RDS for PostgreSQL forces TLS, hence sslmode=require.
 func (s *stage) databaseURL(ctx context.Context) (string, error) {
-	arn, err := s.d.Output(KeyMasterSecretARN, names.StageRDS)
+	arn, err := s.d.Output(names.KeyMasterSecretARN, names.StageRDS)
 	if err != nil {
 		return "", err
 	}
@@ -74,18 +74,18 @@ func (s *stage) databaseURL(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	host := firstNonEmpty(s.d.State.Get(KeyRDSEndpoint), doc.Host)
+	host := firstNonEmpty(s.d.State.Get(names.KeyRDSEndpoint), doc.Host)
 	if host == "" {
-		return "", fmt.Errorf("%s is not in %s yet and the master secret names no host: run 'coderctl stage rds apply' first", KeyRDSEndpoint, s.d.State.Path())
+		return "", fmt.Errorf("%s is not in %s yet and the master secret names no host: run 'coderctl stage rds apply' first", names.KeyRDSEndpoint, s.d.State.Path())
 	}
 	port := defaultDBPort
 	if p, ok := doc.portOf(); ok {
 		port = p
 	}
-	if v := s.d.State.Get(KeyRDSPort); v != "" {
+	if v := s.d.State.Get(names.KeyRDSPort); v != "" {
 		p, err := strconv.Atoi(v)
 		if err != nil || p <= 0 || p >= 65536 {
-			return "", fmt.Errorf("%s=%q in %s is not a port: run 'coderctl stage rds apply' to record it again", KeyRDSPort, v, s.d.State.Path())
+			return "", fmt.Errorf("%s=%q in %s is not a port: run 'coderctl stage rds apply' to record it again", names.KeyRDSPort, v, s.d.State.Path())
 		}
 		port = p
 	}
@@ -131,7 +131,7 @@ func firstNonEmpty(vals ...string) string {
 }
 
 func (s *stage) planDatabaseURL(ctx context.Context) ([]engine.Action, error) {
-	if s.d.State.Get(KeyMasterSecretARN) == "" {
+	if s.d.State.Get(names.KeyMasterSecretARN) == "" {
 		act, err := s.secretPlan(ctx, DatabaseURLSecretName, s.d.State.Get(KeyDatabaseURLSecretARN), "")
 		if err != nil {
 			return nil, err

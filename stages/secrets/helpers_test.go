@@ -3,7 +3,6 @@ package secrets_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"net/url"
 	"strings"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
@@ -196,28 +196,15 @@ func (w *world) stage() engine.Stage {
 	return secrets.NewWithOptions(w.env.Deps, secrets.Options{LookupEnv: w.lookupEnv, HelmCacheDir: w.helmDir})
 }
 
-// stub stands in for a stage this one needs, with the step names the
-// secrets stage's steps refer to; runs select only secrets, so stubs count
-// as done and their steps never run.
-func stub(name string, steps ...string) engine.Stage {
-	def := engine.Stage{Name: name}
-	for _, s := range steps {
-		def.Steps = append(def.Steps, engine.Step{Name: s,
-			Plan:  func(context.Context) ([]engine.Action, error) { return nil, nil },
-			Apply: func(context.Context, engine.Reporter) error { return nil }})
-	}
-	return def
-}
-
 func (w *world) graph() []engine.Stage { return stubGraph(w.stage()) }
 
 // stubGraph is the secrets stage with stubs for the stages it needs.
 func stubGraph(secretsStage engine.Stage) []engine.Stage {
 	return []engine.Stage{
-		stub("prereqs", "inputs"),
-		stub("rds", "master-secret", "instance"),
-		stub("eks", "cluster", "oidc-provider"),
-		stub("nodegroups", "node-role"),
+		stagetest.Stub(names.StagePrereqs, nil, "inputs"),
+		stagetest.Stub(names.StageRDS, nil, "master-secret", "instance"),
+		stagetest.Stub(names.StageEKS, nil, "cluster", "oidc-provider"),
+		stagetest.Stub(names.StageNodeGroups, nil, "node-role"),
 		secretsStage,
 	}
 }
@@ -227,7 +214,7 @@ func (w *world) run(t *testing.T, mode engine.Mode) (*engine.Summary, []engine.E
 	t.Helper()
 	sum, events, err := w.tryRun(t, mode)
 	if err != nil || !sum.OK {
-		t.Fatalf("%s: err=%v\n%s", mode, err, failures(sum, events))
+		t.Fatalf("%s: err=%v\n%s", mode, err, stagetest.Failures(sum, events))
 	}
 	return sum, events
 }
@@ -235,23 +222,6 @@ func (w *world) run(t *testing.T, mode engine.Mode) (*engine.Summary, []engine.E
 func (w *world) tryRun(t *testing.T, mode engine.Mode) (*engine.Summary, []engine.Event, error) {
 	t.Helper()
 	return w.env.Run(t, w.graph(), engine.Options{Mode: mode, Only: []string{secrets.Name}, Concurrency: 4})
-}
-
-// failures lists failed steps and checks for a test's failure message.
-func failures(sum *engine.Summary, events []engine.Event) string {
-	var b strings.Builder
-	for _, ev := range events {
-		if ev.Error != "" {
-			fmt.Fprintf(&b, "  %s/%s: %s\n", ev.Stage, ev.Step, ev.Error)
-		}
-		if ev.Check != nil && ev.Check.Status == engine.Fail {
-			fmt.Fprintf(&b, "  check %s: %s\n", ev.Check.Name, ev.Check.Reason)
-		}
-	}
-	if sum != nil {
-		fmt.Fprintf(&b, "  failed checks: %v\n", sum.FailedChecks)
-	}
-	return b.String()
 }
 
 // verify runs the stage's checks and returns them by name.

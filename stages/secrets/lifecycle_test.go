@@ -26,6 +26,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/secrets"
@@ -156,7 +157,7 @@ func TestVerifyNamesDrift(t *testing.T) {
 		brk    func(t *testing.T)
 	}{
 		{"trust widened to any service account", secrets.CheckRoleTrust, "trust policy", func(t *testing.T) {
-			doc := strings.ReplaceAll(wantTrust(w.env.Deps.State.Get(secrets.KeyOIDCProviderARN)), "system:serviceaccount:coder:coder", "system:serviceaccount:*")
+			doc := strings.ReplaceAll(wantTrust(w.env.Deps.State.Get(names.KeyOIDCProviderARN)), "system:serviceaccount:coder:coder", "system:serviceaccount:*")
 			doc = strings.ReplaceAll(doc, "StringEquals", "StringLike")
 			if _, err := w.env.Deps.AWS.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: role, PolicyDocument: aws.String(doc)}); err != nil {
 				t.Fatal(err)
@@ -356,8 +357,8 @@ func TestForeignSecret(t *testing.T) {
 	if err == nil && sum.OK {
 		t.Fatal("apply succeeded over another deployment's secret")
 	}
-	if !strings.Contains(failures(sum, events), `belongs to deployment "other"`) {
-		t.Errorf("failure does not say whose secret it is:\n%s", failures(sum, events))
+	if !strings.Contains(stagetest.Failures(sum, events), `belongs to deployment "other"`) {
+		t.Errorf("failure does not say whose secret it is:\n%s", stagetest.Failures(sum, events))
 	}
 	if got := w.secretValue(t, "coder/database-url"); got != "theirs" {
 		t.Errorf("the other deployment's secret was overwritten")
@@ -461,14 +462,14 @@ func TestClusterUnreachable(t *testing.T) {
 			sum, events, err := w.tryRun(t, engine.ModeDestroy)
 			ok := err == nil && sum.OK
 			if ok == tc.clusterExists {
-				t.Fatalf("destroy ok=%v, want %v:\n%s", ok, !tc.clusterExists, failures(sum, events))
+				t.Fatalf("destroy ok=%v, want %v:\n%s", ok, !tc.clusterExists, stagetest.Failures(sum, events))
 			}
 			_, err = w.env.Deps.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("coder-prod-coder-secrets")})
 			if !tc.clusterExists && !awsx.IsNotFound(err) {
 				t.Errorf("role not deleted: %v", err)
 			}
-			if tc.clusterExists && !strings.Contains(failures(sum, events), "connection refused") {
-				t.Errorf("failure does not say why:\n%s", failures(sum, events))
+			if tc.clusterExists && !strings.Contains(stagetest.Failures(sum, events), "connection refused") {
+				t.Errorf("failure does not say why:\n%s", stagetest.Failures(sum, events))
 			}
 		})
 	}

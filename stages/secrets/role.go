@@ -57,7 +57,7 @@ func (s *stage) callerInfo(ctx context.Context) (callerIdentity, error) {
 func TrustPolicy(providerARN string) (map[string]any, error) {
 	host, ok := awsx.IssuerHostOf(providerARN)
 	if !ok {
-		return nil, fmt.Errorf("%s %q is not an IAM OIDC provider ARN: run 'coderctl stage eks apply'", KeyOIDCProviderARN, providerARN)
+		return nil, fmt.Errorf("%s %q is not an IAM OIDC provider ARN: run 'coderctl stage eks apply'", names.KeyOIDCProviderARN, providerARN)
 	}
 	return awsx.IRSATrust(providerARN, host, "system:serviceaccount:"+Namespace+":"+ServiceAccount), nil
 }
@@ -81,7 +81,7 @@ type wantedRole struct {
 }
 
 func (s *stage) wantedRole(ctx context.Context) (wantedRole, error) {
-	provider, err := s.d.Output(KeyOIDCProviderARN, names.StageEKS)
+	provider, err := s.d.Output(names.KeyOIDCProviderARN, names.StageEKS)
 	if err != nil {
 		return wantedRole{}, err
 	}
@@ -162,9 +162,9 @@ func (s *stage) readRole(ctx context.Context, want wantedRole) (*roleState, erro
 
 func (s *stage) planRole(ctx context.Context) ([]engine.Action, error) {
 	res := "iam-role/" + s.roleName()
-	if s.d.State.Get(KeyOIDCProviderARN) == "" {
+	if s.d.State.Get(names.KeyOIDCProviderARN) == "" {
 		return []engine.Action{{Kind: engine.Create, Resource: res,
-			Reason: "create once the eks stage records " + KeyOIDCProviderARN}}, nil
+			Reason: "create once the eks stage records " + names.KeyOIDCProviderARN}}, nil
 	}
 	want, err := s.wantedRole(ctx)
 	if err != nil {

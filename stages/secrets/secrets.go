@@ -11,7 +11,6 @@
 package secrets
 
 import (
-	"os"
 	"sync"
 	"time"
 
@@ -23,13 +22,9 @@ import (
 // Name is the stage's registry name.
 const Name = names.StageSecrets
 
-// State keys the stage reads (from the rds and eks stages) and records.
+// State keys the stage records (what it reads from rds and eks is in
+// names).
 const (
-	KeyMasterSecretARN = names.KeyMasterSecretARN
-	KeyRDSEndpoint     = names.KeyRDSEndpoint
-	KeyRDSPort         = names.KeyRDSPort
-	KeyOIDCProviderARN = names.KeyOIDCProviderARN
-
 	KeyDatabaseURLSecretARN = names.KeyDatabaseURLSecretARN
 	KeyRoleARN              = names.KeySecretsRoleARN
 )
@@ -96,25 +91,17 @@ const (
 	StepSPC         = "secret-provider-class"
 )
 
-// Options are the stage's own switches, beyond Deps.
-type Options struct {
-	// LookupEnv reads the GitHub OAuth variables; os.LookupEnv when nil.
-	LookupEnv func(string) (string, bool)
-	// HelmCacheDir holds helm's repository cache; helmx.DefaultCacheDir()
-	// when empty.
-	HelmCacheDir string
-}
+// Options are the stage's own switches, beyond Deps (the helm cache, the
+// process environment the GitHub OAuth variables are read from).
+type Options = deploy.StageOptions
 
 // New builds the secrets stage, reading OAuth settings from the process
 // environment.
-func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{LookupEnv: d.LookupEnv}) }
+func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, d.StageOptions()) }
 
 // NewWithOptions builds the secrets stage with opts.
 func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = os.LookupEnv
-	}
-	return (&stage{d: d, opts: opts}).definition()
+	return (&stage{d: d, opts: opts.Resolved()}).definition()
 }
 
 // stage holds the stage's dependencies and what it learns once per run.
@@ -144,7 +131,7 @@ func (s *stage) definition() engine.Stage {
 		// prereqs: the OAuth secrets need nothing else, and a step without
 		// needs would wait for every stage this one needs.
 		Needs:  []string{names.StagePrereqs, names.StageRDS, names.StageEKS, names.StageNodeGroups},
-		Reads:  []string{KeyMasterSecretARN, KeyRDSEndpoint, KeyRDSPort, KeyOIDCProviderARN},
+		Reads:  []string{names.KeyMasterSecretARN, names.KeyRDSEndpoint, names.KeyRDSPort, names.KeyOIDCProviderARN},
 		Writes: []string{KeyDatabaseURLSecretARN, KeyRoleARN},
 		Steps: []engine.Step{
 			{Name: StepDatabaseURL, Needs: []string{"rds/instance"}, Typical: typicalSecret,

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/csisync"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 	"github.com/coderctl/coderctl/stages/secrets"
@@ -151,7 +152,7 @@ func checkRole(t *testing.T, w *world) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	provider := w.env.Deps.State.Get(secrets.KeyOIDCProviderARN)
+	provider := w.env.Deps.State.Get(names.KeyOIDCProviderARN)
 	if got, want := policyDoc(t, aws.ToString(role.Role.AssumeRolePolicyDocument)), mustJSON(t, wantTrust(provider)); !jsonEqual(got, want) {
 		t.Errorf("trust policy = %v\nwant %v", got, want)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Check names, as verify reports them.
@@ -144,7 +145,7 @@ func (s *stage) checkRole(ctx context.Context) []engine.Check {
 	switch {
 	case !st.trustOK:
 		out = append(out, engine.Failf(CheckRoleTrust, applyHint+" to restore it",
-			"IAM role %s's trust policy is not exactly: %s:%s with aud %s through %s", s.roleName(), Namespace, ServiceAccount, awsx.STSAudience, s.d.State.Get(KeyOIDCProviderARN)))
+			"IAM role %s's trust policy is not exactly: %s:%s with aud %s through %s", s.roleName(), Namespace, ServiceAccount, awsx.STSAudience, s.d.State.Get(names.KeyOIDCProviderARN)))
 	case s.d.State.Get(KeyRoleARN) != st.arn:
 		out = append(out, engine.Failf(CheckRoleTrust, applyHint+" to record it", "%s in %s is not the ARN of IAM role %s", KeyRoleARN, s.d.State.Path(), s.roleName()))
 	default:
