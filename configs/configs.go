@@ -1,6 +1,8 @@
-// Package configs holds the default Helm values files and IAM policy
-// documents shipped inside the binary. Stages read them by name; users
-// override values with their own files (see the *_VALUES_FILE inputs).
+// Package configs embeds the default Helm values files shipped inside the
+// binary, one per chart coderctl installs (every *.yaml here: Coder, the
+// Coder provisioner, the Secrets Store CSI driver and its AWS provider).
+// Stages read them by name; users extend them with their own files (the
+// *_VALUES_FILE inputs).
 package configs
 
 import (

@@ -1,4 +1,4 @@
-// Package ekstest fills a gap of the test ground: moto 5.2.1 does not
+// Package ekstest fills a gap of the proving ground: moto 5.2.1 does not
 // implement the EKS add-on API (CreateAddon, DescribeAddon, ListAddons,
 // UpdateAddon, DeleteAddon, DescribeAddonVersions all answer 404). Server
 // is a test double that serves those operations itself and forwards every

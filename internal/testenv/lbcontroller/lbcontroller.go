@@ -1,5 +1,5 @@
 // Package lbcontroller plays the AWS cloud controller for Services of type
-// LoadBalancer on the testing ground, against moto: for each such Service it
+// LoadBalancer on the proving ground, against moto: for each such Service it
 // creates a network load balancer with a listener and target group per port
 // (TLS with the ssl-cert annotation's certificate on the ssl-ports, TCP
 // otherwise), writes the NLB's DNS name into the Service status, and on
