@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -89,6 +90,8 @@ func inputTable() []inputKey {
 		{KeyDoc{"PROVISIONER_CHART_VERSION", "", "Version of the coder-provisioner chart; defaults to CODER_CHART_VERSION.", false}, checkSemver, func(in *Inputs) string { return in.Get(KeyCoderChartVersion) }},
 		{KeyDoc{"PROVISIONER_VALUES_FILE", "", "Path of a helm values file merged over coderctl's values for the coder-provisioner release.", false}, func(v string) (string, *badValue) { return v, nil }, nil},
 		{KeyDoc{"CODER_CA_FILE", "", "PEM bundle of the CA that signed CODER_URL's certificate, when it is not publicly trusted; coderctl's API calls trust it.", false}, func(v string) (string, *badValue) { return v, nil }, nil},
+		{KeyDoc{KeyFirstUserEmail, "", "E-mail of Coder's first owner, created by `up` while Coder has no user (its password generated and kept only in Secrets Manager as coder/CLUSTER_NAME/first-user); unset, the first user is yours to create.", false}, checkFirstUserEmail, nil},
+		{KeyDoc{KeyFirstUserUsername, "", "Username of that first owner; defaults to the e-mail's local part as Coder would accept it.", false}, checkFirstUserUsername, nil},
 	}
 }
 
@@ -295,4 +298,37 @@ func checkChartRepo(v string) (string, *badValue) {
 		return "", bad("e.g. https://helm.coder.com/v2 or oci://registry.example.com/charts", "%q is not a chart repository URL", v)
 	}
 	return strings.TrimSuffix(v, "/"), nil
+}
+
+// Inputs of the unattended first `up`: the first owner coderctl creates.
+const (
+	KeyFirstUserEmail    = "CODER_FIRST_USER_EMAIL"
+	KeyFirstUserUsername = "CODER_FIRST_USER_USERNAME"
+)
+
+// checkFirstUserEmail accepts what coderd's `validate:"email"` does: a
+// bare addr-spec (no display name, no angle brackets) with a domain.
+func checkFirstUserEmail(v string) (string, *badValue) {
+	hint := "e.g. " + KeyFirstUserEmail + "=admin@example.com"
+	addr, err := mail.ParseAddress(v)
+	if err != nil || addr.Name != "" || addr.Address != v {
+		return "", bad(hint, "%q is not an e-mail address", v)
+	}
+	domain := v[strings.LastIndex(v, "@")+1:]
+	if domain == "" || strings.HasPrefix(domain, "[") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
+		return "", bad(hint, "%q is not an e-mail address", v)
+	}
+	return v, nil
+}
+
+// coderUsername is codersdk.UsernameValidRegex.
+var coderUsername = regexp.MustCompile("^[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*$")
+
+// checkFirstUserUsername is codersdk.NameValid.
+func checkFirstUserUsername(v string) (string, *badValue) {
+	hint := "letters and digits, words joined by single hyphens, at most 32 characters, e.g. " + KeyFirstUserUsername + "=admin"
+	if len(v) > 32 || v == "new" || v == "create" || !coderUsername.MatchString(v) {
+		return "", bad(hint, "%q is not a username Coder accepts", v)
+	}
+	return v, nil
 }
