@@ -18,8 +18,22 @@ import (
 )
 
 // tokenHint says how to get an owner's session token.
-const tokenHint = "deploy Coder first, create the first (owner) user at CODER_URL, then run `coder login $CODER_URL` and " +
+const tokenHint = "set CODER_FIRST_USER_EMAIL before the first `up` (coderctl creates the first owner, its password only in Secrets Manager), " +
+	"or create the first (owner) user at CODER_URL, run `coder login $CODER_URL` and " +
 	"`export CODER_SESSION_TOKEN=$(coder tokens create --name coderctl)`; coderctl reads it from the environment and never stores it"
+
+// owner is where the stage's owner session comes from: the environment's
+// token, else the first-user secret, else (apply only) the first owner
+// created from CODER_FIRST_USER_EMAIL.
+func (s *stage) owner() coderapi.Owner {
+	return coderapi.OwnerForDeployment(s.d.Inputs, s.opts.LookupEnv, s.d.AWS)
+}
+
+// hasOwnerSource reports whether a session can be had without
+// CODER_SESSION_TOKEN: CODER_FIRST_USER_EMAIL says the first owner is (or
+// will be) coderctl's, its password in the first-user secret. Validation
+// calls no AWS, so the input, not the secret, is what counts here.
+func (s *stage) hasOwnerSource() bool { return s.owner().Email() != "" }
 
 // keySecret is what the Kubernetes secret says about the key it holds.
 type keySecret struct {
@@ -71,15 +85,19 @@ type api struct {
 	org    string
 }
 
-func (s *stage) connect(ctx context.Context) (api, error) {
-	token := s.token()
-	if token == "" {
-		return api{}, fault.Input(config.SourceEnvironment, coderapi.EnvSessionToken, tokenHint, "not set: the provisioner key is created through the Coder API as an owner")
+func (s *stage) connect(ctx context.Context) (api, error) { return s.connectAs(ctx, false) }
+
+// connectAs finds an owner's session; create lets it create Coder's first
+// owner (apply only).
+func (s *stage) connectAs(ctx context.Context, create bool) (api, error) {
+	sess, err := s.owner().Session(ctx, create)
+	if coderapi.IsNoOwner(err) {
+		return api{}, fault.Input(config.SourceEnvironment, coderapi.EnvSessionToken, tokenHint, "%v: the provisioner key is created through the Coder API as an owner", err)
 	}
-	client, err := coderapi.ForInputs(s.d.Inputs, token)
 	if err != nil {
-		return api{}, err
+		return api{}, explainAPIError(s, err)
 	}
+	client := sess.Client
 	org, err := client.DefaultOrganization(ctx)
 	if err != nil {
 		return api{}, explainAPIError(s, err)
@@ -154,12 +172,16 @@ func (s *stage) applyKey(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	if s.token() == "" && !s.coderDeployed() {
-		return engine.Pending("%s is not set: create the first (owner) user at %s, run `coder login %s` and "+
+	sess, err := s.owner().Session(ctx, true)
+	if coderapi.IsNoOwner(err) && !s.coderDeployed() {
+		return engine.Pending("%v: set %s for coderctl to create the first owner, or create the first (owner) user at %s, run `coder login %s` and "+
 			"`export %s=$(coder tokens create --name coderctl)`, then re-run 'coderctl up'",
-			coderapi.EnvSessionToken, s.d.Inputs.CoderURL(), s.d.Inputs.CoderURL(), coderapi.EnvSessionToken)
+			err, coderapi.KeyFirstUserEmail, s.d.Inputs.CoderURL(), s.d.Inputs.CoderURL(), coderapi.EnvSessionToken)
 	}
-	a, err := s.connect(ctx)
+	if err == nil && sess.Created {
+		r.Progress(fmt.Sprintf("created Coder's first owner %s; its password is only in Secrets Manager as %s", s.owner().Username(), s.owner().SecretName()))
+	}
+	a, err := s.connectAs(ctx, true)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func (s *stage) validate(ctx context.Context) error {
 		return err
 	}
 	token := s.token()
-	if token == "" && s.coderDeployed() {
+	if token == "" && s.coderDeployed() && !s.hasOwnerSource() {
 		return fault.Input(config.SourceEnvironment, coderapi.EnvSessionToken, tokenHint,
 			"not set: the provisioners stage creates its provisioner key through the Coder API as an owner")
 	}
