@@ -32,14 +32,15 @@ func main() {
 		"Coder version the API double reports and CODER_VERSION (charts served: "+strings.Join(chartrepo.CoderVersions, ", ")+")")
 	slow := flag.Float64("slow", 0, "scale of real AWS durations (e.g. 0.005); 0 = moto's instant answers")
 	unlicensed := flag.Bool("unlicensed", false, "make the Coder double a deployment without Premium")
+	noUsers := flag.Bool("no-users", false, "start the Coder double with no user and no owner token (set CODER_FIRST_USER_EMAIL for up)")
 	flag.Parse()
-	if err := run(*dir, *cluster, *region, *version, *slow, *unlicensed); err != nil {
+	if err := run(*dir, *cluster, *region, *version, *slow, *unlicensed, *noUsers); err != nil {
 		fmt.Fprintln(os.Stderr, "ground:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, cluster, region, version string, slow float64, unlicensed bool) error {
+func run(dir, cluster, region, version string, slow float64, unlicensed, noUsers bool) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -48,7 +49,7 @@ func run(dir, cluster, region, version string, slow float64, unlicensed bool) er
 		return err
 	}
 	defer log.Close()
-	opts := ground.Options{WorkDir: dir, Cluster: cluster, Region: region, CoderVersion: version, Unlicensed: unlicensed, Log: log}
+	opts := ground.Options{WorkDir: dir, Cluster: cluster, Region: region, CoderVersion: version, Unlicensed: unlicensed, NoUsers: noUsers, Log: log}
 	if slow > 0 {
 		p := awsproxy.Realistic(slow)
 		opts.Profile = &p

@@ -59,6 +59,10 @@ type Options struct {
 	CoderVersion string
 	// Unlicensed makes the Coder double a deployment without Premium.
 	Unlicensed bool
+	// NoUsers starts the Coder double as a fresh Coder without any user
+	// (and no owner token in Environ): an `up` with CODER_FIRST_USER_EMAIL
+	// creates the first owner.
+	NoUsers bool
 	// Log receives the controllers' lines (nil discards).
 	Log io.Writer
 }
@@ -114,7 +118,7 @@ func Start(ctx context.Context, opts Options) (g *Ground, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if g.Coder, err = coderapi.Start(coderapi.Options{Version: opts.CoderVersion, Licensed: !opts.Unlicensed, Kube: kube}); err != nil {
+	if g.Coder, err = coderapi.Start(coderapi.Options{Version: opts.CoderVersion, Licensed: !opts.Unlicensed, Kube: kube, NoUsers: opts.NoUsers}); err != nil {
 		return nil, fmt.Errorf("coder API double: %w", err)
 	}
 	g.stops = append(g.stops, g.Coder.Stop)
@@ -202,14 +206,17 @@ func (g *Ground) Stop() {
 // onto this ground: the AWS endpoint and dummy credentials, the kubeconfig,
 // fast polling, and the Coder owner token (read from the environment only).
 func (g *Ground) Environ() []string {
-	return []string{
+	env := []string{
 		"AWS_ENDPOINT_URL=" + g.AWSURL,
 		"AWS_ACCESS_KEY_ID=ground", "AWS_SECRET_ACCESS_KEY=ground",
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"CODERCTL_KUBECONFIG=" + g.Kube.Kubeconfig(),
 		"CODERCTL_POLL_INTERVAL=100ms",
-		"CODER_SESSION_TOKEN=" + g.Coder.Token(),
 	}
+	if tok := g.Coder.Token(); tok != "" { // none with NoUsers
+		env = append(env, "CODER_SESSION_TOKEN="+tok)
+	}
+	return env
 }
 
 // Inputs are the coder-infra.env inputs that aim the Kubernetes stages at
