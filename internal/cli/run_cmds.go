@@ -201,16 +201,22 @@ func confirm(f *Factory, g *globalOptions, question string) error {
 }
 
 func newVerifyCmd(f *Factory, g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var smoke smokeOptions
+	cmd := &cobra.Command{
 		Use:   "verify [STAGE...]",
 		Short: "Run every stage's checkpoint; exit 1 if any check fails",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkNameList("verify", args, stageNames(f)); err != nil {
 				return err
 			}
-			return verifyStages(cmd.Context(), f, g, args)
+			if err := verifyStages(cmd.Context(), f, g, args); err != nil || !smoke.enabled {
+				return err
+			}
+			return runSmoke(cmd.Context(), f, g, smoke)
 		},
 	}
+	smoke.addFlags(cmd, true)
+	return cmd
 }
 
 // verifyStages runs the named checkpoints (all when none are named) and
