@@ -209,6 +209,9 @@ func (c *Client) WaitForImport(ctx context.Context, id string, p Poll) (Template
 	last := ""
 	for {
 		v, err := c.TemplateVersion(ctx, id)
+		if err != nil && ctx.Err() != nil && last != "" {
+			return v, fmt.Errorf("import of template version %s still %s: %w", id, last, ctx.Err())
+		}
 		if err != nil {
 			return v, err
 		}

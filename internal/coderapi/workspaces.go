@@ -131,6 +131,9 @@ func (c *Client) WaitForBuild(ctx context.Context, id string, p Poll) (Workspace
 	last := ""
 	for {
 		b, err := c.Build(ctx, id)
+		if err != nil && ctx.Err() != nil && last != "" {
+			return b, &JobError{What: "build " + id, Status: "still " + last, Msg: ctx.Err().Error(), Logs: c.buildTail(id)}
+		}
 		if err != nil {
 			return b, err
 		}
@@ -205,9 +208,14 @@ func (e *AgentError) Error() string {
 // within its connection_timeout) or "disconnected" ends the wait with an
 // *AgentError; so does the context.
 func (c *Client) WaitForAgents(ctx context.Context, workspaceID string, p Poll) (WorkspaceBuild, error) {
-	last := ""
+	last, lastAgent := "", ""
 	for {
 		ws, err := c.Workspace(ctx, workspaceID)
+		if err != nil && ctx.Err() != nil && last != "" {
+			// The deadline cut the request: the agent is still where
+			// it was last seen.
+			return WorkspaceBuild{}, &AgentError{Agent: lastAgent, Status: "still " + last, Reason: ctx.Err().Error()}
+		}
 		if err != nil {
 			return WorkspaceBuild{}, err
 		}
@@ -229,7 +237,7 @@ func (c *Client) WaitForAgents(ctx context.Context, workspaceID string, p Poll) 
 			if status != last && p.Progress != nil {
 				p.Progress(a.Name + " " + a.Status)
 			}
-			last = status
+			last, lastAgent = status, a.Name
 		}
 		if done {
 			return b, nil
