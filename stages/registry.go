@@ -6,6 +6,7 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/stages/acm"
+	"github.com/coderctl/coderctl/stages/autoscaler"
 	"github.com/coderctl/coderctl/stages/coder"
 	"github.com/coderctl/coderctl/stages/eks"
 	"github.com/coderctl/coderctl/stages/network"
@@ -14,6 +15,7 @@ import (
 	"github.com/coderctl/coderctl/stages/provisioners"
 	"github.com/coderctl/coderctl/stages/rds"
 	"github.com/coderctl/coderctl/stages/secrets"
+	"github.com/coderctl/coderctl/stages/storage"
 )
 
 // Factory builds a stage from the run's dependencies. Name and Summary are
@@ -30,6 +32,8 @@ var constructors = []func(*deploy.Deps) engine.Stage{
 	network.New,
 	eks.New,
 	nodegroups.New,
+	storage.New,
+	autoscaler.New,
 	rds.New,
 	acm.New,
 	secrets.New,

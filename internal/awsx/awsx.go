@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -73,6 +74,7 @@ func LoadConfig(ctx context.Context, region, version string, extra ...func(*smit
 type Clients struct {
 	Config         aws.Config
 	ACM            *acm.Client
+	AutoScaling    *autoscaling.Client
 	EC2            *ec2.Client
 	EKS            *eks.Client
 	ELB            *elbv2.Client
@@ -89,6 +91,7 @@ func NewClients(cfg aws.Config) *Clients {
 	return &Clients{
 		Config:         cfg,
 		ACM:            acm.NewFromConfig(cfg),
+		AutoScaling:    autoscaling.NewFromConfig(cfg),
 		EC2:            ec2.NewFromConfig(cfg),
 		EKS:            eks.NewFromConfig(cfg),
 		ELB:            elbv2.NewFromConfig(cfg),

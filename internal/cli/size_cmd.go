@@ -56,19 +56,23 @@ func runSize(f *Factory, g *globalOptions, users int, usersSet bool) error {
 	if err != nil {
 		return err
 	}
+	in, err := sizeInputs(f, g, cluster)
+	if err != nil {
+		return err
+	}
 	if usersSet {
 		if _, err := config.CheckInput("flag --users", config.KeyUsers, strconv.Itoa(users)); err != nil {
 			return err
 		}
-	} else if users, err = usersInput(f, g, cluster); err != nil {
-		return err
+	} else {
+		users = in.Users()
 	}
 	groups := config.NodeGroups(cluster)
 	ws, _ := sizing.GroupFor(groups, sizing.RoleWorkspace)
 	s := sizing.For(users, ws.InstanceType)
 	report := sizeReport{
 		Type: "size", Time: f.Now().UTC().Format(time.RFC3339Nano), ClusterConfig: cfgSource,
-		Sizing: s, NodeGroups: sizing.Fits(s, groups), Check: sizing.CapacityCheck(s, groups),
+		Sizing: s, NodeGroups: sizing.Fits(s, groups, in.Autoscaling()), Check: sizing.CapacityCheck(s, groups, in.Autoscaling()),
 	}
 	if g.output == "json" {
 		return writeJSON(f.IO.Out, report)
@@ -88,23 +92,19 @@ func sizeCluster(f *Factory, g *globalOptions) (*api.ClusterConfig, string, erro
 	return c, path, err
 }
 
-// usersInput is USERS as every other command resolves it: environment,
-// then the env file, then the default.
-func usersInput(f *Factory, g *globalOptions, cluster *api.ClusterConfig) (int, error) {
+// sizeInputs resolves the inputs (USERS, AUTOSCALER) as every other
+// command does: environment, then the env file, then the defaults.
+func sizeInputs(f *Factory, g *globalOptions, cluster *api.ClusterConfig) (*config.Inputs, error) {
 	envPath := g.envPath(f)
 	values := map[string]string{}
 	if _, err := os.Stat(envPath); err == nil {
 		file, err := state.Open(envPath)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		values = file.Snapshot()
 	}
-	in, err := config.ResolveInputs(envPath, values, f.LookupEnv, cluster, g.cfgPath(f))
-	if err != nil {
-		return 0, err
-	}
-	return in.Users(), nil
+	return config.ResolveInputs(envPath, values, f.LookupEnv, cluster, g.cfgPath(f))
 }
 
 func writeSizeText(w io.Writer, r sizeReport) error {
@@ -150,8 +150,12 @@ func fitText(f sizing.Fit) string {
 	if f.Group == "" || f.PerNode == 0 {
 		return "problem: " + f.Problem
 	}
-	base := fmt.Sprintf("%s: up to %d × %s, %d pods per node; %d pods need %d node(s)",
-		f.Group, f.MaxNodes, f.InstanceType, f.PerNode, f.Pods, f.NodesNeeded)
+	reach := fmt.Sprintf("%d × %s (desiredCapacity; nothing grows it)", f.MaxNodes, f.InstanceType)
+	if f.Grows {
+		reach = fmt.Sprintf("up to %d × %s (maxSize, grown by the cluster-autoscaler)", f.MaxNodes, f.InstanceType)
+	}
+	base := fmt.Sprintf("%s: %s, %d pods per node; %d pods need %d node(s)",
+		f.Group, reach, f.PerNode, f.Pods, f.NodesNeeded)
 	if f.Problem != "" {
 		return base + " — too small"
 	}

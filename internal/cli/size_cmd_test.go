@@ -47,11 +47,16 @@ func TestSizeJSON(t *testing.T) {
 		users        int
 		provisioners int
 		nodesNeeded  int
+		maxNodes     int    // provisioner nodes counted
+		status       string // of the capacity check
 	}{
-		{"flag", "", nil, []string{"--users", "800"}, 800, 70, 10},
-		{"env file", "USERS=150\n", nil, nil, 150, 30, 5},
-		{"environment over env file", "USERS=150\n", map[string]string{"USERS": "40"}, nil, 40, 20, 3},
-		{"default", "", nil, nil, 500, 40, 6},
+		{"flag", "", nil, []string{"--users", "800"}, 800, 70, 10, 6, "warn"},
+		{"env file", "USERS=150\n", nil, nil, 150, 30, 5, 6, "pass"},
+		{"environment over env file", "USERS=150\n", map[string]string{"USERS": "40"}, nil, 40, 20, 3, 6, "pass"},
+		{"default", "", nil, nil, 500, 40, 6, 6, "pass"},
+		// Nothing grows the group: counted at its desiredCapacity.
+		{"autoscaler off in env file", "AUTOSCALER=none\n", nil, nil, 500, 40, 6, 2, "warn"},
+		{"autoscaler off in environment", "", map[string]string{"AUTOSCALER": "none"}, []string{"--users", "40"}, 40, 20, 3, 2, "warn"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,11 +92,11 @@ func TestSizeJSON(t *testing.T) {
 			if r.Type != "size" || r.Time == "" || r.Sizing.Users != tc.users || r.Sizing.Provisioners.Replicas != tc.provisioners {
 				t.Errorf("report %+v, want %d users and %d provisioners", r, tc.users, tc.provisioners)
 			}
-			if r.NodeGroups[0].Role != "provisioner" || r.NodeGroups[0].NodesNeeded != tc.nodesNeeded || r.NodeGroups[0].MaxNodes != 2 {
-				t.Errorf("provisioner fit %+v, want %d nodes needed of max 2", r.NodeGroups[0], tc.nodesNeeded)
+			if r.NodeGroups[0].Role != "provisioner" || r.NodeGroups[0].NodesNeeded != tc.nodesNeeded || r.NodeGroups[0].MaxNodes != tc.maxNodes {
+				t.Errorf("provisioner fit %+v, want %d nodes needed of %d", r.NodeGroups[0], tc.nodesNeeded, tc.maxNodes)
 			}
-			if r.Check.Status != "warn" || !strings.Contains(r.ClusterConfig, "shipped default") {
-				t.Errorf("check %s from %s, want a warning against the shipped config", r.Check.Status, r.ClusterConfig)
+			if r.Check.Status != tc.status || !strings.Contains(r.ClusterConfig, "shipped default") {
+				t.Errorf("check %s from %s, want %s against the shipped config", r.Check.Status, r.ClusterConfig, tc.status)
 			}
 		})
 	}
@@ -109,8 +114,9 @@ func TestSizeText(t *testing.T) {
 		"2 replicas, requests 2 CPU / 4Gi, limits 4 CPU / 8Gi",
 		"2–6 × m7i.12xlarge",
 		"db.m7i.large, multi-AZ",
-		"coder-provisioner: up to 2 × c7i.2xlarge, 7 pods per node; 40 pods need 6 node(s) — too small",
-		"WARN: for 500 users: node group coder-provisioner (1–2 × c7i.2xlarge) holds 14 provisioner pods",
+		"coder-provisioner: up to 6 × c7i.2xlarge (maxSize, grown by the cluster-autoscaler), 7 pods per node; 40 pods need 6 node(s) — ok",
+		"coder-coderd: 2 × m7i.xlarge (desiredCapacity; nothing grows it), 1 pods per node; 2 pods need 2 node(s) — ok",
+		"PASS: node groups hold 40 provisioners, 2 coderd replicas and 500 workspaces",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -82,7 +82,7 @@ func TestShippedNodeGroups(t *testing.T) {
 	want := []NodeGroupSpec{
 		{Name: "system", InstanceType: "t3.medium", Min: 3, Max: 3, Desired: 3, VolumeSize: 50, Labels: label("system"), PrivateNetworking: true},
 		{Name: "coder-coderd", InstanceType: "m7i.xlarge", Min: 2, Max: 2, Desired: 2, VolumeSize: 50, Labels: label("coderd"), Taints: tainted("coderd"), PrivateNetworking: true},
-		{Name: "coder-provisioner", InstanceType: "c7i.2xlarge", Min: 1, Max: 2, Desired: 1, VolumeSize: 50, Labels: label("provisioner"), Taints: tainted("provisioner"), PrivateNetworking: true},
+		{Name: "coder-provisioner", InstanceType: "c7i.2xlarge", Min: 1, Max: 6, Desired: 2, VolumeSize: 50, Labels: label("provisioner"), Taints: tainted("provisioner"), PrivateNetworking: true},
 		{Name: "coder-workspace", InstanceType: "m7i.12xlarge", Min: 2, Max: 20, Desired: 2, VolumeSize: 100, Labels: label("workspace"), Taints: tainted("workspace"), PrivateNetworking: true},
 	}
 	got := NodeGroups(cfg)
@@ -148,7 +148,7 @@ func TestParseClusterRejects(t *testing.T) {
 			field: "managedNodeGroups[1].taints[0].effect", msg: "use the Kubernetes spelling NoSchedule"},
 		{name: "taint without key", doc: edit(t, shipped, "- key: coder/node-type\n        value: coderd", "- value: coderd"),
 			field: "managedNodeGroups[1].taints[0].key", msg: "missing"},
-		{name: "maxSize below desired", doc: edit(t, shipped, "maxSize: 2\n    desiredCapacity: 1", "maxSize: 1\n    desiredCapacity: 2"),
+		{name: "maxSize below desired", doc: edit(t, shipped, "maxSize: 6\n    desiredCapacity: 2", "maxSize: 1\n    desiredCapacity: 2"),
 			wantExact: "cluster-config.yaml: managedNodeGroups[2].maxSize: 1 is less than desiredCapacity 2 (raise maxSize or lower desiredCapacity)"},
 		{name: "minSize above maxSize", doc: edit(t, shipped, "minSize: 2\n    maxSize: 20", "minSize: 21\n    maxSize: 20"),
 			field: "managedNodeGroups[3].minSize", msg: "21 is greater than maxSize 20"},
@@ -156,7 +156,7 @@ func TestParseClusterRejects(t *testing.T) {
 			field: "managedNodeGroups[3].desiredCapacity", msg: "2 is less than minSize 3"},
 		{name: "negative size", doc: edit(t, shipped, "minSize: 1", "minSize: -1"),
 			field: "managedNodeGroups[2].minSize", msg: "-1 is negative"},
-		{name: "zero maxSize", doc: edit(t, shipped, "minSize: 1\n    maxSize: 2\n    desiredCapacity: 1", "minSize: 0\n    maxSize: 0\n    desiredCapacity: 0"),
+		{name: "zero maxSize", doc: edit(t, shipped, "minSize: 1\n    maxSize: 6\n    desiredCapacity: 2", "minSize: 0\n    maxSize: 0\n    desiredCapacity: 0"),
 			field: "managedNodeGroups[2].maxSize", msg: "without nodes"},
 		{name: "duplicate node group names", doc: edit(t, shipped, "name: coder-provisioner", "name: coder-coderd"),
 			field: "managedNodeGroups[2].name", msg: `"coder-coderd" is already the name of managedNodeGroups[1]`},

@@ -41,6 +41,15 @@ const (
 	KeyCSIDriverVersion      = "CSI_DRIVER_CHART_VERSION"
 	KeyCSIAWSProviderRepo    = "CSI_AWS_PROVIDER_CHART_REPO"
 	KeyCSIAWSProviderVersion = "CSI_AWS_PROVIDER_CHART_VERSION"
+	KeyAutoscaler            = "AUTOSCALER"
+	KeyAutoscalerChartRepo   = "AUTOSCALER_CHART_REPO"
+	KeyAutoscalerVersion     = "AUTOSCALER_CHART_VERSION"
+)
+
+// AUTOSCALER values: what grows the node groups.
+const (
+	AutoscalerCluster = "cluster-autoscaler"
+	AutoscalerNone    = "none"
 )
 
 // inputKey is a row of the one table that both documents and validates the
@@ -81,6 +90,9 @@ func inputTable() []inputKey {
 		{KeyDoc{KeyCSIDriverVersion, "1.5.5", "Version of the secrets-store-csi-driver chart.", false}, checkSemver, nil},
 		{KeyDoc{KeyCSIAWSProviderRepo, "https://aws.github.io/secrets-store-csi-driver-provider-aws", "Helm repository of the Secrets Store CSI driver's AWS provider chart.", false}, checkChartRepo, nil},
 		{KeyDoc{KeyCSIAWSProviderVersion, "2.2.0", "Version of the secrets-store-csi-driver-provider-aws chart.", false}, checkSemver, nil},
+		{KeyDoc{KeyAutoscaler, AutoscalerCluster, "What grows the node groups: cluster-autoscaler (installed by coderctl, grows groups whose maxSize is above minSize) or none (groups keep desiredCapacity).", false}, checkAutoscaler, nil},
+		{KeyDoc{KeyAutoscalerChartRepo, "https://kubernetes.github.io/autoscaler", "Helm repository of the cluster-autoscaler chart.", false}, checkChartRepo, nil},
+		{KeyDoc{KeyAutoscalerVersion, "", "Version of the cluster-autoscaler chart; defaults to the newest whose autoscaler matches the cluster's Kubernetes minor.", false}, checkSemver, nil},
 		// Values files are read (and their errors reported) by the secrets stage's validation.
 		{KeyDoc{"CSI_DRIVER_VALUES_FILE", "", "Path of a helm values file merged over coderctl's values for the Secrets Store CSI driver.", false}, func(v string) (string, *badValue) { return v, nil }, nil},
 		{KeyDoc{"CSI_AWS_PROVIDER_VALUES_FILE", "", "Path of a helm values file merged over coderctl's values for the CSI driver's AWS provider.", false}, func(v string) (string, *badValue) { return v, nil }, nil},
@@ -123,6 +135,18 @@ func deriveCoderURL(in *Inputs) string {
 }
 
 func deriveCoderChartVersion(in *Inputs) string { return in.Get(KeyCoderVersion) }
+
+func checkAutoscaler(v string) (string, *badValue) {
+	switch a := strings.ToLower(v); a {
+	case AutoscalerCluster, AutoscalerNone:
+		return a, nil
+	}
+	return "", bad("AUTOSCALER="+AutoscalerCluster+" (the default) or AUTOSCALER="+AutoscalerNone, "%q is not a known autoscaler", v)
+}
+
+// Autoscaling reports whether coderctl runs the cluster-autoscaler, which
+// grows node groups up to their maxSize.
+func (in *Inputs) Autoscaling() bool { return in.Get(KeyAutoscaler) != AutoscalerNone }
 
 func checkRegion(v string) (string, *badValue) {
 	if !isRegion(v) {

@@ -23,6 +23,10 @@ type NodeGroupSpec struct {
 	PrivateNetworking  bool
 }
 
+// Growable reports whether an autoscaler may grow the group: its maxSize
+// is above its minSize. A group with minSize == maxSize keeps its size.
+func (g NodeGroupSpec) Growable() bool { return g.Max > g.Min }
+
 // Taint is a node taint; Effect is in Kubernetes spelling (NoSchedule).
 // NodeGroupTaintEffectToEKS converts it for the EKS API.
 type Taint struct{ Key, Value, Effect string }

@@ -81,32 +81,10 @@ func newWorldWith(t *testing.T, p awsproxy.Profile) *world {
 	if r := w.run(append([]string{"init", "CODER_DOMAIN=coder.e2e.example", "USERS=50"}, g.InitArgs()...)...); r.code != 0 {
 		t.Fatalf("init: %d %s", r.code, r.stderr)
 	}
-	w.sizeProvisionerGroup(3)
+	// The shipped cluster-config.yaml, unedited: its provisioner group
+	// starts at 2 nodes (14 provisioners) and the autoscaler grows it for
+	// the 20 that 50 users need.
 	return w
-}
-
-// sizeProvisionerGroup does what `coderctl size` tells a user to do: the
-// shipped provisioner group (1–2 × c7i.2xlarge, 7 provisioners a node)
-// cannot hold the 20 provisioners that 50 users need, so give it n nodes.
-func (w *world) sizeProvisionerGroup(n int) {
-	w.t.Helper()
-	path := filepath.Join(w.dir, "cluster-config.yaml")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	cfg := string(b)
-	i := strings.Index(cfg, "name: coder-provisioner")
-	old := "minSize: 1\n    maxSize: 2\n    desiredCapacity: 1"
-	j := strings.Index(cfg[i:], old)
-	if i < 0 || j < 0 {
-		w.t.Fatalf("shipped cluster-config.yaml changed: cannot find the provisioner group's sizes")
-	}
-	sized := fmt.Sprintf("minSize: %d\n    maxSize: %d\n    desiredCapacity: %d", n, n, n)
-	cfg = cfg[:i+j] + sized + cfg[i+j+len(old):]
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		w.t.Fatal(err)
-	}
 }
 
 func (w *world) run(args ...string) result {
@@ -205,6 +183,7 @@ func TestFullDeploymentLifecycle(t *testing.T) {
 	}
 
 	w.assertLostStateRediscovered()
+	w.assertRoomForWorkspaces()
 
 	r = w.run("down", "--yes", "--delete-database", "--skip-final-snapshot", "--force-delete-secrets", "-o", "json")
 	if r.code != 0 {

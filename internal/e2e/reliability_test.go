@@ -30,7 +30,7 @@ var fullKills = flag.Bool("full-kills", false, "kill at every step boundary inst
 var expectedResources = map[string]int{
 	"vpc": 1, "nat-gateway": 1, "internet-gateway": 1, "elastic-ip": 1, "eks-cluster": 1, "db-instance": 1,
 	"db-subnet-group": 1, "certificate": 1, "load-balancer": 1, "oidc-provider": 1,
-	"iam-role": 4, // cluster, EBS CSI, node, coder secrets
+	"iam-role": 5, // cluster, EBS CSI, node, coder secrets, cluster-autoscaler
 	"secret":   4, // coder/db-master, coder/database-url, coder/github-client-id, coder/github-client-secret
 }
 
@@ -199,7 +199,7 @@ func (w *world) assertExactlyOneOfEach() {
 		w.t.Errorf("node groups = %v (%v), want the four", groups, err)
 	}
 	releases := w.helmReleases()
-	for _, want := range []string{"coder/coder", "coder/coder-provisioner", "kube-system/csi-secrets-store", "kube-system/secrets-provider-aws"} {
+	for _, want := range []string{"coder/coder", "coder/coder-provisioner", "kube-system/csi-secrets-store", "kube-system/secrets-provider-aws", "kube-system/cluster-autoscaler"} {
 		if releases[want] != 1 {
 			w.t.Errorf("release %s deployed %d times, want 1 (releases: %v)", want, releases[want], releases)
 		}

@@ -102,6 +102,9 @@ const NodeTypeLabel = "coder/node-type"
 
 // Node roles, the values of NodeTypeLabel.
 const (
+	// RoleSystem is the untainted group for cluster add-ons and
+	// controllers (CoreDNS, CSI controllers, the cluster-autoscaler).
+	RoleSystem      = "system"
 	RoleCoderd      = "coderd"
 	RoleProvisioner = "provisioner"
 	RoleWorkspace   = "workspace"
@@ -122,35 +125,51 @@ type Fit struct {
 	Role         string `json:"role"`
 	Group        string `json:"group,omitempty"`
 	InstanceType string `json:"instance_type,omitempty"`
-	MaxNodes     int    `json:"max_nodes"`
-	PerNode      int    `json:"pods_per_node"`
-	Pods         int    `json:"pods"`
-	NodesNeeded  int    `json:"nodes_needed"`
-	// Problem is empty when the group holds the pods at its maximum size.
+	// MaxNodes is the number of nodes the group can really have: maxSize
+	// when the autoscaler may grow it, desiredCapacity otherwise.
+	MaxNodes int `json:"max_nodes"`
+	// Grows says MaxNodes is the group's maxSize, reached by the autoscaler.
+	Grows       bool `json:"grows"`
+	PerNode     int  `json:"pods_per_node"`
+	Pods        int  `json:"pods"`
+	NodesNeeded int  `json:"nodes_needed"`
+	// Problem is empty when the group holds the pods at MaxNodes.
 	Problem string `json:"problem,omitempty"`
 }
 
 // Fits compares the sizing with the node groups of cluster-config.yaml:
 // provisioner pods on the provisioner group, coderd pods on the coderd
 // group (one per node, as the validated architectures run them) and every
-// user's workspace on the workspace group at its maximum size.
-func Fits(s Sizing, groups []config.NodeGroupSpec) []Fit {
+// user's workspace on the workspace group. A group counts at its maxSize
+// only when autoscaling is on and the group may grow (maxSize > minSize):
+// nothing else ever adds nodes, so otherwise it counts at desiredCapacity.
+func Fits(s Sizing, groups []config.NodeGroupSpec, autoscaling bool) []Fit {
 	return []Fit{
-		fitPods(groups, RoleProvisioner, s.Provisioners.Replicas, s.Provisioners.Pod, 0),
-		fitPods(groups, RoleCoderd, s.Coderd.Replicas, s.Coderd.Pod, 1),
-		fitPods(groups, RoleWorkspace, s.Users, Pod{Requests: s.Workspaces.PerUser}, 0),
+		fitPods(groups, autoscaling, RoleProvisioner, s.Provisioners.Replicas, s.Provisioners.Pod, 0),
+		fitPods(groups, autoscaling, RoleCoderd, s.Coderd.Replicas, s.Coderd.Pod, 1),
+		fitPods(groups, autoscaling, RoleWorkspace, s.Users, Pod{Requests: s.Workspaces.PerUser}, 0),
 	}
 }
 
+// reachableNodes is how many nodes a group can have: maxSize when an
+// autoscaler grows it, desiredCapacity (at least minSize) when nothing does.
+func reachableNodes(g config.NodeGroupSpec, autoscaling bool) (nodes int, grows bool) {
+	if autoscaling && g.Growable() {
+		return int(g.Max), true
+	}
+	return int(max(g.Desired, g.Min)), false
+}
+
 // fitPods computes one role's fit; perNodeCap > 0 bounds pods per node.
-func fitPods(groups []config.NodeGroupSpec, role string, pods int, p Pod, perNodeCap int) Fit {
+func fitPods(groups []config.NodeGroupSpec, autoscaling bool, role string, pods int, p Pod, perNodeCap int) Fit {
 	f := Fit{Role: role, Pods: pods}
 	g, ok := GroupFor(groups, role)
 	if !ok {
 		f.Problem = fmt.Sprintf("no node group in the cluster config is labelled %s=%s", NodeTypeLabel, role)
 		return f
 	}
-	f.Group, f.InstanceType, f.MaxNodes = g.Name, g.InstanceType, int(g.Max)
+	f.Group, f.InstanceType = g.Name, g.InstanceType
+	f.MaxNodes, f.Grows = reachableNodes(g, autoscaling)
 	f.PerNode = PodsPerNode(g.InstanceType, p)
 	if perNodeCap > 0 && f.PerNode > perNodeCap {
 		f.PerNode = perNodeCap
@@ -166,12 +185,33 @@ func fitPods(groups []config.NodeGroupSpec, role string, pods int, p Pod, perNod
 	}
 	f.NodesNeeded = ceilDiv(pods, f.PerNode)
 	if f.NodesNeeded > f.MaxNodes {
-		f.Problem = fmt.Sprintf("node group %s (%d–%d × %s) holds %d %s pods at %s CPU / %s each; %d need %d nodes: "+
-			"raise its maxSize to %d in the cluster config, or use a larger instance type",
-			g.Name, g.Min, g.Max, g.InstanceType, f.PerNode*f.MaxNodes, role, p.Requests.CPU, p.Requests.Memory,
-			pods, f.NodesNeeded, f.NodesNeeded)
+		f.Problem = fmt.Sprintf("node group %s (%s) holds %d %s pods at %s CPU / %s each; %d need %d nodes: %s",
+			g.Name, reachDescription(g, f), f.PerNode*f.MaxNodes, role, p.Requests.CPU, p.Requests.Memory,
+			pods, f.NodesNeeded, growAdvice(g, f, autoscaling))
 	}
 	return f
+}
+
+// reachDescription says how many nodes were counted and why.
+func reachDescription(g config.NodeGroupSpec, f Fit) string {
+	if f.Grows {
+		return fmt.Sprintf("%d–%d × %s", g.Min, g.Max, g.InstanceType)
+	}
+	if g.Growable() {
+		return fmt.Sprintf("%d × %s at desiredCapacity: AUTOSCALER=none, nothing grows it", f.MaxNodes, g.InstanceType)
+	}
+	return fmt.Sprintf("%d × %s, fixed size", f.MaxNodes, g.InstanceType)
+}
+
+// growAdvice says what to change so the group holds its pods.
+func growAdvice(g config.NodeGroupSpec, f Fit, autoscaling bool) string {
+	switch {
+	case f.Grows || !g.Growable() && autoscaling:
+		return fmt.Sprintf("raise its maxSize to %d in the cluster config (the autoscaler grows it), or use a larger instance type", f.NodesNeeded)
+	default:
+		return fmt.Sprintf("raise its desiredCapacity to %d in the cluster config, set AUTOSCALER=%s, or use a larger instance type",
+			f.NodesNeeded, config.AutoscalerCluster)
+	}
 }
 
 func knownShape(instanceType string) bool {
@@ -179,13 +219,21 @@ func knownShape(instanceType string) bool {
 	return ok
 }
 
+// countingRule says how the groups' sizes were counted.
+func countingRule(autoscaling bool) string {
+	if autoscaling {
+		return "growable groups at maxSize, which the cluster-autoscaler reaches; the others at desiredCapacity"
+	}
+	return "every group at desiredCapacity: AUTOSCALER=none, nothing grows them"
+}
+
 // CapacityCheck is the checkpoint line for the fits: a warning naming every
 // group that cannot hold its pods, a pass otherwise. It warns rather than
 // fails: node groups can be resized later, and users may size by measured
 // load instead.
-func CapacityCheck(s Sizing, groups []config.NodeGroupSpec) engine.Check {
+func CapacityCheck(s Sizing, groups []config.NodeGroupSpec, autoscaling bool) engine.Check {
 	var problems []string
-	for _, f := range Fits(s, groups) {
+	for _, f := range Fits(s, groups, autoscaling) {
 		if f.Problem != "" {
 			problems = append(problems, f.Problem)
 		}
@@ -194,6 +242,6 @@ func CapacityCheck(s Sizing, groups []config.NodeGroupSpec) engine.Check {
 		return engine.Warnf("capacity", "run 'coderctl size --users N' for the whole sizing",
 			"for %d users: %s", s.Users, strings.Join(problems, "; "))
 	}
-	return engine.Passf("capacity", "node groups hold %d provisioners and %d coderd replicas for %d users",
-		s.Provisioners.Replicas, s.Coderd.Replicas, s.Users)
+	return engine.Passf("capacity", "node groups hold %d provisioners, %d coderd replicas and %d workspaces (%s)",
+		s.Provisioners.Replicas, s.Coderd.Replicas, s.Users, countingRule(autoscaling))
 }

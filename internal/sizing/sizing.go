@@ -58,7 +58,10 @@ type Coderd struct {
 // Workspaces bounds the workspace node group.
 type Workspaces struct {
 	// PerUser is what one concurrent workspace is assumed to request.
-	PerUser  Resources `json:"per_user"`
+	PerUser Resources `json:"per_user"`
+	// Limit is what one workspace may burst to; HomeSize its home volume.
+	Limit    Resources `json:"limit"`
+	HomeSize string    `json:"home_size"`
 	MinNodes int       `json:"min_nodes"`
 	// MaxNodes holds every user's workspace at once on the workspace group's
 	// instance type; 0 when the type is unknown.
@@ -107,6 +110,16 @@ func provisionerPod() Pod {
 // validated architectures assume: 2 GB of memory, and 16 workspaces on an
 // 8 vCPU node. Templates that request more need proportionally more nodes.
 func workspaceRequest() Resources { return Resources{CPU: "500m", Memory: "2Gi"} }
+
+// workspaceLimit lets a workspace burst to 4 times its CPU request and
+// twice its memory (a compile, a test run) without a node's worth of
+// workspaces being able to starve it: bursts beyond requests are taken
+// from idle neighbours only.
+func workspaceLimit() Resources { return Resources{CPU: "2", Memory: "4Gi"} }
+
+// workspaceHomeSize is each workspace's persistent home (gp3 grows in
+// place: the class allows expansion).
+const workspaceHomeSize = "10Gi"
 
 const minWorkspaceNodes = 2
 
@@ -174,7 +187,8 @@ func coderdFor(users int) Coderd {
 }
 
 func workspacesFor(users int, instanceType string) Workspaces {
-	w := Workspaces{PerUser: workspaceRequest(), MinNodes: minWorkspaceNodes, InstanceType: instanceType}
+	w := Workspaces{PerUser: workspaceRequest(), Limit: workspaceLimit(), HomeSize: workspaceHomeSize,
+		MinNodes: minWorkspaceNodes, InstanceType: instanceType}
 	per := PodsPerNode(instanceType, Pod{Requests: workspaceRequest()})
 	if per > 0 {
 		w.PerNode = per

@@ -133,30 +133,47 @@ func shippedGroups(t *testing.T) []config.NodeGroupSpec {
 	return config.NodeGroups(cfg)
 }
 
-func TestShippedNodeGroupsHoldFourteenProvisioners(t *testing.T) {
+// The shipped groups hold the default sizing (500 users) when the
+// cluster-autoscaler grows them, and are counted at desiredCapacity when
+// nothing does.
+func TestShippedNodeGroupsCountedAsTheyCanGrow(t *testing.T) {
 	groups := shippedGroups(t)
 	cases := []struct {
 		users       int
+		autoscaling bool
 		status      engine.CheckStatus
-		nodesNeeded int // provisioner nodes
-		mention     string
+		provNodes   int // provisioner nodes counted
+		provGrows   bool
+		nodesNeeded int // provisioner nodes needed
+		mention     []string
 	}{
-		{50, engine.Warn, 3, "holds 14 provisioner pods"},
-		{500, engine.Warn, 6, "raise its maxSize to 6"},
-		{1300, engine.Warn, 18, "raise its maxSize to 18"},
+		{50, true, engine.Pass, 6, true, 3, []string{"20 provisioners", "maxSize"}},
+		{500, true, engine.Pass, 6, true, 6, []string{"40 provisioners", "500 workspaces"}},
+		{1300, true, engine.Warn, 6, true, 18, []string{"raise its maxSize to 18", "coder-provisioner (1–6"}},
+		{50, false, engine.Warn, 2, false, 3, []string{"raise its desiredCapacity to 3", "AUTOSCALER=none", "coder-provisioner"}},
+		{500, false, engine.Warn, 2, false, 6, []string{"coder-workspace (2 × m7i.12xlarge at desiredCapacity", "raise its desiredCapacity to 6"}},
 	}
 	for _, tc := range cases {
 		s := For(tc.users, "m7i.12xlarge")
-		fits := Fits(s, groups)
-		if fits[0].Role != RoleProvisioner || fits[0].NodesNeeded != tc.nodesNeeded || fits[0].PerNode != 7 || fits[0].MaxNodes != 2 {
-			t.Errorf("users=%d: provisioner fit %+v, want 7 per node, %d nodes needed, max 2", tc.users, fits[0], tc.nodesNeeded)
+		fits := Fits(s, groups, tc.autoscaling)
+		prov := fits[0]
+		if prov.Role != RoleProvisioner || prov.NodesNeeded != tc.nodesNeeded || prov.PerNode != 7 ||
+			prov.MaxNodes != tc.provNodes || prov.Grows != tc.provGrows {
+			t.Errorf("users=%d autoscaling=%v: provisioner fit %+v, want 7 per node, %d needed, %d counted (grows %v)",
+				tc.users, tc.autoscaling, prov, tc.nodesNeeded, tc.provNodes, tc.provGrows)
 		}
-		if fits[1].Role != RoleCoderd || fits[1].Problem != "" || fits[1].NodesNeeded != 2 {
-			t.Errorf("users=%d: coderd fit %+v, want 2 nodes and no problem", tc.users, fits[1])
+		// coderd's group is fixed (2–2): counted at 2 either way, never "grows".
+		if cd := fits[1]; cd.Role != RoleCoderd || cd.Problem != "" || cd.NodesNeeded != 2 || cd.MaxNodes != 2 || cd.Grows {
+			t.Errorf("users=%d autoscaling=%v: coderd fit %+v, want 2 fixed nodes and no problem", tc.users, tc.autoscaling, cd)
 		}
-		c := CapacityCheck(s, groups)
-		if c.Status != tc.status || c.Name != "capacity" || !strings.Contains(c.Reason, tc.mention) || !strings.Contains(c.Reason, "coder-provisioner") {
-			t.Errorf("users=%d: check %+v, want %s mentioning %q and coder-provisioner", tc.users, c, tc.status, tc.mention)
+		c := CapacityCheck(s, groups, tc.autoscaling)
+		if c.Status != tc.status || c.Name != "capacity" {
+			t.Errorf("users=%d autoscaling=%v: check %+v, want %s", tc.users, tc.autoscaling, c, tc.status)
+		}
+		for _, m := range tc.mention {
+			if !strings.Contains(c.Reason, m) {
+				t.Errorf("users=%d autoscaling=%v: check reason %q does not mention %q", tc.users, tc.autoscaling, c.Reason, m)
+			}
 		}
 	}
 }
@@ -165,19 +182,19 @@ func TestCapacityPassesWhenGroupsAreBigEnough(t *testing.T) {
 	groups := shippedGroups(t)
 	for i := range groups {
 		if groups[i].Labels[NodeTypeLabel] == RoleProvisioner {
-			groups[i].Max = 6
+			groups[i].Min, groups[i].Max, groups[i].Desired = 6, 6, 6
 		}
 	}
-	c := CapacityCheck(For(500, "m7i.12xlarge"), groups)
+	c := CapacityCheck(For(500, "m7i.12xlarge"), groups, true)
 	if c.Status != engine.Pass || !strings.Contains(c.Reason, "40 provisioners") {
 		t.Errorf("check %+v, want pass for 40 provisioners", c)
 	}
 	// coderd at 3,000 users needs 8 vCPU nodes: m7i.xlarge cannot hold one.
-	c = CapacityCheck(For(3000, "m7i.12xlarge"), groups)
+	c = CapacityCheck(For(3000, "m7i.12xlarge"), groups, true)
 	if c.Status != engine.Warn || !strings.Contains(c.Reason, "does not fit on a m7i.xlarge") {
 		t.Errorf("check %+v, want a warning that a coderd pod does not fit", c)
 	}
-	c = CapacityCheck(For(500, ""), nil)
+	c = CapacityCheck(For(500, ""), nil, true)
 	if c.Status != engine.Warn || !strings.Contains(c.Reason, "no node group") {
 		t.Errorf("check without groups %+v, want a warning naming the missing group", c)
 	}

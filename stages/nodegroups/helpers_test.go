@@ -191,7 +191,7 @@ type groupWant struct {
 var shippedGroups = []groupWant{
 	{"system", "t3.medium", 3, 3, 3, 50, "system", false},
 	{"coder-coderd", "m7i.xlarge", 2, 2, 2, 50, "coderd", true},
-	{"coder-provisioner", "c7i.2xlarge", 1, 2, 1, 50, "provisioner", true},
+	{"coder-provisioner", "c7i.2xlarge", 1, 6, 2, 50, "provisioner", true},
 	{"coder-workspace", "m7i.12xlarge", 2, 20, 2, 100, "workspace", true},
 }
 

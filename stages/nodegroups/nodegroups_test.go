@@ -534,7 +534,7 @@ func TestConfigErrorsStopBeforeTheStage(t *testing.T) {
 		name, old, new, field string
 	}{
 		{"duplicate name", "- name: coder-provisioner", "- name: coder-coderd", "managedNodeGroups[2].name"},
-		{"min above max", "minSize: 1\n    maxSize: 2\n    desiredCapacity: 1", "minSize: 3\n    maxSize: 2\n    desiredCapacity: 2", "managedNodeGroups[2].minSize"},
+		{"min above max", "minSize: 1\n    maxSize: 6\n    desiredCapacity: 2", "minSize: 7\n    maxSize: 6\n    desiredCapacity: 6", "managedNodeGroups[2].minSize"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,7 +48,7 @@ func TestVerify(t *testing.T) {
 		{name: "defaults pass, quotas moto cannot answer warn",
 			want: map[string]engine.CheckStatus{"credentials": engine.Pass, "region": engine.Pass, "instance-types": engine.Pass,
 				"quota-vcpus": engine.Warn, "quota-eips": engine.Warn, "quota-vpcs": engine.Pass, "hosted-zone": engine.Pass, "inputs": engine.Pass},
-			reason: map[string]string{"quota-vcpus": "990 vCPUs", "credentials": "123456789012"}},
+			reason: map[string]string{"quota-vcpus": "1022 vCPUs", "credentials": "123456789012"}},
 		{name: "zone of the domain", zone: "example.com",
 			want: map[string]engine.CheckStatus{"hosted-zone": engine.Pass}, reason: map[string]string{"hosted-zone": "example.com"}},
 		{name: "zone of another domain", zone: "other.org",

@@ -22,11 +22,12 @@ func provisionerNode(name, cpu, mem string) *corev1.Node {
 	}
 }
 
-// TestMustFit: with the shipped group (at most 2 × c7i.2xlarge, 14 pods) and
-// 500 users (40 provisioners), the release fails at once unless the nodes
-// in the cluster already hold them; a group that can grow enough is fine.
+// TestMustFit: with nothing to grow the shipped group (AUTOSCALER=none: its
+// desiredCapacity, 2 × c7i.2xlarge, 14 pods) and 500 users (40
+// provisioners), the release fails at once unless the nodes in the cluster
+// already hold them; a group that can grow enough is fine.
 func TestMustFit(t *testing.T) {
-	env := stagetest.New(t, nil) // USERS=500, shipped cluster-config.yaml
+	env := stagetest.New(t, map[string]string{"CODER_DOMAIN": "coder.example.com", "USERS": "500", "AUTOSCALER": "none"})
 	s := &stage{d: env.Deps}
 	tests := []struct {
 		name    string

@@ -153,9 +153,9 @@ func TestLifecycle(t *testing.T) {
 	if !strings.Contains(checks[provisioners.CheckDaemons].Reason, "20 provisioner daemons connected") {
 		t.Errorf("daemons check %q, want 20 connected", checks[provisioners.CheckDaemons].Reason)
 	}
-	// The shipped provisioner group (1–2 × c7i.2xlarge) holds 14.
-	if c := checks[provisioners.CheckCapacity]; c.Status != engine.Warn || !strings.Contains(c.Reason, "holds 14 provisioner pods") {
-		t.Errorf("capacity check = %+v, want a warning that the group holds 14", c)
+	// The shipped provisioner group grows to 6 × c7i.2xlarge (42 pods).
+	if c := checks[provisioners.CheckCapacity]; c.Status != engine.Pass || !strings.Contains(c.Reason, "20 provisioners") {
+		t.Errorf("capacity check = %+v, want a pass for 20 provisioners", c)
 	}
 	t.Run("deployment", func(t *testing.T) { assertDeployment(t, w, 20) })
 

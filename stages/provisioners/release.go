@@ -133,7 +133,7 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 // capacityWarning puts the capacity check's warning into the plan, where it
 // is read before anything is built.
 func (s *stage) capacityWarning() []engine.Action {
-	c := sizing.CapacityCheck(s.sizing(), s.d.NodeGroups())
+	c := sizing.CapacityCheck(s.sizing(), s.d.NodeGroups(), s.d.Inputs.Autoscaling())
 	if c.Status == engine.Pass {
 		return nil
 	}
@@ -196,7 +196,7 @@ func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
 // timeout for pods that never start.
 func (s *stage) mustFit(ctx context.Context, kc kubernetes.Interface) error {
 	sz := s.sizing()
-	for _, f := range sizing.Fits(sz, s.d.NodeGroups()) {
+	for _, f := range sizing.Fits(sz, s.d.NodeGroups(), s.d.Inputs.Autoscaling()) {
 		if f.Role != sizing.RoleProvisioner || f.PerNode == 0 || f.NodesNeeded <= f.MaxNodes {
 			continue
 		}

@@ -97,7 +97,9 @@ func TestComputedValues(t *testing.T) {
 }
 
 func TestPlanWarnsWhenNodeGroupsAreTooSmall(t *testing.T) {
-	env := stagetest.New(t, map[string]string{"CODER_DOMAIN": "coder.example.com", "USERS": "500"})
+	// Nothing grows the groups: the shipped provisioner group counts at its
+	// desiredCapacity (2 nodes, 14 provisioners).
+	env := stagetest.New(t, map[string]string{"CODER_DOMAIN": "coder.example.com", "USERS": "500", "AUTOSCALER": "none"})
 	s := &stage{d: env.Deps} // no cluster access: planned from inputs alone
 	acts, err := s.planRelease(context.Background())
 	if err != nil {
@@ -106,7 +108,7 @@ func TestPlanWarnsWhenNodeGroupsAreTooSmall(t *testing.T) {
 	if len(acts) != 2 || acts[0].Kind != engine.Create || !strings.Contains(acts[0].Resource, "40 replicas") {
 		t.Fatalf("plan %+v, want an install of 40 replicas and a warning", acts)
 	}
-	if acts[1].Kind != engine.Nothing || !strings.HasPrefix(acts[1].Reason, "warning: ") || !strings.Contains(acts[1].Reason, "raise its maxSize to 6") {
+	if acts[1].Kind != engine.Nothing || !strings.HasPrefix(acts[1].Reason, "warning: ") || !strings.Contains(acts[1].Reason, "raise its desiredCapacity to 6") {
 		t.Errorf("capacity action %+v", acts[1])
 	}
 }

@@ -58,7 +58,9 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 	})
 	run(1, func() engine.Check { return s.checkKeySecret(ctx, kc, kubeErr) })
 	run(2, func() engine.Check { return s.checkDaemons(ctx, kc, want) })
-	run(3, func() engine.Check { return sizing.CapacityCheck(s.sizing(), s.d.NodeGroups()) })
+	run(3, func() engine.Check {
+		return sizing.CapacityCheck(s.sizing(), s.d.NodeGroups(), s.d.Inputs.Autoscaling())
+	})
 	wg.Wait()
 	return checks
 }

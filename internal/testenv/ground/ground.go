@@ -230,6 +230,7 @@ func (g *Ground) Inputs() map[string]string {
 		"PROVISIONER_CHART_REPO":         g.Charts.URL,
 		"CSI_DRIVER_CHART_REPO":          g.Charts.URL,
 		"CSI_AWS_PROVIDER_CHART_REPO":    g.Charts.URL,
+		"AUTOSCALER_CHART_REPO":          g.Charts.URL,
 		"CSI_DRIVER_CHART_VERSION":       latest(g.Charts.Versions("secrets-store-csi-driver")),
 		"CSI_AWS_PROVIDER_CHART_VERSION": latest(g.Charts.Versions("secrets-store-csi-driver-provider-aws")),
 	}
