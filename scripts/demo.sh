@@ -15,7 +15,9 @@ bin="$root/bin/coderctl"
 command -v moto_server >/dev/null || { echo "moto_server is missing: run it as make demo, which installs it"; exit 1; }
 
 work=$(mktemp -d /tmp/coderctl-demo.XXXXXX)
-"$root/bin/ground" -dir "$work/ground" -slow "${SLOW:-0}" >"$work/ground.out" 2>&1 &
+# -no-users: a fresh Coder without any user; `up` creates the first owner
+# from CODER_FIRST_USER_EMAIL (its password only in Secrets Manager).
+"$root/bin/ground" -dir "$work/ground" -slow "${SLOW:-0}" -no-users >"$work/ground.out" 2>&1 &
 ground_pid=$!
 cleanup() {
   if [ "${KEEP:-}" = 1 ]; then
@@ -43,7 +45,7 @@ unset AWS_REGION AWS_DEFAULT_REGION AWS_PROFILE KUBECONFIG
 cd "$work"
 echo "== coderctl init (default cluster-config.yaml, coder-infra.env aimed at the ground)"
 mapfile -t inputs <"$work/ground/inputs"
-"$bin" init CODER_DOMAIN=coder.demo.example USERS=50 "${inputs[@]}"
+"$bin" init CODER_DOMAIN=coder.demo.example USERS=50 CODER_FIRST_USER_EMAIL=admin@coder.demo.example "${inputs[@]}"
 echo "== coderctl size: the shipped node groups, counted as the cluster-autoscaler can grow them"
 "$bin" size
 echo "== coderctl plan"
@@ -54,3 +56,5 @@ echo "== coderctl verify"
 "$bin" verify
 echo "== coderctl status (state file $work/coder-infra.env)"
 "$bin" status
+echo "== coderctl smoke: a throw-away workspace from kubernetes-eks, its agent connected, deleted"
+"$bin" smoke

@@ -16,6 +16,7 @@ import (
 	"github.com/coderctl/coderctl/stages/rds"
 	"github.com/coderctl/coderctl/stages/secrets"
 	"github.com/coderctl/coderctl/stages/storage"
+	"github.com/coderctl/coderctl/stages/template"
 )
 
 // Factory builds a stage from the run's dependencies. Name and Summary are
@@ -39,6 +40,7 @@ var constructors = []func(*deploy.Deps) engine.Stage{
 	secrets.New,
 	coder.New,
 	provisioners.New,
+	template.New,
 }
 
 // Registry lists the stages that exist, in the guide's order. It reads each
