@@ -95,11 +95,6 @@ type Client struct {
 
 	registryMu sync.Mutex
 	registries map[bool]*registry.Client // keyed by plain HTTP
-
-	// indexMu serialises repository index downloads: helm rewrites the
-	// cached index file in place, so concurrent steps reading the same
-	// repository could otherwise read a half-written file.
-	indexMu sync.Mutex
 }
 
 // DefaultCacheDir is ~/.cache/coderctl/helm (the platform's user cache dir).

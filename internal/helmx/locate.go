@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
@@ -92,11 +93,18 @@ func (c *Client) locateHTTP(ch Chart) (string, error) {
 	return path, nil
 }
 
+// indexMu serialises repository index downloads across all clients.
+var indexMu sync.Mutex
+
 // repoIndex downloads index.yaml into the cache under a name derived from
 // the URL, so repositories never collide and reruns overwrite.
 func (c *Client) repoIndex(repoURL string) (*repo.IndexFile, error) {
-	c.indexMu.Lock()
-	defer c.indexMu.Unlock()
+	// One lock for the whole process, not per client: every stage builds
+	// its own client over the same cache directory, and helm rewrites the
+	// cached index file in place, so two steps reading one repository at
+	// once could read a half-written (empty) file.
+	indexMu.Lock()
+	defer indexMu.Unlock()
 	sum := sha256.Sum256([]byte(repoURL))
 	entry := &repo.Entry{Name: "coderctl-" + hex.EncodeToString(sum[:8]), URL: repoURL}
 	r, err := repo.NewChartRepository(entry, c.getters())
