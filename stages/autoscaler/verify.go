@@ -114,14 +114,14 @@ func (s *stage) checkRole(ctx context.Context) engine.Check {
 	if err != nil {
 		return engine.Failf(CheckRole, "run 'coderctl stage eks apply'", "%v", err)
 	}
-	st, err := s.readRole(ctx, want)
+	st, err := want.Read(ctx, s.d.AWS.IAM)
 	switch {
 	case err != nil:
 		return engine.Failf(CheckRole, "check IAM access", "%v", err)
 	case st == nil:
 		return engine.Failf(CheckRole, applyHint, "IAM role %s does not exist", s.roleName())
-	case len(st.drift()) > 0:
-		return engine.Failf(CheckRole, applyHint, "IAM role %s: %s", s.roleName(), strings.Join(st.drift(), "; "))
+	case len(st.Drift()) > 0:
+		return engine.Failf(CheckRole, applyHint, "IAM role %s: %s", s.roleName(), strings.Join(st.Drift(), "; "))
 	}
 	return engine.Passf(CheckRole, "IAM role %s: trusted only by %s/%s; may resize only Auto Scaling groups tagged %s=owned",
 		s.roleName(), Namespace, ServiceAccount, TagCluster(s.d.Deployment()))

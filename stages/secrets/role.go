@@ -3,12 +3,9 @@ package secrets
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/coderctl/coderctl/internal/awsx"
@@ -75,89 +72,40 @@ func AccessPolicy(partition, region, account string) map[string]any {
 	}
 }
 
-// wantedRole is the role's desired trust and inline policy.
-type wantedRole struct {
-	trust, policy map[string]any
+// roleSpec is the role with the given trust and inline policy (nil for
+// destroy, which uses only the name and deployment).
+func (s *stage) roleSpec(trust, policy map[string]any) awsx.RoleSpec {
+	name := s.roleName()
+	return awsx.RoleSpec{
+		Name:        name,
+		Description: "coderd of " + s.d.Deployment() + ": reads coder/* secrets through the Secrets Store CSI driver (coderctl)",
+		Deployment:  s.d.Deployment(),
+		Tags:        s.d.Tags(Name, map[string]string{"Name": name}),
+		Trust:       trust,
+		PolicyName:  RolePolicyName,
+		Policy:      policy,
+		Why:         "coderd may only read coder/* secrets",
+		Foreign: func(owner string) error {
+			return &foreignError{kind: "IAM role", name: name, owner: owner, deployment: s.d.Deployment()}
+		},
+	}
 }
 
-func (s *stage) wantedRole(ctx context.Context) (wantedRole, error) {
+// wantedRole is the role with its desired trust and inline policy.
+func (s *stage) wantedRole(ctx context.Context) (awsx.RoleSpec, error) {
 	provider, err := s.d.Output(names.KeyOIDCProviderARN, names.StageEKS)
 	if err != nil {
-		return wantedRole{}, err
+		return awsx.RoleSpec{}, err
 	}
 	trust, err := TrustPolicy(provider)
 	if err != nil {
-		return wantedRole{}, err
+		return awsx.RoleSpec{}, err
 	}
 	id, err := s.callerInfo(ctx)
 	if err != nil {
-		return wantedRole{}, err
+		return awsx.RoleSpec{}, err
 	}
-	return wantedRole{trust: trust, policy: AccessPolicy(id.partition, s.d.Region(), id.account)}, nil
-}
-
-// roleState is what IAM holds, compared with what is wanted.
-type roleState struct {
-	arn      string
-	trustOK  bool
-	policyOK bool
-	// extraInline and attached are policies beyond the one coderctl puts
-	// there: each widens what coderd may do.
-	extraInline []string
-	attached    []string
-}
-
-func (st *roleState) drift() []string {
-	var why []string
-	if !st.trustOK {
-		why = append(why, "trust policy differs")
-	}
-	if !st.policyOK {
-		why = append(why, "inline policy "+RolePolicyName+" missing or different")
-	}
-	if len(st.extraInline) > 0 {
-		why = append(why, "extra inline policies "+strings.Join(st.extraInline, ", "))
-	}
-	if len(st.attached) > 0 {
-		why = append(why, "attached managed policies "+strings.Join(st.attached, ", "))
-	}
-	return why
-}
-
-// readRole reads the role; nil when it does not exist. A role of that name
-// not tagged for this deployment is someone else's: an error.
-func (s *stage) readRole(ctx context.Context, want wantedRole) (*roleState, error) {
-	name := s.roleName()
-	out, err := s.d.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
-	if awsx.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, awsx.Describe("IAM GetRole "+name, err)
-	}
-	if owner := awsx.IAMTags(out.Role.Tags)[awsx.TagDeployment]; owner != s.d.Deployment() {
-		return nil, &foreignError{kind: "IAM role", name: name, owner: owner, deployment: s.d.Deployment()}
-	}
-	st := &roleState{arn: aws.ToString(out.Role.Arn), trustOK: awsx.SamePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), want.trust)}
-	inline, err := awsx.InlineRolePolicies(ctx, s.d.AWS.IAM, name)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range inline {
-		if p != RolePolicyName {
-			st.extraInline = append(st.extraInline, p)
-			continue
-		}
-		doc, err := s.d.AWS.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(p)})
-		if err != nil {
-			return nil, awsx.Describe("IAM GetRolePolicy "+p, err)
-		}
-		st.policyOK = awsx.SamePolicy(aws.ToString(doc.PolicyDocument), want.policy)
-	}
-	if st.attached, err = awsx.AttachedRolePolicies(ctx, s.d.AWS.IAM, name); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return s.roleSpec(trust, AccessPolicy(id.partition, s.d.Region(), id.account)), nil
 }
 
 func (s *stage) planRole(ctx context.Context) ([]engine.Action, error) {
@@ -170,17 +118,7 @@ func (s *stage) planRole(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.readRole(ctx, want)
-	switch {
-	case err != nil:
-		return nil, err
-	case st == nil:
-		return []engine.Action{{Kind: engine.Create, Resource: res,
-			Reason: "missing: trusted by " + Namespace + "/" + ServiceAccount + ", may read coder/* secrets"}}, nil
-	case len(st.drift()) > 0:
-		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: strings.Join(st.drift(), "; ")}}, nil
-	}
-	return []engine.Action{{Kind: engine.Nothing, Resource: res, Reason: "trust and policy as wanted"}}, nil
+	return want.Plan(ctx, s.d.AWS.IAM, "missing: trusted by "+Namespace+"/"+ServiceAccount+", may read coder/* secrets")
 }
 
 func (s *stage) applyRole(ctx context.Context, r engine.Reporter) error {
@@ -188,105 +126,13 @@ func (s *stage) applyRole(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.readRole(ctx, want)
-	if err != nil {
-		return err
-	}
-	if st == nil {
-		if st, err = s.createRole(ctx, r, want); err != nil {
-			return err
-		}
-	}
-	if err := s.recordIfChanged(KeyRoleARN, st.arn); err != nil {
-		return err
-	}
-	return s.convergeRole(ctx, r, st, want)
-}
-
-// createRole creates the role with its trust policy and tags at once (no
-// untagged window); the inline policy follows in convergeRole.
-func (s *stage) createRole(ctx context.Context, r engine.Reporter, want wantedRole) (*roleState, error) {
-	name := s.roleName()
-	r.Progress("creating IAM role " + name)
-	out, err := s.d.AWS.IAM.CreateRole(ctx, &iam.CreateRoleInput{
-		RoleName:                 aws.String(name),
-		AssumeRolePolicyDocument: aws.String(mustJSON(want.trust)),
-		Description:              aws.String("coderd of " + s.d.Deployment() + ": reads coder/* secrets through the Secrets Store CSI driver (coderctl)"),
-		Tags: awsx.TagList(s.d.Tags(Name, map[string]string{"Name": name}), func(k, v string) iamtypes.Tag {
-			return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
-		}),
-	})
-	if awsx.ErrorCode(err) == "EntityAlreadyExists" {
-		// Created by another run since we looked.
-		st, rerr := s.readRole(ctx, want)
-		if rerr != nil || st == nil {
-			return nil, awsx.Describe("IAM CreateRole "+name, err)
-		}
-		return st, nil
-	}
-	if err != nil {
-		return nil, awsx.Describe("IAM CreateRole "+name, err)
-	}
-	return &roleState{arn: aws.ToString(out.Role.Arn), trustOK: true}, nil
-}
-
-// convergeRole repairs what drifted: trust, the inline policy, and any
-// policy beyond it.
-func (s *stage) convergeRole(ctx context.Context, r engine.Reporter, st *roleState, want wantedRole) error {
-	name := aws.String(s.roleName())
-	if !st.trustOK {
-		r.Progress("restoring the trust policy of IAM role " + s.roleName())
-		if _, err := s.d.AWS.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{
-			RoleName: name, PolicyDocument: aws.String(mustJSON(want.trust))}); err != nil {
-			return awsx.Describe("IAM UpdateAssumeRolePolicy "+s.roleName(), err)
-		}
-	}
-	if !st.policyOK {
-		r.Progress("putting inline policy " + RolePolicyName + " on IAM role " + s.roleName())
-		if _, err := s.d.AWS.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
-			RoleName: name, PolicyName: aws.String(RolePolicyName), PolicyDocument: aws.String(mustJSON(want.policy))}); err != nil {
-			return awsx.Describe("IAM PutRolePolicy "+s.roleName(), err)
-		}
-	}
-	return s.removePolicies(ctx, r, st.extraInline, st.attached, "coderd may only read coder/* secrets")
-}
-
-// removePolicies deletes inline policies and detaches managed ones, saying
-// why.
-func (s *stage) removePolicies(ctx context.Context, r engine.Reporter, inline, attached []string, why string) error {
-	name := aws.String(s.roleName())
-	for _, p := range inline {
-		r.Progress(fmt.Sprintf("removing inline policy %s from IAM role %s: %s", p, s.roleName(), why))
-		if _, err := s.d.AWS.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: name, PolicyName: aws.String(p)}); err != nil && !awsx.IsNotFound(err) {
-			return awsx.Describe("IAM DeleteRolePolicy "+p, err)
-		}
-	}
-	for _, p := range attached {
-		r.Progress(fmt.Sprintf("detaching policy %s from IAM role %s: %s", p, s.roleName(), why))
-		if _, err := s.d.AWS.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: name, PolicyArn: aws.String(p)}); err != nil && !awsx.IsNotFound(err) {
-			return awsx.Describe("IAM DetachRolePolicy "+p, err)
-		}
-	}
-	return nil
+	return want.Apply(ctx, s.d.AWS.IAM, r, func(arn string) error { return s.recordIfChanged(KeyRoleARN, arn) })
 }
 
 // destroyRole removes the role's policies, then the role. A role of
 // another deployment is left with a notice.
 func (s *stage) destroyRole(ctx context.Context, r engine.Reporter) error {
-	name := s.roleName()
-	out, err := s.d.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
-	if awsx.IsNotFound(err) {
-		return s.d.State.Unset(KeyRoleARN)
-	}
-	if err != nil {
-		return awsx.Describe("IAM GetRole "+name, err)
-	}
-	if owner := awsx.IAMTags(out.Role.Tags)[awsx.TagDeployment]; owner != s.d.Deployment() {
-		r.Notice(fmt.Sprintf("IAM role %s is not tagged %s=%s: left in place", name, awsx.TagDeployment, s.d.Deployment()), map[string]any{"role": name})
-		return s.d.State.Unset(KeyRoleARN)
-	}
-	r.Progress("deleting IAM role " + name)
-	if err := awsx.DeleteRole(ctx, s.d.AWS.IAM, name); err != nil {
+	if err := s.roleSpec(nil, nil).Destroy(ctx, s.d.AWS.IAM, r); err != nil {
 		return err
 	}
 	return s.d.State.Unset(KeyRoleARN)

@@ -134,7 +134,7 @@ func (s *stage) checkRole(ctx context.Context) []engine.Check {
 	if err != nil {
 		return fail(applyHint, "%v", err)
 	}
-	st, err := s.readRole(ctx, want)
+	st, err := want.Read(ctx, s.d.AWS.IAM)
 	switch {
 	case err != nil:
 		return fail(applyHint, "%v", err)
@@ -143,15 +143,15 @@ func (s *stage) checkRole(ctx context.Context) []engine.Check {
 	}
 	var out []engine.Check
 	switch {
-	case !st.trustOK:
+	case !st.TrustOK:
 		out = append(out, engine.Failf(CheckRoleTrust, applyHint+" to restore it",
 			"IAM role %s's trust policy is not exactly: %s:%s with aud %s through %s", s.roleName(), Namespace, ServiceAccount, awsx.STSAudience, s.d.State.Get(names.KeyOIDCProviderARN)))
-	case s.d.State.Get(KeyRoleARN) != st.arn:
+	case s.d.State.Get(KeyRoleARN) != st.ARN:
 		out = append(out, engine.Failf(CheckRoleTrust, applyHint+" to record it", "%s in %s is not the ARN of IAM role %s", KeyRoleARN, s.d.State.Path(), s.roleName()))
 	default:
 		out = append(out, engine.Passf(CheckRoleTrust, "IAM role %s is trusted only by %s/%s through the cluster's OIDC provider", s.roleName(), Namespace, ServiceAccount))
 	}
-	if drift := st.drift(); !st.policyOK || len(st.extraInline)+len(st.attached) > 0 {
+	if drift := st.Drift(); !st.PolicyOK || len(st.ExtraInline)+len(st.Attached) > 0 {
 		out = append(out, engine.Failf(CheckRolePolicy, applyHint+" to restore it", "IAM role %s: %s", s.roleName(), strings.Join(drift, "; ")))
 	} else {
 		out = append(out, engine.Passf(CheckRolePolicy, "IAM role %s may only GetSecretValue and DescribeSecret on coder/* secrets", s.roleName()))

@@ -1,0 +1,244 @@
+package awsx
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// RoleSpec is an IAM role coderctl holds to exactly one trust policy and
+// one inline policy, tagged for a deployment: an IRSA role for one
+// Kubernetes service account. Trust and Policy may be nil for Destroy.
+type RoleSpec struct {
+	// Name is the role's name; Description is set when it is created.
+	Name, Description string
+	// Deployment is the value the role's TagDeployment tag must hold.
+	Deployment string
+	// Tags are put on the role when it is created.
+	Tags map[string]string
+	// Trust is the wanted trust policy.
+	Trust map[string]any
+	// PolicyName and Policy are the role's one inline policy.
+	PolicyName string
+	Policy     map[string]any
+	// Why ends the progress message for each extra policy removed.
+	Why string
+	// Foreign is the error for a role of that name not tagged for
+	// Deployment (owner is its tag's value); nil gives a generic one.
+	Foreign func(owner string) error
+}
+
+// RoleState is what IAM holds for a RoleSpec, compared with it.
+type RoleState struct {
+	ARN      string
+	TrustOK  bool
+	PolicyOK bool
+	// ExtraInline and Attached are policies beyond the spec's one: each
+	// widens what the role may do.
+	ExtraInline []string
+	Attached    []string
+
+	policyName string
+}
+
+// Drift says what differs from the spec; empty when nothing does.
+func (st *RoleState) Drift() []string {
+	var why []string
+	if !st.TrustOK {
+		why = append(why, "trust policy differs")
+	}
+	if !st.PolicyOK {
+		why = append(why, "inline policy "+st.policyName+" missing or different")
+	}
+	if len(st.ExtraInline) > 0 {
+		why = append(why, "extra inline policies "+strings.Join(st.ExtraInline, ", "))
+	}
+	if len(st.Attached) > 0 {
+		why = append(why, "attached managed policies "+strings.Join(st.Attached, ", "))
+	}
+	return why
+}
+
+func (sp RoleSpec) foreign(owner string) error {
+	if sp.Foreign != nil {
+		return sp.Foreign(owner)
+	}
+	return fmt.Errorf("IAM role %s exists but is not tagged %s=%s: it belongs to something else; delete it or choose another CLUSTER_NAME",
+		sp.Name, TagDeployment, sp.Deployment)
+}
+
+// Read reads the role; nil when it does not exist. A role of that name
+// not tagged for the deployment is someone else's: sp.Foreign's error.
+func (sp RoleSpec) Read(ctx context.Context, client *iam.Client) (*RoleState, error) {
+	out, err := client.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(sp.Name)})
+	if IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, Describe("IAM GetRole "+sp.Name, err)
+	}
+	if owner := IAMTags(out.Role.Tags)[TagDeployment]; owner != sp.Deployment {
+		return nil, sp.foreign(owner)
+	}
+	st := &RoleState{ARN: aws.ToString(out.Role.Arn), TrustOK: SamePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), sp.Trust), policyName: sp.PolicyName}
+	inline, err := InlineRolePolicies(ctx, client, sp.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range inline {
+		if p != sp.PolicyName {
+			st.ExtraInline = append(st.ExtraInline, p)
+			continue
+		}
+		doc, err := client.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(sp.Name), PolicyName: aws.String(p)})
+		if err != nil {
+			return nil, Describe("IAM GetRolePolicy "+p, err)
+		}
+		st.PolicyOK = SamePolicy(aws.ToString(doc.PolicyDocument), sp.Policy)
+	}
+	if st.Attached, err = AttachedRolePolicies(ctx, client, sp.Name); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Create creates the role with its trust policy and tags at once (no
+// untagged window); the inline policy follows in Converge. A role another
+// run created since Read is read instead.
+func (sp RoleSpec) Create(ctx context.Context, client *iam.Client, r engine.Reporter) (*RoleState, error) {
+	trust, err := policyJSON(sp.Trust)
+	if err != nil {
+		return nil, err
+	}
+	r.Progress("creating IAM role " + sp.Name)
+	out, err := client.CreateRole(ctx, &iam.CreateRoleInput{
+		RoleName:                 aws.String(sp.Name),
+		AssumeRolePolicyDocument: aws.String(trust),
+		Description:              aws.String(sp.Description),
+		Tags: TagList(sp.Tags, func(k, v string) iamtypes.Tag {
+			return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
+		}),
+	})
+	if ErrorCode(err) == "EntityAlreadyExists" {
+		// Created by another run since we looked.
+		st, rerr := sp.Read(ctx, client)
+		if rerr != nil || st == nil {
+			return nil, Describe("IAM CreateRole "+sp.Name, err)
+		}
+		return st, nil
+	}
+	if err != nil {
+		return nil, Describe("IAM CreateRole "+sp.Name, err)
+	}
+	return &RoleState{ARN: aws.ToString(out.Role.Arn), TrustOK: true, policyName: sp.PolicyName}, nil
+}
+
+// Converge repairs what st says drifted: trust, the inline policy, and any
+// policy beyond it (removed, saying sp.Why).
+func (sp RoleSpec) Converge(ctx context.Context, client *iam.Client, r engine.Reporter, st *RoleState) error {
+	name := aws.String(sp.Name)
+	if !st.TrustOK {
+		trust, err := policyJSON(sp.Trust)
+		if err != nil {
+			return err
+		}
+		r.Progress("restoring the trust policy of IAM role " + sp.Name)
+		if _, err := client.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{
+			RoleName: name, PolicyDocument: aws.String(trust)}); err != nil {
+			return Describe("IAM UpdateAssumeRolePolicy "+sp.Name, err)
+		}
+	}
+	if !st.PolicyOK {
+		policy, err := policyJSON(sp.Policy)
+		if err != nil {
+			return err
+		}
+		r.Progress("putting inline policy " + sp.PolicyName + " on IAM role " + sp.Name)
+		if _, err := client.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
+			RoleName: name, PolicyName: aws.String(sp.PolicyName), PolicyDocument: aws.String(policy)}); err != nil {
+			return Describe("IAM PutRolePolicy "+sp.Name, err)
+		}
+	}
+	for _, p := range st.ExtraInline {
+		r.Progress(fmt.Sprintf("removing inline policy %s from IAM role %s: %s", p, sp.Name, sp.Why))
+		if _, err := client.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: name, PolicyName: aws.String(p)}); err != nil && !IsNotFound(err) {
+			return Describe("IAM DeleteRolePolicy "+p, err)
+		}
+	}
+	for _, p := range st.Attached {
+		r.Progress(fmt.Sprintf("detaching policy %s from IAM role %s: %s", p, sp.Name, sp.Why))
+		if _, err := client.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: name, PolicyArn: aws.String(p)}); err != nil && !IsNotFound(err) {
+			return Describe("IAM DetachRolePolicy "+p, err)
+		}
+	}
+	return nil
+}
+
+// Plan is the role's action on resource iam-role/<Name>: create, saying
+// missing; update, saying what drifted; or nothing.
+func (sp RoleSpec) Plan(ctx context.Context, client *iam.Client, missing string) ([]engine.Action, error) {
+	res := "iam-role/" + sp.Name
+	st, err := sp.Read(ctx, client)
+	switch {
+	case err != nil:
+		return nil, err
+	case st == nil:
+		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: missing}}, nil
+	case len(st.Drift()) > 0:
+		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: strings.Join(st.Drift(), "; ")}}, nil
+	}
+	return []engine.Action{{Kind: engine.Nothing, Resource: res, Reason: "trust and policy as wanted"}}, nil
+}
+
+// Apply reads the role, creates it if missing, hands its ARN to record
+// (before anything else changes), then converges it.
+func (sp RoleSpec) Apply(ctx context.Context, client *iam.Client, r engine.Reporter, record func(arn string) error) error {
+	st, err := sp.Read(ctx, client)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		if st, err = sp.Create(ctx, client, r); err != nil {
+			return err
+		}
+	}
+	if err := record(st.ARN); err != nil {
+		return err
+	}
+	return sp.Converge(ctx, client, r, st)
+}
+
+// Destroy removes the role's policies, then the role; nil when it is
+// gone. A role not tagged for the deployment is left with a notice (and
+// nil). Only Name and Deployment are used.
+func (sp RoleSpec) Destroy(ctx context.Context, client *iam.Client, r engine.Reporter) error {
+	out, err := client.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(sp.Name)})
+	if IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return Describe("IAM GetRole "+sp.Name, err)
+	}
+	if owner := IAMTags(out.Role.Tags)[TagDeployment]; owner != sp.Deployment {
+		r.Notice(fmt.Sprintf("IAM role %s is not tagged %s=%s: left in place", sp.Name, TagDeployment, sp.Deployment), map[string]any{"role": sp.Name})
+		return nil
+	}
+	r.Progress("deleting IAM role " + sp.Name)
+	return DeleteRole(ctx, client, sp.Name)
+}
+
+// policyJSON encodes a policy document built from maps of strings.
+func policyJSON(doc map[string]any) (string, error) {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return "", fmt.Errorf("IAM policy does not encode: %w", err)
+	}
+	return string(b), nil
+}
