@@ -1,7 +1,6 @@
 package autoscaler
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -73,12 +72,4 @@ func accountOf(iamARN string) (partition, account string, err error) {
 		return "", "", fmt.Errorf("%s %q is not an IAM ARN: run 'coderctl stage eks apply'", KeyOIDCProviderARN, iamARN)
 	}
 	return a.Partition, a.AccountID, nil
-}
-
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("autoscaler: policy does not encode: %v", err)) // built from maps of strings
-	}
-	return string(b)
 }
