@@ -210,6 +210,11 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (answe
 	if err != nil {
 		return answer{}, err
 	}
+	return c.exchange(req, path)
+}
+
+// exchange sends a built request and reads its answer, at most maxBody bytes.
+func (c *Client) exchange(req *http.Request, path string) (answer, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return answer{}, &UnreachableError{URL: c.base.String(), Err: err}
@@ -217,27 +222,33 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (answe
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return answer{}, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		return answer{}, fmt.Errorf("%s %s: read answer: %w", req.Method, path, err)
 	}
 	return answer{status: resp.StatusCode, body: raw, at: serverTime(resp.Header)}, nil
 }
 
+// request builds a request with a JSON body (none when body is nil).
 func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Request, error) {
-	var reader io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		reader = bytes.NewReader(b)
+	if body == nil {
+		return c.newRequest(ctx, method, path, nil, "")
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, reader)
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return c.newRequest(ctx, method, path, bytes.NewReader(b), "application/json")
+}
+
+// newRequest builds a request that accepts JSON and carries the session
+// token; contentType is set when there is a body.
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.token != "" {
 		req.Header.Set(SessionTokenHeader, c.token)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 )
@@ -63,23 +62,9 @@ func (c *Client) FileHash(ctx context.Context, id string) (string, error) {
 
 // sendRaw sends a body that is not JSON.
 func (c *Client) sendRaw(ctx context.Context, method, path, contentType string, body []byte) (answer, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, bytes.NewReader(body))
+	req, err := c.newRequest(ctx, method, path, bytes.NewReader(body), contentType)
 	if err != nil {
 		return answer{}, err
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Content-Type", contentType)
-	if c.token != "" {
-		req.Header.Set(SessionTokenHeader, c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return answer{}, &UnreachableError{URL: c.base.String(), Err: err}
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return answer{}, fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	return answer{status: resp.StatusCode, body: raw, at: serverTime(resp.Header)}, nil
+	return c.exchange(req, path)
 }
