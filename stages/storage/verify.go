@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
@@ -114,21 +115,11 @@ func untoleratedNodes(ds *appsv1.DaemonSet, nodes []corev1.Node) []string {
 	return out
 }
 
-// tolerated applies the scheduler's rule: an empty key with Exists
-// matches every taint; otherwise the keys match, Exists or an equal
-// value, and an empty effect matches every effect.
+// tolerated applies the scheduler's own rule (the API type's
+// ToleratesTaint; comparison operators off, as by default).
 func tolerated(tols []corev1.Toleration, t corev1.Taint) bool {
-	for _, tol := range tols {
-		if tol.Effect != "" && tol.Effect != t.Effect {
-			continue
-		}
-		if tol.Key == "" && tol.Operator == corev1.TolerationOpExists {
-			return true
-		}
-		if tol.Key != t.Key {
-			continue
-		}
-		if tol.Operator == corev1.TolerationOpExists || tol.Value == t.Value {
+	for i := range tols {
+		if tols[i].ToleratesTaint(klog.Background(), &t, false) {
 			return true
 		}
 	}

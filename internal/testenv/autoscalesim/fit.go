@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/klog/v2"
 )
 
 // The scheduling predicates the stand-in simulates, as the autoscaler runs
@@ -110,25 +111,12 @@ func termMatches(term corev1.NodeSelectorTerm, labels map[string]string) bool {
 	return true
 }
 
-// tolerated: some toleration matches the taint's key, value and effect.
+// tolerated applies the scheduler's own rule (the API type's
+// ToleratesTaint; comparison operators off, as by default).
 func tolerated(tols []corev1.Toleration, t *corev1.Taint) bool {
-	for _, tol := range tols {
-		if tol.Effect != "" && tol.Effect != t.Effect {
-			continue
-		}
-		if tol.Key == "" && tol.Operator == corev1.TolerationOpExists {
+	for i := range tols {
+		if tols[i].ToleratesTaint(klog.Background(), t, false) {
 			return true
-		}
-		if tol.Key != t.Key {
-			continue
-		}
-		switch tol.Operator {
-		case corev1.TolerationOpExists:
-			return true
-		case corev1.TolerationOpEqual, "":
-			if tol.Value == t.Value {
-				return true
-			}
 		}
 	}
 	return false
