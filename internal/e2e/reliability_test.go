@@ -115,14 +115,18 @@ func (w *world) upUntil(steps int, atWait, tryConcurrent bool) (killed, sawWait 
 		return false, false, err
 	}
 	done := 0
+	var failures []string // what failed, for the error when up exits on its own
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 1<<22)
 	for sc.Scan() {
 		line := sc.Bytes()
 		w.output.Write(line)
-		var ev struct{ Type, Status, Message string }
+		var ev struct{ Type, Status, Message, Stage, Step, Error string }
 		if json.Unmarshal(line, &ev) != nil {
 			continue
+		}
+		if ev.Type == "step" && ev.Error != "" {
+			failures = append(failures, ev.Stage+"/"+ev.Step+": "+ev.Error)
 		}
 		if tryConcurrent && ev.Type == "step" {
 			tryConcurrent = false
@@ -140,7 +144,7 @@ func (w *world) upUntil(steps int, atWait, tryConcurrent bool) (killed, sawWait 
 	}
 	err = cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); ok {
-		return false, false, fmt.Errorf("up exited %d on its own before the kill point", ee.ExitCode())
+		return false, false, fmt.Errorf("up exited %d on its own before the kill point: %s", ee.ExitCode(), strings.Join(failures, "; "))
 	}
 	return false, false, err
 }
