@@ -139,6 +139,11 @@ var (
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.record(r)
 	p := r.URL.Path
+	// Node group and cluster-configuration calls moto lacks have their own
+	// files (nodegroups.go, clusterconfig.go); each says whether it answered.
+	if s.serveNodegroup(w, r) || s.serveClusterConfig(w, r) {
+		return
+	}
 	switch {
 	case p == "/addons/supported-versions" && r.Method == http.MethodGet:
 		s.describeVersions(w, r)
