@@ -53,7 +53,7 @@ const maxNodesPerGroup = 450
 // fills in defaults, so that messages speak about what the user wrote.
 func checkCluster(name string, cfg *api.ClusterConfig) error {
 	for _, check := range []func(string, *api.ClusterConfig) error{
-		checkMetadata, checkZones, checkVPC, checkNodeGroupKinds, checkManagedNodeGroups,
+		checkMetadata, checkZones, checkVPC, checkOIDC, checkNodeGroupKinds, checkManagedNodeGroups,
 	} {
 		if err := check(name, cfg); err != nil {
 			return err
@@ -147,6 +147,18 @@ func checkVPC(name string, cfg *api.ClusterConfig) error {
 	return nil
 }
 
+// checkOIDC: the eks stage always creates the cluster's IAM OIDC provider,
+// because the EBS CSI driver, the cluster-autoscaler and Coder's secrets
+// use IAM roles for service accounts. A file asking for none would not get
+// what it says.
+func checkOIDC(name string, cfg *api.ClusterConfig) error {
+	if cfg.IAM != nil && cfg.IAM.WithOIDC != nil && !*cfg.IAM.WithOIDC {
+		return fault.Input(name, "iam.withOIDC", "set withOIDC: true or remove it",
+			"coderctl always creates the IAM OIDC provider (the EBS CSI driver, the cluster-autoscaler and Coder's secrets use IAM roles for service accounts)")
+	}
+	return nil
+}
+
 // privateRanges are the RFC 1918 blocks a VPC should be carved from.
 var privateRanges = []netip.Prefix{
 	netip.MustParsePrefix("10.0.0.0/8"),
@@ -174,11 +186,9 @@ func checkVPCCIDR(name, cidr string) error {
 	return nil
 }
 
+// checkNodeGroupKinds wants managed node groups; self-managed ones
+// (nodeGroups) are refused with the other fields coderctl does not act on.
 func checkNodeGroupKinds(name string, cfg *api.ClusterConfig) error {
-	if len(cfg.NodeGroups) > 0 {
-		return fault.Input(name, "nodeGroups", "coderctl creates EKS managed node groups: move them under managedNodeGroups",
-			"self-managed node groups are not supported")
-	}
 	if len(cfg.ManagedNodeGroups) == 0 {
 		return fault.Input(name, "managedNodeGroups", "list system, coder-coderd, coder-provisioner and coder-workspace as in the shipped cluster-config.yaml",
 			"no node groups defined")
@@ -223,9 +233,6 @@ func checkManagedNodeGroup(name, path string, ng *api.ManagedNodeGroup) error {
 		return fault.Input(name, path+".name", "pick another name, e.g. coder-"+ng.Name,
 			"%q is reserved: coderctl's nodegroups stage has a step of that name", ng.Name)
 	}
-	if err := checkUnsupported(name, path, ng); err != nil {
-		return err
-	}
 	if err := checkInstanceType(name, path, ng); err != nil {
 		return err
 	}
@@ -241,25 +248,6 @@ func checkManagedNodeGroup(name, path string, ng *api.ManagedNodeGroup) error {
 			"%d GiB is larger than EBS allows", *ng.VolumeSize)
 	}
 	return checkTaints(name, path, ng.Taints)
-}
-
-// checkUnsupported refuses eksctl features the nodegroups stage would
-// otherwise ignore without a word: the group would come up differently from
-// what the file says.
-func checkUnsupported(name, path string, ng *api.ManagedNodeGroup) error {
-	const hint = "remove it; coderctl creates on-demand groups of one instance type from the EKS-optimized AMI"
-	switch {
-	case ng.Spot:
-		return fault.Input(name, path+".spot", hint, "spot capacity is not supported by coderctl")
-	case ng.LaunchTemplate != nil:
-		return fault.Input(name, path+".launchTemplate", hint, "launch templates are not supported by coderctl")
-	case ng.AMI != "":
-		return fault.Input(name, path+".ami", hint, "custom AMIs are not supported by coderctl")
-	case len(ng.InstanceTypes) > 0:
-		return fault.Input(name, path+".instanceTypes", "set a single instanceType, e.g. instanceType: m7i.xlarge",
-			"lists of instance types are not supported by coderctl")
-	}
-	return nil
 }
 
 func checkInstanceType(name, path string, ng *api.ManagedNodeGroup) error {

@@ -37,7 +37,8 @@ func LoadCluster(path string) (*api.ClusterConfig, error) {
 }
 
 // ParseCluster does what LoadCluster does for a file already read; name is
-// used in error messages. The returned config has eksctl's defaults applied
+// used in error messages. A field the file sets that coderctl does not act
+// on (see ActedOn) is refused. The returned config has eksctl's defaults applied
 // (scaling, volumes, endpoint access, NAT), so callers read values, not nils.
 func ParseCluster(name string, data []byte) (*api.ClusterConfig, error) {
 	if err := checkRaw(name, data); err != nil {
@@ -45,6 +46,11 @@ func ParseCluster(name string, data []byte) (*api.ClusterConfig, error) {
 	}
 	cfg, err := decodeStrict(name, data)
 	if err != nil {
+		return nil, err
+	}
+	// After the strict decode, so that a misspelt key is named as unknown
+	// (with a suggestion) rather than passed over.
+	if err := checkFields(name, data); err != nil {
 		return nil, err
 	}
 	if err := checkCluster(name, cfg); err != nil {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -141,7 +142,7 @@ func TestParseClusterRejects(t *testing.T) {
 		{name: "several unknown fields", doc: edit(t, shipped, "  region: us-west-2", "  region: us-west-2\n  zone: a\n  size: 3"),
 			field: "metadata.size", msg: "and 1 more: metadata.zone"},
 		{name: "duplicate key", doc: edit(t, shipped, "  region: us-west-2", "  region: us-west-2\n  region: us-east-1"),
-			msg: `line 17: key "region" already set in map (each key`},
+			msg: fmt.Sprintf(`line %d: key "region" already set in map (each key`, lineOf(t, shipped, "  region: us-west-2")+1)},
 		{name: "taint effect typo", doc: edit(t, shipped, "value: provisioner\n        effect: NoSchedule", "value: provisioner\n        effect: NoSchedul"),
 			field: "managedNodeGroups[2].taints[0].effect", msg: `"NoSchedul" is not a taint effect (did you mean NoSchedule?`},
 		{name: "taint effect in EKS spelling", doc: edit(t, shipped, "effect: NoSchedule", "effect: NO_SCHEDULE"),
@@ -253,6 +254,19 @@ func TestParseClusterRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lineOf is the 1-based line of the first line of doc that is text, so
+// that a test of a line number survives edits to the shipped file's comments.
+func lineOf(t *testing.T, doc, text string) int {
+	t.Helper()
+	for i, l := range strings.Split(doc, "\n") {
+		if l == text {
+			return i + 1
+		}
+	}
+	t.Fatalf("%q is not a line of the document", text)
+	return 0
 }
 
 func asInputError(t *testing.T, err error) *fault.InputError {
