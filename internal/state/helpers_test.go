@@ -17,6 +17,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/testenv/moto"
 )
 
 // Child-process modes: the test binary re-executes itself to hold a lock or
@@ -29,7 +30,9 @@ const (
 func TestMain(m *testing.M) {
 	switch os.Getenv(childModeEnv) {
 	case "":
-		os.Exit(m.Run())
+		code := m.Run()
+		moto.StopShared() // started by the remote-state tests
+		os.Exit(code)
 	case "hold-lock":
 		os.Exit(childHoldLock(os.Getenv(childPathEnv)))
 	case "write-forever":

@@ -32,6 +32,11 @@ type Store struct {
 	// disk is the file's content when the Store last read or wrote it (nil
 	// when there was no file): content that differs is a hand edit.
 	disk []byte
+	// remote, when set, holds the state instead of the file at path (which
+	// is then its URL), and etag is the object's version last read or
+	// written ("" = no object yet). See remote_store.go.
+	remote *Remote
+	etag   string
 }
 
 // Open loads the state file at path (missing is empty) into a Store.
@@ -126,11 +131,19 @@ func (s *Store) update(edit func(*File) (bool, error)) error {
 		return err
 	}
 	data := next.Bytes()
-	if err := WriteAtomic(s.path, data); err != nil {
+	if err := s.save(data); err != nil {
 		return err
 	}
 	s.file, s.disk = next, data
 	return nil
+}
+
+// save writes data to the file, or to the remote object (remote_store.go).
+func (s *Store) save(data []byte) error {
+	if s.remote != nil {
+		return s.saveRemote(data)
+	}
+	return WriteAtomic(s.path, data)
 }
 
 // refresh reads the file again and, when its content is not what the Store
@@ -149,6 +162,9 @@ func (s *Store) update(edit func(*File) (bool, error)) error {
 // An edit saved between this read and the rename is still lost; that window
 // is one write's length, where the old one was the whole run.
 func (s *Store) refresh() error {
+	if s.remote != nil {
+		return nil // the conditional put refuses a changed object instead
+	}
 	data, err := readState(s.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
