@@ -200,12 +200,19 @@ func (n *network) adoptSubnets(ctx context.Context) error {
 }
 
 // validate checks the inputs before anything changes: an existing VPC and
-// its subnets must be there; a new VPC's block must hold the subnets and
+// its subnets must be there, with public IPv4 addresses assigned where a
+// public node group would run; a new VPC's block must hold the subnets and
 // match the deployment's VPC if one exists already.
 func (n *network) validate(ctx context.Context) error {
 	if n.existing() {
-		_, err := n.resolveExisting(ctx)
-		return err
+		if err := n.checkPublicGroupsConfig(); err != nil {
+			return err
+		}
+		ex, err := n.resolveExisting(ctx)
+		if err != nil {
+			return err
+		}
+		return n.checkExistingPublicIP(ex)
 	}
 	if n.d.Cluster.HasAnySubnets() {
 		return fault.Input(n.d.ConfigPath, "vpc.subnets", "remove vpc.subnets to let coderctl derive them from vpc.cidr, or set vpc.id to use an existing VPC",

@@ -62,14 +62,28 @@ func (n *network) planSubnets(ctx context.Context) ([]engine.Action, error) {
 			acts = append(acts, engine.Action{Kind: engine.Create, Resource: fmt.Sprintf("subnet %s (%s in %s)", name, s.CIDR, s.Zone), Reason: "the VPC does not exist yet"})
 		case !ok:
 			acts = append(acts, engine.Action{Kind: engine.Create, Resource: fmt.Sprintf("subnet %s (%s in %s)", name, s.CIDR, s.Zone), Reason: "missing"})
-		case len(missingTags(got.Tags, n.subnetTags(s.Kind, s.Zone))) > 0:
+		case len(n.subnetDrift(s, got)) > 0:
 			acts = append(acts, engine.Action{Kind: engine.Update, Resource: "subnet " + aws.ToString(got.SubnetId),
-				Reason: "add tags " + strings.Join(tagKeys(missingTags(got.Tags, n.subnetTags(s.Kind, s.Zone))), ", ")})
+				Reason: strings.Join(n.subnetDrift(s, got), "; ")})
 		default:
 			acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: "subnet " + aws.ToString(got.SubnetId), Reason: name + " exists"})
 		}
 	}
 	return acts, nil
+}
+
+// subnetDrift says what apply would change on an existing subnet of the
+// deployment: tags someone removed, and a public subnet's
+// MapPublicIpOnLaunch turned off.
+func (n *network) subnetDrift(s subnetSpec, got ec2types.Subnet) []string {
+	var out []string
+	if miss := missingTags(got.Tags, n.subnetTags(s.Kind, s.Zone)); len(miss) > 0 {
+		out = append(out, "add tags "+strings.Join(tagKeys(miss), ", "))
+	}
+	if s.Kind == kindPublic && !mapsPublicIP(got) {
+		out = append(out, "turn on MapPublicIpOnLaunch (auto-assign public IPv4): "+publicIPReason)
+	}
+	return out
 }
 
 func (n *network) applySubnets(ctx context.Context, r engine.Reporter) error {
@@ -104,10 +118,14 @@ func (n *network) applySubnets(ctx context.Context, r engine.Reporter) error {
 			if err := n.d.Record(n.subnetOutputs(l, have)); err != nil {
 				return err
 			}
-			continue
-		}
-		if err := n.addMissingTags(ctx, aws.ToString(got.SubnetId), got.Tags, want); err != nil {
+			got = *created
+		} else if err := n.addMissingTags(ctx, aws.ToString(got.SubnetId), got.Tags, want); err != nil {
 			return err
+		}
+		if s.Kind == kindPublic {
+			if err := n.enablePublicIP(ctx, r, got); err != nil {
+				return err
+			}
 		}
 	}
 	return n.d.Record(n.subnetOutputs(l, have))

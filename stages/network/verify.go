@@ -58,7 +58,7 @@ func (n *network) verify(ctx context.Context) []engine.Check {
 	}
 	return []engine.Check{
 		n.checkVPC(o), n.checkSubnets(o), n.checkZones(o), checkCIDRsOf(o), n.checkIGW(o), n.checkNAT(o),
-		n.checkPublicRoutes(o), n.checkPrivateRoutes(o), n.checkTags(o),
+		n.checkPublicRoutes(o), n.checkPrivateRoutes(o), n.checkPublicIPOf(o), n.checkTags(o),
 	}
 }
 
