@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
 
 	"github.com/coderctl/coderctl/internal/config"
 )
@@ -18,6 +19,11 @@ import (
 type groupWant struct {
 	config.NodeGroupSpec
 	taints []ekstypes.Taint
+	// amiType is eksctl's choice for amiFamily and the instance type.
+	amiType ekstypes.AMITypes
+	// updateConfig is the group's updateConfig; nil leaves EKS's default
+	// (one node at a time) alone.
+	updateConfig *ekstypes.NodegroupUpdateConfig
 }
 
 // wantOf converts a configured group. The config loader has already
@@ -34,6 +40,26 @@ func wantOf(spec config.NodeGroupSpec) (groupWant, error) {
 	return w, nil
 }
 
+// wantOfManaged adds what eksctl's own type holds beyond NodeGroupSpec:
+// the AMI type and updateConfig.
+func wantOfManaged(spec config.NodeGroupSpec, ng *api.ManagedNodeGroup) (groupWant, error) {
+	w, err := wantOf(spec)
+	if err != nil || ng == nil {
+		return w, err
+	}
+	w.amiType = amiTypeOf(ng)
+	if uc := ng.UpdateConfig; uc != nil && (uc.MaxUnavailable != nil || uc.MaxUnavailablePercentage != nil) {
+		w.updateConfig = &ekstypes.NodegroupUpdateConfig{}
+		if uc.MaxUnavailable != nil {
+			w.updateConfig.MaxUnavailable = aws.Int32(int32(*uc.MaxUnavailable))
+		}
+		if uc.MaxUnavailablePercentage != nil {
+			w.updateConfig.MaxUnavailablePercentage = aws.Int32(int32(*uc.MaxUnavailablePercentage))
+		}
+	}
+	return w, nil
+}
+
 // drift is how an existing node group differs from cluster-config.yaml:
 // the UpdateNodegroupConfig payloads that converge it, a readable line per
 // difference, and the differences EKS cannot change in place.
@@ -41,12 +67,15 @@ type drift struct {
 	scaling *ekstypes.NodegroupScalingConfig
 	labels  *ekstypes.UpdateLabelsPayload
 	taints  *ekstypes.UpdateTaintsPayload
+	update  *ekstypes.NodegroupUpdateConfig
 	changes []string
 	fixed   []string
 }
 
 // any reports whether an UpdateNodegroupConfig call is needed.
-func (d drift) any() bool { return d.scaling != nil || d.labels != nil || d.taints != nil }
+func (d drift) any() bool {
+	return d.scaling != nil || d.labels != nil || d.taints != nil || d.update != nil
+}
 
 // placement is where the group should run; empty fields are not compared
 // (plan may run before the role or the subnets are recorded).
@@ -77,8 +106,32 @@ func diff(w groupWant, ng *ekstypes.Nodegroup, p placement) drift {
 			d.changes = append(d.changes, "taint "+taintString(t)+" is not configured")
 		}
 	}
+	if w.updateConfig != nil && !sameUpdateConfig(w.updateConfig, ng.UpdateConfig) {
+		d.update = w.updateConfig
+		d.changes = append(d.changes, fmt.Sprintf("updateConfig %s (configured %s)", updateConfigString(ng.UpdateConfig), updateConfigString(w.updateConfig)))
+	}
 	d.fixed = fixedDrift(w, ng, p)
 	return d
+}
+
+func sameUpdateConfig(a, b *ekstypes.NodegroupUpdateConfig) bool {
+	if b == nil {
+		return false
+	}
+	return aws.ToInt32(a.MaxUnavailable) == aws.ToInt32(b.MaxUnavailable) &&
+		aws.ToInt32(a.MaxUnavailablePercentage) == aws.ToInt32(b.MaxUnavailablePercentage)
+}
+
+func updateConfigString(u *ekstypes.NodegroupUpdateConfig) string {
+	switch {
+	case u == nil:
+		return "unset"
+	case u.MaxUnavailablePercentage != nil:
+		return fmt.Sprintf("maxUnavailablePercentage %d", aws.ToInt32(u.MaxUnavailablePercentage))
+	case u.MaxUnavailable != nil:
+		return fmt.Sprintf("maxUnavailable %d", aws.ToInt32(u.MaxUnavailable))
+	}
+	return "empty"
 }
 
 // scalingDrift converges minSize and maxSize. desiredSize is set at
@@ -171,8 +224,9 @@ func fixedDrift(w groupWant, ng *ekstypes.Nodegroup, p placement) []string {
 	if len(ng.InstanceTypes) > 0 && !slices.Equal(ng.InstanceTypes, []string{w.InstanceType}) {
 		out = append(out, fmt.Sprintf("instance type is %s, configured %s", strings.Join(ng.InstanceTypes, ","), w.InstanceType))
 	}
-	if ng.DiskSize != nil && w.VolumeSize > 0 && *ng.DiskSize != w.VolumeSize {
-		out = append(out, fmt.Sprintf("disk size is %d GiB, configured %d GiB", *ng.DiskSize, w.VolumeSize))
+	// UpdateNodegroupVersion keeps a group's AMI type: a new one needs a new group.
+	if w.amiType != "" && ng.AmiType != "" && ng.AmiType != w.amiType {
+		out = append(out, fmt.Sprintf("AMI type is %s, amiFamily and instanceType ask for %s", ng.AmiType, w.amiType))
 	}
 	if p.roleARN != "" && ng.NodeRole != nil && aws.ToString(ng.NodeRole) != p.roleARN {
 		out = append(out, fmt.Sprintf("node role is %s, not %s", aws.ToString(ng.NodeRole), p.roleARN))

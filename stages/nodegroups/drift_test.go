@@ -31,7 +31,7 @@ func asCreated() *ekstypes.Nodegroup {
 	return &ekstypes.Nodegroup{
 		NodegroupName: aws.String("coder-coderd"),
 		InstanceTypes: []string{"m7i.xlarge"},
-		DiskSize:      aws.Int32(50),
+		AmiType:       ekstypes.AMITypesAl2023X8664Standard,
 		ScalingConfig: &ekstypes.NodegroupScalingConfig{MinSize: aws.Int32(2), MaxSize: aws.Int32(4), DesiredSize: aws.Int32(2)},
 		Labels:        map[string]string{"coder/node-type": "coderd"},
 		Taints:        []ekstypes.Taint{ekstaint("coder/node-type", "coderd", ekstypes.TaintEffectNoSchedule)},
@@ -75,8 +75,9 @@ func TestDiff(t *testing.T) {
 			wantScaling: []int32{2, 4, 2}},
 		{name: "instance type differs", change: func(ng *ekstypes.Nodegroup) { ng.InstanceTypes = []string{"m5.large"} },
 			wantFixed: "instance type is m5.large, configured m7i.xlarge"},
-		{name: "disk differs", change: func(ng *ekstypes.Nodegroup) { ng.DiskSize = aws.Int32(20) },
-			wantFixed: "disk size is 20 GiB, configured 50 GiB"},
+		// The disk is in the launch template now (launchtemplate_test.go).
+		{name: "AMI type differs", change: func(ng *ekstypes.Nodegroup) { ng.AmiType = ekstypes.AMITypesAl2023Arm64Standard },
+			wantFixed: "AMI type is AL2023_ARM_64_STANDARD, amiFamily and instanceType ask for AL2023_x86_64_STANDARD"},
 		{name: "subnets in another order are the same", change: func(ng *ekstypes.Nodegroup) { ng.Subnets = []string{"subnet-a", "subnet-b"} }},
 		{name: "other subnets", change: func(ng *ekstypes.Nodegroup) { ng.Subnets = []string{"subnet-z"} },
 			wantFixed: "subnets are subnet-z"},
@@ -85,6 +86,7 @@ func TestDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.amiType = ekstypes.AMITypesAl2023X8664Standard // eksctl's for AmazonLinux2023 and m7i.xlarge
 	p := placement{roleARN: "arn:aws:iam::1:role/x-node", subnets: []string{"subnet-a", "subnet-b"}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

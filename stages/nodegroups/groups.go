@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
@@ -67,7 +69,7 @@ func (s *stage) placementFor(spec config.NodeGroupSpec) placement {
 }
 
 func (s *stage) planGroup(ctx context.Context, spec config.NodeGroupSpec) ([]engine.Action, error) {
-	w, err := wantOf(spec)
+	w, err := s.want(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -76,30 +78,69 @@ func (s *stage) planGroup(ctx context.Context, spec config.NodeGroupSpec) ([]eng
 		return nil, err
 	}
 	res := groupResource(spec.Name)
-	if ng == nil || ng.Status == ekstypes.NodegroupStatusDeleting {
-		return action(engine.Create, res, "missing: create %d-%d × %s with labels and taints set at creation",
-			spec.Min, spec.Max, spec.InstanceType), nil
+	if ng != nil && ng.Status == ekstypes.NodegroupStatusDeleting {
+		ng = nil
+	}
+	ld, err := s.ltDrift(ctx, spec.Name, ng)
+	if err != nil {
+		return nil, err
+	}
+	var acts []engine.Action
+	switch {
+	case ld.st == nil:
+		acts = action(engine.Create, ltResource(s.ltName(spec.Name)), "missing: create with %s", s.ltSummary(spec.Name))
+	case ld.newVersion && ld.fixed == "":
+		acts = action(engine.Update, ltResource(ld.st.name), "latest version %d differs: create a new version", ld.st.latest)
+	}
+	if ng == nil {
+		return append(acts, action(engine.Create, res, "missing: create %d-%d × %s (AMI type %s) with labels and taints set at creation",
+			spec.Min, spec.Max, spec.InstanceType, w.amiType)...), nil
+	}
+	if ld.roll {
+		acts = append(acts, action(engine.Update, res, "launch template %s: %s: roll the group to the new version with UpdateNodegroupVersion (nodes are replaced)",
+			ld.st.name, joinChanges(ld.changes))...)
 	}
 	d := diff(w, ng, s.placementFor(spec))
-	var acts []engine.Action
 	if d.any() {
 		acts = append(acts, action(engine.Update, res, "drifted: %s: converge with UpdateNodegroupConfig", strings.Join(d.changes, "; "))...)
 	}
-	for _, f := range d.fixed {
+	for _, f := range append(d.fixed, ld.fixedList()...) {
 		acts = append(acts, action(engine.Nothing, res, "%s: EKS cannot change this in place; destroy and re-create the group to apply it", f)...)
 	}
 	if len(acts) == 0 {
-		acts = action(engine.Nothing, res, "%s with scaling, labels and taints as configured", ng.Status)
+		acts = action(engine.Nothing, res, "%s with scaling, labels, taints and launch template as configured", ng.Status)
 	}
 	return acts, nil
 }
 
-// applyGroup creates the group (or adopts it), records it, waits until it
-// is ACTIVE, then converges scaling, labels and taints if they drifted.
+// want is the group as cluster-config.yaml asks for it, with what only
+// eksctl's own type holds.
+func (s *stage) want(spec config.NodeGroupSpec) (groupWant, error) {
+	return wantOfManaged(spec, s.managedGroup(spec.Name))
+}
+
+// ltSummary says in a few words what a group's launch template holds.
+func (s *stage) ltSummary(group string) string {
+	mg := s.managedGroup(group)
+	if mg == nil {
+		return "no settings"
+	}
+	f := s.wantedLT(mg)
+	return fmt.Sprintf("IMDS HttpTokens %s, hop limit %d, %d GiB %s root volume", f.httpTokens, f.hopLimit, f.volumeSize, f.volumeType)
+}
+
+// applyGroup makes the group's launch template hold what is configured,
+// creates the group (or adopts it), records it, waits until it is ACTIVE,
+// rolls it to the launch template's version if it runs another, then
+// converges scaling, labels, taints and updateConfig if they drifted.
 func (s *stage) applyGroup(ctx context.Context, r engine.Reporter, spec config.NodeGroupSpec) error {
-	w, err := wantOf(spec)
+	w, err := s.want(spec)
 	if err != nil {
 		return err
+	}
+	mg := s.managedGroup(spec.Name)
+	if mg == nil {
+		return fmt.Errorf("node group %s is not in %s", spec.Name, s.d.ConfigPath)
 	}
 	ng, err := s.describeGroup(ctx, spec.Name)
 	if err != nil {
@@ -111,8 +152,12 @@ func (s *stage) applyGroup(ctx context.Context, r engine.Reporter, spec config.N
 		}
 		ng = nil
 	}
+	ltID, ltVersion, err := s.ensureLT(ctx, r, mg)
+	if err != nil {
+		return err
+	}
 	if ng == nil {
-		if err := s.createGroup(ctx, r, w); err != nil {
+		if err := s.createGroup(ctx, r, w, mg, ltID, ltVersion); err != nil {
 			return err
 		}
 	}
@@ -122,8 +167,15 @@ func (s *stage) applyGroup(ctx context.Context, r engine.Reporter, spec config.N
 	if ng, err = s.waitActive(ctx, r, spec.Name, groupCreateTimeout); err != nil {
 		return err
 	}
+	if ng, err = s.rollIfNeeded(ctx, r, ng); err != nil {
+		return err
+	}
 	d := diff(w, ng, s.placementFor(spec))
-	for _, f := range d.fixed {
+	ld, err := s.ltDrift(ctx, spec.Name, ng)
+	if err != nil {
+		return err
+	}
+	for _, f := range append(d.fixed, ld.fixedList()...) {
 		r.Notice(fmt.Sprintf("node group %s: %s; EKS cannot change this in place: destroy and re-create the group to apply it", spec.Name, f),
 			map[string]any{"nodegroup": spec.Name, "difference": f})
 	}
@@ -136,7 +188,7 @@ func (s *stage) applyGroup(ctx context.Context, r engine.Reporter, spec config.N
 // createGroup creates the managed node group with its labels and taints,
 // so EKS taints each node before it registers: no pod can land on a coder
 // node in between.
-func (s *stage) createGroup(ctx context.Context, r engine.Reporter, w groupWant) error {
+func (s *stage) createGroup(ctx context.Context, r engine.Reporter, w groupWant, mg *api.ManagedNodeGroup, ltID string, ltVersion int64) error {
 	roleARN, err := s.d.Output(KeyNodeRoleARN, Name)
 	if err != nil {
 		return err
@@ -145,7 +197,7 @@ func (s *stage) createGroup(ctx context.Context, r engine.Reporter, w groupWant)
 	if len(subnets) == 0 {
 		return fmt.Errorf("%s is not in %s yet: run 'coderctl stage %s apply' first", key, s.d.State.Path(), names.StageNetwork)
 	}
-	token, err := s.createToken(ctx, w.Name)
+	token, err := s.createToken(ctx, "nodegroup/"+w.Name)
 	if err != nil {
 		return err
 	}
@@ -154,22 +206,28 @@ func (s *stage) createGroup(ctx context.Context, r engine.Reporter, w groupWant)
 		NodegroupName: aws.String(w.Name),
 		NodeRole:      aws.String(roleARN),
 		Subnets:       subnets,
+		// As eksctl: the instance type on the group, the AMI type from
+		// amiFamily and the instance type, everything else in the template.
 		InstanceTypes: []string{w.InstanceType},
-		CapacityType:  ekstypes.CapacityTypesOnDemand,
+		AmiType:       w.amiType,
+		LaunchTemplate: &ekstypes.LaunchTemplateSpecification{
+			Id: aws.String(ltID), Version: aws.String(strconv.FormatInt(ltVersion, 10)),
+		},
+		UpdateConfig: w.updateConfig,
+		CapacityType: ekstypes.CapacityTypesOnDemand,
 		ScalingConfig: &ekstypes.NodegroupScalingConfig{
 			MinSize: aws.Int32(w.Min), MaxSize: aws.Int32(w.Max), DesiredSize: aws.Int32(w.Desired),
 		},
 		Taints:             w.taints,
-		Tags:               s.tags(w.Name),
+		Tags:               s.groupTags(mg),
 		ClientRequestToken: aws.String(token),
 	}
 	if len(w.Labels) > 0 {
 		in.Labels = w.Labels
 	}
-	if w.VolumeSize > 0 {
-		in.DiskSize = aws.Int32(w.VolumeSize)
-	}
-	r.Progress(fmt.Sprintf("creating node group %s (%d × %s)", w.Name, w.Desired, w.InstanceType))
+	// No DiskSize: with a launch template EKS refuses it; the root volume
+	// is in the template.
+	r.Progress(fmt.Sprintf("creating node group %s (%d × %s, %s)", w.Name, w.Desired, w.InstanceType, w.amiType))
 	_, err = s.d.AWS.EKS.CreateNodegroup(ctx, in)
 	if awsx.ErrorCode(err) == "ResourceInUseException" {
 		return nil // created since we looked (another run, or a retried call): adopt it
@@ -177,15 +235,16 @@ func (s *stage) createGroup(ctx context.Context, r engine.Reporter, w groupWant)
 	return awsx.Describe("EKS CreateNodegroup "+w.Name, err)
 }
 
-// createToken is the group's CreateNodegroup token. The node role's unique
-// ID changes whenever the stage is destroyed and applied again, so a
-// re-created group never reuses its predecessor's token.
-func (s *stage) createToken(ctx context.Context, group string) (string, error) {
+// createToken is the create token of a group or its launch template
+// (resource "nodegroup/<name>", "launch-template/<name>"). The node role's
+// unique ID changes whenever the stage is destroyed and applied again, so
+// a re-created resource never reuses its predecessor's token.
+func (s *stage) createToken(ctx context.Context, resource string) (string, error) {
 	out, err := s.d.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(s.nodeRoleName())})
 	if err != nil {
 		return "", awsx.Describe("IAM GetRole "+s.nodeRoleName(), err)
 	}
-	return s.clientToken("nodegroup/"+group, aws.ToString(out.Role.RoleId)), nil
+	return s.clientToken(resource, aws.ToString(out.Role.RoleId)), nil
 }
 
 // updateGroup sends one UpdateNodegroupConfig with every drifted setting
@@ -198,6 +257,7 @@ func (s *stage) updateGroup(ctx context.Context, r engine.Reporter, ng *ekstypes
 		ScalingConfig: d.scaling,
 		Labels:        d.labels,
 		Taints:        d.taints,
+		UpdateConfig:  d.update,
 	}
 	in.ClientRequestToken = aws.String(s.updateToken(ng, in))
 	r.Progress(fmt.Sprintf("updating node group %s: %s", name, strings.Join(d.changes, "; ")))
@@ -216,7 +276,7 @@ func (s *stage) updateGroup(ctx context.Context, r engine.Reporter, ng *ekstypes
 // the payload: a retried call after a kill sends the same token, a later
 // update of the same drift a new one.
 func (s *stage) updateToken(ng *ekstypes.Nodegroup, in *eks.UpdateNodegroupConfigInput) string {
-	payload, _ := json.Marshal([]any{in.ScalingConfig, in.Labels, in.Taints})
+	payload, _ := json.Marshal([]any{in.ScalingConfig, in.Labels, in.Taints, in.UpdateConfig})
 	sum := sha256.Sum256(payload)
 	modified := ""
 	if ng.ModifiedAt != nil {
@@ -318,17 +378,21 @@ func (s *stage) destroyGroup(ctx context.Context, r engine.Reporter, name string
 	if err != nil {
 		return err
 	}
-	if ng == nil {
-		return s.recordGroup(name, false)
-	}
-	if !s.ownedBy(ng.Tags) {
+	if ng != nil && !s.ownedBy(ng.Tags) {
 		r.Notice(fmt.Sprintf("node group %s is not tagged for deployment %s: left alone", name, s.d.Deployment()), nil)
 		return nil
 	}
-	if err := s.startDelete(ctx, r, ng); err != nil {
-		return err
+	if ng != nil {
+		if err := s.startDelete(ctx, r, ng); err != nil {
+			return err
+		}
+		if err := s.waitDeleted(ctx, r, name); err != nil {
+			return err
+		}
 	}
-	if err := s.waitDeleted(ctx, r, name); err != nil {
+	// EC2 refuses to delete a template an Auto Scaling group still uses:
+	// only once the group is gone.
+	if err := s.deleteLT(ctx, r, name); err != nil {
 		return err
 	}
 	return s.recordGroup(name, false)
@@ -397,7 +461,7 @@ func (s *stage) destroyOrphanGroups(ctx context.Context, r engine.Reporter) erro
 			return err
 		}
 	}
-	return nil
+	return s.sweepLTs(ctx, r)
 }
 
 // listGroups names the cluster's node groups; none when the cluster is

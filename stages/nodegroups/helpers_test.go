@@ -17,6 +17,7 @@ import (
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv"
+	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/nodegroups"
 )
@@ -27,6 +28,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // cluster the nodegroups stage builds on, and the stage itself.
 type world struct {
 	env     *stagetest.Env
+	emu     *ekstest.Server // the EKS stand-in in front of moto
 	private []string
 	public  []string
 	creates *createRecorder
@@ -36,11 +38,23 @@ type world struct {
 // three private and three public subnets, recorded in state, and an ACTIVE
 // EKS cluster. The eks stage is stood in for by a stub in the graph, so
 // these tests do not depend on its progress.
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, "") }
+
+// newWorldWith is newWorld with the cluster configuration at path ("" for
+// the shipped one). EKS calls go through the EKS stand-in, which serves
+// what moto lacks (UpdateNodegroupVersion, DescribeUpdate) and refuses
+// what EKS refuses.
+func newWorldWith(t *testing.T, path string) *world {
 	t.Helper()
-	env := stagetest.New(t, nil)
+	emu := ekstest.Use(t, ekstest.Options{})
+	var env *stagetest.Env
+	if path == "" {
+		env = stagetest.New(t, nil)
+	} else {
+		env = stagetest.NewWithClusterConfig(t, nil, path).Env
+	}
 	ctx := context.Background()
-	w := &world{env: env, creates: &createRecorder{}}
+	w := &world{env: env, emu: emu, creates: &createRecorder{}}
 	vpc, err := env.Deps.AWS.EC2.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +101,7 @@ func newWorld(t *testing.T) *world {
 // creation, the client token).
 func (w *world) watchCreates() {
 	w.env.Deps.AWS.EKS = eks.NewFromConfig(w.env.Deps.AWS.Config, func(o *eks.Options) {
+		o.BaseEndpoint = aws.String(w.emu.URL)
 		o.APIOptions = append(o.APIOptions, w.creates.middleware)
 	})
 }

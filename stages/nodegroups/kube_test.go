@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -75,7 +76,7 @@ func startNodes(t *testing.T, w *world, ground *kubeground.Ground) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	syncer := &eksnodes.Syncer{EKS: eks.NewFromConfig(cfg), Kube: ground.Client(), Cluster: w.env.Deps.Deployment(),
+	syncer := &eksnodes.Syncer{EKS: eks.NewFromConfig(cfg, func(o *eks.Options) { o.BaseEndpoint = aws.String(w.emu.URL) }), Kube: ground.Client(), Cluster: w.env.Deps.Deployment(),
 		OnError: func(err error) { t.Logf("eksnodes: %v", err) }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -44,6 +44,7 @@ func TestApplyFromEmpty(t *testing.T) {
 		t.Errorf("NODEGROUPS = %q, want %q", got, groupsList)
 	}
 	wantMutations := []string{
+		"EC2.CreateLaunchTemplate", "EC2.CreateLaunchTemplate", "EC2.CreateLaunchTemplate", "EC2.CreateLaunchTemplate",
 		"EKS.CreateNodegroup", "EKS.CreateNodegroup", "EKS.CreateNodegroup", "EKS.CreateNodegroup",
 		"IAM.AttachRolePolicy", "IAM.AttachRolePolicy", "IAM.AttachRolePolicy", "IAM.AttachRolePolicy",
 		"IAM.CreateRole",
@@ -97,8 +98,16 @@ func TestApplyFromEmpty(t *testing.T) {
 			if got := [3]int32{aws.ToInt32(sc.MinSize), aws.ToInt32(sc.MaxSize), aws.ToInt32(sc.DesiredSize)}; got != [3]int32{g.min, g.max, g.desired} {
 				t.Errorf("scaling min/max/desired = %v, want %v", got, [3]int32{g.min, g.max, g.desired})
 			}
-			if aws.ToInt32(ng.DiskSize) != g.disk {
-				t.Errorf("disk = %d, want %d", aws.ToInt32(ng.DiskSize), g.disk)
+			// The disk is the launch template's root volume (EKS refuses
+			// a diskSize beside a template).
+			if in.DiskSize != nil || ng.DiskSize != nil {
+				t.Errorf("disk size set on the group (create %v, described %v)", in.DiskSize, ng.DiskSize)
+			}
+			if ebs := w.launchTemplate(t, "coder-prod-"+g.name, "1").BlockDeviceMappings[0].Ebs; aws.ToInt32(ebs.VolumeSize) != g.disk {
+				t.Errorf("root volume = %d GiB, want %d", aws.ToInt32(ebs.VolumeSize), g.disk)
+			}
+			if ng.AmiType != ekstypes.AMITypesAl2023X8664Standard {
+				t.Errorf("AMI type = %s, want AL2023_x86_64_STANDARD", ng.AmiType)
 			}
 			if !maps.Equal(ng.Labels, map[string]string{"coder/node-type": g.nodeType}) {
 				t.Errorf("labels = %v, want coder/node-type=%s only", ng.Labels, g.nodeType)
@@ -126,7 +135,8 @@ func TestApplyFromEmpty(t *testing.T) {
 			checks[c.Name] = c
 		}
 	}
-	for _, name := range []string{"node-role", "nodegroup/system", "nodegroup/coder-coderd", "nodegroup/coder-provisioner", "nodegroup/coder-workspace"} {
+	for _, name := range []string{"node-role", "nodegroup/system", "nodegroup/coder-coderd", "nodegroup/coder-provisioner", "nodegroup/coder-workspace",
+		"launch-template/system", "launch-template/coder-coderd", "launch-template/coder-provisioner", "launch-template/coder-workspace"} {
 		if checks[name].Status != engine.Pass {
 			t.Errorf("check %s = %+v, want pass", name, checks[name])
 		}
@@ -201,12 +211,16 @@ func TestPlan(t *testing.T) {
 
 	empty := kinds()
 	want := map[string]engine.ActionKind{
-		"iam-role/coder-prod-node":    engine.Create,
-		"nodegroup/system":            engine.Create,
-		"nodegroup/coder-coderd":      engine.Create,
-		"nodegroup/coder-provisioner": engine.Create,
-		"nodegroup/coder-workspace":   engine.Create,
-		"node-taints":                 engine.Nothing,
+		"iam-role/coder-prod-node":                     engine.Create,
+		"launch-template/coder-prod-system":            engine.Create,
+		"launch-template/coder-prod-coder-coderd":      engine.Create,
+		"launch-template/coder-prod-coder-provisioner": engine.Create,
+		"launch-template/coder-prod-coder-workspace":   engine.Create,
+		"nodegroup/system":                             engine.Create,
+		"nodegroup/coder-coderd":                       engine.Create,
+		"nodegroup/coder-provisioner":                  engine.Create,
+		"nodegroup/coder-workspace":                    engine.Create,
+		"node-taints":                                  engine.Nothing,
 	}
 	if !maps.Equal(empty, want) {
 		t.Errorf("plan on empty = %v, want %v", empty, want)
@@ -319,6 +333,7 @@ func TestVerifyNamesWhatBroke(t *testing.T) {
 		check  string
 		reason string
 		breakf func(t *testing.T, w *world)
+		also   string // a check that fails with it, for the same reason
 	}{
 		{"policy detached", "node-role", "AmazonEKS_CNI_Policy", func(t *testing.T, w *world) {
 			_, err := w.env.Deps.AWS.IAM.DetachRolePolicy(context.Background(), &iam.DetachRolePolicyInput{
@@ -327,17 +342,17 @@ func TestVerifyNamesWhatBroke(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, ""},
 		{"label changed", "nodegroup/coder-workspace", "coder/node-type", func(t *testing.T, w *world) {
 			updateLabels(t, w, "coder-workspace", map[string]string{"coder/node-type": "coderd"}, nil)
-		}},
+		}, ""},
 		{"group deleted", "nodegroup/coder-provisioner", "does not exist", func(t *testing.T, w *world) {
 			if _, err := w.env.Deps.AWS.EKS.DeleteNodegroup(context.Background(), &eks.DeleteNodegroupInput{
 				ClusterName: aws.String("coder-prod"), NodegroupName: aws.String("coder-provisioner"),
 			}); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, "launch-template/coder-provisioner"},
 		{"max size raised", "nodegroup/system", "maxSize", func(t *testing.T, w *world) {
 			if _, err := w.env.Deps.AWS.EKS.UpdateNodegroupConfig(context.Background(), &eks.UpdateNodegroupConfigInput{
 				ClusterName: aws.String("coder-prod"), NodegroupName: aws.String("system"),
@@ -345,7 +360,7 @@ func TestVerifyNamesWhatBroke(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, ""},
 	}
 	w := newWorld(t)
 	w.apply(t)
@@ -358,7 +373,7 @@ func TestVerifyNamesWhatBroke(t *testing.T) {
 			}
 			for name, c := range checks {
 				switch {
-				case name == tc.check:
+				case name == tc.check || name == tc.also:
 					if c.Status != engine.Fail || !strings.Contains(c.Reason, tc.reason) || c.Hint == "" {
 						t.Errorf("%s = %+v, want fail mentioning %q with a hint", name, c, tc.reason)
 					}

@@ -31,7 +31,13 @@ func (s *stage) validate(ctx context.Context) error {
 			return fault.Input(s.d.ConfigPath, s.fieldPath(g.Name, "taints"), "use NoSchedule, PreferNoSchedule or NoExecute", "%v", err)
 		}
 	}
-	return s.validateInstanceTypes(ctx)
+	if err := s.validateLaunchSettings(); err != nil {
+		return err
+	}
+	if err := s.validateInstanceTypes(ctx); err != nil {
+		return err
+	}
+	return s.validateArchitectures(ctx)
 }
 
 // validateInstanceTypes asks EC2 which of the configured instance types the

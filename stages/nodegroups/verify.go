@@ -21,6 +21,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 	groups := s.d.NodeGroups()
 	found := make([]*ekstypes.Nodegroup, len(groups))
 	errs := make([]error, len(groups))
+	lts := make([]engine.Check, len(groups))
 	var role engine.Check
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -33,6 +34,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 		go func() {
 			defer wg.Done()
 			found[i], errs[i] = s.describeGroup(ctx, g.Name)
+			lts[i] = s.ltCheck(ctx, g.Name, found[i], errs[i])
 		}()
 	}
 	wg.Wait()
@@ -40,7 +42,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 	checks := []engine.Check{role}
 	desired := map[string]int32{}
 	for i, g := range groups {
-		checks = append(checks, s.groupCheck(g, found[i], errs[i]))
+		checks = append(checks, s.groupCheck(g, found[i], errs[i]), lts[i])
 		desired[g.Name] = g.Desired
 		if found[i] != nil && found[i].ScalingConfig != nil {
 			desired[g.Name] = aws.ToInt32(found[i].ScalingConfig.DesiredSize)
@@ -78,7 +80,7 @@ func (s *stage) groupCheck(spec config.NodeGroupSpec, ng *ekstypes.Nodegroup, er
 		return engine.Failf(name, "see the group's health issues in the EKS console; "+applyHint+" once they are fixed",
 			"%s", healthSummary(ng))
 	}
-	w, err := wantOf(spec)
+	w, err := s.want(spec)
 	if err != nil {
 		return engine.Failf(name, "fix the taint in "+s.d.ConfigPath, "%v", err)
 	}
@@ -90,11 +92,45 @@ func (s *stage) groupCheck(spec config.NodeGroupSpec, ng *ekstypes.Nodegroup, er
 	if sc == nil {
 		sc = &ekstypes.NodegroupScalingConfig{}
 	}
-	summary := fmt.Sprintf("ACTIVE, %d × %s (min %d, max %d), labels and taints as configured",
-		aws.ToInt32(sc.DesiredSize), spec.InstanceType, aws.ToInt32(sc.MinSize), aws.ToInt32(sc.MaxSize))
+	summary := fmt.Sprintf("ACTIVE, %d × %s (%s, min %d, max %d), labels and taints as configured",
+		aws.ToInt32(sc.DesiredSize), spec.InstanceType, ng.AmiType, aws.ToInt32(sc.MinSize), aws.ToInt32(sc.MaxSize))
 	if len(d.fixed) > 0 {
 		return engine.Warnf(name, "EKS cannot change this in place: destroy and re-create the group to apply it",
 			"%s; but %s", summary, strings.Join(d.fixed, "; "))
 	}
 	return engine.Passf(name, "%s", summary)
+}
+
+// ltCheck ("launch-template/<group>") checks that the group runs
+// coderctl's launch template at its latest version, that this version holds
+// the configured volume, IMDS options and tags, and that the group's AMI
+// type is eksctl's for amiFamily and the instance type.
+func (s *stage) ltCheck(ctx context.Context, group string, ng *ekstypes.Nodegroup, err error) engine.Check {
+	name := "launch-template/" + group
+	if err != nil {
+		return engine.Failf(name, "", "%v", err)
+	}
+	if ng == nil {
+		return engine.Failf(name, applyHint, "node group %s does not exist", group)
+	}
+	d, err := s.ltDrift(ctx, group, ng)
+	if err != nil {
+		return engine.Failf(name, "", "%v", err)
+	}
+	w, err := s.want(config.NodeGroupSpec{Name: group})
+	if err != nil {
+		return engine.Failf(name, "", "%v", err)
+	}
+	switch {
+	case d.fixed != "":
+		return engine.Failf(name, "destroy and re-create the group ('coderctl stage nodegroups destroy', then apply)", "%s", d.fixed)
+	case d.roll:
+		return engine.Failf(name, applyHint+" to roll the group to a version that holds them", "launch template %s: %s", d.st.name, joinChanges(d.changes))
+	case ng.AmiType != w.amiType:
+		return engine.Failf(name, "destroy and re-create the group: EKS keeps a group's AMI type",
+			"AMI type is %s, amiFamily and instanceType ask for %s", ng.AmiType, w.amiType)
+	}
+	f := s.wantedLT(s.managedGroup(group))
+	return engine.Passf(name, "%s version %s (latest), AMI type %s, IMDS HttpTokens %s with hop limit %d, %d GiB %s root volume",
+		d.st.name, aws.ToString(ng.LaunchTemplate.Version), ng.AmiType, f.httpTokens, f.hopLimit, f.volumeSize, f.volumeType)
 }

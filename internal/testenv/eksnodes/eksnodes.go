@@ -55,6 +55,12 @@ const (
 	// nodes of managed node groups.
 	LabelNodeGroup    = "eks.amazonaws.com/nodegroup"
 	LabelCapacityType = "eks.amazonaws.com/capacityType"
+	// LabelImage, LabelLaunchTemplateID and LabelLaunchTemplateVersion are
+	// the AMI and the launch template (ID, version) EKS puts on the nodes
+	// of a managed group; the last two only for groups with a template.
+	LabelImage                 = "eks.amazonaws.com/nodegroup-image"
+	LabelLaunchTemplateID      = "eks.amazonaws.com/sourceLaunchTemplateId"
+	LabelLaunchTemplateVersion = "eks.amazonaws.com/sourceLaunchTemplateVersion"
 )
 
 // defaultReadyTimeout bounds waiting for kwok to mark new nodes Ready.
@@ -147,6 +153,16 @@ func (s *Syncer) Sync(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	for _, name := range sortedNames(have) {
+		// A node of another launch template version is replaced, as EKS's
+		// rolling update replaces every node of the group.
+		if w := want[name]; w != nil && have[name] != w.Labels[LabelLaunchTemplateVersion] {
+			if err := s.Kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return res, fmt.Errorf("replace fake node %s: %w", name, err)
+			}
+			res.Deleted = append(res.Deleted, name)
+			delete(have, name)
+			continue
+		}
 		if want[name] == nil {
 			if err := s.Kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 				return res, fmt.Errorf("delete fake node %s: %w", name, err)
@@ -155,7 +171,7 @@ func (s *Syncer) Sync(ctx context.Context) (Result, error) {
 		}
 	}
 	for _, name := range sortedNames(want) {
-		if have[name] {
+		if _, ok := have[name]; ok {
 			continue
 		}
 		_, err := s.Kube.CoreV1().Nodes().Create(ctx, want[name], metav1.CreateOptions{})
@@ -208,16 +224,17 @@ func (s *Syncer) groups(ctx context.Context) ([]*ekstypes.Nodegroup, error) {
 	return out, nil
 }
 
-// ownNodes names the fake nodes this package made for the cluster.
-func (s *Syncer) ownNodes(ctx context.Context) (map[string]bool, error) {
+// ownNodes names the fake nodes this package made for the cluster, each
+// with the launch template version it was made from ("" without one).
+func (s *Syncer) ownNodes(ctx context.Context) (map[string]string, error) {
 	list, err := s.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: LabelFake + "=true"})
 	if err != nil {
 		return nil, fmt.Errorf("list fake nodes: %w", err)
 	}
-	out := map[string]bool{}
+	out := map[string]string{}
 	for _, n := range list.Items {
 		if n.Annotations[AnnotationCluster] == s.Cluster {
-			out[n.Name] = true
+			out[n.Name] = n.Labels[LabelLaunchTemplateVersion]
 		}
 	}
 	return out, nil
@@ -272,9 +289,10 @@ func NodeTemplate(g *ekstypes.Nodegroup, region, zone string) (*corev1.Node, err
 	if err != nil {
 		return nil, fmt.Errorf("node group %s: %w", aws.ToString(g.NodegroupName), err)
 	}
+	os, arch := Platform(g.AmiType)
 	labels := map[string]string{
-		corev1.LabelOSStable:           "linux",
-		corev1.LabelArchStable:         "amd64",
+		corev1.LabelOSStable:           os,
+		corev1.LabelArchStable:         arch,
 		corev1.LabelInstanceTypeStable: instanceType,
 		corev1.LabelTopologyRegion:     region,
 		LabelNodeGroup:                 aws.ToString(g.NodegroupName),
@@ -284,15 +302,59 @@ func NodeTemplate(g *ekstypes.Nodegroup, region, zone string) (*corev1.Node, err
 	if zone != "" {
 		labels[corev1.LabelTopologyZone] = zone
 	}
+	if g.AmiType != "" {
+		labels[LabelImage] = imageID(string(g.AmiType), aws.ToString(g.ReleaseVersion))
+	}
+	if lt := g.LaunchTemplate; lt != nil {
+		labels[LabelLaunchTemplateID] = aws.ToString(lt.Id)
+		labels[LabelLaunchTemplateVersion] = aws.ToString(lt.Version)
+	}
 	maps.Copy(labels, g.Labels)
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Labels:      labels,
 			Annotations: map[string]string{AnnotationKwok: "fake"},
 		},
-		Spec:   corev1.NodeSpec{Taints: taints},
-		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity.DeepCopy()},
+		Spec: corev1.NodeSpec{Taints: taints},
+		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity.DeepCopy(),
+			NodeInfo: corev1.NodeSystemInfo{OperatingSystem: os, Architecture: arch, OSImage: osImage(g.AmiType)}},
 	}, nil
+}
+
+// Platform is the kubernetes.io/os and kubernetes.io/arch labels of a
+// node booted from an AMI type: arm64 for the ARM_64 types, windows for
+// the Windows ones; a group without an AMI type gets EKS's default
+// (AL2023 x86_64).
+func Platform(amiType ekstypes.AMITypes) (os, arch string) {
+	t := string(amiType)
+	os, arch = "linux", "amd64"
+	if strings.HasPrefix(t, "WINDOWS_") {
+		os = "windows"
+	}
+	if strings.Contains(t, "ARM_64") {
+		arch = "arm64"
+	}
+	return os, arch
+}
+
+// osImage is what the kubelet reports as its OS image for an AMI type.
+func osImage(amiType ekstypes.AMITypes) string {
+	t := string(amiType)
+	switch {
+	case strings.HasPrefix(t, "BOTTLEROCKET_"):
+		return "Bottlerocket OS 1.50.0 (aws-k8s)"
+	case strings.HasPrefix(t, "WINDOWS_"):
+		return "Windows Server"
+	case strings.HasPrefix(t, "AL2_"):
+		return "Amazon Linux 2"
+	}
+	return "Amazon Linux 2023.9.20251208"
+}
+
+// imageID is a stable, EC2-looking AMI ID for an AMI type and release.
+func imageID(amiType, release string) string {
+	sum := sha256.Sum256([]byte(amiType + "/" + release))
+	return "ami-" + hex.EncodeToString(sum[:])[:17]
 }
 
 // InstanceType is the group's first instance type, or EKS's default.
