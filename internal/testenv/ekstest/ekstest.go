@@ -49,6 +49,10 @@ type Options struct {
 	// RoleNotReady is how many CreateCluster calls are refused the way EKS
 	// refuses them while a new IAM role propagates.
 	RoleNotReady int
+	// UpdatePolls is how many descriptions (DescribeUpdate, DescribeCluster)
+	// a cluster update stays InProgress, the cluster UPDATING, before it
+	// succeeds; 0: it succeeds on the next one.
+	UpdatePolls int
 }
 
 // Server is the double, an http.Handler.
@@ -65,6 +69,8 @@ type Server struct {
 	requests []request
 	creating map[string]int // cluster -> descriptions left that say CREATING
 	refused  int
+	confs    map[string]*clusterConf // cluster -> what its updates changed
+	faults   []error
 }
 
 // request is one EKS call the double received.
@@ -75,9 +81,11 @@ type request struct {
 
 type addon struct {
 	name, cluster, version, role, status, token, arn string
-	tags                                             map[string]string
-	created                                          time.Time
-	polls                                            int
+	// values are the configurationValues as given (JSON or YAML).
+	values  string
+	tags    map[string]string
+	created time.Time
+	polls   int
 }
 
 // Use resets the test binary's moto, starts a double in front of it and
@@ -121,7 +129,7 @@ func New(motoURL string, opts Options) (*Server, error) {
 	if err != nil || target.Host == "" {
 		return nil, fmt.Errorf("moto URL %q: not an absolute URL", motoURL)
 	}
-	s := &Server{moto: target, opts: opts, addons: map[string]map[string]*addon{}, creating: map[string]int{}}
+	s := &Server{moto: target, opts: opts, addons: map[string]map[string]*addon{}, creating: map[string]int{}, confs: map[string]*clusterConf{}}
 	s.proxy = httputil.NewSingleHostReverseProxy(target)
 	s.proxy.ModifyResponse = s.rewriteCluster
 	return s, nil
@@ -147,6 +155,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == "/addons/supported-versions" && r.Method == http.MethodGet:
 		s.describeVersions(w, r)
+	case p == "/addons/configuration-schemas" && r.Method == http.MethodGet:
+		s.describeConfiguration(w, r)
 	case addonsPath.MatchString(p) && r.Method == http.MethodPost:
 		s.create(w, r, addonsPath.FindStringSubmatch(p)[1])
 	case addonsPath.MatchString(p) && r.Method == http.MethodGet:
@@ -270,6 +280,7 @@ type createRequest struct {
 	AddonName             string            `json:"addonName"`
 	AddonVersion          string            `json:"addonVersion"`
 	ServiceAccountRoleArn string            `json:"serviceAccountRoleArn"`
+	ConfigurationValues   *string           `json:"configurationValues"`
 	ClientRequestToken    string            `json:"clientRequestToken"`
 	Tags                  map[string]string `json:"tags"`
 }
@@ -292,6 +303,12 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, cluster string) 
 	if in.AddonVersion == "" {
 		in.AddonVersion = versions[0]
 	}
+	if in.ConfigurationValues != nil {
+		if msg := checkValues(in.AddonName, *in.ConfigurationValues); msg != "" {
+			writeError(w, http.StatusBadRequest, "InvalidParameterException", msg)
+			return
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.addons[cluster] == nil {
@@ -307,7 +324,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, cluster string) 
 	}
 	s.seq++
 	a := &addon{
-		name: in.AddonName, cluster: cluster, version: in.AddonVersion, role: in.ServiceAccountRoleArn,
+		name: in.AddonName, cluster: cluster, version: in.AddonVersion, role: in.ServiceAccountRoleArn, values: deref(in.ConfigurationValues),
 		status: "CREATING", token: in.ClientRequestToken, tags: in.Tags, created: time.Now().UTC(), polls: s.opts.Polls,
 		arn: fmt.Sprintf("arn:aws:eks:%s:123456789012:addon/%s/%s/%08d", regionOf(r), cluster, in.AddonName, s.seq),
 	}
@@ -318,36 +335,15 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, cluster string) 
 	writeJSON(w, http.StatusOK, map[string]any{"addon": a.json()})
 }
 
-// clusterVersion asks moto for the cluster, answering the EKS error itself
-// when the cluster does not exist.
+// clusterVersion asks moto for the cluster's version, answering the EKS
+// error itself when the cluster does not exist.
 func (s *Server) clusterVersion(w http.ResponseWriter, r *http.Request, cluster string) (string, bool) {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, s.moto.JoinPath("clusters", cluster).String(), nil)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "ServerException", err.Error())
+	c, ok := s.fetchCluster(w, r, cluster)
+	if !ok {
 		return "", false
 	}
-	// moto takes the region from the credential scope of the signature.
-	req.Header.Set("Authorization", r.Header.Get("Authorization"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "ServerException", err.Error())
-		return "", false
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		writeError(w, http.StatusNotFound, "ResourceNotFoundException", "No cluster found for name: "+cluster+".")
-		return "", false
-	}
-	var out struct {
-		Cluster struct {
-			Version string `json:"version"`
-		} `json:"cluster"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		writeError(w, http.StatusInternalServerError, "ServerException", err.Error())
-		return "", false
-	}
-	return out.Cluster.Version, true
+	v, _ := c["version"].(string)
+	return v, true
 }
 
 func (s *Server) list(w http.ResponseWriter, cluster string) {
@@ -389,6 +385,12 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, cluster, name st
 		writeError(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
 		return
 	}
+	if in.ConfigurationValues != nil {
+		if msg := checkValues(name, *in.ConfigurationValues); msg != "" {
+			writeError(w, http.StatusBadRequest, "InvalidParameterException", msg)
+			return
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.addons[cluster][name]
@@ -401,6 +403,9 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, cluster, name st
 	}
 	if in.ServiceAccountRoleArn != "" {
 		a.role = in.ServiceAccountRoleArn
+	}
+	if in.ConfigurationValues != nil {
+		a.values = *in.ConfigurationValues
 	}
 	a.status, a.polls = "UPDATING", s.opts.Polls
 	if a.polls == 0 {
@@ -436,6 +441,7 @@ func (s *Server) deleteCluster(w http.ResponseWriter, r *http.Request, cluster s
 	if rec.Code == http.StatusOK {
 		s.mu.Lock()
 		delete(s.addons, cluster)
+		delete(s.confs, cluster)
 		s.mu.Unlock()
 	}
 	for k, v := range rec.Header() {
@@ -465,12 +471,11 @@ func (s *Server) SetAddonRole(cluster, name, role string) {
 	}
 }
 
-// rewriteCluster gives cluster descriptions a real CA and endpoint, and a
-// new cluster a CREATING phase, when the options ask for them.
+// rewriteCluster makes cluster descriptions EKS's: EKS's defaults and the
+// double's updates over moto's record (clusterconfig.go), a real CA and
+// endpoint and a CREATING phase for a new cluster when the options ask.
 func (s *Server) rewriteCluster(resp *http.Response) error {
-	o := s.opts
-	if (o.ClusterCA == nil && o.ClusterEndpoint == "" && o.ClusterPolls == 0) || resp.StatusCode != http.StatusOK ||
-		!clustersPath.MatchString(resp.Request.URL.Path) || resp.Request.Method == http.MethodDelete {
+	if resp.StatusCode != http.StatusOK || !clustersPath.MatchString(resp.Request.URL.Path) || resp.Request.Method == http.MethodDelete {
 		return nil
 	}
 	raw, err := io.ReadAll(resp.Body)
@@ -481,7 +486,7 @@ func (s *Server) rewriteCluster(resp *http.Response) error {
 	var body map[string]any
 	if json.Unmarshal(raw, &body) == nil {
 		if c, ok := body["cluster"].(map[string]any); ok {
-			s.rewrite(c, resp.Request.Method == http.MethodPost)
+			s.rewrite(resp.Request, c, resp.Request.Method == http.MethodPost)
 			if out, err := json.Marshal(body); err == nil {
 				raw = out
 			}
@@ -493,7 +498,7 @@ func (s *Server) rewriteCluster(resp *http.Response) error {
 	return nil
 }
 
-func (s *Server) rewrite(c map[string]any, created bool) {
+func (s *Server) rewrite(r *http.Request, c map[string]any, created bool) {
 	if s.opts.ClusterCA != nil {
 		c["certificateAuthority"] = map[string]any{"data": base64.StdEncoding.EncodeToString(s.opts.ClusterCA)}
 	}
@@ -502,16 +507,27 @@ func (s *Server) rewrite(c map[string]any, created bool) {
 	}
 	name, _ := c["name"].(string)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if created {
 		s.creating[name] = s.opts.ClusterPolls
+		delete(s.confs, name) // a new cluster: nothing of a predecessor's
 	}
+	conf := s.confs[name]
+	logGroup := created && len(enabledTypes(c["logging"])) > 0
+	if conf != nil && !created {
+		logGroup = conf.tick()
+	}
+	s.overlayCluster(c, conf)
 	if s.creating[name] > 0 {
 		if !created {
 			s.creating[name]--
 		}
 		c["status"] = "CREATING"
 		delete(c, "endpoint")
+	}
+	s.mu.Unlock()
+	if logGroup {
+		// EKS makes the group once logging is on.
+		s.ensureLogGroup(r.Context(), regionOf(r), name)
 	}
 }
 
@@ -524,7 +540,17 @@ func (a *addon) json() map[string]any {
 	if a.role != "" {
 		out["serviceAccountRoleArn"] = a.role
 	}
+	if a.values != "" {
+		out["configurationValues"] = a.values
+	}
 	return out
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 func epoch(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
