@@ -60,6 +60,10 @@ type addonSpec struct {
 	roleARN string
 	// field is where the file sets it ("addons[2]"), "" for a default.
 	field string
+	// values are the file's configurationValues, JSON or YAML as written
+	// ("" for none: coderctl then leaves the add-on's as they are, as
+	// `eksctl update addon` does).
+	values string
 }
 
 func (s *stage) wantedAddons() []addonSpec {
@@ -68,7 +72,7 @@ func (s *stage) wantedAddons() []addonSpec {
 		if a == nil || a.Name == "" {
 			continue
 		}
-		out = append(out, addonSpec{name: a.Name, version: a.Version, roleARN: a.ServiceAccountRoleARN, field: fmt.Sprintf("addons[%d]", i)})
+		out = append(out, addonSpec{name: a.Name, version: a.Version, roleARN: a.ServiceAccountRoleARN, field: fmt.Sprintf("addons[%d]", i), values: a.ConfigurationValues})
 	}
 	if len(out) > 0 {
 		return out
@@ -150,8 +154,11 @@ func (s *stage) addonVersions(ctx context.Context, name, k8sVersion string) ([]s
 }
 
 // addonDrift says what UpdateAddon would change ("" when nothing).
-func addonDrift(cur *ekstypes.Addon, role, version string) string {
+func addonDrift(cur *ekstypes.Addon, a addonSpec, role, version string) string {
 	var diffs []string
+	if changed := valuesDrift(aws.ToString(cur.ConfigurationValues), a.values); changed != "" {
+		diffs = append(diffs, changed)
+	}
 	if role != "" && aws.ToString(cur.ServiceAccountRoleArn) != role {
 		diffs = append(diffs, fmt.Sprintf("service account role %q, want %s", aws.ToString(cur.ServiceAccountRoleArn), role))
 	}
@@ -185,7 +192,7 @@ func (s *stage) planAddons(ctx context.Context) ([]engine.Action, error) {
 			acts = append(acts, engine.Action{Kind: engine.Create, Resource: res, Reason: "missing: " + addonWords(a)})
 			continue
 		}
-		if drift := addonDrift(cur, s.roleFor(a, s.d.State.Get(KeyEBSCSIRoleARN)), version); drift != "" {
+		if drift := addonDrift(cur, a, s.roleFor(a, s.d.State.Get(KeyEBSCSIRoleARN)), version); drift != "" {
 			acts = append(acts, engine.Action{Kind: engine.Update, Resource: res, Reason: drift})
 			continue
 		}
@@ -206,6 +213,9 @@ func addonWords(a addonSpec) string {
 	}
 	if a.name == addonEBSCSI && a.roleARN == "" {
 		w += " with the " + addonEBSCSI + " IRSA role"
+	}
+	if a.values != "" {
+		w += " and configuration values (" + strings.Join(valueKeys(a.values), ", ") + ")"
 	}
 	return w
 }
@@ -271,6 +281,7 @@ func (s *stage) ensureAddon(ctx context.Context, r engine.Reporter, c *ekstypes.
 			AddonName:             aws.String(a.name),
 			AddonVersion:          optional(version),
 			ServiceAccountRoleArn: optional(role),
+			ConfigurationValues:   optional(a.values),
 			// EKS installs self-managed vpc-cni, coredns and kube-proxy with
 			// every cluster; OVERWRITE lets the managed add-on take them over.
 			ResolveConflicts:   ekstypes.ResolveConflictsOverwrite,
@@ -288,7 +299,7 @@ func (s *stage) ensureAddon(ctx context.Context, r engine.Reporter, c *ekstypes.
 	case ekstypes.AddonStatusCreateFailed:
 		return fmt.Errorf("EKS add-on %s is CREATE_FAILED%s: delete it ('coderctl stage eks destroy' or the EKS console), then apply again", a.name, addonHealth(cur))
 	}
-	drift := addonDrift(cur, role, version)
+	drift := addonDrift(cur, a, role, version)
 	if drift == "" {
 		return nil
 	}
@@ -298,8 +309,9 @@ func (s *stage) ensureAddon(ctx context.Context, r engine.Reporter, c *ekstypes.
 		AddonName:             aws.String(a.name),
 		AddonVersion:          optional(version),
 		ServiceAccountRoleArn: optional(role),
+		ConfigurationValues:   optional(a.values),
 		ResolveConflicts:      ekstypes.ResolveConflictsOverwrite,
-		ClientRequestToken:    aws.String(s.clientToken("addon-update/"+a.name, incarnation+"|"+role+"|"+version)),
+		ClientRequestToken:    aws.String(s.clientToken("addon-update/"+a.name, incarnation+"|"+role+"|"+version+"|"+a.values)),
 	})
 	return awsx.Describe("EKS UpdateAddon "+a.name, err)
 }

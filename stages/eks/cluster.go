@@ -40,11 +40,22 @@ type clusterWant struct {
 	public, private bool
 	publicCIDRs     []string
 	logTypes        []string // sorted
+	// keyARN is secretsEncryption.keyARN ("" for none).
+	keyARN string
+	// retention is cloudWatch.clusterLogging.logRetentionInDays (0: keep
+	// whatever the log group has).
+	retention int32
 }
 
 func (s *stage) want() clusterWant {
 	cfg := s.d.Cluster
 	w := clusterWant{version: cfg.Metadata.Version, public: true}
+	if se := cfg.SecretsEncryption; se != nil {
+		w.keyARN = se.KeyARN
+	}
+	if cw := cfg.CloudWatch; cw != nil && cw.ClusterLogging != nil {
+		w.retention = int32(cw.ClusterLogging.LogRetentionInDays) //nolint:gosec // eksctl allows at most 3653
+	}
 	if vpc := cfg.VPC; vpc != nil {
 		if ce := vpc.ClusterEndpoints; ce != nil {
 			w.public, w.private = aws.ToBool(ce.PublicAccess), aws.ToBool(ce.PrivateAccess)
@@ -150,8 +161,9 @@ func (s *stage) planCluster(ctx context.Context) ([]engine.Action, error) {
 		return nil, err
 	}
 	if c == nil {
-		return append(acts, engine.Action{Kind: engine.Create, Resource: res, Reason: fmt.Sprintf(
-			"missing: create Kubernetes %s, endpoint %s, logging %s (about 13 minutes)", w.version, w.endpointWords(), logWords(w.logTypes))}), nil
+		acts = append(acts, engine.Action{Kind: engine.Create, Resource: res, Reason: fmt.Sprintf(
+			"missing: create Kubernetes %s, endpoint %s, logging %s, %s (about 13 minutes)", w.version, w.endpointWords(), logWords(w.logTypes), encryptionWords(w.keyARN))})
+		return append(acts, s.planLogRetention(ctx)...), nil
 	}
 	drift := s.drift(c, w)
 	switch {
@@ -160,20 +172,26 @@ func (s *stage) planCluster(ctx context.Context) ([]engine.Action, error) {
 	case len(drift) > 0:
 		acts = append(acts, engine.Action{Kind: engine.Update, Resource: res, Reason: strings.Join(drift, "; ")})
 	default:
-		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res, Reason: fmt.Sprintf("ACTIVE, Kubernetes %s, endpoint and logging as configured", aws.ToString(c.Version))})
+		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res, Reason: fmt.Sprintf("ACTIVE, Kubernetes %s, endpoint, logging and secrets encryption as configured%s",
+			aws.ToString(c.Version), unmanagedKeyWords(c, w))})
 	}
-	return acts, nil
+	return append(acts, s.planLogRetention(ctx)...), nil
 }
 
 func (w clusterWant) endpointWords() string {
+	var words string
 	switch {
 	case w.public && w.private:
-		return "public and private"
+		words = "public and private"
 	case w.private:
-		return "private only"
+		words = "private only"
 	default:
-		return "public only"
+		words = "public only"
 	}
+	if w.public && len(w.publicCIDRs) > 0 {
+		words += " (public from " + strings.Join(w.publicCIDRs, ",") + ")"
+	}
+	return words
 }
 
 func logWords(types []string) string {
@@ -183,12 +201,17 @@ func logWords(types []string) string {
 	return strings.Join(types, ",")
 }
 
-// drift lists what UpdateClusterConfig would change. The version is not
-// here: the validator refuses a version different from the cluster's.
+// drift lists what UpdateClusterConfig and AssociateEncryptionConfig
+// would change. The version is not here: the validator refuses a version
+// different from the cluster's, and a key different from the cluster's.
 func (s *stage) drift(c *ekstypes.Cluster, w clusterWant) []string {
 	var out []string
 	if d := endpointDrift(c, w); d != "" {
 		out = append(out, d)
+	}
+	if w.keyARN != "" && clusterKey(c) == "" {
+		out = append(out, "associate secrets encryption with KMS key "+w.keyARN+
+			" (irreversible: EKS can neither remove nor change it afterwards; it takes up to 45 minutes)")
 	}
 	enable, disable := loggingDrift(c, w)
 	if len(enable) > 0 {
@@ -310,6 +333,9 @@ func (s *stage) applyCluster(ctx context.Context, r engine.Reporter) error {
 	if c, err = s.converge(ctx, r, c); err != nil {
 		return err
 	}
+	if err := s.ensureLogRetention(ctx, r); err != nil {
+		return err
+	}
 	return s.recordCluster(c, sg)
 }
 
@@ -346,7 +372,8 @@ func (s *stage) createCluster(ctx context.Context, r engine.Reporter, net networ
 			EndpointPrivateAccess: aws.Bool(w.private),
 			PublicAccessCidrs:     w.publicCIDRs,
 		},
-		Logging: loggingRequest(w.logTypes, nil),
+		Logging:          loggingRequest(w.logTypes, nil),
+		EncryptionConfig: encryptionConfig(w.keyARN),
 		// Access entries, with whoever runs coderctl as cluster admin, so
 		// the run can reach the API server without editing aws-auth; the
 		// ConfigMap still works for anything that relies on it.
@@ -439,8 +466,9 @@ func healthWords(c *ekstypes.Cluster) string {
 	return " (" + strings.Join(msgs, "; ") + ")"
 }
 
-// converge brings endpoint access and logging to what the file says; EKS
-// takes one configuration update at a time, so they are two calls.
+// converge brings endpoint access, logging and secrets encryption to what
+// the file says; EKS takes one update at a time, so they are one call and
+// one wait each.
 func (s *stage) converge(ctx context.Context, r engine.Reporter, c *ekstypes.Cluster) (*ekstypes.Cluster, error) {
 	w := s.want()
 	if d := endpointDrift(c, w); d != "" {
@@ -457,6 +485,9 @@ func (s *stage) converge(ctx context.Context, r engine.Reporter, c *ekstypes.Clu
 			return nil, err
 		}
 	}
+	if err := s.convergeEncryption(ctx, r, c, w); err != nil {
+		return nil, err
+	}
 	out, err := s.describeCluster(ctx)
 	if err == nil && out == nil {
 		err = fmt.Errorf("EKS cluster %s disappeared while being updated", s.clusterName())
@@ -467,26 +498,51 @@ func (s *stage) converge(ctx context.Context, r engine.Reporter, c *ekstypes.Clu
 // updateConfig starts one configuration update and waits for it.
 func (s *stage) updateConfig(ctx context.Context, r engine.Reporter, in *eks.UpdateClusterConfigInput) error {
 	in.Name = aws.String(s.clusterName())
-	out, err := s.d.AWS.EKS.UpdateClusterConfig(ctx, in)
+	return s.runUpdate(ctx, r, "UpdateClusterConfig", clusterCreateTimeout, func(ctx context.Context) (*ekstypes.Update, error) {
+		out, err := s.d.AWS.EKS.UpdateClusterConfig(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return out.Update, nil
+	})
+}
+
+// runUpdate starts a cluster update and waits for it with DescribeUpdate
+// (the SDK has no waiter for updates). EKS runs one update at a time and
+// refuses another with ResourceInUseException while one runs (a killed
+// run's, or EKS's own): start waits for that one to end, then retries.
+func (s *stage) runUpdate(ctx context.Context, r engine.Reporter, op string, timeout time.Duration, start func(context.Context) (*ekstypes.Update, error)) error {
+	var u *ekstypes.Update
+	err := awsx.Poll(ctx, r, "EKS to take the "+op+" request", s.d.Opts.Wait, timeout, func(ctx context.Context) (bool, string, error) {
+		var err error
+		u, err = start(ctx)
+		switch {
+		case err == nil:
+			return true, "started", nil
+		case awsx.ErrorCode(err) == "ResourceInUseException":
+			return false, "another update of the cluster is in progress", nil
+		}
+		return false, "", awsx.Describe("EKS "+op+" "+s.clusterName(), err)
+	})
 	if err != nil {
-		return awsx.Describe("EKS UpdateClusterConfig "+s.clusterName(), err)
+		return err
 	}
-	if out.Update == nil || out.Update.Id == nil {
-		return nil // moto answers with the cluster, already updated
+	if u == nil || u.Id == nil {
+		return nil // moto alone answers with the cluster, already changed
 	}
-	id := aws.ToString(out.Update.Id)
-	return awsx.Poll(ctx, r, "EKS update "+id, s.d.Opts.Wait, clusterCreateTimeout, func(ctx context.Context) (bool, string, error) {
-		u, err := s.d.AWS.EKS.DescribeUpdate(ctx, &eks.DescribeUpdateInput{Name: aws.String(s.clusterName()), UpdateId: aws.String(id)})
+	id := aws.ToString(u.Id)
+	return awsx.Poll(ctx, r, "EKS update "+id+" ("+string(u.Type)+")", s.d.Opts.Wait, timeout, func(ctx context.Context) (bool, string, error) {
+		out, err := s.d.AWS.EKS.DescribeUpdate(ctx, &eks.DescribeUpdateInput{Name: aws.String(s.clusterName()), UpdateId: aws.String(id)})
 		if err != nil {
 			return false, "", awsx.Describe("EKS DescribeUpdate "+id, err)
 		}
-		switch u.Update.Status {
+		switch out.Update.Status {
 		case ekstypes.UpdateStatusSuccessful:
-			return true, string(u.Update.Status), nil
+			return true, string(out.Update.Status), nil
 		case ekstypes.UpdateStatusFailed, ekstypes.UpdateStatusCancelled:
-			return false, "", fmt.Errorf("EKS update %s of cluster %s %s: %s", id, s.clusterName(), u.Update.Status, updateErrors(u.Update))
+			return false, "", fmt.Errorf("EKS update %s (%s) of cluster %s %s: %s", id, out.Update.Type, s.clusterName(), out.Update.Status, updateErrors(out.Update))
 		}
-		return false, string(u.Update.Status), nil
+		return false, string(out.Update.Status), nil
 	})
 }
 
@@ -514,6 +570,9 @@ func (s *stage) destroyCluster(ctx context.Context, r engine.Reporter) error {
 		}
 	}
 	if err := s.d.State.Unset(KeyClusterEndpoint, KeyClusterSecurityGroupID); err != nil {
+		return err
+	}
+	if err := s.deleteLogGroup(ctx, r); err != nil {
 		return err
 	}
 	return s.deleteSharedSG(ctx, r)

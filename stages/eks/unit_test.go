@@ -159,3 +159,34 @@ func TestClientTokenAndPartition(t *testing.T) {
 		}
 	}
 }
+
+func TestValuesDrift(t *testing.T) {
+	tests := []struct {
+		name, have, want, drift string
+	}{
+		{"same JSON, other order", `{"a": 1, "b": {"c": "x"}}`, `{"b": {"c": "x"}, "a": 1}`, ""},
+		{"YAML for the same JSON", `{"replicaCount": 3}`, "replicaCount: 3\n", ""},
+		{"file sets none", `{"replicaCount": 3}`, "", ""},
+		{"one key changed", `{"a": 1, "b": 2}`, `{"a": 1, "b": 3}`, "configuration values differ in b"},
+		{"add-on has none", "", `{"a": 1}`, "configuration values differ in a"},
+		{"a key removed", `{"a": 1, "b": 2}`, `{"a": 1}`, "configuration values differ in b"},
+	}
+	for _, tc := range tests {
+		if got := valuesDrift(tc.have, tc.want); got != tc.drift {
+			t.Errorf("%s: valuesDrift = %q, want %q", tc.name, got, tc.drift)
+		}
+	}
+}
+
+func TestClusterKeyAndEncryptionWords(t *testing.T) {
+	c := &ekstypes.Cluster{EncryptionConfig: encryptionConfig("arn:aws:kms:us-west-2:1:key/k")}
+	if clusterKey(c) != "arn:aws:kms:us-west-2:1:key/k" || clusterKey(&ekstypes.Cluster{}) != "" || clusterKeyOf(nil) != "" {
+		t.Errorf("clusterKey wrong")
+	}
+	if w := unmanagedKeyWords(c, clusterWant{}); !strings.Contains(w, "EKS cannot remove it") {
+		t.Errorf("unmanaged key words %q", w)
+	}
+	if w := unmanagedKeyWords(c, clusterWant{keyARN: "arn:aws:kms:us-west-2:1:key/k"}); w != "" {
+		t.Errorf("managed key words %q", w)
+	}
+}

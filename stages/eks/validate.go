@@ -18,7 +18,7 @@ import (
 // the cluster step reports them.
 func (s *stage) validate(ctx context.Context) error {
 	for _, check := range []func(context.Context) error{
-		s.validateVersion, s.validateNames, s.validateExisting, s.validateAddons,
+		s.validateVersion, s.validateNames, s.validateKeyARN, s.validateExisting, s.validateKey, s.validateAddons, s.validateAddonValues,
 	} {
 		if err := check(ctx); err != nil {
 			return err
@@ -72,6 +72,10 @@ func (s *stage) validateExisting(ctx context.Context) error {
 	if isForeign(err) {
 		return fault.Input(source, field, "choose another cluster name, or delete that cluster",
 			"an EKS cluster named %s already exists in %s and is not this deployment's", s.clusterName(), s.d.Region())
+	}
+	if have, want := clusterKeyOf(c), s.want().keyARN; have != "" && want != "" && have != want {
+		return fault.Input(s.d.ConfigPath, "secretsEncryption.keyARN", "set it to \""+have+"\": EKS cannot change the key of a cluster whose secrets are encrypted",
+			"cluster %s encrypts secrets with KMS key %s, the file says %s", s.clusterName(), have, want)
 	}
 	if c != nil && aws.ToString(c.Version) != s.d.Cluster.Metadata.Version {
 		return fault.Input(s.d.ConfigPath, "metadata.version", "set it to \""+aws.ToString(c.Version)+"\"; upgrade the cluster with EKS itself, then change the file",

@@ -32,7 +32,10 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 	case c == nil:
 		return append(checks, engine.Failf("cluster-active", applyHint, "EKS cluster %s not found in %s", s.clusterName(), s.d.Region()))
 	}
-	checks = append(checks, checkActive(c), s.checkVersion(c), s.checkEndpoint(c), s.checkLogging(c), s.checkSecurityGroup(ctx, c))
+	checks = append(checks, checkActive(c), s.checkVersion(c), s.checkEndpoint(c), s.checkLogging(c), s.checkEncryption(c), s.checkSecurityGroup(ctx, c))
+	if check, ok := s.checkLogRetention(ctx); ok {
+		checks = append(checks, check)
+	}
 	checks = append(checks, s.checkOIDC(ctx, c)...)
 	checks = append(checks, s.checkAddons(ctx)...)
 	return append(checks, s.checkAPIServer(ctx))
@@ -161,6 +164,8 @@ func (s *stage) checkAddons(ctx context.Context) []engine.Check {
 			out = append(out, engine.Failf(name, applyHint, "add-on %s not installed", a.name))
 		case role != "" && aws.ToString(cur.ServiceAccountRoleArn) != role:
 			out = append(out, engine.Failf(name, applyHint+" to converge it", "runs with service account role %q, want %s", aws.ToString(cur.ServiceAccountRoleArn), role))
+		case valuesDrift(aws.ToString(cur.ConfigurationValues), a.values) != "":
+			out = append(out, engine.Failf(name, applyHint+" to converge it", "%s", valuesDrift(aws.ToString(cur.ConfigurationValues), a.values)))
 		case cur.Status == ekstypes.AddonStatusActive:
 			out = append(out, engine.Passf(name, "ACTIVE, version %s", aws.ToString(cur.AddonVersion)))
 		case needsNodes(a.name) && !hasNodes:
