@@ -13,12 +13,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
+	"github.com/coderctl/coderctl/stages/nodegroups"
 )
 
 // mixedConfig has one group per AMI type coderctl picks, each with its own
@@ -358,5 +361,51 @@ func TestArmNodesOnKubernetes(t *testing.T) {
 	want := map[string]string{"x86": "amd64/linux/v1", "arm": "arm64/linux/v1", "br-arm": "arm64/linux/v1", "gpu": "amd64/linux/v1", "io": "amd64/linux/v1"}
 	if !maps.Equal(arch, want) {
 		t.Errorf("node arch/os/template version by group = %v, want %v", arch, want)
+	}
+}
+
+// TestValidateLaunchSettings: what EKS or EBS would refuse only minutes
+// into the run is bad input naming the group's field, before any call
+// that changes AWS.
+func TestValidateLaunchSettings(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(ng *api.ManagedNodeGroup)
+		field  string
+		reason string
+	}{
+		{"ARM type, family without ARM images", func(ng *api.ManagedNodeGroup) {
+			ng.InstanceType, ng.AMIFamily = "m7g.xlarge", api.NodeImageFamilyWindowsServer2022CoreContainer
+		}, "managedNodeGroups[1].instanceType", "has no image for arm64 instances such as m7g.xlarge"},
+		{"ARM GPU type, family without ARM GPU images", func(ng *api.ManagedNodeGroup) {
+			ng.InstanceType, ng.AMIFamily = "g5g.xlarge", api.NodeImageFamilyAmazonLinux2
+		}, "managedNodeGroups[1].instanceType", "has no image for arm64 GPU instances such as g5g.xlarge"},
+		{"family without an EKS AMI type", func(ng *api.ManagedNodeGroup) { ng.AMIFamily = api.NodeImageFamilyUbuntu2404 },
+			"managedNodeGroups[1].amiFamily", "EKS has no AMI type for Ubuntu2404"},
+		{"io1 IOPS above 50 per GiB", func(ng *api.ManagedNodeGroup) { ng.VolumeType, ng.VolumeIOPS = aws.String("io1"), aws.Int(5000) },
+			"managedNodeGroups[1].volumeIOPS", "at most 50 IOPS per GiB"},
+		{"gp3 IOPS above 500 per GiB", func(ng *api.ManagedNodeGroup) { ng.VolumeSize, ng.VolumeIOPS = aws.Int(20), aws.Int(12000) },
+			"managedNodeGroups[1].volumeIOPS", "at most 500 IOPS per GiB"},
+		{"gp3 throughput above a quarter of IOPS", func(ng *api.ManagedNodeGroup) { ng.VolumeThroughput = aws.Int(800) },
+			"managedNodeGroups[1].volumeThroughput", "at most 0.25 MiB/s per provisioned IOPS"},
+	}
+	env := stagetest.New(t, nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env.Reload(t)
+			tc.change(env.Deps.Cluster.ManagedNodeGroups[1])
+			env.Calls.Reset()
+			err := nodegroups.New(env.Deps).Validate(context.Background())
+			if !fault.IsInput(err) || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), tc.reason) {
+				t.Errorf("Validate = %v, want bad input naming %s: %q", err, tc.field, tc.reason)
+			}
+			if got := env.Calls.Mutations(); len(got) != 0 {
+				t.Errorf("validation made mutating calls: %v", got)
+			}
+		})
+	}
+	env.Reload(t)
+	if err := nodegroups.New(env.Deps).Validate(context.Background()); err != nil {
+		t.Errorf("Validate of the shipped groups = %v", err)
 	}
 }

@@ -61,7 +61,7 @@ func (s *stage) checkAMI(i int, ng *api.ManagedNodeGroup) error {
 	case "":
 		return fault.Input(s.d.ConfigPath, field("instanceType"),
 			fmt.Sprintf("choose a %s instance type, or an amiFamily with %s images (AmazonLinux2023, Bottlerocket)", otherArch(ng.InstanceType), kindOf(ng.InstanceType)),
-			"amiFamily %s has no image for %s, a %s instance type", ng.AMIFamily, ng.InstanceType, kindOf(ng.InstanceType))
+			"amiFamily %s has no image for %s instances such as %s", ng.AMIFamily, kindOf(ng.InstanceType), ng.InstanceType)
 	}
 	return nil
 }
