@@ -243,6 +243,13 @@ func (s *Syncer) ownNodes(ctx context.Context) (map[string]string, error) {
 // nodesFor builds the nodes a group should have, spread over its zones.
 func (s *Syncer) nodesFor(ctx context.Context, g *ekstypes.Nodegroup) ([]*corev1.Node, error) {
 	zones := s.zones(ctx, g.Subnets)
+	if size := s.templateDisk(ctx, g); size > 0 {
+		// The root volume is the launch template's: EKS reports no
+		// diskSize for such a group (moto reports 20).
+		copied := *g
+		copied.DiskSize = aws.Int32(size)
+		g = &copied
+	}
 	desired := 0
 	if g.ScalingConfig != nil {
 		desired = int(aws.ToInt32(g.ScalingConfig.DesiredSize))
@@ -256,6 +263,27 @@ func (s *Syncer) nodesFor(ctx context.Context, g *ekstypes.Nodegroup) ([]*corev1
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// templateDisk is the root volume size (GiB) in the group's launch
+// template version, 0 when there is none or EC2 cannot say.
+func (s *Syncer) templateDisk(ctx context.Context, g *ekstypes.Nodegroup) int32 {
+	lt := g.LaunchTemplate
+	if s.EC2 == nil || lt == nil || aws.ToString(lt.Id) == "" {
+		return 0
+	}
+	out, err := s.EC2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{
+		LaunchTemplateId: lt.Id, Versions: []string{aws.ToString(lt.Version)},
+	})
+	if err != nil || len(out.LaunchTemplateVersions) == 0 || out.LaunchTemplateVersions[0].LaunchTemplateData == nil {
+		return 0
+	}
+	for _, m := range out.LaunchTemplateVersions[0].LaunchTemplateData.BlockDeviceMappings {
+		if m.Ebs != nil && m.Ebs.VolumeSize != nil {
+			return *m.Ebs.VolumeSize
+		}
+	}
+	return 0
 }
 
 // node builds one fake node of a group: the group's template (NodeTemplate)
