@@ -336,3 +336,37 @@ func TestEncryptionAndValuesBadInput(t *testing.T) {
 		})
 	}
 }
+
+// progressLog is a Reporter that keeps what it is told.
+type progressLog struct{ msgs []string }
+
+func (p *progressLog) Progress(msg string)                 { p.msgs = append(p.msgs, msg) }
+func (p *progressLog) Notice(msg string, _ map[string]any) { p.msgs = append(p.msgs, msg) }
+
+// TestAnUpdateWaitsForOneInProgress: EKS refuses a second update while one
+// runs (someone else's, or a killed run's); coderctl waits for it to end
+// and then makes its own, instead of failing.
+func TestAnUpdateWaitsForOneInProgress(t *testing.T) {
+	e, emu := newEnv(t, ekstest.Options{UpdatePolls: 3})
+	applyAll(t, e)
+	if _, err := e.Deps.AWS.EKS.UpdateClusterConfig(ctx, &eks.UpdateClusterConfigInput{Name: aws.String(cluster), Logging: loggingRequest([]string{"scheduler"}, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	p := &progressLog{}
+	st := &stage{d: e.Deps}
+	err := st.updateConfig(ctx, p, &eks.UpdateClusterConfigInput{ResourcesVpcConfig: &ekstypes.VpcConfigRequest{
+		EndpointPublicAccess: aws.Bool(true), EndpointPrivateAccess: aws.Bool(false)}})
+	if err != nil {
+		t.Fatalf("update while another runs: %v", err)
+	}
+	if all := strings.Join(p.msgs, "\n"); !strings.Contains(all, "another update of the cluster is in progress") || !strings.Contains(all, "InProgress") {
+		t.Errorf("progress does not show the wait:\n%s", all)
+	}
+	c := describe(t, e)
+	if c.ResourcesVpcConfig.EndpointPrivateAccess || !enabledLogTypes(c)["scheduler"] {
+		t.Errorf("after both updates: private %v, logging %v", c.ResourcesVpcConfig.EndpointPrivateAccess, enabledLogTypes(c))
+	}
+	if n := len(emu.Requests("POST", "/clusters/"+cluster+"/update-config")); n < 3 {
+		t.Errorf("%d UpdateClusterConfig calls, want the other's, at least one refused, and ours", n)
+	}
+}

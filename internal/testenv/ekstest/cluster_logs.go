@@ -19,7 +19,8 @@ func LogGroupName(cluster string) string { return "/aws/eks/" + cluster + "/clus
 
 // ensureLogGroup makes the cluster's log group in moto's CloudWatch Logs,
 // as EKS does when control-plane logging is turned on (EKS keeps a group
-// that already exists, with its retention).
+// that already exists, with its retention). It may be called with s.mu
+// held: moto does not call back.
 func (s *Server) ensureLogGroup(ctx context.Context, region, cluster string) {
 	logs := cloudwatchlogs.New(cloudwatchlogs.Options{
 		Region:       region,
@@ -29,17 +30,17 @@ func (s *Server) ensureLogGroup(ctx context.Context, region, cluster string) {
 	_, err := logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String(LogGroupName(cluster))})
 	var exists *logstypes.ResourceAlreadyExistsException
 	if err != nil && !errors.As(err, &exists) {
-		s.mu.Lock()
+		s.faultMu.Lock()
 		s.faults = append(s.faults, fmt.Errorf("creating log group %s in moto: %w", LogGroupName(cluster), err))
-		s.mu.Unlock()
+		s.faultMu.Unlock()
 	}
 }
 
 // Faults returns what went wrong inside the double itself (not answers to
 // the client), for tests to fail on.
 func (s *Server) Faults() []error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
 	return append([]error(nil), s.faults...)
 }
 

@@ -2,6 +2,7 @@ package ekstest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,8 +26,9 @@ import (
 // clusterConf per cluster) and overlays it on every cluster description, with
 // EKS's defaults filled in where moto echoes the request (public access CIDRs
 // 0.0.0.0/0, the disabled log types). EKS runs one update at a time: while
-// one is InProgress (Options.UpdatePolls descriptions), the cluster is
-// UPDATING and another update is refused with ResourceInUseException.
+// one is InProgress (Options.UpdatePolls looks: descriptions of it or of the
+// cluster, refused attempts), the cluster is UPDATING and another update is
+// refused with ResourceInUseException.
 
 var (
 	updateConfigPath = regexp.MustCompile(`^/clusters/([^/]+)/update-config$`)
@@ -158,7 +160,7 @@ func (s *Server) updateClusterConfig(w http.ResponseWriter, r *http.Request, nam
 		writeJSON(w, http.StatusOK, u.json())
 		return true
 	}
-	if s.refuseWhileUpdating(w, name, kind, conf) {
+	if s.refuseWhileUpdating(r.Context(), w, name, kind, conf) {
 		return true
 	}
 	s.overlayCluster(c, conf)
@@ -293,7 +295,7 @@ func (s *Server) associateEncryption(w http.ResponseWriter, r *http.Request, nam
 		writeJSON(w, http.StatusOK, u.json())
 		return
 	}
-	if s.refuseWhileUpdating(w, name, "AssociateEncryptionConfig", conf) {
+	if s.refuseWhileUpdating(r.Context(), w, name, "AssociateEncryptionConfig", conf) {
 		return
 	}
 	s.overlayCluster(c, conf)
@@ -327,9 +329,13 @@ func checkEncryption(in encryptionRequest) string {
 	return ""
 }
 
-// refuseWhileUpdating answers EKS's refusal when an update is running.
-func (s *Server) refuseWhileUpdating(w http.ResponseWriter, name, kind string, conf *clusterConf) bool {
-	conf.settle()
+// refuseWhileUpdating answers EKS's refusal when an update is running. A
+// refused attempt counts as a look at the cluster, as time passes between
+// a client's retries on EKS too. Caller holds s.mu.
+func (s *Server) refuseWhileUpdating(ctx context.Context, w http.ResponseWriter, name, kind string, conf *clusterConf) bool {
+	if conf.tick() {
+		s.ensureLogGroup(ctx, conf.region, name)
+	}
 	if u := conf.running(); u != nil {
 		writeError(w, http.StatusConflict, "ResourceInUseException",
 			fmt.Sprintf("Cannot %s because cluster %s currently has update %s in progress", kind, name, u.id))

@@ -70,6 +70,7 @@ type Server struct {
 	creating map[string]int // cluster -> descriptions left that say CREATING
 	refused  int
 	confs    map[string]*clusterConf // cluster -> what its updates changed
+	faultMu  sync.Mutex
 	faults   []error
 }
 
