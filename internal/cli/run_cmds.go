@@ -202,6 +202,7 @@ func confirm(f *Factory, g *globalOptions, question string) error {
 
 func newVerifyCmd(f *Factory, g *globalOptions) *cobra.Command {
 	var smoke smokeOptions
+	var junitPath string
 	cmd := &cobra.Command{
 		Use:   "verify [STAGE...]",
 		Short: "Run every stage's checkpoint; exit 1 if any check fails",
@@ -209,42 +210,62 @@ func newVerifyCmd(f *Factory, g *globalOptions) *cobra.Command {
 			if err := checkNameList("verify", args, stageNames(f)); err != nil {
 				return err
 			}
-			if err := verifyStages(cmd.Context(), f, g, args); err != nil || !smoke.enabled {
+			if !cmd.Flags().Changed("junit") {
+				return verifyAndSmoke(cmd.Context(), f, g, args, smoke)
+			}
+			if err := checkJUnitPath(f, g, junitPath); err != nil {
 				return err
 			}
-			return runSmoke(cmd.Context(), f, g, smoke)
+			return verifyWithReport(cmd.Context(), f, g, args, smoke, junitPath)
 		},
 	}
 	smoke.addFlags(cmd, true)
+	cmd.Flags().StringVar(&junitPath, "junit", "", "also write a JUnit XML report (one test case per check) to `FILE`, pass or fail")
 	return cmd
+}
+
+// verifyAndSmoke runs the checkpoints, then the smoke test when asked and
+// the checkpoints passed.
+func verifyAndSmoke(ctx context.Context, f *Factory, g *globalOptions, names []string, smoke smokeOptions) error {
+	if _, err := verifySummaryOf(ctx, f, g, names); err != nil || !smoke.enabled {
+		return err
+	}
+	return runSmoke(ctx, f, g, smoke)
 }
 
 // verifyStages runs the named checkpoints (all when none are named) and
 // prints a checklist and a summary.
 func verifyStages(ctx context.Context, f *Factory, g *globalOptions, names []string) error {
+	_, err := verifySummaryOf(ctx, f, g, names)
+	return err
+}
+
+// verifySummaryOf is verifyStages returning the summary too: nil when the
+// run broke before any check ran.
+func verifySummaryOf(ctx context.Context, f *Factory, g *globalOptions, names []string) (*engine.Summary, error) {
 	s, err := openSession(ctx, f, g, sessionNeeds{aws: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer s.Close()
 	if _, err := s.graph.Selected(names, nil); err != nil {
-		return usageErr("%v", err)
+		return nil, usageErr("%v", err)
 	}
 	sink, flush := s.sink()
 	start := f.Now()
 	checks, err := s.graph.VerifyStages(ctx, names, sink)
 	if err != nil {
 		flush()
-		return err
+		return nil, err
 	}
 	sum := verifySummary(s.graph, names, checks)
 	sum.Duration = f.Now().Sub(start)
 	sink.Emit(engine.Event{Type: engine.EventSummary, Time: f.Now(), Status: statusWord(sum.OK), Duration: sum.Duration, Summary: sum})
 	flush()
 	if !sum.OK {
-		return &runError{msg: fmt.Sprintf("verify failed: %s", strings.Join(sum.FailedChecks, ", "))}
+		return sum, &runError{msg: fmt.Sprintf("verify failed: %s", strings.Join(sum.FailedChecks, ", "))}
 	}
-	return nil
+	return sum, nil
 }
 
 func verifySummary(g *engine.Graph, names []string, checks []engine.Check) *engine.Summary {

@@ -34,6 +34,9 @@ type smokeOptions struct {
 	enabled bool // verify --smoke
 	keep    bool
 	timeout time.Duration
+	// onCheck, when set, also receives each phase's check and duration
+	// (verify --junit puts them in its report).
+	onCheck func(engine.Check, time.Duration)
 }
 
 func (o *smokeOptions) addFlags(cmd *cobra.Command, fromVerify bool) {
@@ -124,6 +127,9 @@ func (r *smokeRun) report(c engine.Check, d time.Duration) {
 		c.Reason += fmt.Sprintf(" (%s)", d.Round(time.Millisecond))
 	}
 	r.checks = append(r.checks, c)
+	if r.opts.onCheck != nil {
+		r.opts.onCheck(c, d)
+	}
 	if c.Status == engine.Fail {
 		r.failed = append(r.failed, smokeStage+"/"+c.Name)
 	}
