@@ -88,7 +88,11 @@ func AcquireLock(statePath, command string) (*Lock, error) {
 	}
 	path := target + lockSuffix
 	for range lockAttempts {
+		lockedAt := time.Now()
 		l, err := tryLock(statePath, path, command)
+		if err == nil {
+			removeStaleTemps(target, lockedAt)
+		}
 		if !errors.Is(err, errLockFileGone) {
 			return l, err
 		}
