@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -43,4 +44,20 @@ func (d *Deps) Helm(ctx context.Context, cacheDir string) (*helmx.Client, error)
 		return nil, ErrNoKube
 	}
 	return helmx.New(rc, helmx.Options{CacheDir: cacheDir})
+}
+
+// UninstallRelease removes a helm release, for a destroy step. When the EKS
+// cluster itself is gone the release went with it: it says so instead of
+// failing forever on a cluster that no longer exists.
+func (d *Deps) UninstallRelease(ctx context.Context, progress func(string), cacheDir, namespace, release string) error {
+	helm, err := d.Helm(ctx, cacheDir)
+	if err != nil {
+		if d.ClusterGone(ctx) {
+			progress(fmt.Sprintf("EKS cluster %s is gone, and release %s with it", d.Deployment(), release))
+			return nil
+		}
+		return err
+	}
+	progress(fmt.Sprintf("uninstalling release %s/%s", namespace, release))
+	return helm.Uninstall(ctx, release, namespace, true)
 }

@@ -57,7 +57,7 @@ func TestAccessPolicyIsTheDocumentedMinimum(t *testing.T) {
 	                               "aws:ResourceTag/k8s.io/cluster-autoscaler/coder-prod":"owned"}}}]}`
 	assertSameJSON(t, "policy", autoscaler.AccessPolicy("aws-cn", "cn-north-1", "111122223333", "coder-prod"), want)
 
-	trust, err := autoscaler.TrustPolicy("arn:aws:iam::123456789012:oidc-provider/" + oidcHost)
+	trust, err := autoscaler.Role.Trust("arn:aws:iam::123456789012:oidc-provider/" + oidcHost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +66,8 @@ func TestAccessPolicyIsTheDocumentedMinimum(t *testing.T) {
 	  "Action":"sts:AssumeRoleWithWebIdentity",
 	  "Condition":{"StringEquals":{"`+oidcHost+`:sub":"system:serviceaccount:kube-system:cluster-autoscaler",
 	                               "`+oidcHost+`:aud":"sts.amazonaws.com"}}}]}`)
-	if _, err := autoscaler.TrustPolicy("not-an-arn"); err == nil || !strings.Contains(err.Error(), "OIDC_PROVIDER_ARN") {
-		t.Errorf("TrustPolicy(not-an-arn) error = %v, want one naming OIDC_PROVIDER_ARN", err)
+	if _, err := autoscaler.Role.Trust("not-an-arn"); err == nil || !strings.Contains(err.Error(), "OIDC_PROVIDER_ARN") {
+		t.Errorf("Role.Trust(not-an-arn) error = %v, want one naming OIDC_PROVIDER_ARN", err)
 	}
 }
 

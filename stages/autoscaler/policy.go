@@ -1,22 +1,6 @@
 package autoscaler
 
-import (
-	"fmt"
-
-	"github.com/aws/aws-sdk-go-v2/aws/arn"
-
-	"github.com/coderctl/coderctl/internal/awsx"
-)
-
-// TrustPolicy lets exactly the autoscaler's service account, with a token
-// from the cluster's OIDC issuer meant for STS, assume the role.
-func TrustPolicy(providerARN string) (map[string]any, error) {
-	host, ok := awsx.IssuerHostOf(providerARN)
-	if !ok {
-		return nil, fmt.Errorf("%s %q is not an IAM OIDC provider ARN: run 'coderctl stage eks apply'", KeyOIDCProviderARN, providerARN)
-	}
-	return awsx.IRSATrust(providerARN, host, "system:serviceaccount:"+Namespace+":"+ServiceAccount), nil
-}
+import "fmt"
 
 // AccessPolicy is the autoscaler's documented minimum, held to this
 // cluster where IAM can: the describe calls it makes to discover groups and
@@ -62,14 +46,4 @@ func AccessPolicy(partition, region, account, cluster string) map[string]any {
 			},
 		},
 	}
-}
-
-// accountOf reads the partition and account from an IAM ARN (the OIDC
-// provider's), so the policy needs no STS call.
-func accountOf(iamARN string) (partition, account string, err error) {
-	a, err := arn.Parse(iamARN)
-	if err != nil || a.AccountID == "" {
-		return "", "", fmt.Errorf("%s %q is not an IAM ARN: run 'coderctl stage eks apply'", KeyOIDCProviderARN, iamARN)
-	}
-	return a.Partition, a.AccountID, nil
 }

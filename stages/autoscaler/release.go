@@ -162,11 +162,7 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	kind := map[string]engine.ActionKind{helmx.ActionInstall: engine.Create, helmx.ActionUpgrade: engine.Update}[change.Action]
-	if kind == "" {
-		kind = engine.Nothing
-	}
-	return []engine.Action{{Kind: kind, Resource: res, Reason: change.Reason}}, nil
+	return []engine.Action{helmx.ActionFor(res, change)}, nil
 }
 
 func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
@@ -224,16 +220,7 @@ func rolledOut(dep *appsv1.Deployment) (bool, string) {
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
-	helm, err := s.helm(ctx)
-	if err != nil {
-		if s.d.ClusterGone(ctx) {
-			r.Progress("EKS cluster " + s.d.Deployment() + " is gone, and release " + Release + " with it")
-			return nil
-		}
-		return err
-	}
-	r.Progress("uninstalling release " + Namespace + "/" + Release)
-	return helm.Uninstall(ctx, Release, Namespace, true)
+	return s.d.UninstallRelease(ctx, r.Progress, s.opts.HelmCacheDir, Namespace, Release)
 }
 
 // helm returns a helm client for the cluster.

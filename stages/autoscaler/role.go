@@ -7,70 +7,36 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 )
 
-const (
-	// roleSuffix makes the role name <cluster>-cluster-autoscaler.
-	roleSuffix = "-cluster-autoscaler"
-	// maxRoleNameLen is IAM's limit on role names.
-	maxRoleNameLen = 64
-	// RolePolicyName is the role's one inline policy.
-	RolePolicyName = "cluster-autoscaler"
-)
+// RolePolicyName is the role's one inline policy.
+const RolePolicyName = "cluster-autoscaler"
+
+// Role is the autoscaler's IRSA role, <cluster>-cluster-autoscaler.
+var Role = deploy.IRSARole{
+	Stage: Name, Suffix: "-cluster-autoscaler",
+	Namespace: Namespace, ServiceAccount: ServiceAccount,
+	PolicyName: RolePolicyName,
+	Policy:     AccessPolicy,
+	Who:        "cluster-autoscaler",
+	Does:       "resizes this cluster's node groups",
+	Grants:     "may resize only this cluster's Auto Scaling groups",
+	Why:        "the autoscaler gets only its documented minimum",
+	KeyARN:     KeyRoleARN,
+}
 
 // RoleName is the IRSA role's name for a cluster.
-func RoleName(cluster string) string { return cluster + roleSuffix }
+func RoleName(cluster string) string { return cluster + Role.Suffix }
 
-func (s *stage) roleName() string { return RoleName(s.d.Deployment()) }
-
-// roleSpec is the role with the given trust and inline policy (nil for
-// destroy, which uses only the name and deployment).
-func (s *stage) roleSpec(trust, policy map[string]any) awsx.RoleSpec {
-	name := s.roleName()
-	return awsx.RoleSpec{
-		Name:        name,
-		Description: "cluster-autoscaler of " + s.d.Deployment() + ": resizes this cluster's node groups (coderctl)",
-		Deployment:  s.d.Deployment(),
-		Tags:        s.d.Tags(Name, map[string]string{"Name": name}),
-		Trust:       trust,
-		PolicyName:  RolePolicyName,
-		Policy:      policy,
-		Why:         "the autoscaler gets only its documented minimum",
-	}
-}
-
-// wantedRole is the role with its trust and inline policy.
-func (s *stage) wantedRole() (awsx.RoleSpec, error) {
-	provider, err := s.d.Output(KeyOIDCProviderARN, "eks")
-	if err != nil {
-		return awsx.RoleSpec{}, err
-	}
-	trust, err := TrustPolicy(provider)
-	if err != nil {
-		return awsx.RoleSpec{}, err
-	}
-	partition, account, err := accountOf(provider)
-	if err != nil {
-		return awsx.RoleSpec{}, err
-	}
-	return s.roleSpec(trust, AccessPolicy(partition, s.d.Region(), account, s.d.Deployment())), nil
-}
+func (s *stage) roleName() string { return s.d.IRSARoleName(Role) }
 
 func (s *stage) planRole(ctx context.Context) ([]engine.Action, error) {
-	res := "iam-role/" + s.roleName()
 	if !s.enabled() {
-		return s.planRemoval(ctx, res)
+		return s.planRemoval(ctx, "iam-role/"+s.roleName())
 	}
-	if s.d.State.Get(KeyOIDCProviderARN) == "" {
-		return []engine.Action{{Kind: engine.Create, Resource: res,
-			Reason: "create once the eks stage records " + KeyOIDCProviderARN}}, nil
-	}
-	want, err := s.wantedRole()
-	if err != nil {
-		return nil, err
-	}
-	return want.Plan(ctx, s.d.AWS.IAM, "missing: trusted by "+Namespace+"/"+ServiceAccount+", may resize only this cluster's Auto Scaling groups")
+	return s.d.PlanIRSARole(ctx, Role)
 }
 
 // planRemoval is the plan with AUTOSCALER=none: delete the role if a
@@ -90,23 +56,9 @@ func (s *stage) applyRole(ctx context.Context, r engine.Reporter) error {
 	if !s.enabled() {
 		return s.destroyRole(ctx, r)
 	}
-	want, err := s.wantedRole()
-	if err != nil {
-		return err
-	}
-	return want.Apply(ctx, s.d.AWS.IAM, r, func(arn string) error {
-		if s.d.State.Get(KeyRoleARN) == arn {
-			return nil
-		}
-		return s.d.Record(map[string]string{KeyRoleARN: arn})
-	})
+	return s.d.ApplyIRSARole(ctx, r, Role)
 }
 
-// destroyRole removes the role's policies, then the role. A role of
-// another deployment is left with a notice.
 func (s *stage) destroyRole(ctx context.Context, r engine.Reporter) error {
-	if err := s.roleSpec(nil, nil).Destroy(ctx, s.d.AWS.IAM, r); err != nil {
-		return err
-	}
-	return s.d.State.Unset(KeyRoleARN)
+	return s.d.DestroyIRSARole(ctx, r, Role)
 }

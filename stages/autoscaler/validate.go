@@ -3,7 +3,6 @@ package autoscaler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/coderctl/coderctl/internal/config"
@@ -19,11 +18,8 @@ func (s *stage) validate(context.Context) error {
 	if !s.enabled() {
 		return nil
 	}
-	if name := s.roleName(); len(name) > maxRoleNameLen {
-		source, field := s.d.Inputs.Origin(config.KeyClusterName)
-		return fault.Input(source, field,
-			fmt.Sprintf("use a cluster name of at most %d characters", maxRoleNameLen-len(roleSuffix)),
-			"the IAM role %s would be %d characters long; IAM allows %d", name, len(name), maxRoleNameLen)
+	if err := s.d.ValidateIRSARoleName(Role); err != nil {
+		return err
 	}
 	if v := s.d.Inputs.Get(config.KeyAutoscalerVersion); v != "" {
 		return s.validatePinnedVersion(v)

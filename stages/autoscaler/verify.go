@@ -110,11 +110,7 @@ func (s *stage) podsOffSystemNodes(ctx context.Context, kc kubernetes.Interface,
 // checkRole passes when the role's trust and its one inline policy are
 // exactly coderctl's, with nothing attached beside them.
 func (s *stage) checkRole(ctx context.Context) engine.Check {
-	want, err := s.wantedRole()
-	if err != nil {
-		return engine.Failf(CheckRole, "run 'coderctl stage eks apply'", "%v", err)
-	}
-	st, err := want.Read(ctx, s.d.AWS.IAM)
+	st, err := s.d.ReadIRSARole(ctx, Role)
 	switch {
 	case err != nil:
 		return engine.Failf(CheckRole, "check IAM access", "%v", err)

@@ -70,14 +70,5 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
-	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
-	if err != nil {
-		if s.d.ClusterGone(ctx) {
-			r.Progress("the EKS cluster is gone, and release " + ReleaseName + " with it")
-			return nil
-		}
-		return err
-	}
-	r.Progress(fmt.Sprintf("uninstalling release %s/%s", Namespace, ReleaseName))
-	return helm.Uninstall(ctx, ReleaseName, Namespace, true)
+	return s.d.UninstallRelease(ctx, r.Progress, s.opts.HelmCacheDir, Namespace, ReleaseName)
 }

@@ -118,11 +118,7 @@ func (s *stage) planRelease(ctx context.Context, spec releaseSpec) ([]engine.Act
 	if err != nil {
 		return nil, err
 	}
-	kind := map[string]engine.ActionKind{helmx.ActionInstall: engine.Create, helmx.ActionUpgrade: engine.Update}[change.Action]
-	if kind == "" {
-		kind = engine.Nothing
-	}
-	return []engine.Action{{Kind: kind, Resource: res, Reason: change.Reason}}, nil
+	return []engine.Action{helmx.ActionFor(res, change)}, nil
 }
 
 func (s *stage) applyRelease(ctx context.Context, r engine.Reporter, spec releaseSpec) error {
@@ -140,12 +136,7 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter, spec releas
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter, spec releaseSpec) error {
-	k, err := s.kubeForDestroy(ctx, r, "release "+spec.release)
-	if err != nil || k == nil {
-		return err
-	}
-	r.Progress("uninstalling release " + ReleaseNamespace + "/" + spec.release)
-	return k.helm.Uninstall(ctx, spec.release, ReleaseNamespace, true)
+	return s.d.UninstallRelease(ctx, r.Progress, s.opts.HelmCacheDir, ReleaseNamespace, spec.release)
 }
 
 func (s *stage) planDriver(ctx context.Context) ([]engine.Action, error) {

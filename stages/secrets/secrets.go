@@ -111,9 +111,6 @@ type stage struct {
 
 	kubeMu sync.Mutex
 	kube   *kubeAccess
-
-	callerMu sync.Mutex
-	caller   *callerIdentity
 }
 
 // Typical durations on real AWS and EKS.

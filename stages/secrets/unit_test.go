@@ -55,7 +55,7 @@ func TestPostgresURLReadsBack(t *testing.T) {
 }
 
 func TestSamePolicy(t *testing.T) {
-	want := AccessPolicy("aws", "us-west-2", "123456789012")
+	want := AccessPolicy("aws", "us-west-2", "123456789012", "coder-prod")
 	cases := []struct {
 		name string
 		doc  string
@@ -80,7 +80,7 @@ func TestSamePolicy(t *testing.T) {
 
 func TestTrustPolicy(t *testing.T) {
 	const provider = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC"
-	got, err := TrustPolicy(provider)
+	got, err := Role.Trust(provider)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +93,8 @@ func TestTrustPolicy(t *testing.T) {
 		t.Errorf("condition %v, want %v", cond, want)
 	}
 	for _, bad := range []string{"", "oidc.eks.us-west-2.amazonaws.com/id/ABC", "arn:aws:iam::123456789012:role/x", "arn:aws:iam::1:oidc-provider/"} {
-		if _, err := TrustPolicy(bad); err == nil {
-			t.Errorf("TrustPolicy(%q) accepted", bad)
+		if _, err := Role.Trust(bad); err == nil {
+			t.Errorf("Role.Trust(%q) accepted", bad)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package secrets
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"regexp"
@@ -19,7 +18,7 @@ var githubOrgRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$`)
 // validate is the stage's Validate func: bad inputs are refused before
 // anything changes. Messages name variables, never their values.
 func (s *stage) validate(context.Context) error {
-	if err := s.validateRoleName(); err != nil {
+	if err := s.d.ValidateIRSARoleName(Role); err != nil {
 		return err
 	}
 	if err := s.validateOAuth(); err != nil {
@@ -31,17 +30,6 @@ func (s *stage) validate(context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (s *stage) validateRoleName() error {
-	name := s.roleName()
-	if len(name) <= maxRoleNameLen {
-		return nil
-	}
-	source, field := s.d.Inputs.Origin(config.KeyClusterName)
-	return fault.Input(source, field,
-		fmt.Sprintf("use a cluster name of at most %d characters", maxRoleNameLen-len(roleSuffix)),
-		"the IAM role %s would be %d characters long; IAM allows %d", name, len(name), maxRoleNameLen)
 }
 
 // validateOAuth wants the client ID and secret together, and allowed

@@ -130,11 +130,7 @@ func (s *stage) checkRole(ctx context.Context) []engine.Check {
 	fail := func(hint, format string, args ...any) []engine.Check {
 		return []engine.Check{engine.Failf(CheckRoleTrust, hint, format, args...), engine.Failf(CheckRolePolicy, hint, format, args...)}
 	}
-	want, err := s.wantedRole(ctx)
-	if err != nil {
-		return fail(applyHint, "%v", err)
-	}
-	st, err := want.Read(ctx, s.d.AWS.IAM)
+	st, err := s.d.ReadIRSARole(ctx, Role)
 	switch {
 	case err != nil:
 		return fail(applyHint, "%v", err)
