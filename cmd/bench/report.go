@@ -41,22 +41,15 @@ func (f figure) within(limit float64, strict bool) figure {
 	return f
 }
 
+// unitFormats prints each unit a figure may have.
+var unitFormats = map[string]string{
+	"s": "%.2f s", "ms": "%.1f ms", "ratio": "%.2f", "%": "%.2f %%",
+	"calls": "%.0f", "MB": "%.1f MB", "min": "%.1f min",
+}
+
 func formatValue(v float64, unit string) string {
-	switch unit {
-	case "s":
-		return fmt.Sprintf("%.2f s", v)
-	case "ms":
-		return fmt.Sprintf("%.1f ms", v)
-	case "ratio":
-		return fmt.Sprintf("%.2f", v)
-	case "%":
-		return fmt.Sprintf("%.2f %%", v)
-	case "calls":
-		return fmt.Sprintf("%.0f", v)
-	case "MB":
-		return fmt.Sprintf("%.1f MB", v)
-	case "min":
-		return fmt.Sprintf("%.1f min", v)
+	if f, ok := unitFormats[unit]; ok {
+		return fmt.Sprintf(f, v)
 	}
 	return fmt.Sprintf("%g %s", v, unit)
 }

@@ -96,20 +96,30 @@ func statePaths(dir string) (paths, error) {
 	}, nil
 }
 
+// claimStateDir refuses a state directory a running testbed uses, makes
+// it, and removes a stale env file: left by a killed run, it would tell
+// scripts a ground is ready.
+func claimStateDir(stateDir string) (paths, error) {
+	p, err := statePaths(stateDir)
+	if err != nil {
+		return p, err
+	}
+	if pid, alive := runningPID(p.pid); alive {
+		return p, fmt.Errorf("a testbed already runs from %s (pid %d): run `testbed down --state-dir %s` first", p.dir, pid, stateDir)
+	}
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return p, err
+	}
+	_ = os.Remove(p.env)
+	return p, nil
+}
+
 // up runs the ground in the foreground until SIGINT or SIGTERM.
 func up(stateDir string, nodes nodeFlags, stdout, stderr io.Writer) error {
-	p, err := statePaths(stateDir)
+	p, err := claimStateDir(stateDir)
 	if err != nil {
 		return err
 	}
-	if pid, alive := runningPID(p.pid); alive {
-		return fmt.Errorf("a testbed already runs from %s (pid %d): run `testbed down --state-dir %s` first", p.dir, pid, stateDir)
-	}
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
-		return err
-	}
-	// Stale files from a killed run would tell scripts a ground is ready.
-	_ = os.Remove(p.env)
 	if err := os.WriteFile(p.pid, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return err
 	}
@@ -145,17 +155,10 @@ func up(stateDir string, nodes nodeFlags, stdout, stderr io.Writer) error {
 // upDetached re-runs `up` in a new session with output to the state dir's
 // log, and returns once its env file appears (ready) or it exits (failed).
 func upDetached(stateDir string, args []string, stdout io.Writer) error {
-	p, err := statePaths(stateDir)
+	p, err := claimStateDir(stateDir)
 	if err != nil {
 		return err
 	}
-	if pid, alive := runningPID(p.pid); alive {
-		return fmt.Errorf("a testbed already runs from %s (pid %d): run `testbed down --state-dir %s` first", p.dir, pid, stateDir)
-	}
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
-		return err
-	}
-	_ = os.Remove(p.env)
 	self, err := os.Executable()
 	if err != nil {
 		return err

@@ -146,14 +146,7 @@ func IsCredentialsError(err error) bool {
 // CredentialsInput turns a credentials failure into bad input (exit 2).
 func CredentialsInput(err error) error {
 	return fault.Input("AWS credentials", "", "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run 'aws sso login'",
-		"no usable credentials: %s", firstLine(err.Error()))
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
+		"no usable credentials: %s", fault.FirstLine(err.Error()))
 }
 
 // Describe wraps an AWS error with what was being done, keeping the code.

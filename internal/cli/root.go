@@ -21,6 +21,7 @@ import (
 // globalOptions are the persistent flags every command shares.
 type globalOptions struct {
 	envFile    string
+	state      string // --state: an s3:// URL or a path (session.go)
 	configPath string
 	kubeconfig string
 	output     string
@@ -61,21 +62,13 @@ func (e *runError) Error() string { return e.msg }
 // reportError prints one line saying what failed and what to do; in JSON
 // mode it is also an event on stdout so a CI job sees it in one stream.
 func reportError(f *Factory, g *globalOptions, err error, code int) {
-	msg := oneLine(err.Error())
+	msg := fault.FirstLine(err.Error())
 	fmt.Fprintf(f.IO.ErrOut, "Error: %s\n", msg)
 	var re *runError
 	if g.output == "json" && !errors.As(err, &re) {
 		b, _ := json.Marshal(map[string]any{"type": "error", "time": f.Now().UTC().Format(time.RFC3339Nano), "error": msg, "exit_code": code})
 		fmt.Fprintln(f.IO.Out, string(b))
 	}
-}
-
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // classify turns cobra's usage errors into bad input (exit 2).
@@ -120,6 +113,7 @@ its state in coder-infra.env.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.envFile, "env-file", "", "state and inputs file (default ./coder-infra.env, or $CODERCTL_ENV_FILE)")
+	pf.StringVar(&g.state, "state", "", "where the state lives: s3://BUCKET/KEY for remote state, or a path like --env-file (or $CODERCTL_STATE)")
 	pf.StringVar(&g.configPath, "config", "", "eksctl ClusterConfig (default ./cluster-config.yaml, or $CODERCTL_CONFIG)")
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig to use instead of the EKS cluster's (or $CODERCTL_KUBECONFIG)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
@@ -141,7 +135,7 @@ func (g *globalOptions) validate(cmd *cobra.Command) error {
 	}
 	// An empty path flag is a script bug (an unset variable), not a request
 	// for the default: one `--config ''` run deployed the default config.
-	for _, name := range []string{"env-file", "config", "kubeconfig"} {
+	for _, name := range []string{"env-file", "state", "config", "kubeconfig"} {
 		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed && strings.TrimSpace(fl.Value.String()) == "" {
 			return fault.Input("flag --"+name, "", "give a path, or leave the flag out to use the default", "is empty")
 		}

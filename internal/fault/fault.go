@@ -87,3 +87,13 @@ func ExitCode(err error) int {
 		return ExitFailed
 	}
 }
+
+// FirstLine is the first line of a message, trimmed: a library's detail
+// (a stack, a response body) stays out of a one-line report.
+func FirstLine(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		return msg[:i]
+	}
+	return msg
+}

@@ -142,9 +142,9 @@ func (s *stage) planKey(ctx context.Context) ([]engine.Action, error) {
 	a, err := s.connect(ctx)
 	if err != nil {
 		// Without the API, the secret alone says what is likely.
-		kind, reason := engine.Nothing, "secret exists (Coder not asked: "+firstLine(err)+")"
+		kind, reason := engine.Nothing, "secret exists (Coder not asked: "+fault.FirstLine(err.Error())+")"
 		if !sec.filled {
-			kind, reason = engine.Create, "create the key through the Coder API ("+firstLine(err)+")"
+			kind, reason = engine.Create, "create the key through the Coder API ("+fault.FirstLine(err.Error())+")"
 		}
 		return []engine.Action{{Kind: kind, Resource: resource, Reason: reason}}, nil
 	}
@@ -373,7 +373,7 @@ func (s *stage) destroyKey(ctx context.Context, r engine.Reporter) error {
 	}
 	a, err := s.connect(ctx)
 	if err != nil {
-		r.Notice(fmt.Sprintf("provisioner key %s left in Coder (%s): delete it with `coder provisioner keys delete %s`", KeyName, firstLine(err), KeyName),
+		r.Notice(fmt.Sprintf("provisioner key %s left in Coder (%s): delete it with `coder provisioner keys delete %s`", KeyName, fault.FirstLine(err.Error()), KeyName),
 			map[string]any{"key": KeyName})
 		return nil
 	}
@@ -381,14 +381,4 @@ func (s *stage) destroyKey(ctx context.Context, r engine.Reporter) error {
 		return explainAPIError(s, err)
 	}
 	return nil
-}
-
-func firstLine(err error) string {
-	msg := err.Error()
-	for i, c := range msg {
-		if c == '\n' {
-			return msg[:i]
-		}
-	}
-	return msg
 }

@@ -164,12 +164,12 @@ func (s *stage) planPush(ctx context.Context) ([]engine.Action, error) {
 	}
 	sess, err := s.owner().Session(ctx, false)
 	if err != nil {
-		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: fmt.Sprintf("push the template for this cluster (Coder not asked: %v)", firstLine(err))}}, nil
+		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: fmt.Sprintf("push the template for this cluster (Coder not asked: %v)", fault.FirstLine(err.Error()))}}, nil
 	}
 	r, err := s.readRemote(ctx, sess.Client)
 	switch {
 	case err != nil:
-		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: fmt.Sprintf("push the template (Coder not asked: %v)", firstLine(err))}}, nil
+		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: fmt.Sprintf("push the template (Coder not asked: %v)", fault.FirstLine(err.Error()))}}, nil
 	case r.tpl == nil:
 		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: "create the template from this cluster's rendering (sha256 " + short(hash) + ")"}}, nil
 	case r.activeHash != hash:
@@ -306,14 +306,4 @@ func short(hash string) string {
 		return hash[:12]
 	}
 	return hash
-}
-
-func firstLine(err error) string {
-	msg := err.Error()
-	for i, c := range msg {
-		if c == '\n' {
-			return msg[:i]
-		}
-	}
-	return msg
 }
