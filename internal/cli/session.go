@@ -28,7 +28,7 @@ import (
 type session struct {
 	f     *Factory
 	g     *globalOptions
-	lock  *state.Lock
+	lock  state.Releaser
 	store *state.Store
 	deps  *deploy.Deps
 	graph *engine.Graph
@@ -52,21 +52,22 @@ func openSession(ctx context.Context, f *Factory, g *globalOptions, need session
 			s.Close()
 		}
 	}()
-	envPath := g.envPath(f)
-	if err := requireStateFile(envPath); err != nil {
+	be, err := openBackend(ctx, f, g)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireState(ctx, be); err != nil {
 		return nil, err
 	}
 	if need.lock {
-		// Before any AWS call: a run that could not record what it
-		// creates must not create it.
-		if err := state.CheckWritable(envPath); err != nil {
-			return nil, err
-		}
-		if s.lock, err = state.AcquireLock(envPath, need.command); err != nil {
+		// Before any other AWS call: a run that could not record what it
+		// creates must not create it (Lock checks a local file is
+		// writable first).
+		if s.lock, err = be.Lock(ctx, need.command); err != nil {
 			return nil, err
 		}
 	}
-	if s.store, err = state.Open(envPath); err != nil {
+	if s.store, err = be.Open(ctx); err != nil {
 		return nil, err
 	}
 	if err := checkKubeconfig(g, f); err != nil {
@@ -77,7 +78,7 @@ func openSession(ctx context.Context, f *Factory, g *globalOptions, need session
 	if err != nil {
 		return nil, err
 	}
-	inputs, err := config.ResolveInputs(envPath, s.store.Snapshot(), f.LookupEnv, cluster, cfgPath)
+	inputs, err := config.ResolveInputs(be.Name(), s.store.Snapshot(), f.LookupEnv, cluster, cfgPath)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +97,59 @@ func openSession(ctx context.Context, f *Factory, g *globalOptions, need session
 		return nil, fmt.Errorf("internal: stage graph: %w", err)
 	}
 	return s, nil
+}
+
+// stateLocation is where the state lives: --state (an s3:// URL or a path)
+// or --env-file, then $CODERCTL_STATE or $CODERCTL_ENV_FILE, then
+// ./coder-infra.env. A flag beats the environment; two flags, or two
+// variables, naming the state are refused rather than one guessed. A bad
+// URL is reported before a conflict, as the more specific mistake.
+func stateLocation(f *Factory, g *globalOptions) (state.Location, error) {
+	if g.state != "" {
+		loc, err := state.ParseLocation("flag --state", g.state)
+		if err == nil && g.envFile != "" {
+			return state.Location{}, usageErr("--state and --env-file both name the state: give one of them")
+		}
+		return loc, err
+	}
+	if g.envFile != "" {
+		return state.Location{Path: g.envFile}, nil
+	}
+	if v := f.getenv("CODERCTL_STATE"); v != "" {
+		loc, err := state.ParseLocation("environment CODERCTL_STATE", v)
+		if err == nil && f.getenv("CODERCTL_ENV_FILE") != "" {
+			return state.Location{}, fault.Input("environment", "CODERCTL_STATE", "unset one of them, or pass --state or --env-file",
+				"CODERCTL_STATE and CODERCTL_ENV_FILE both name the state")
+		}
+		return loc, err
+	}
+	return state.Location{Path: g.envPath(f)}, nil
+}
+
+// openBackend reaches the state (for remote state: the bucket, checked)
+// and says once on stderr what the bucket lacks (versioning).
+func openBackend(ctx context.Context, f *Factory, g *globalOptions) (*state.Backend, error) {
+	loc, err := stateLocation(f, g)
+	if err != nil {
+		return nil, err
+	}
+	be, err := state.OpenBackend(ctx, loc, f.Build.Version)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range be.Warnings {
+		fmt.Fprintf(f.IO.ErrOut, "warning: %s\n", w)
+	}
+	return be, nil
+}
+
+// requireState refuses state that does not exist: the local file, or the
+// remote object.
+func requireState(ctx context.Context, be *state.Backend) error {
+	if r := be.Remote(); r != nil {
+		return r.Require(ctx)
+	}
+	return requireStateFile(be.Location().Path)
 }
 
 // requireStateFile refuses a state file path that does not exist: the
@@ -163,8 +217,16 @@ func (s *session) connectAWS(ctx context.Context) error {
 // Close releases the lock.
 func (s *session) Close() {
 	if s.lock != nil {
-		_ = s.lock.Release()
+		release(s.f, s.lock)
 		s.lock = nil
+	}
+}
+
+// release gives the run lock up. A remote lock that could not be deleted
+// stays and refuses the next run, so the user hears of it now.
+func release(f *Factory, lock state.Releaser) {
+	if err := lock.Release(); err != nil {
+		fmt.Fprintf(f.IO.ErrOut, "warning: %v\n", err)
 	}
 }
 

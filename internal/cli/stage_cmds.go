@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/state"
 )
 
 // newStageCmd builds `coderctl stage <name> <action>` from the registry, so
@@ -131,6 +132,9 @@ func showStatus(f *Factory, g *globalOptions, names []string) error {
 }
 
 func absPath(p string) string {
+	if state.IsRemote(p) {
+		return p // an s3:// URL
+	}
 	if a, err := filepath.Abs(p); err == nil {
 		return a
 	}

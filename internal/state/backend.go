@@ -44,13 +44,23 @@ func (b *Backend) Remote() *Remote { return b.remote }
 // Lock takes the run lock. Local state is first checked to be writable, so
 // that a run that could not record what it creates does not start.
 func (b *Backend) Lock(ctx context.Context, command string) (Releaser, error) {
+	// Each branch returns a nil interface on error, never a nil pointer in
+	// a non-nil interface that the caller would release.
 	if b.remote != nil {
-		return b.remote.Lock(ctx, command)
+		l, err := b.remote.Lock(ctx, command)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 	if err := CheckWritable(b.loc.Path); err != nil {
 		return nil, err
 	}
-	return AcquireLock(b.loc.Path, command)
+	l, err := AcquireLock(b.loc.Path, command)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Open loads the state into a Store.

@@ -33,7 +33,7 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 // regionName is the shape of an AWS region code (us-west-2, ap-southeast-5).
 var regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 
-const urlHint = "write s3://BUCKET/KEY, e.g. s3://acme-coderctl-state/prod/coder-infra.env (optionally ?region=us-west-2)"
+const urlHint = "write s3://BUCKET/KEY, e.g. s3://acme-coderctl-state/prod/coder-infra.env, optionally with ?region=us-west-2"
 
 // IsRemote reports whether value names remote state (an s3:// URL) rather
 // than a local path.

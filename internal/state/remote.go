@@ -175,7 +175,8 @@ func (r *Remote) Put(ctx context.Context, data []byte, etag string) (string, err
 	}
 	out, err := putRetryingConflicts(ctx, r.client, in)
 	if err != nil {
-		if isPreconditionFailed(err) {
+		// If-Match on an object deleted meanwhile is S3's 404 NoSuchKey.
+		if isPreconditionFailed(err) || (etag != "" && isNotFound(err)) {
 			return "", ErrRemoteChanged
 		}
 		return "", r.failure("write", "PutObject", err)

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/coderctl/coderctl/internal/fault"
 )
 
@@ -111,22 +114,49 @@ func ReadPulled(name string, data []byte) (*Pulled, error) {
 // at; any other copy (never pulled, or pulled elsewhere: a migration) only
 // where no object exists yet. A refusal is bad input: nothing changed.
 func (r *Remote) Push(ctx context.Context, name string, p *Pulled) (string, error) {
-	etag := ""
+	newETag, err := r.Put(ctx, p.Body, r.pushCondition(p))
+	if errors.Is(err, ErrRemoteChanged) {
+		return "", r.pushRefused(name, p)
+	}
+	return newETag, err
+}
+
+// CheckPush refuses, before the lock is taken, a push that Push would
+// refuse as things stand; Push's conditional put still decides.
+func (r *Remote) CheckPush(ctx context.Context, name string, p *Pulled) error {
+	out, err := r.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(r.loc.Bucket), Key: aws.String(r.loc.Key)})
+	current := ""
+	switch {
+	case err == nil:
+		current = aws.ToString(out.ETag)
+	case !isNotFound(err):
+		return r.inputProblem("HeadObject", err)
+	}
+	if current != r.pushCondition(p) {
+		return r.pushRefused(name, p)
+	}
+	return nil
+}
+
+// pushCondition is the ETag the object must have for p to be pushed ("" =
+// no object).
+func (r *Remote) pushCondition(p *Pulled) string {
 	if p.From == r.loc.String() {
-		etag = p.ETag
+		return p.ETag
 	}
-	newETag, err := r.Put(ctx, p.Body, etag)
-	if !errors.Is(err, ErrRemoteChanged) {
-		return newETag, err
-	}
+	return ""
+}
+
+// pushRefused says why p may not be pushed here.
+func (r *Remote) pushRefused(name string, p *Pulled) error {
 	const hint = "pull a fresh copy ('coderctl state pull FILE'), make your edits there, and push that"
 	switch {
-	case etag != "":
-		return "", refusal(name, hint, "the remote state %s changed since this copy was pulled (ETag %s); pushing it would undo that change", r.loc, etag)
+	case p.From == r.loc.String():
+		return refusal(name, hint, "the remote state %s changed since this copy was pulled (ETag %s); pushing it would undo that change", r.loc, p.ETag)
 	case p.From != "":
-		return "", refusal(name, hint, "this copy was pulled from %s, and %s already exists; pushing it would overwrite it unseen", p.From, r.loc)
+		return refusal(name, hint, "this copy was pulled from %s, and %s already exists; pushing it would overwrite it unseen", p.From, r.loc)
 	}
-	return "", refusal(name, hint, "%s already exists and this file was not pulled from it (no 'coderctl state pull' line); pushing it would overwrite it unseen", r.loc)
+	return refusal(name, hint, "%s already exists and this file was not pulled from it (no 'coderctl state pull' line); pushing it would overwrite it unseen", r.loc)
 }
 
 // refusal is a refused push: bad input naming the file.

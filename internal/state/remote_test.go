@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
@@ -94,7 +95,7 @@ func newS3World(t *testing.T, versioned bool) *s3World {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &s3World{t: t, client: s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
+	w := &s3World{t: t, client: s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle, o.Logger = true, logging.Nop{} }),
 		bucket: fmt.Sprintf("coderctl-state-%d", buckets.Add(1))}
 	_, err = w.client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(w.bucket),
 		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraintUsWest2}})

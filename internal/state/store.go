@@ -22,8 +22,12 @@ import (
 // the call's own keys are applied to the edited file instead of to the
 // Store's copy (see refresh). Lookups see the merged file from then on.
 //
+// Remote state (OpenRemote, remote_store.go) is the same Store writing to
+// an S3 object instead, each write conditional on the version last read;
+// stages cannot tell the two apart.
+//
 // Store does not take the lock; the command that runs the stages does
-// (AcquireLock), once, around the whole run. The lock keeps other coderctl
+// (AcquireLock, or Remote.Lock), once, around the whole run. The lock keeps other coderctl
 // runs out, not editors.
 type Store struct {
 	mu   sync.Mutex
