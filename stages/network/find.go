@@ -114,6 +114,37 @@ func subnetsByName(list []ec2types.Subnet) map[string]ec2types.Subnet {
 	return out
 }
 
+// ownSubnets is the stage's subnets in the VPC, by Name tag.
+func (n *network) ownSubnets(ctx context.Context, vpcID string) (map[string]ec2types.Subnet, error) {
+	list, err := n.taggedSubnets(ctx, vpcID)
+	if err != nil {
+		return nil, err
+	}
+	return subnetsByName(list), nil
+}
+
+// layoutAndVPC is what a plan step reads first: the layout, and the VPC
+// (nil while it does not exist).
+func (n *network) layoutAndVPC(ctx context.Context) (*layout, *ec2types.Vpc, error) {
+	l, err := n.layout(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := n.findVPC(ctx)
+	return l, v, err
+}
+
+// layoutAndVPCID is what an apply step reads first: the layout, and the
+// VPC the vpc step recorded.
+func (n *network) layoutAndVPCID(ctx context.Context) (*layout, string, error) {
+	l, err := n.layout(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	vpcID, err := n.d.Output(KeyVPCID, Name)
+	return l, vpcID, err
+}
+
 // taggedIGWs lists the deployment's internet gateways.
 func (n *network) taggedIGWs(ctx context.Context) ([]ec2types.InternetGateway, error) {
 	want := n.tags(n.igwName())

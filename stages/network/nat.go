@@ -62,19 +62,14 @@ func (n *network) applyNAT(ctx context.Context, r engine.Reporter) error {
 	if n.existing() {
 		return nil
 	}
-	l, err := n.layout(ctx)
+	l, vpcID, err := n.layoutAndVPCID(ctx)
 	if err != nil || len(l.natZones()) == 0 {
 		return err
 	}
-	vpcID, err := n.d.Output(KeyVPCID, Name)
+	subnets, err := n.ownSubnets(ctx, vpcID)
 	if err != nil {
 		return err
 	}
-	list, err := n.taggedSubnets(ctx, vpcID)
-	if err != nil {
-		return err
-	}
-	subnets := subnetsByName(list)
 	eips, err := n.taggedEIPs(ctx)
 	if err != nil {
 		return err

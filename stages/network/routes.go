@@ -32,11 +32,11 @@ type world struct {
 
 func (n *network) readWorld(ctx context.Context, vpcID string) (*world, error) {
 	w := &world{vpcID: vpcID}
-	list, err := n.taggedSubnets(ctx, vpcID)
+	subnets, err := n.ownSubnets(ctx, vpcID)
 	if err != nil {
 		return nil, err
 	}
-	w.subnets = subnetsByName(list)
+	w.subnets = subnets
 	igws, err := n.taggedIGWs(ctx)
 	if err != nil {
 		return nil, err
@@ -93,11 +93,7 @@ func (n *network) planRoutes(ctx context.Context) ([]engine.Action, error) {
 	if n.existing() {
 		return []engine.Action{n.existingAction("route tables")}, nil
 	}
-	l, err := n.layout(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := n.findVPC(ctx)
+	l, v, err := n.layoutAndVPC(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -165,11 +161,7 @@ func (n *network) applyRoutes(ctx context.Context, r engine.Reporter) error {
 	if n.existing() {
 		return nil
 	}
-	l, err := n.layout(ctx)
-	if err != nil {
-		return err
-	}
-	vpcID, err := n.d.Output(KeyVPCID, Name)
+	l, vpcID, err := n.layoutAndVPCID(ctx)
 	if err != nil {
 		return err
 	}

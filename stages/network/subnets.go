@@ -37,21 +37,15 @@ func (n *network) planSubnets(ctx context.Context) ([]engine.Action, error) {
 	if n.existing() {
 		return []engine.Action{n.existingAction("subnets")}, nil
 	}
-	l, err := n.layout(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := n.findVPC(ctx)
+	l, v, err := n.layoutAndVPC(ctx)
 	if err != nil {
 		return nil, err
 	}
 	have := map[string]ec2types.Subnet{}
 	if v != nil {
-		list, err := n.taggedSubnets(ctx, aws.ToString(v.VpcId))
-		if err != nil {
+		if have, err = n.ownSubnets(ctx, aws.ToString(v.VpcId)); err != nil {
 			return nil, err
 		}
-		have = subnetsByName(list)
 	}
 	var acts []engine.Action
 	for _, s := range l.subnets() {
@@ -90,19 +84,14 @@ func (n *network) applySubnets(ctx context.Context, r engine.Reporter) error {
 	if n.existing() {
 		return n.adoptSubnets(ctx)
 	}
-	l, err := n.layout(ctx)
+	l, vpcID, err := n.layoutAndVPCID(ctx)
 	if err != nil {
 		return err
 	}
-	vpcID, err := n.d.Output(KeyVPCID, Name)
+	have, err := n.ownSubnets(ctx, vpcID)
 	if err != nil {
 		return err
 	}
-	list, err := n.taggedSubnets(ctx, vpcID)
-	if err != nil {
-		return err
-	}
-	have := subnetsByName(list)
 	for _, s := range l.subnets() {
 		name := n.subnetName(s.Kind, s.Zone)
 		want := n.subnetTags(s.Kind, s.Zone)
