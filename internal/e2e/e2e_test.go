@@ -152,6 +152,7 @@ func stageStatuses(sum map[string]any) map[string]string {
 
 func TestFullDeploymentLifecycle(t *testing.T) {
 	w := newWorld(t)
+	w.useFidelityConfig()
 	start := time.Now()
 	r := w.run("up", "--yes", "-o", "json")
 	if r.code != 0 {
@@ -170,6 +171,7 @@ func TestFullDeploymentLifecycle(t *testing.T) {
 		t.Fatalf("verify: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 20))
 	}
 
+	w.assertConfigFidelity(r.stdout)
 	w.assertNoSecretsLeaked()
 	w.assertRealChartObjects()
 

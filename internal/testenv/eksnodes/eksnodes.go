@@ -450,11 +450,12 @@ func KubeTaints(ts []ekstypes.Taint) ([]corev1.Taint, error) {
 }
 
 // instanceSizes are the vCPUs and memory of the instance types the shipped
-// cluster-config.yaml uses; others get defaultSize.
+// cluster-config.yaml and the end-to-end tests use; others get defaultSize.
 var instanceSizes = map[string][2]string{
 	"t3.medium":    {"2", "4Gi"},
 	"m7i.xlarge":   {"4", "16Gi"},
 	"c7i.2xlarge":  {"8", "16Gi"},
+	"c7g.2xlarge":  {"8", "16Gi"}, // Graviton: the e2e's ARM provisioner group
 	"m7i.12xlarge": {"48", "192Gi"},
 }
 
