@@ -3,6 +3,7 @@ package ci
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -285,7 +286,7 @@ func triggerProblems(w *actionlint.Workflow) []string {
 		}
 	}
 	if _, ok := hooks["pull_request"]; !ok || len(hooks) != 2 {
-		p = append(p, fmt.Sprintf("triggers %v, want pull_request and push", slices.Sorted(mapKeys(hooks))))
+		p = append(p, fmt.Sprintf("triggers %v, want pull_request and push", slices.Sorted(maps.Keys(hooks))))
 	}
 	if push, ok := hooks["push"]; ok {
 		var branches []string
@@ -299,16 +300,6 @@ func triggerProblems(w *actionlint.Workflow) []string {
 		}
 	}
 	return p
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // permissionProblems: the token gets id-token: write (OIDC) and contents:
