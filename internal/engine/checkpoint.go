@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 // ValidateAll runs every selected stage's Validate; the first error wins.
 func (g *Graph) ValidateAll(ctx context.Context, only, skip []string) error {
@@ -62,4 +65,31 @@ func selectedCount(sel map[string]bool) int {
 		}
 	}
 	return n
+}
+
+// Concurrently runs a checkpoint's independent groups of checks at once
+// (each group's calls wait on AWS or the cluster, not on each other) and
+// returns their checks in the groups' order, so the checklist reads the
+// same on every run.
+func Concurrently(ctx context.Context, groups ...func(context.Context) []Check) []Check {
+	results := make([][]Check, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = g(ctx)
+		}()
+	}
+	wg.Wait()
+	var out []Check
+	for _, r := range results {
+		out = append(out, r...)
+	}
+	return out
+}
+
+// One adapts a single check to Concurrently.
+func One(check func(context.Context) Check) func(context.Context) []Check {
+	return func(ctx context.Context) []Check { return []Check{check(ctx)} }
 }

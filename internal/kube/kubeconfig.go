@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	clientauthv1beta1 "k8s.io/client-go/pkg/apis/clientauthentication/v1beta1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -94,13 +95,8 @@ func loadOrNew(path string) (*clientcmdapi.Config, error) {
 // execEnv turns a map into the plugin's environment, sorted so that
 // rewriting the same entry gives the same file.
 func execEnv(env map[string]string) []clientcmdapi.ExecEnvVar {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]clientcmdapi.ExecEnvVar, 0, len(keys))
-	for _, k := range keys {
+	out := make([]clientcmdapi.ExecEnvVar, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		out = append(out, clientcmdapi.ExecEnvVar{Name: k, Value: env[k]})
 	}
 	return out

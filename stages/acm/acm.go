@@ -94,6 +94,20 @@ type cert struct {
 
 func (c *cert) arn() string { return aws.ToString(c.CertificateArn) }
 
+// recordedCert is the certificate the request step recorded, which the
+// later steps work on; an error when it is gone.
+func (s *stage) recordedCert(ctx context.Context) (*cert, error) {
+	certARN, err := s.d.Output(KeyCertARN, Name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.describe(ctx, certARN)
+	if err == nil && c == nil {
+		err = fmt.Errorf("certificate %s does not exist", certARN)
+	}
+	return c, err
+}
+
 // describe reads a certificate and its tags; nil when it does not exist. It
 // asks the region in the ARN, so a certificate of another region is found
 // (and then refused for being there) rather than reported missing.

@@ -27,17 +27,11 @@ func (s *stage) planIssued(ctx context.Context) ([]engine.Action, error) {
 // applyIssued waits for ISSUED. With --no-wait a certificate still being
 // validated leaves the step pending: the next run resumes here.
 func (s *stage) applyIssued(ctx context.Context, r engine.Reporter) error {
-	certARN, err := s.d.Output(KeyCertARN, Name)
+	c, err := s.recordedCert(ctx)
 	if err != nil {
 		return err
 	}
-	c, err := s.describe(ctx, certARN)
-	if err != nil {
-		return err
-	}
-	if c == nil {
-		return fmt.Errorf("certificate %s does not exist", certARN)
-	}
+	certARN := c.arn()
 	switch c.Status {
 	case acmtypes.CertificateStatusIssued:
 		return nil

@@ -186,18 +186,13 @@ func (s *stage) planRecords(ctx context.Context) ([]engine.Action, error) {
 }
 
 func (s *stage) applyRecords(ctx context.Context, r engine.Reporter) error {
-	certARN, err := s.d.Output(KeyCertARN, Name)
+	c, err := s.recordedCert(ctx)
 	if err != nil {
 		return err
 	}
-	c, err := s.describe(ctx, certARN)
-	if err != nil {
-		return err
-	}
+	certARN := c.arn()
 	zone := s.d.Inputs.HostedZoneID()
 	switch {
-	case c == nil:
-		return fmt.Errorf("certificate %s does not exist", certARN)
 	case !c.owned:
 		return nil // the user's certificate, validated by them
 	case zone == "" && c.Status == acmtypes.CertificateStatusIssued:

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	corev1 "k8s.io/api/core/v1"
@@ -47,22 +46,7 @@ const PremiumHAMessage = "more than one coderd replica is a Coder Premium featur
 
 // verify runs the checkpoint's independent groups of checks concurrently.
 func (s *stage) verify(ctx context.Context) []engine.Check {
-	groups := []func(context.Context) []engine.Check{s.checkPods, s.checkSecret, s.checkLoadBalancer, s.checkAPI, s.checkGuarantees}
-	results := make([][]engine.Check, len(groups))
-	var wg sync.WaitGroup
-	for i, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = g(ctx)
-		}()
-	}
-	wg.Wait()
-	var out []engine.Check
-	for _, r := range results {
-		out = append(out, r...)
-	}
-	return out
+	return engine.Concurrently(ctx, s.checkPods, s.checkSecret, s.checkLoadBalancer, s.checkAPI, s.checkGuarantees)
 }
 
 // wantReplicas is the Deployment's replica count (a values override may

@@ -3,7 +3,8 @@ package network
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,13 +26,8 @@ func nameOf(tags []ec2types.Tag) string { return awsx.EC2TagMap(tags)[awsx.TagNa
 // checked with awsx.HasTags: moto ignores tag filters on some calls
 // (DescribeNatGateways), and a stray match must never be adopted.
 func tagFilters(tags map[string]string) []ec2types.Filter {
-	keys := make([]string, 0, len(tags))
-	for k := range tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]ec2types.Filter, 0, len(keys))
-	for _, k := range keys {
+	out := make([]ec2types.Filter, 0, len(tags))
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		out = append(out, ec2types.Filter{Name: aws.String("tag:" + k), Values: []string{tags[k]}})
 	}
 	return out

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -58,17 +57,11 @@ func (p *prereqs) verify(ctx context.Context) []engine.Check {
 		p.checkCredentials, p.checkRegion, p.checkInstanceTypes,
 		p.checkVCPUQuota, p.checkEIPQuota, p.checkVPCQuota, p.checkHostedZone, p.checkInputs,
 	}
-	out := make([]engine.Check, len(checks))
-	var wg sync.WaitGroup
+	groups := make([]func(context.Context) []engine.Check, len(checks))
 	for i, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = c(ctx)
-		}()
+		groups[i] = engine.One(c)
 	}
-	wg.Wait()
-	return out
+	return engine.Concurrently(ctx, groups...)
 }
 
 func (p *prereqs) checkCredentials(ctx context.Context) engine.Check {
