@@ -53,6 +53,10 @@ type Deps struct {
 	// never be stored (CODER_SESSION_TOKEN, OAuth secrets); nil means the
 	// stage's default (os.LookupEnv).
 	LookupEnv func(string) (string, bool)
+	// HelmCacheDir is helm's repository cache for the stages that install
+	// charts; empty means helmx.DefaultCacheDir(). Tests point it at a
+	// temporary directory.
+	HelmCacheDir string
 }
 
 // Deployment is the name every resource is tagged with.

@@ -2,10 +2,10 @@ package deploy
 
 import "os"
 
-// StageOptions are what a run may set for a stage beyond Deps. The stages
-// that install charts and read secrets from the process environment
-// (secrets, coder, provisioners) take the same two; tests set them to keep
-// helm's cache in a temporary directory and to feed the environment.
+// StageOptions are the parts of Deps a stage acts on beyond clients and
+// state: the helm cache of the stages that install charts (secrets,
+// autoscaler, coder, provisioners) and the process environment the stages
+// read secrets from (secrets, coder, provisioners, template).
 type StageOptions struct {
 	// HelmCacheDir is helm's repository cache; empty means
 	// helmx.DefaultCacheDir().
@@ -15,9 +15,21 @@ type StageOptions struct {
 	LookupEnv func(string) (string, bool)
 }
 
-// StageOptions are the options a stage built by the registry gets: the
-// run's LookupEnv.
-func (d *Deps) StageOptions() StageOptions { return StageOptions{LookupEnv: d.LookupEnv} }
+// StageOptions are the options Deps carries for its stages.
+func (d *Deps) StageOptions() StageOptions {
+	return StageOptions{HelmCacheDir: d.HelmCacheDir, LookupEnv: d.LookupEnv}
+}
+
+// With returns a copy of d carrying o instead of d's stage options, for a
+// stage built with its own (tests: a temporary helm cache, a fake
+// environment) without touching the Deps others use. The copy shares d's
+// state store, clients and configuration: Deps holds them by pointer, and
+// its value fields (run options, paths) hold no lock or per-run state.
+func (d *Deps) With(o StageOptions) *Deps {
+	c := *d
+	c.HelmCacheDir, c.LookupEnv = o.HelmCacheDir, o.LookupEnv
+	return &c
+}
 
 // Resolved fills what is unset with its default.
 func (o StageOptions) Resolved() StageOptions {

@@ -67,19 +67,9 @@ const (
 	typicalRelease = 45 * time.Second
 )
 
-// Options are the stage's own switches, beyond Deps.
-type Options struct {
-	// HelmCacheDir holds helm's repository cache; helmx.DefaultCacheDir()
-	// when empty.
-	HelmCacheDir string
-}
-
-// New builds the autoscaler stage.
-func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{}) }
-
-// NewWithOptions builds the autoscaler stage with opts.
-func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
-	s := &stage{d: d, opts: opts}
+// New builds the autoscaler stage with d's helm cache.
+func New(d *deploy.Deps) engine.Stage {
+	s := &stage{d: d, opts: d.StageOptions().Resolved()}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "cluster-autoscaler (helm, IRSA role) growing node groups up to maxSize; AUTOSCALER=none removes it",
@@ -100,7 +90,7 @@ func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
 // stage holds the stage's dependencies and the chart version it resolved.
 type stage struct {
 	d    *deploy.Deps
-	opts Options
+	opts deploy.StageOptions
 
 	versionMu sync.Mutex
 	version   string

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/helmx"
@@ -274,7 +275,7 @@ func releaseWorld(t *testing.T, inputs map[string]string) (*stagetest.Env, kuber
 func TestReleaseOnSystemNodes(t *testing.T) {
 	env, kc, helmDir := releaseWorld(t, nil)
 	ctx := context.Background()
-	s := autoscaler.NewWithOptions(env.Deps, autoscaler.Options{HelmCacheDir: helmDir})
+	s := autoscaler.New(env.Deps.With(deploy.StageOptions{HelmCacheDir: helmDir}))
 	if err := s.Validate(ctx); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
@@ -323,7 +324,7 @@ func TestReleaseOnSystemNodes(t *testing.T) {
 	env.Reload(t)
 	rc := kubeground.Require(t).RESTConfig()
 	env.Deps.Kube = func(context.Context) (kubernetes.Interface, *rest.Config, error) { return kc, rc, nil }
-	s = autoscaler.NewWithOptions(env.Deps, autoscaler.Options{HelmCacheDir: helmDir})
+	s = autoscaler.New(env.Deps.With(deploy.StageOptions{HelmCacheDir: helmDir}))
 	rel := step(t, s, autoscaler.StepRelease)
 	if got := planKinds(t, rel); got != "delete helm-release/kube-system/cluster-autoscaler" {
 		t.Errorf("plan with AUTOSCALER=none = %s", got)
@@ -339,7 +340,7 @@ func TestReleaseOnSystemNodes(t *testing.T) {
 // Bad chart input is refused before anything changes.
 func TestValidateChart(t *testing.T) {
 	env, _, helmDir := releaseWorld(t, map[string]string{"AUTOSCALER_CHART_VERSION": "9.9.9"})
-	s := autoscaler.NewWithOptions(env.Deps, autoscaler.Options{HelmCacheDir: helmDir})
+	s := autoscaler.New(env.Deps.With(deploy.StageOptions{HelmCacheDir: helmDir}))
 	err := s.Validate(context.Background())
 	var ie *fault.InputError
 	if !errors.As(err, &ie) || ie.Field != "AUTOSCALER_CHART_VERSION" || !strings.Contains(err.Error(), "no version 9.9.9") {

@@ -79,16 +79,10 @@ const (
 	healthTimeout = 10 * time.Minute
 )
 
-// Options are what a run may set beyond Deps (the helm cache, the process
-// environment CODER_SESSION_TOKEN is read from).
-type Options = deploy.StageOptions
-
-// New builds the coder stage for the registry.
-func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, d.StageOptions()) }
-
-// NewWithOptions builds the coder stage with options.
-func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
-	s := &stage{d: d, opts: opts.Resolved()}
+// New builds the coder stage with d's helm cache and the environment
+// CODER_SESSION_TOKEN is read from.
+func New(d *deploy.Deps) engine.Stage {
+	s := &stage{d: d, opts: d.StageOptions().Resolved()}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "Coder helm release on coderd nodes, NLB terminating TLS with the certificate, DNS",
@@ -119,7 +113,7 @@ func stepID(step string) string { return engine.StepID(Name, step) }
 
 type stage struct {
 	d    *deploy.Deps
-	opts Options
+	opts deploy.StageOptions
 }
 
 // chart is the Coder chart as the inputs pin it.

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/helmx"
@@ -33,7 +34,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func newStage(w *codertest.World, token string) engine.Stage {
-	return coder.NewWithOptions(w.Deps, coder.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(token)})
+	return coder.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(token)}))
 }
 
 func checksByName(checks []engine.Check) map[string]engine.Check {
@@ -467,7 +468,7 @@ func TestBadInput(t *testing.T) {
 				inputs[k] = v
 			}
 			env := stagetest.New(t, inputs)
-			st := coder.NewWithOptions(env.Deps, coder.Options{HelmCacheDir: t.TempDir()})
+			st := coder.New(env.Deps.With(deploy.StageOptions{HelmCacheDir: t.TempDir()}))
 			err := st.Validate(context.Background())
 			if !fault.IsInput(err) {
 				t.Fatalf("Validate() = %v, want bad input", err)
@@ -489,7 +490,7 @@ func TestBadInput(t *testing.T) {
 		inputs := stagetest.DefaultInputs()
 		inputs["CODER_CHART_REPO"] = repo
 		env := stagetest.New(t, inputs)
-		if err := coder.NewWithOptions(env.Deps, coder.Options{HelmCacheDir: t.TempDir()}).Validate(context.Background()); err != nil {
+		if err := coder.New(env.Deps.With(deploy.StageOptions{HelmCacheDir: t.TempDir()})).Validate(context.Background()); err != nil {
 			t.Errorf("Validate() = %v, want nil", err)
 		}
 	})
@@ -509,7 +510,7 @@ func TestUnreachableURL(t *testing.T) {
 	inputs := stagetest.DefaultInputs()
 	inputs["CODER_URL"] = "https://coder.does-not-exist.invalid"
 	env := stagetest.New(t, inputs)
-	st := coder.NewWithOptions(env.Deps, coder.Options{HelmCacheDir: t.TempDir()})
+	st := coder.New(env.Deps.With(deploy.StageOptions{HelmCacheDir: t.TempDir()}))
 	checks := checksByName(st.Verify(context.Background()))
 	c := checks[coder.CheckHealthz]
 	if c.Status != engine.Fail || !strings.Contains(c.Reason, "unreachable") || !strings.Contains(c.Hint, "create the DNS records") {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
@@ -86,7 +87,7 @@ func TestValuesFileGuards(t *testing.T) {
 				inputs[k] = v
 			}
 			env := stagetest.New(t, inputs)
-			err := coder.NewWithOptions(env.Deps, coder.Options{HelmCacheDir: t.TempDir()}).Validate(context.Background())
+			err := coder.New(env.Deps.With(deploy.StageOptions{HelmCacheDir: t.TempDir()})).Validate(context.Background())
 			if calls := slices.Concat(env.Calls.Mutations(), env.Calls.Reads()); len(calls) != 0 {
 				t.Errorf("validation called AWS: %v", calls)
 			}

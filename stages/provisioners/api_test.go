@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/coderctl/coderctl/internal/coderapi"
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	double "github.com/coderctl/coderctl/internal/testenv/coderapi"
@@ -25,7 +26,7 @@ import (
 // verifyChecks runs the stage's checkpoint as `coderctl verify` would.
 func verifyChecks(t *testing.T, w *codertest.World) map[string]engine.Check {
 	t.Helper()
-	st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())})
+	st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())}))
 	out := map[string]engine.Check{}
 	for _, c := range st.Verify(context.Background()) {
 		out[c.Name] = c
@@ -161,7 +162,7 @@ func TestConcurrentKeyCreate(t *testing.T) {
 			var otherKey string
 			var hookErr error
 			w.Coder.BeforeNextKeyCreate(func(string) { otherKey, hookErr = otherRun(w, tc.otherStores) })
-			st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())})
+			st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())}))
 			err := st.Steps[0].Apply(context.Background(), nopReporter{})
 			if hookErr != nil {
 				t.Fatalf("the other run: %v", hookErr)
@@ -233,7 +234,7 @@ func TestValidateRefusesBeforeAnythingChanges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { assertValidateRefuses(t, w, tc) })
 	}
 	t.Run("an owner's token passes", func(t *testing.T) {
-		st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())})
+		st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())}))
 		if err := st.Validate(context.Background()); err != nil {
 			t.Errorf("Validate() with the owner's token = %v, want nil", err)
 		}
@@ -266,7 +267,7 @@ func assertValidateRefuses(t *testing.T, w *codertest.World, tc refusal) {
 	}()
 	w.Reload(t)
 	w.Calls.Reset()
-	st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)})
+	st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)}))
 	err := st.Validate(context.Background())
 	if !fault.IsInput(err) || fault.ExitCode(err) != fault.ExitInput {
 		t.Fatalf("Validate() = %v, want bad input (exit 2)", err)
@@ -324,7 +325,7 @@ func TestKeyStepExplainsRefusals(t *testing.T) {
 				}
 			}
 			w.Reload(t)
-			st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)})
+			st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)}))
 			err := st.Steps[0].Apply(context.Background(), nopReporter{})
 			if err == nil || fault.IsInput(err) != tc.input {
 				t.Fatalf("key step = %v, want an error (bad input: %v)", err, tc.input)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	double "github.com/coderctl/coderctl/internal/testenv/coderapi"
 	"github.com/coderctl/coderctl/stages/coder"
@@ -29,7 +30,7 @@ func coderHealthCheck(st engine.Stage) (engine.Check, bool) {
 func TestCoderVerifyReadsDebugHealth(t *testing.T) {
 	w := newWorld(t, true)
 	verify := func(token string) (engine.Check, bool) {
-		st := coder.NewWithOptions(w.Deps, coder.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(token)})
+		st := coder.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(token)}))
 		return coderHealthCheck(st)
 	}
 	cases := []struct {

@@ -53,6 +53,17 @@ func readKeySecret(ctx context.Context, kc kubernetes.Interface) (keySecret, err
 	return keySecret{exists: true, filled: len(sec.Data[KeySecretKey]) > 0, keyID: sec.Annotations[annKeyID]}, nil
 }
 
+// clusterKeySecret is the cluster's client and the key secret in it, for
+// the apply steps, which need both.
+func (s *stage) clusterKeySecret(ctx context.Context) (kubernetes.Interface, keySecret, error) {
+	kc, _, err := s.d.KubeClient(ctx)
+	if err != nil {
+		return nil, keySecret{}, err
+	}
+	sec, err := readKeySecret(ctx, kc)
+	return kc, sec, err
+}
+
 // keyAction is what ensureKey must do, from the secret and Coder's key.
 type keyAction int
 
@@ -164,11 +175,7 @@ func (s *stage) planKey(ctx context.Context) ([]engine.Action, error) {
 // from coderd's answer straight into the Kubernetes secret; it is never
 // printed, logged or written to the state file.
 func (s *stage) applyKey(ctx context.Context, r engine.Reporter) error {
-	kc, _, err := s.d.KubeClient(ctx)
-	if err != nil {
-		return err
-	}
-	sec, err := readKeySecret(ctx, kc)
+	kc, sec, err := s.clusterKeySecret(ctx)
 	if err != nil {
 		return err
 	}

@@ -61,16 +61,10 @@ const (
 	releaseTimeout = 10 * time.Minute
 )
 
-// Options are what a run may set beyond Deps (the helm cache, the process
-// environment CODER_SESSION_TOKEN is read from).
-type Options = deploy.StageOptions
-
-// New builds the provisioners stage for the registry.
-func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, d.StageOptions()) }
-
-// NewWithOptions builds the provisioners stage with options.
-func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
-	s := &stage{d: d, opts: opts.Resolved()}
+// New builds the provisioners stage with d's helm cache and the
+// environment CODER_SESSION_TOKEN is read from.
+func New(d *deploy.Deps) engine.Stage {
+	s := &stage{d: d, opts: d.StageOptions().Resolved()}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "provisioner key and external provisioners sized by USERS",
@@ -90,7 +84,7 @@ func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
 
 type stage struct {
 	d    *deploy.Deps
-	opts Options
+	opts deploy.StageOptions
 }
 
 func (s *stage) token() string { return coderapi.SessionToken(s.opts.LookupEnv) }

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/coderctl/coderctl/internal/coderapi"
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/testenv"
@@ -30,8 +31,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func stages(w *codertest.World, token string) []engine.Stage {
 	env := w.LookupEnv(token)
 	return []engine.Stage{
-		coder.NewWithOptions(w.Deps, coder.Options{HelmCacheDir: w.HelmDir, LookupEnv: env}),
-		provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: env}),
+		coder.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: env})),
+		provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: env})),
 	}
 }
 
@@ -271,7 +272,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { assertValidateRefuses(t, w, tc) })
 	}
 	t.Run("on a first up the key step waits for a token", func(t *testing.T) {
-		st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv("")})
+		st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv("")}))
 		if err := st.Validate(context.Background()); err != nil {
 			t.Fatalf("Validate() before Coder exists = %v, want nil (nobody can have a token yet)", err)
 		}
@@ -286,7 +287,7 @@ func TestBadInput(t *testing.T) {
 // verify say so plainly.
 func TestUnlicensed(t *testing.T) {
 	w := newWorld(t, false)
-	st := provisioners.NewWithOptions(w.Deps, provisioners.Options{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())})
+	st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())}))
 	err := st.Steps[0].Apply(context.Background(), nopReporter{})
 	if err == nil || !strings.Contains(err.Error(), "Coder Premium feature") || !strings.Contains(err.Error(), "coder licenses add") {
 		t.Errorf("key step unlicensed = %v, want the Premium explanation", err)

@@ -141,11 +141,7 @@ func (s *stage) capacityWarning() []engine.Action {
 }
 
 func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
-	kc, _, err := s.d.KubeClient(ctx)
-	if err != nil {
-		return err
-	}
-	sec, err := readKeySecret(ctx, kc)
+	kc, sec, err := s.clusterKeySecret(ctx)
 	if err != nil {
 		return err
 	}

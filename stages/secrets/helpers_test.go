@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/names"
@@ -193,7 +194,7 @@ func (w *world) lookupEnv(key string) (string, bool) {
 }
 
 func (w *world) stage() engine.Stage {
-	return secrets.NewWithOptions(w.env.Deps, secrets.Options{LookupEnv: w.lookupEnv, HelmCacheDir: w.helmDir})
+	return secrets.New(w.env.Deps.With(deploy.StageOptions{LookupEnv: w.lookupEnv, HelmCacheDir: w.helmDir}))
 }
 
 func (w *world) graph() []engine.Stage { return stubGraph(w.stage()) }

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/names"
@@ -393,7 +394,7 @@ func TestBadInput(t *testing.T) {
 			maps.Copy(inputs, tc.inputs)
 			env := stagetest.New(t, inputs)
 			lookup := func(k string) (string, bool) { v, ok := tc.environ[k]; return v, ok }
-			stage := secrets.NewWithOptions(env.Deps, secrets.Options{LookupEnv: lookup})
+			stage := secrets.New(env.Deps.With(deploy.StageOptions{LookupEnv: lookup}))
 			checkBadInput(t, stubGraph(stage), env.Calls, tc.field)
 		})
 	}
@@ -402,7 +403,7 @@ func TestBadInput(t *testing.T) {
 		long := strings.Repeat("c", 51)
 		path := stagetest.WriteClusterConfig(t, t.TempDir(), "name: coder-prod", "name: "+long)
 		env := stagetest.NewWithClusterConfig(t, nil, path)
-		stage := secrets.NewWithOptions(env.Deps, secrets.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+		stage := secrets.New(env.Deps.With(deploy.StageOptions{LookupEnv: func(string) (string, bool) { return "", false }}))
 		// The name came from cluster-config.yaml: the message points there.
 		checkBadInput(t, stubGraph(stage), env.Calls, "metadata.name")
 	})

@@ -91,23 +91,16 @@ const (
 	StepSPC         = "secret-provider-class"
 )
 
-// Options are the stage's own switches, beyond Deps (the helm cache, the
-// process environment the GitHub OAuth variables are read from).
-type Options = deploy.StageOptions
-
-// New builds the secrets stage, reading OAuth settings from the process
-// environment.
-func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, d.StageOptions()) }
-
-// NewWithOptions builds the secrets stage with opts.
-func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
-	return (&stage{d: d, opts: opts.Resolved()}).definition()
+// New builds the secrets stage with d's helm cache, reading OAuth
+// settings from d's environment.
+func New(d *deploy.Deps) engine.Stage {
+	return (&stage{d: d, opts: d.StageOptions().Resolved()}).definition()
 }
 
 // stage holds the stage's dependencies and what it learns once per run.
 type stage struct {
 	d    *deploy.Deps
-	opts Options
+	opts deploy.StageOptions
 
 	kubeMu sync.Mutex
 	kube   *kubeAccess

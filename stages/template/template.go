@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/coderctl/coderctl/internal/coderapi"
@@ -51,30 +50,10 @@ const (
 	defaultPollPeriod = time.Second
 )
 
-// Options are what a run may set beyond Deps.
-type Options struct {
-	// LookupEnv reads the process environment (CODER_SESSION_TOKEN); nil
-	// means os.LookupEnv.
-	LookupEnv func(string) (string, bool)
-	// Poll is how often the import job is asked about; zero means 1 s.
-	Poll time.Duration
-}
-
-// New builds the template stage for the registry.
-func New(d *deploy.Deps) engine.Stage { return NewWithOptions(d, Options{LookupEnv: d.LookupEnv}) }
-
-// NewWithOptions builds the template stage with options.
-func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = os.LookupEnv
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = defaultPollPeriod
-		if d.Opts.Wait.MinDelay > 0 {
-			opts.Poll = d.Opts.Wait.MinDelay
-		}
-	}
-	s := &stage{d: d, opts: opts}
+// New builds the template stage, reading CODER_SESSION_TOKEN from d's
+// environment.
+func New(d *deploy.Deps) engine.Stage {
+	s := &stage{d: d, opts: d.StageOptions().Resolved(), poll: importPoll(d)}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "workspace template " + TemplateName + " pushed to Coder, rendered for this cluster",
@@ -96,7 +75,18 @@ func NewWithOptions(d *deploy.Deps, opts Options) engine.Stage {
 
 type stage struct {
 	d    *deploy.Deps
-	opts Options
+	opts deploy.StageOptions
+	// poll is how often the import job is asked about.
+	poll time.Duration
+}
+
+// importPoll is the run's shortest waiter delay (tests and benchmarks
+// shorten it), or 1 s.
+func importPoll(d *deploy.Deps) time.Duration {
+	if d.Opts.Wait.MinDelay > 0 {
+		return d.Opts.Wait.MinDelay
+	}
+	return defaultPollPeriod
 }
 
 func (s *stage) owner() coderapi.Owner {
@@ -221,7 +211,7 @@ func (s *stage) applyPush(ctx context.Context, rep engine.Reporter) error {
 	rep.Progress("template version " + v.Name + " created: waiting for its import job")
 	wctx, cancel := context.WithTimeout(ctx, importTimeout)
 	defer cancel()
-	v, err = c.WaitForImport(wctx, v.ID, coderapi.Poll{Interval: s.opts.Poll, Progress: func(st string) { rep.Progress("import job " + st) }})
+	v, err = c.WaitForImport(wctx, v.ID, coderapi.Poll{Interval: s.poll, Progress: func(st string) { rep.Progress("import job " + st) }})
 	if je, ok := coderapi.AsJobError(err); ok {
 		return fmt.Errorf("%v\n%s", je, je.LastLines())
 	}

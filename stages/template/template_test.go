@@ -10,6 +10,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/coderapi"
+	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	double "github.com/coderctl/coderctl/internal/testenv/coderapi"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
@@ -51,7 +52,7 @@ func TestWithoutOwnerSession(t *testing.T) {
 			in := stagetest.DefaultInputs()
 			in["CODER_URL"], in["CODER_CA_FILE"] = s.URL(), s.CAFile()
 			e := stagetest.New(t, in)
-			st := template.NewWithOptions(e.Deps, template.Options{LookupEnv: env(tc.lookup)})
+			st := template.New(e.Deps.With(deploy.StageOptions{LookupEnv: env(tc.lookup)}))
 			if err := st.Validate(context.Background()); err != nil {
 				t.Fatalf("validate: %v", err)
 			}
@@ -88,7 +89,7 @@ func TestFirstUserSecretDestroy(t *testing.T) {
 			if err := store.Create(context.Background(), name, `{"email":"a@b.example","username":"a","password":"x"}`); err != nil {
 				t.Fatal(err)
 			}
-			st := template.NewWithOptions(e.Deps, template.Options{LookupEnv: env(nil)})
+			st := template.New(e.Deps.With(deploy.StageOptions{LookupEnv: env(nil)}))
 			rec := &recorder{}
 			if err := st.Steps[1].Destroy(context.Background(), rec); err != nil {
 				t.Fatal(err)
