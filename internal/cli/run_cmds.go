@@ -17,6 +17,7 @@ import (
 
 func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
 	var dryRun, noWait bool
+	var changes changeFlags
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Apply every stage in dependency order, verifying each",
@@ -33,8 +34,9 @@ func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
 			mode = engine.ModePlan
 		}
 		return runGraphWith(cmd.Context(), f, g, "coderctl up", engine.Options{Mode: mode, Only: sel.only, Skip: sel.skip},
-			func(s *session) { s.deps.Opts.NoWait = noWait })
+			func(s *session) { s.deps.Opts.NoWait = noWait; changes.tune(s) })
 	}
+	changes.add(cmd)
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "leave long outside waits (certificate DNS validation) pending; a later run resumes them")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would change; change nothing")
 	return cmd
@@ -47,18 +49,53 @@ func newPlanCmd(f *Factory, g *globalOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	selection := selectionFlags(cmd, f, "plan")
+	// The same switches as up, so the plan shows what up with them does.
+	var changes changeFlags
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		sel, err := selection()
 		if err != nil {
 			return err
 		}
-		return runGraph(cmd.Context(), f, g, "coderctl plan", engine.Options{Mode: engine.ModePlan, Only: sel.only, Skip: sel.skip})
+		return runGraphWith(cmd.Context(), f, g, "coderctl plan", engine.Options{Mode: engine.ModePlan, Only: sel.only, Skip: sel.skip}, changes.tune)
 	}
+	changes.add(cmd)
 	return cmd
 }
 
+// changeFlags let up (or one stage's apply) make the changes it refuses
+// or defers by default.
+type changeFlags struct{ applyImmediately, allowMajor bool }
+
+func (c *changeFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&c.applyImmediately, "apply-immediately", false, "apply database class and storage changes now, not in the maintenance window")
+	cmd.Flags().BoolVar(&c.allowMajor, "allow-major-version-upgrade", false, "let the database engine move to a new major version (a snapshot is taken first)")
+}
+
+func (c *changeFlags) tune(s *session) {
+	s.deps.Opts.ApplyImmediately = c.applyImmediately
+	s.deps.Opts.AllowMajorVersionUpgrade = c.allowMajor
+}
+
+// destroyFlags let down (or one stage's destroy) delete what it keeps by
+// default.
+type destroyFlags struct{ deleteDB, skipSnapshot, forceSecrets, deleteVolumes bool }
+
+func (d *destroyFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&d.deleteDB, "delete-database", false, "turn off deletion protection and delete the database")
+	cmd.Flags().BoolVar(&d.skipSnapshot, "skip-final-snapshot", false, "delete the database without a final snapshot")
+	cmd.Flags().BoolVar(&d.forceSecrets, "force-delete-secrets", false, "delete secrets without the 7-day recovery window")
+	cmd.Flags().BoolVar(&d.deleteVolumes, "delete-volumes", false, "delete the EBS volumes of workspace claims (home directories); listed and kept otherwise")
+}
+
+func (d *destroyFlags) tune(s *session) {
+	s.deps.Opts.DeleteDatabase = d.deleteDB
+	s.deps.Opts.SkipFinalSnapshot = d.skipSnapshot
+	s.deps.Opts.ForceDeleteSecrets = d.forceSecrets
+	s.deps.Opts.DeleteVolumes = d.deleteVolumes
+}
+
 func newDownCmd(f *Factory, g *globalOptions) *cobra.Command {
-	var deleteDB, skipSnapshot, forceSecrets bool
+	var destroy destroyFlags
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Destroy every stage in reverse order, then list what still carries the deployment tag",
@@ -68,16 +105,12 @@ func newDownCmd(f *Factory, g *globalOptions) *cobra.Command {
 				return err
 			}
 			return runGraphWith(cmd.Context(), f, g, "coderctl down", engine.Options{Mode: engine.ModeDestroy}, func(s *session) {
-				s.deps.Opts.DeleteDatabase = deleteDB
-				s.deps.Opts.SkipFinalSnapshot = skipSnapshot
-				s.deps.Opts.ForceDeleteSecrets = forceSecrets
+				destroy.tune(s)
 				s.afterRun = s.reportLeftovers
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&deleteDB, "delete-database", false, "turn off deletion protection and delete the database")
-	cmd.Flags().BoolVar(&skipSnapshot, "skip-final-snapshot", false, "delete the database without a final snapshot")
-	cmd.Flags().BoolVar(&forceSecrets, "force-delete-secrets", false, "delete secrets without the 7-day recovery window")
+	destroy.add(cmd)
 	return cmd
 }
 

@@ -39,26 +39,34 @@ func newOneStageCmd(f *Factory, g *globalOptions, name, summary string) *cobra.C
 		},
 	}
 	only := []string{name}
+	var changes changeFlags
+	var destroy destroyFlags
+	plan := &cobra.Command{Use: "plan", Short: "Show what apply would do", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runGraphWith(cmd.Context(), f, g, "coderctl stage "+name+" plan", engine.Options{Mode: engine.ModePlan, Only: only}, changes.tune)
+		}}
+	changes.add(plan)
+	apply := &cobra.Command{Use: "apply", Short: "Apply this stage, then run its checkpoint", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runGraphWith(cmd.Context(), f, g, "coderctl stage "+name+" apply", engine.Options{Mode: engine.ModeApply, Only: only}, changes.tune)
+		}}
+	changes.add(apply)
+	destroyCmd := &cobra.Command{Use: "destroy", Short: "Destroy what this stage created", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := confirm(f, g, "Destroy stage "+name+"?"); err != nil {
+				return err
+			}
+			return runGraphWith(cmd.Context(), f, g, "coderctl stage "+name+" destroy", engine.Options{Mode: engine.ModeDestroy, Only: only}, destroy.tune)
+		}}
+	destroy.add(destroyCmd)
 	sc.AddCommand(
-		&cobra.Command{Use: "plan", Short: "Show what apply would do", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return runGraph(cmd.Context(), f, g, "coderctl stage "+name+" plan", engine.Options{Mode: engine.ModePlan, Only: only})
-			}},
-		&cobra.Command{Use: "apply", Short: "Apply this stage, then run its checkpoint", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return runGraph(cmd.Context(), f, g, "coderctl stage "+name+" apply", engine.Options{Mode: engine.ModeApply, Only: only})
-			}},
+		plan,
+		apply,
 		&cobra.Command{Use: "verify", Short: "Run this stage's checkpoint", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return verifyStages(cmd.Context(), f, g, only)
 			}},
-		&cobra.Command{Use: "destroy", Short: "Destroy what this stage created", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				if err := confirm(f, g, "Destroy stage "+name+"?"); err != nil {
-					return err
-				}
-				return runGraph(cmd.Context(), f, g, "coderctl stage "+name+" destroy", engine.Options{Mode: engine.ModeDestroy, Only: only})
-			}},
+		destroyCmd,
 		&cobra.Command{Use: "status", Short: "Show when this stage was applied and what it recorded", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return showStatus(f, g, only)

@@ -32,6 +32,15 @@ type Options struct {
 	SkipFinalSnapshot bool
 	// ForceDeleteSecrets deletes secrets without a recovery window.
 	ForceDeleteSecrets bool
+	// DeleteVolumes lets destroy delete the EBS volumes made for the
+	// cluster's claims (people's home directories); kept and listed otherwise.
+	DeleteVolumes bool
+	// ApplyImmediately applies database class and storage changes now
+	// instead of in the maintenance window.
+	ApplyImmediately bool
+	// AllowMajorVersionUpgrade lets apply move the database engine to a
+	// new major version (after a snapshot).
+	AllowMajorVersionUpgrade bool
 	// Version is coderctl's version, for user agents and tags.
 	Version string
 }
