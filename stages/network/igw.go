@@ -103,7 +103,9 @@ func attachedTo(igw ec2types.InternetGateway, vpcID string) bool {
 }
 
 // destroyIGW detaches and deletes every internet gateway tagged for the
-// deployment.
+// deployment. EC2 refuses the detach while an address in the VPC is mapped
+// to a public one (a load balancer's interface AWS has not released yet):
+// that is retried for a bounded time, and the error names the holders.
 func (n *network) destroyIGW(ctx context.Context, r engine.Reporter) error {
 	if n.existing() {
 		return nil
@@ -115,14 +117,32 @@ func (n *network) destroyIGW(ctx context.Context, r engine.Reporter) error {
 	for _, igw := range igws {
 		id := aws.ToString(igw.InternetGatewayId)
 		for _, a := range igw.Attachments {
-			_, err := n.d.AWS.EC2.DetachInternetGateway(ctx, &ec2.DetachInternetGatewayInput{InternetGatewayId: aws.String(id), VpcId: a.VpcId})
-			if err != nil && !awsx.IsNotFound(err) && awsx.ErrorCode(err) != "Gateway.NotAttached" {
-				return fmt.Errorf("detach internet gateway %s from %s (public addresses still mapped in the VPC keep it attached: destroy the load balancers first): %w",
-					id, aws.ToString(a.VpcId), err)
+			vpcID := aws.ToString(a.VpcId)
+			err := n.retryHeld(ctx, r, fmt.Sprintf("internet gateway %s (attached to %s)", id, vpcID),
+				func(ctx context.Context) error {
+					_, err := n.d.AWS.EC2.DetachInternetGateway(ctx, &ec2.DetachInternetGatewayInput{InternetGatewayId: aws.String(id), VpcId: aws.String(vpcID)})
+					if err != nil && !awsx.IsNotFound(err) && awsx.ErrorCode(err) != "Gateway.NotAttached" {
+						return fmt.Errorf("detach internet gateway %s from %s: %w", id, vpcID, err)
+					}
+					return nil
+				},
+				func(ctx context.Context) error { return n.deleteLeftovers(ctx, r, vpcID) },
+				func(ctx context.Context) ([]string, error) { return n.publicAddressHolders(ctx, vpcID) })
+			if err != nil {
+				return err
 			}
 		}
-		if _, err := n.d.AWS.EC2.DeleteInternetGateway(ctx, &ec2.DeleteInternetGatewayInput{InternetGatewayId: aws.String(id)}); err != nil && !awsx.IsNotFound(err) {
-			return fmt.Errorf("delete internet gateway %s: %w", id, err)
+		err := n.retryHeld(ctx, r, "internet gateway "+id,
+			func(ctx context.Context) error {
+				_, err := n.d.AWS.EC2.DeleteInternetGateway(ctx, &ec2.DeleteInternetGatewayInput{InternetGatewayId: aws.String(id)})
+				if err != nil && !awsx.IsNotFound(err) {
+					return fmt.Errorf("delete internet gateway %s: %w", id, err)
+				}
+				return nil
+			}, nil,
+			func(ctx context.Context) ([]string, error) { return nil, nil })
+		if err != nil {
+			return err
 		}
 		r.Progress("deleted internet gateway " + id)
 	}

@@ -182,26 +182,49 @@ func tagKeys(tags map[string]string) []string {
 	return awsx.TagList(tags, func(k, _ string) string { return k })
 }
 
-// destroySubnets deletes every subnet tagged for the deployment.
+// destroySubnets deletes every subnet tagged for the deployment, after
+// what others left in the VPC (detached network interfaces, the cluster's
+// load balancer security groups); a subnet still in use is retried for a
+// bounded time, and the error names what holds it.
 func (n *network) destroySubnets(ctx context.Context, r engine.Reporter) error {
 	if !n.existing() {
 		list, err := n.taggedSubnets(ctx, "")
 		if err != nil {
 			return err
 		}
+		cleaned := map[string]bool{}
 		for _, s := range list {
-			id, name := aws.ToString(s.SubnetId), nameOf(s.Tags)
-			_, err := n.d.AWS.EC2.DeleteSubnet(ctx, &ec2.DeleteSubnetInput{SubnetId: aws.String(id)})
-			switch {
-			case err == nil:
-				r.Progress(fmt.Sprintf("deleted subnet %s (%s)", id, name))
-			case awsx.IsNotFound(err):
-			case awsx.ErrorCode(err) == "DependencyViolation":
-				return fmt.Errorf("subnet %s (%s) still has network interfaces (nodes, load balancers, the database): destroy the stages that use it first: %w", id, name, err)
-			default:
-				return fmt.Errorf("delete subnet %s (%s): %w", id, name, err)
+			if vpcID := aws.ToString(s.VpcId); !cleaned[vpcID] {
+				cleaned[vpcID] = true
+				if err := n.deleteLeftovers(ctx, r, vpcID); err != nil {
+					return err
+				}
+			}
+		}
+		for _, s := range list {
+			if err := n.deleteSubnet(ctx, r, s); err != nil {
+				return err
 			}
 		}
 	}
 	return n.d.State.Unset(KeyPublicSubnetIDs, KeyPrivateSubnetIDs)
+}
+
+func (n *network) deleteSubnet(ctx context.Context, r engine.Reporter, s ec2types.Subnet) error {
+	id, name, vpcID := aws.ToString(s.SubnetId), nameOf(s.Tags), aws.ToString(s.VpcId)
+	err := n.retryHeld(ctx, r, fmt.Sprintf("subnet %s (%s)", id, name),
+		func(ctx context.Context) error {
+			_, err := n.d.AWS.EC2.DeleteSubnet(ctx, &ec2.DeleteSubnetInput{SubnetId: aws.String(id)})
+			if err != nil && !awsx.IsNotFound(err) {
+				return fmt.Errorf("delete subnet %s (%s): %w", id, name, err)
+			}
+			return nil
+		},
+		func(ctx context.Context) error { return n.deleteLeftovers(ctx, r, vpcID) },
+		func(ctx context.Context) ([]string, error) { return n.interfaceHolders(ctx, filter("subnet-id", id)) })
+	if err != nil {
+		return err
+	}
+	r.Progress(fmt.Sprintf("deleted subnet %s (%s)", id, name))
+	return nil
 }

@@ -176,19 +176,40 @@ func (n *network) destroyVPC(ctx context.Context, r engine.Reporter) error {
 	return n.d.State.Unset(KeyVPCID)
 }
 
+// deleteVPC deletes the deployment's security groups in the VPC, what
+// others left in it, then the VPC; a VPC still in use is retried for a
+// bounded time (cleaning up again between attempts), and the error names
+// what holds it.
 func (n *network) deleteVPC(ctx context.Context, r engine.Reporter, id string) error {
-	if err := n.deleteOwnSecurityGroups(ctx, r, id); err != nil {
+	cleanup := func(ctx context.Context) error {
+		if err := n.deleteLeftovers(ctx, r, id); err != nil {
+			return err
+		}
+		return n.deleteOwnSecurityGroups(ctx, r, id)
+	}
+	if err := cleanup(ctx); err != nil {
 		return err
 	}
-	_, err := n.d.AWS.EC2.DeleteVpc(ctx, &ec2.DeleteVpcInput{VpcId: aws.String(id)})
-	switch {
-	case err == nil:
+	deleted := false
+	err := n.retryHeld(ctx, r, "VPC "+id,
+		func(ctx context.Context) error {
+			_, err := n.d.AWS.EC2.DeleteVpc(ctx, &ec2.DeleteVpcInput{VpcId: aws.String(id)})
+			switch {
+			case err == nil:
+				deleted = true
+			case awsx.IsNotFound(err):
+			default:
+				return fmt.Errorf("delete VPC %s: %w", id, err)
+			}
+			return nil
+		},
+		cleanup,
+		func(ctx context.Context) ([]string, error) { return n.vpcHolders(ctx, id) })
+	if err != nil {
+		return err
+	}
+	if deleted {
 		r.Progress("deleted VPC " + id)
-	case awsx.IsNotFound(err):
-	case awsx.ErrorCode(err) == "DependencyViolation":
-		return fmt.Errorf("VPC %s still holds resources coderctl did not create here (load balancers, network interfaces, endpoints): destroy the stages that use it first (coder, rds, eks), then delete what remains in the VPC console: %w", id, err)
-	default:
-		return fmt.Errorf("delete VPC %s: %w", id, err)
 	}
 	return nil
 }
@@ -196,7 +217,9 @@ func (n *network) deleteVPC(ctx context.Context, r engine.Reporter, id string) e
 // deleteOwnSecurityGroups deletes the security groups in the VPC that carry
 // the deployment's tag (from any stage): a VPC cannot be deleted while they
 // exist. Rules that reference another of them go first, since a referenced
-// group cannot be deleted.
+// group cannot be deleted. A group still in use (a deleted database's
+// interfaces are released minutes later) is left for the VPC's retry,
+// which calls this again and names what holds it.
 func (n *network) deleteOwnSecurityGroups(ctx context.Context, r engine.Reporter, vpcID string) error {
 	sgs, err := n.ownSecurityGroups(ctx, vpcID)
 	if err != nil || len(sgs) == 0 {
@@ -210,10 +233,13 @@ func (n *network) deleteOwnSecurityGroups(ctx context.Context, r engine.Reporter
 	for _, sg := range sgs {
 		id := aws.ToString(sg.GroupId)
 		_, err := n.d.AWS.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
-		if err != nil && !awsx.IsNotFound(err) {
+		switch {
+		case err == nil:
+			r.Progress("deleted security group " + id)
+		case awsx.IsNotFound(err), awsx.ErrorCode(err) == codeDependencyViolation:
+		default:
 			return fmt.Errorf("delete security group %s (%s) in VPC %s: %w", id, aws.ToString(sg.GroupName), vpcID, err)
 		}
-		r.Progress("deleted security group " + id)
 	}
 	return nil
 }
