@@ -237,16 +237,24 @@ func setDefault(ctx context.Context, kc kubernetes.Interface, name string, on bo
 	return nil
 }
 
-// destroy deletes the class if coderctl made it for this deployment. The
-// volumes it provisioned are the claims' business: deleting a class never
-// touches them.
+// destroy lists the EBS volumes made for the cluster's claims in down's
+// report and keeps them, or deletes them with --delete-volumes
+// (volumes.go), then deletes the class if coderctl made it for this
+// deployment. Deleting a class never touches its volumes.
 func (s *stage) destroy(ctx context.Context, r engine.Reporter) error {
 	kc, err := s.kubeClient(ctx)
 	if err != nil {
-		if s.d.ClusterGone(ctx) {
-			r.Progress("EKS cluster " + s.d.Deployment() + " is gone, and StorageClass " + ClassName + " with it")
-			return nil
+		if !s.d.ClusterGone(ctx) {
+			return err
 		}
+		// Gone: the volumes are found by the driver's cluster tags alone.
+		if err := s.destroyVolumes(ctx, r, nil); err != nil {
+			return err
+		}
+		r.Progress("EKS cluster " + s.d.Deployment() + " is gone, and StorageClass " + ClassName + " with it")
+		return nil
+	}
+	if err := s.destroyVolumes(ctx, r, kc); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, kubeCallTimeout)
