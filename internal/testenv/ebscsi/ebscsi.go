@@ -27,15 +27,21 @@
 //     blockExpress on a type other than io2, an unknown reserved
 //     csi.storage.k8s.io/ key): a Warning ProvisioningFailed event on the
 //     claim with the driver's message, and the claim stays Pending.
-//   - Reclaim Delete: a Released volume it provisioned is deleted.
+//   - The EBS volume: with an EC2 client (Options.EC2, or the add-on API's
+//     endpoint), CreateVolume in moto in the claim's zone, of the class's
+//     type and encryption, tagged as the driver tags (ebs.go); the PV's
+//     handle is its ID. Volumes outlive the cluster: deleting a cluster
+//     does not delete the volumes of the claims it still had, on AWS
+//     either, so a teardown finds them in moto.
+//   - Reclaim Delete: a Released volume it provisioned is deleted, its EBS
+//     volume first (DeleteVolume), as the external provisioner does.
 //
 // With Options.Addons it follows the EKS add-on: nothing is provisioned
 // unless the aws-ebs-csi-driver add-on exists, and while it does the
 // add-on's node plugin DaemonSet (kube-system/ebs-csi-node, tolerating every
 // taint, the add-on's default) exists, so kwok runs it on every node.
 //
-// It is not the driver: no EBS volume is created in moto, nothing is
-// attached or mounted, volume expansion and snapshots are not played, and no
+// It is not the driver: nothing is attached or mounted, volume expansion and snapshots are not played, and no
 // CSINode is required.
 package ebscsi
 
@@ -51,6 +57,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -107,6 +114,16 @@ type Options struct {
 	// (see addon.go). Nil: the driver is always there.
 	Addons  *eks.Client
 	Cluster string
+	// EC2 is where the driver's CreateVolume and DeleteVolume make and
+	// delete EBS volumes (moto on the ground). Nil: a client on the
+	// Addons endpoint when that is set (ebs.go), else no EBS volume is
+	// made and the PV's handle is made up.
+	EC2 *ec2.Client
+	// TagClusterID plays the controller's --k8s-tag-cluster-id (the EKS
+	// add-on's controller.k8sTagClusterId): volumes also get
+	// kubernetes.io/cluster/<id>=owned, KubernetesCluster and Name tags.
+	// Empty, as the add-on's default: only the driver's own tags.
+	TagClusterID string
 }
 
 // Result says what one Sync did.
@@ -123,6 +140,7 @@ type Provisioner struct {
 
 	mu     sync.Mutex
 	warned map[string]string // claim UID -> last failure message
+	ec2    *ec2.Client       // see ec2Client
 }
 
 // New makes a provisioner; see Sync, Run and Start.
@@ -243,7 +261,13 @@ func (p *Provisioner) syncClaim(ctx context.Context, claim *corev1.PersistentVol
 	if err != nil {
 		return p.refuse(ctx, claim, class, fmt.Errorf("rpc error: code = InvalidArgument desc = %w", err), res)
 	}
-	pv := volume(pvName, claim, class, params, zone)
+	handle := volumeID(claim)
+	if c := p.ec2Client(); c != nil {
+		if handle, err = p.createEBSVolume(ctx, c, pvName, claim, class.Parameters, params, zone, sizeGiB(claim)); err != nil {
+			return p.refuse(ctx, claim, class, err, res)
+		}
+	}
+	pv := volume(pvName, handle, claim, class, params, zone)
 	if _, err := p.opts.Kube.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create volume %s: %w", pvName, err)
 	}
@@ -445,12 +469,8 @@ const gib = 1 << 30
 
 // volume is the PersistentVolume the external provisioner would create from
 // the driver's answer.
-func volume(name string, claim *corev1.PersistentVolumeClaim, class *storagev1.StorageClass, params Parameters, zone string) *corev1.PersistentVolume {
-	req := claim.Spec.Resources.Requests[corev1.ResourceStorage]
-	size := (req.Value() + gib - 1) / gib
-	if size < 1 {
-		size = 1
-	}
+func volume(name, handle string, claim *corev1.PersistentVolumeClaim, class *storagev1.StorageClass, params Parameters, zone string) *corev1.PersistentVolume {
+	size := sizeGiB(claim)
 	reclaim := corev1.PersistentVolumeReclaimDelete
 	if class.ReclaimPolicy != nil {
 		reclaim = *class.ReclaimPolicy
@@ -477,7 +497,7 @@ func volume(name string, claim *corev1.PersistentVolumeClaim, class *storagev1.S
 			VolumeMode:                    &mode,
 			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
 				Driver:           Driver,
-				VolumeHandle:     volumeID(claim),
+				VolumeHandle:     handle,
 				FSType:           params.FSType,
 				VolumeAttributes: map[string]string{"storage.kubernetes.io/csiProvisionerIdentity": "ebscsi-stand-in-" + Driver},
 			}},
@@ -494,7 +514,15 @@ func volume(name string, claim *corev1.PersistentVolumeClaim, class *storagev1.S
 	return pv
 }
 
-// volumeID is a stable, EBS-looking volume ID for a claim.
+// sizeGiB is the claim's request rounded up to whole GiB (EBS sizes are
+// GiB), at least 1.
+func sizeGiB(claim *corev1.PersistentVolumeClaim) int64 {
+	req := claim.Spec.Resources.Requests[corev1.ResourceStorage]
+	return max((req.Value()+gib-1)/gib, 1)
+}
+
+// volumeID is a stable, EBS-looking volume ID for a claim, when no EBS
+// volume is made.
 func volumeID(claim *corev1.PersistentVolumeClaim) string {
 	sum := sha256.Sum256([]byte(claim.UID))
 	return "vol-" + hex.EncodeToString(sum[:])[:17]
@@ -516,6 +544,14 @@ func (p *Provisioner) deleteReleased(ctx context.Context, res *Result) error {
 		}
 		if p.opts.Namespace != "" && (pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.Namespace != p.opts.Namespace) {
 			continue
+		}
+		// The driver's DeleteVolume first: the PV goes only once the EBS
+		// volume has, as the external provisioner does.
+		if c := p.ec2Client(); c != nil && pv.Spec.CSI != nil && strings.HasPrefix(pv.Spec.CSI.VolumeHandle, "vol-") {
+			if err := deleteEBSVolume(ctx, c, pv.Spec.CSI.VolumeHandle); err != nil {
+				errs = append(errs, fmt.Errorf("ebscsi: delete EBS volume %s of %s: %w", pv.Spec.CSI.VolumeHandle, pv.Name, err))
+				continue
+			}
 		}
 		err := p.opts.Kube.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
