@@ -205,14 +205,15 @@ func hasSubnetTag(s ec2types.Subnet, key string) bool {
 	return false
 }
 
-func (c *cloud) createLoadBalancer(ctx context.Context, name string, scheme elbtypes.LoadBalancerSchemeEnum, subnets []string, tags map[string]string) (*elbtypes.LoadBalancer, error) {
+func (c *cloud) createLoadBalancer(ctx context.Context, name string, scheme elbtypes.LoadBalancerSchemeEnum, subnets, securityGroups []string, tags map[string]string) (*elbtypes.LoadBalancer, error) {
 	out, err := c.elb.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{
-		Name:          aws.String(name),
-		Type:          elbtypes.LoadBalancerTypeEnumNetwork,
-		Scheme:        scheme,
-		IpAddressType: elbtypes.IpAddressTypeIpv4,
-		Subnets:       subnets,
-		Tags:          elbTags(tags),
+		Name:           aws.String(name),
+		Type:           elbtypes.LoadBalancerTypeEnumNetwork,
+		Scheme:         scheme,
+		IpAddressType:  elbtypes.IpAddressTypeIpv4,
+		Subnets:        subnets,
+		SecurityGroups: securityGroups,
+		Tags:           elbTags(tags),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create load balancer %s: %w", name, err)

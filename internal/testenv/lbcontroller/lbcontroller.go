@@ -6,9 +6,13 @@
 // deletion removes them before releasing the Service's finalizer — the
 // behaviour coderctl's coder stage, verify and `down` depend on.
 //
+// It also gives each NLB a managed security group and the network
+// interfaces ELB would, and leaves both behind when the NLB goes, as a
+// cluster torn down before AWS released them does (leftovers.go).
+//
 // It is a test double, not a port of cloud-provider-aws: no targets are
-// registered (kwok nodes are not EC2 instances), no security groups are
-// touched, and health checks are the NLB defaults.
+// registered (kwok nodes are not EC2 instances), the nodes' security
+// groups are not touched, and health checks are the NLB defaults.
 package lbcontroller
 
 import (

@@ -36,7 +36,7 @@ func (c *controller) ensure(ctx context.Context, svc *corev1.Service) (*corev1.S
 	if svc, err = c.addFinalizer(ctx, svc); err != nil {
 		return svc, err
 	}
-	lb, err := c.ensureLoadBalancer(ctx, svc)
+	lb, err := c.ensureLoadBalancer(ctx, svc, listeners)
 	if err != nil {
 		return svc, err
 	}
@@ -49,7 +49,7 @@ func (c *controller) ensure(ctx context.Context, svc *corev1.Service) (*corev1.S
 
 // ensureLoadBalancer finds the Service's NLB by its tags or creates it. A
 // scheme change cannot be applied in place, so it replaces the NLB.
-func (c *controller) ensureLoadBalancer(ctx context.Context, svc *corev1.Service) (*elbtypes.LoadBalancer, error) {
+func (c *controller) ensureLoadBalancer(ctx context.Context, svc *corev1.Service, listeners []listenerSpec) (*elbtypes.LoadBalancer, error) {
 	owner := ownerTags(svc, c.cloud.cluster)
 	scheme := schemeFor(svc)
 	lb, err := c.cloud.findLoadBalancer(ctx, owner)
@@ -69,8 +69,18 @@ func (c *controller) ensureLoadBalancer(ctx context.Context, svc *corev1.Service
 	if err != nil {
 		return nil, err
 	}
-	lb, err = c.cloud.createLoadBalancer(ctx, LoadBalancerName(svc), scheme, subnets, owner)
+	// The managed security group first, as the cloud controller makes it
+	// (an NLB takes its groups at creation only); then the NLB, and the
+	// interfaces ELB gives it in each subnet (leftovers.go).
+	sg, err := c.cloud.ensureSecurityGroup(ctx, LoadBalancerName(svc), subnets, owner, listeners)
 	if err != nil {
+		return nil, err
+	}
+	lb, err = c.cloud.createLoadBalancer(ctx, LoadBalancerName(svc), scheme, subnets, []string{sg}, owner)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.cloud.createInterfaces(ctx, *lb, subnets, sg); err != nil {
 		return nil, err
 	}
 	c.logf("%s/%s: created %s network load balancer %s (%s)", svc.Namespace, svc.Name, scheme, aws.ToString(lb.LoadBalancerName), aws.ToString(lb.DNSName))
@@ -169,6 +179,17 @@ func (c *controller) cleanup(ctx context.Context, svc *corev1.Service) (*corev1.
 		if err := c.cloud.deleteTargetGroup(ctx, aws.ToString(tg.TargetGroupArn)); err != nil {
 			return svc, err
 		}
+	}
+	// The NLB's interfaces are not released (leftovers.go), so its group
+	// stays in use: given up, and left for the teardown.
+	sg, users, err := c.cloud.deleteSecurityGroup(ctx, owner)
+	switch {
+	case err != nil:
+		return svc, err
+	case len(users) > 0:
+		c.logf("%s/%s: security group %s still used by %v (the NLB's interfaces, not released yet): left in place", svc.Namespace, svc.Name, sg, users)
+	case sg != "":
+		c.logf("%s/%s: deleted security group %s", svc.Namespace, svc.Name, sg)
 	}
 	if svc.DeletionTimestamp == nil {
 		// The Service stays (its type changed): it must not keep pointing
