@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // An owner's session, from one of three sources, in this order:
@@ -31,9 +32,16 @@ const (
 	KeyFirstUserUsername = config.KeyFirstUserUsername
 )
 
+// FirstUserSecretLeaf names the first-user secret under the deployment's
+// prefix (names.SecretName).
+const FirstUserSecretLeaf = "first-user"
+
 // FirstUserSecretName is the Secrets Manager secret holding the first
-// owner's e-mail, username and password for deployment (CLUSTER_NAME).
-func FirstUserSecretName(deployment string) string { return "coder/" + deployment + "/first-user" }
+// owner's e-mail, username and password for deployment (CLUSTER_NAME):
+// coder/<deployment>/first-user.
+func FirstUserSecretName(deployment string) string {
+	return names.SecretName(deployment, FirstUserSecretLeaf)
+}
 
 // SecretStore keeps the first owner's credentials. FirstUserStore is the
 // Secrets Manager one; tests may give another.

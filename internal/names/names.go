@@ -58,12 +58,16 @@ const (
 	KeyMasterSecretARN   = "DB_MASTER_SECRET_ARN"
 	KeyDBInstanceID      = "DB_INSTANCE_ID"
 
-	// MasterSecretName is the Secrets Manager secret holding the master
-	// user's connection document.
-	MasterSecretName = "coder/db-master"
+	// MasterSecretLeaf names the Secrets Manager secret holding the master
+	// user's connection document: MasterSecretName.
+	MasterSecretLeaf = "db-master"
 	DatabaseName     = "coder"
 	MasterUsername   = "coder"
 )
+
+// MasterSecretName is the deployment's database master secret,
+// coder/<deployment>/db-master.
+func MasterSecretName(deployment string) string { return SecretName(deployment, MasterSecretLeaf) }
 
 // Produced by the acm stage.
 const (
@@ -80,9 +84,9 @@ const (
 	KeyDatabaseURLSecretARN = "DATABASE_URL_SECRET_ARN"
 	KeySecretsRoleARN       = "SECRETS_ROLE_ARN"
 
-	// DatabaseURLSecretName is the Secrets Manager secret with Coder's
-	// PostgreSQL connection URL.
-	DatabaseURLSecretName = "coder/database-url"
+	// DatabaseURLSecretLeaf names the Secrets Manager secret with Coder's
+	// PostgreSQL connection URL: DatabaseURLSecretName.
+	DatabaseURLSecretLeaf = "database-url"
 	// CoderServiceAccount is coderd's service account, the only one the
 	// IRSA role trusts.
 	CoderServiceAccount = "coder"
@@ -100,6 +104,36 @@ const (
 	// CSIDriver is the driver name pods' CSI volumes use.
 	CSIDriver = "secrets-store.csi.k8s.io"
 )
+
+// DatabaseURLSecretName is the deployment's database URL secret,
+// coder/<deployment>/database-url.
+func DatabaseURLSecretName(deployment string) string {
+	return SecretName(deployment, DatabaseURLSecretLeaf)
+}
+
+// Secrets Manager names. Secrets Manager names are unique per account and
+// region, so every secret coderctl stores for a deployment is named
+// coder/<deployment>/<leaf>: two deployments side by side never share one,
+// and coderd's IRSA role is granted SecretPrefix(deployment)+"*" only. The
+// leaves are declared by the stage that produces each secret (above, or in
+// the stage when no other one uses it).
+
+// secretRoot is the common root of every coderctl secret.
+const secretRoot = "coder/"
+
+// SecretPrefix is what every secret of the deployment starts with,
+// "coder/<deployment>/". Cluster names hold no '/', so one deployment's
+// prefix never matches another's secrets.
+func SecretPrefix(deployment string) string { return secretRoot + deployment + "/" }
+
+// SecretName is the deployment's secret called leaf.
+func SecretName(deployment, leaf string) string { return SecretPrefix(deployment) + leaf }
+
+// LegacySecretName is leaf's name before deployments had their own prefix
+// (coder/<leaf>, one per account and region). The rds and secrets stages
+// move a secret of this name to SecretName when it is tagged for their
+// deployment, and never touch one that is not.
+func LegacySecretName(leaf string) string { return secretRoot + leaf }
 
 // Produced by the coder stage (the namespace is created by whichever of
 // secrets and coder runs first).

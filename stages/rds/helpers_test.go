@@ -43,6 +43,8 @@ type world struct {
 	vpc       string
 	subnets   []string
 	clusterSG string
+	// config is set for a deployment other than the shipped file's.
+	config *stagetest.ConfigEnv
 }
 
 func newWorld(t *testing.T) *world {
@@ -54,6 +56,48 @@ func newWorld(t *testing.T) *world {
 func newWorldWith(t *testing.T, inputs map[string]string) *world {
 	t.Helper()
 	w := &world{Env: stagetest.New(t, inputs)}
+	w.seed(t)
+	return w
+}
+
+// newWorlds builds one world per cluster name in one moto, as deployments
+// side by side in one account and region: each its own cluster-config.yaml
+// (metadata.name), state file, VPC and cluster security group.
+func newWorlds(t *testing.T, clusters ...string) []*world {
+	t.Helper()
+	// Each Env resets moto when it starts: build them all before seeding.
+	var ws []*world
+	for _, c := range clusters {
+		cfg := stagetest.WriteClusterConfig(t, t.TempDir(), "name: "+testCluster, "name: "+c)
+		ce := stagetest.NewWithClusterConfig(t, nil, cfg)
+		ws = append(ws, &world{Env: ce.Env, config: ce})
+	}
+	for _, w := range ws {
+		w.seed(t)
+	}
+	return ws
+}
+
+// reload rebuilds Deps from the state file, as a new process would.
+func (w *world) reload(t *testing.T) {
+	t.Helper()
+	if w.config != nil {
+		w.config.Reload(t)
+		return
+	}
+	w.Reload(t)
+}
+
+// secretName is the deployment's master secret.
+func (w *world) secretName() string { return names.MasterSecretName(w.Deps.Deployment()) }
+
+// instanceID is the deployment's DB instance identifier.
+func (w *world) instanceID() string { return InstanceIdentifier(w.Deps.Deployment()) }
+
+// seed creates the VPC, subnets and cluster security group the network and
+// eks stages would, and records their outputs.
+func (w *world) seed(t *testing.T) {
+	t.Helper()
 	ctx := context.Background()
 	ec2c := w.Deps.AWS.EC2
 	vpc, err := ec2c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})
@@ -69,7 +113,7 @@ func newWorldWith(t *testing.T, inputs map[string]string) *world {
 		}
 		w.subnets = append(w.subnets, aws.ToString(sn.Subnet.SubnetId))
 	}
-	sg, err := ec2c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("eks-cluster-sg-coder-prod"),
+	sg, err := ec2c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("eks-cluster-sg-" + w.Deps.Deployment()),
 		Description: aws.String("stands in for the EKS cluster security group"), VpcId: aws.String(w.vpc)})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +124,6 @@ func newWorldWith(t *testing.T, inputs map[string]string) *world {
 		t.Fatal(err)
 	}
 	w.Calls.Reset()
-	return w
 }
 
 func (w *world) stages() []engine.Stage {
@@ -112,7 +155,7 @@ func (w *world) outputs() map[string]string {
 
 func (w *world) instance(t *testing.T) *rdstypes.DBInstance {
 	t.Helper()
-	out, err := w.Deps.AWS.RDS.DescribeDBInstances(context.Background(), &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(testInstance)})
+	out, err := w.Deps.AWS.RDS.DescribeDBInstances(context.Background(), &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(w.instanceID())})
 	if err != nil {
 		t.Fatalf("describe instance: %v", err)
 	}
@@ -122,7 +165,7 @@ func (w *world) instance(t *testing.T) *rdstypes.DBInstance {
 // secret reads the master secret as the secrets stage will.
 func (w *world) secret(t *testing.T) MasterSecret {
 	t.Helper()
-	out, err := w.Deps.AWS.SecretsManager.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(MasterSecretName)})
+	out, err := w.Deps.AWS.SecretsManager.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(w.secretName())})
 	if err != nil {
 		t.Fatalf("get secret: %v", err)
 	}

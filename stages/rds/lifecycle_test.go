@@ -66,7 +66,7 @@ func TestVerifyDetectsBreakage(t *testing.T) {
 			}
 		}, "endpoint"},
 		{"secret scheduled for deletion", func(t *testing.T, w *world) {
-			if _, err := w.Deps.AWS.SecretsManager.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(MasterSecretName),
+			if _, err := w.Deps.AWS.SecretsManager.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(w.secretName()),
 				RecoveryWindowInDays: aws.Int64(7)}); err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +165,7 @@ func TestDestroy(t *testing.T) {
 				t.Errorf("final snapshots %v, want one: %v", names, tc.wantSnapshot)
 			}
 
-			sec, err := w.Deps.AWS.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(MasterSecretName)})
+			sec, err := w.Deps.AWS.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(w.secretName())})
 			switch {
 			case tc.wantSecretPendingDeletion && (err != nil || sec.DeletedDate == nil):
 				t.Errorf("secret should be scheduled for deletion: %v", err)
@@ -228,7 +228,7 @@ func TestSecretLostResetsPassword(t *testing.T) {
 	w := newWorld(t)
 	w.apply(t)
 	old := w.secret(t)
-	if _, err := w.Deps.AWS.SecretsManager.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(MasterSecretName),
+	if _, err := w.Deps.AWS.SecretsManager.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(w.secretName()),
 		ForceDeleteWithoutRecovery: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestInterruptedResetFinishes(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	w.apply(t)
-	if _, err := w.Deps.AWS.SecretsManager.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String(MasterSecretName),
+	if _, err := w.Deps.AWS.SecretsManager.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String(w.secretName()),
 		Tags: []smtypes.Tag{{Key: aws.String(tagPasswordReset), Value: aws.String("pending")}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestInterruptedResetFinishes(t *testing.T) {
 
 func (w *world) assertNoResetMark(t *testing.T) {
 	t.Helper()
-	sec, err := w.Deps.AWS.SecretsManager.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(MasterSecretName)})
+	sec, err := w.Deps.AWS.SecretsManager.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(w.secretName())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestPasswordNeverLeaks(t *testing.T) {
 	all = append(all, w.apply(t)...)
 	passwords := []string{w.secret(t).Password}
 
-	if _, err := w.Deps.AWS.SecretsManager.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(MasterSecretName),
+	if _, err := w.Deps.AWS.SecretsManager.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(w.secretName()),
 		ForceDeleteWithoutRecovery: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}

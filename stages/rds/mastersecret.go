@@ -74,28 +74,65 @@ func requestToken(parts ...string) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// findSecret looks the master secret up by the ARN in state, then by name;
-// nil when neither exists. A secret of another deployment is an error.
+// recoveryWindowDays is how long a deleted master secret can be restored.
+const recoveryWindowDays = 7
+
+// describeSecret looks a secret up by name or ARN; nil when there is none.
+func (s *stage) describeSecret(ctx context.Context, id string) (*secretsmanager.DescribeSecretOutput, error) {
+	out, err := s.d.AWS.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+	if awsx.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, awsx.Describe("describe secret "+id, err)
+	}
+	return out, nil
+}
+
+// findSecret looks the master secret up by the ARN in state, when that
+// still names the deployment's own secret (before a move it names the
+// legacy one), then by name; nil when neither exists. A secret of another
+// deployment is an error.
 func (s *stage) findSecret(ctx context.Context) (*secretsmanager.DescribeSecretOutput, error) {
-	ids := []string{MasterSecretName}
+	name := s.secretName()
+	var out *secretsmanager.DescribeSecretOutput
+	var err error
 	if arn := s.d.State.Get(KeyMasterSecretARN); arn != "" {
-		ids = []string{arn, MasterSecretName}
+		if out, err = s.describeSecret(ctx, arn); err != nil {
+			return nil, err
+		}
 	}
-	for _, id := range ids {
-		out, err := s.d.AWS.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
-		if awsx.IsNotFound(err) {
-			continue
+	if out == nil || aws.ToString(out.Name) != name {
+		if out, err = s.describeSecret(ctx, name); err != nil || out == nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, awsx.Describe("describe secret "+id, err)
-		}
-		if other := awsx.SecretsManagerTagMap(out.Tags)[awsx.TagDeployment]; other != "" && other != s.d.Deployment() {
-			return nil, fmt.Errorf("secret %s belongs to deployment %q, not %q: one account and region holds one Coder deployment's %s",
-				MasterSecretName, other, s.d.Deployment(), MasterSecretName)
-		}
-		return out, nil
 	}
-	return nil, nil
+	if other := awsx.SecretsManagerTagMap(out.Tags)[awsx.TagDeployment]; other != "" && other != s.d.Deployment() {
+		return nil, fmt.Errorf("secret %s belongs to deployment %q, not %q: delete it or choose another CLUSTER_NAME",
+			name, other, s.d.Deployment())
+	}
+	return out, nil
+}
+
+// legacySecret is the master secret under its name from before
+// deployments had their own prefix, when it is tagged for this deployment
+// (an older coderctl tagged every secret it made or adopted); nil
+// otherwise. An untagged one may be anyone's, another deployment's is
+// theirs: neither is ever adopted, and ignored says so for plan.
+func (s *stage) legacySecret(ctx context.Context) (sec *secretsmanager.DescribeSecretOutput, ignored string, err error) {
+	out, err := s.describeSecret(ctx, legacySecretName)
+	if err != nil || out == nil {
+		return nil, "", err
+	}
+	switch owner := awsx.SecretsManagerTagMap(out.Tags)[awsx.TagDeployment]; owner {
+	case s.d.Deployment():
+		return out, "", nil
+	case "":
+		return nil, fmt.Sprintf("%s exists untagged and is not adopted: only a secret tagged %s=%s is moved",
+			legacySecretName, awsx.TagDeployment, s.d.Deployment()), nil
+	default:
+		return nil, "", nil
+	}
 }
 
 func (s *stage) planMasterSecret(ctx context.Context) ([]engine.Action, error) {
@@ -103,24 +140,52 @@ func (s *stage) planMasterSecret(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := "secret " + MasterSecretName
+	legacy, ignored, err := s.legacySecret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := s.secretName()
+	res := "secret " + name
+	if sec == nil && legacy != nil {
+		restore := ""
+		if legacy.DeletedDate != nil {
+			restore = "restore it (it is scheduled for deletion), "
+		}
+		return []engine.Action{
+			{Kind: engine.Create, Resource: res, Reason: fmt.Sprintf(
+				"move from %s, tagged for this deployment: %scopy the same credentials under the deployment's own name (the database password does not change)", legacySecretName, restore)},
+			{Kind: engine.Delete, Resource: "secret " + legacySecretName, Reason: fmt.Sprintf(
+				"moved to %s: scheduled for deletion, restorable for %d days", name, recoveryWindowDays)},
+		}, nil
+	}
+	var act engine.Action
 	switch {
 	case sec == nil:
 		inst, err := s.findInstance(ctx)
 		if err != nil {
 			return nil, err
 		}
+		act = engine.Action{Kind: engine.Create, Resource: res, Reason: "generate the master password, stored only in Secrets Manager"}
 		if inst != nil {
-			return []engine.Action{{Kind: engine.Create, Resource: res,
-				Reason: "the database exists but its secret is gone: generate a new master password, reset it on the instance and store it"}}, nil
+			act.Reason = "the database exists but its secret is gone: generate a new master password, reset it on the instance and store it"
 		}
-		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: "generate the master password, stored only in Secrets Manager"}}, nil
+		if ignored != "" {
+			act.Reason += "; " + ignored
+		}
+		return []engine.Action{act}, nil
 	case sec.DeletedDate != nil:
-		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: "scheduled for deletion: restore it"}}, nil
+		act = engine.Action{Kind: engine.Update, Resource: res, Reason: "scheduled for deletion: restore it"}
 	case awsx.SecretsManagerTagMap(sec.Tags)[tagPasswordReset] != "":
-		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: "finish resetting the instance's master password"}}, nil
+		act = engine.Action{Kind: engine.Update, Resource: res, Reason: "finish resetting the instance's master password"}
+	default:
+		act = engine.Action{Kind: engine.Nothing, Resource: res, Reason: "exists"}
 	}
-	return []engine.Action{{Kind: engine.Nothing, Resource: res, Reason: "exists"}}, nil
+	acts := []engine.Action{act}
+	if legacy != nil && legacy.DeletedDate == nil {
+		acts = append(acts, engine.Action{Kind: engine.Delete, Resource: "secret " + legacySecretName, Reason: fmt.Sprintf(
+			"left over from the move to %s: scheduled for deletion (restorable for %d days) if it holds the same password", name, recoveryWindowDays)})
+	}
+	return acts, nil
 }
 
 func (s *stage) applyMasterSecret(ctx context.Context, r engine.Reporter) error {
@@ -128,14 +193,25 @@ func (s *stage) applyMasterSecret(ctx context.Context, r engine.Reporter) error 
 	if err != nil {
 		return err
 	}
+	legacy, _, err := s.legacySecret(ctx)
+	if err != nil {
+		return err
+	}
+	if sec == nil && legacy != nil {
+		if sec, err = s.moveLegacySecret(ctx, r, legacy); err != nil {
+			return err
+		}
+		legacy.DeletedDate = nil // restored to be moved
+	}
 	if sec == nil {
 		return s.createMasterSecret(ctx, r)
 	}
+	name := s.secretName()
 	arn := aws.ToString(sec.ARN)
 	if sec.DeletedDate != nil {
-		r.Progress("restoring secret " + MasterSecretName + ", which was scheduled for deletion")
+		r.Progress("restoring secret " + name + ", which was scheduled for deletion")
 		if _, err := s.d.AWS.SecretsManager.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: aws.String(arn)}); err != nil {
-			return awsx.Describe("restore secret "+MasterSecretName, err)
+			return awsx.Describe("restore secret "+name, err)
 		}
 	}
 	if err := s.adoptSecretTags(ctx, arn, awsx.SecretsManagerTagMap(sec.Tags)); err != nil {
@@ -146,20 +222,114 @@ func (s *stage) applyMasterSecret(ctx context.Context, r engine.Reporter) error 
 			return err
 		}
 	}
+	if legacy != nil && legacy.DeletedDate == nil {
+		if err := s.retireLegacySecret(ctx, r, legacy, arn); err != nil {
+			return err
+		}
+	}
 	if awsx.SecretsManagerTagMap(sec.Tags)[tagPasswordReset] != "" {
 		return s.finishPasswordReset(ctx, r, arn)
 	}
 	return nil
 }
 
+// moveLegacySecret gives this deployment's master secret its own name: a
+// new secret holding exactly the legacy one's value (so the instance's
+// password does not change), recorded in state. The caller then retires
+// the legacy one, as a later run does when this one is killed in between.
+// A pending password reset moves with it.
+func (s *stage) moveLegacySecret(ctx context.Context, r engine.Reporter, legacy *secretsmanager.DescribeSecretOutput) (*secretsmanager.DescribeSecretOutput, error) {
+	from, name := aws.ToString(legacy.ARN), s.secretName()
+	if legacy.DeletedDate != nil {
+		r.Progress("restoring secret " + legacySecretName + ", which was scheduled for deletion, to move it")
+		if _, err := s.d.AWS.SecretsManager.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: aws.String(from)}); err != nil {
+			return nil, awsx.Describe("restore secret "+legacySecretName, err)
+		}
+	}
+	value, err := s.d.AWS.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(from)})
+	if err != nil {
+		return nil, awsx.Describe("read secret "+legacySecretName, err)
+	}
+	tags := s.tags(name)
+	if mark := awsx.SecretsManagerTagMap(legacy.Tags)[tagPasswordReset]; mark != "" {
+		tags[tagPasswordReset] = mark
+	}
+	r.Progress(fmt.Sprintf("moving secret %s to %s (the same credentials: the database password does not change)", legacySecretName, name))
+	_, err = s.d.AWS.SecretsManager.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name:               aws.String(name),
+		Description:        aws.String(masterSecretDescription(s.d.Deployment())),
+		SecretString:       value.SecretString,
+		ClientRequestToken: aws.String(requestToken(s.d.Deployment(), name, "moved from", from)),
+		Tags:               secretTagList(tags),
+	})
+	// Exists: a concurrent or killed run made it; retiring the legacy
+	// secret compares the passwords before deleting anything.
+	if err != nil && awsx.ErrorCode(err) != "ResourceExistsException" {
+		return nil, awsx.Describe("create secret "+name, err)
+	}
+	sec, err := s.findSecret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sec == nil {
+		return nil, fmt.Errorf("secret %s was created but Secrets Manager does not find it yet: run apply again", name)
+	}
+	if arn := aws.ToString(sec.ARN); s.d.State.Get(KeyMasterSecretARN) != arn {
+		if err := s.d.Record(map[string]string{KeyMasterSecretARN: arn}); err != nil {
+			return nil, err
+		}
+	}
+	return sec, nil
+}
+
+// retireLegacySecret schedules this deployment's legacy master secret for
+// deletion, with the recovery window, once the secret under the
+// deployment's own name holds the same password. One holding another
+// password is left with a notice: it may be the only copy of a password
+// something still uses.
+func (s *stage) retireLegacySecret(ctx context.Context, r engine.Reporter, legacy *secretsmanager.DescribeSecretOutput, arn string) error {
+	current, err := s.readMasterSecret(ctx, arn)
+	if err != nil {
+		return err
+	}
+	old, err := s.readSecretDoc(ctx, aws.ToString(legacy.ARN), legacySecretName)
+	if err != nil || old.Password != current.Password {
+		r.Notice(fmt.Sprintf("secret %s is tagged for deployment %s but does not hold the password in %s: left in place; delete it once nothing uses it",
+			legacySecretName, s.d.Deployment(), s.secretName()), map[string]any{"secret": legacySecretName})
+		return nil
+	}
+	return s.deleteSecret(ctx, r, legacySecretName, aws.ToString(legacy.ARN), false)
+}
+
+// deleteSecret deletes a secret at once (force) or with the recovery
+// window.
+func (s *stage) deleteSecret(ctx context.Context, r engine.Reporter, name, arn string, force bool) error {
+	in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(arn)}
+	if force {
+		in.ForceDeleteWithoutRecovery = aws.Bool(true)
+		r.Progress("deleting secret " + name + " without recovery")
+	} else {
+		in.RecoveryWindowInDays = aws.Int64(recoveryWindowDays)
+		r.Progress(fmt.Sprintf("scheduling secret %s for deletion in %d days (restorable until then)", name, recoveryWindowDays))
+	}
+	if _, err := s.d.AWS.SecretsManager.DeleteSecret(ctx, in); err != nil && !awsx.IsNotFound(err) {
+		return awsx.Describe("delete secret "+name, err)
+	}
+	return nil
+}
+
+func masterSecretDescription(deployment string) string {
+	return "Master credentials of the Coder database of " + deployment + " (written by coderctl)"
+}
+
 // adoptSecretTags tags a secret found by name that lacks the stage's tags.
 func (s *stage) adoptSecretTags(ctx context.Context, arn string, have map[string]string) error {
-	want := s.tags(MasterSecretName)
+	want := s.tags(s.secretName())
 	if awsx.HasTags(have, want) {
 		return nil
 	}
 	_, err := s.d.AWS.SecretsManager.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String(arn), Tags: secretTagList(want)})
-	return awsx.Describe("tag secret "+MasterSecretName, err)
+	return awsx.Describe("tag secret "+s.secretName(), err)
 }
 
 // createMasterSecret generates the password and stores it. When the
@@ -174,8 +344,9 @@ func (s *stage) createMasterSecret(ctx context.Context, r engine.Reporter) error
 	if err != nil {
 		return err
 	}
+	name := s.secretName()
 	doc := MasterSecret{Username: MasterUsername, Password: password, Port: Port, DBName: DatabaseName}
-	tags := s.tags(MasterSecretName)
+	tags := s.tags(name)
 	if inst != nil {
 		tags[tagPasswordReset] = "pending"
 		if inst.Endpoint != nil {
@@ -184,18 +355,18 @@ func (s *stage) createMasterSecret(ctx context.Context, r engine.Reporter) error
 	}
 	body, err := json.Marshal(doc)
 	if err != nil {
-		return fmt.Errorf("encode secret %s: %w", MasterSecretName, err)
+		return fmt.Errorf("encode secret %s: %w", name, err)
 	}
-	r.Progress("storing a generated master password in secret " + MasterSecretName)
+	r.Progress("storing a generated master password in secret " + name)
 	out, err := s.d.AWS.SecretsManager.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name:               aws.String(MasterSecretName),
-		Description:        aws.String("Master credentials of the Coder database of " + s.d.Deployment() + " (written by coderctl)"),
+		Name:               aws.String(name),
+		Description:        aws.String(masterSecretDescription(s.d.Deployment())),
 		SecretString:       aws.String(string(body)),
-		ClientRequestToken: aws.String(requestToken(s.d.Deployment(), MasterSecretName)),
+		ClientRequestToken: aws.String(requestToken(s.d.Deployment(), name)),
 		Tags:               secretTagList(tags),
 	})
 	if err != nil {
-		return awsx.Describe("create secret "+MasterSecretName, err)
+		return awsx.Describe("create secret "+name, err)
 	}
 	arn := aws.ToString(out.ARN)
 	if err := s.d.Record(map[string]string{KeyMasterSecretARN: arn}); err != nil {
@@ -224,7 +395,7 @@ func (s *stage) finishPasswordReset(ctx context.Context, r engine.Reporter, arn 
 	}
 	id := aws.ToString(inst.DBInstanceIdentifier)
 	r.Notice(fmt.Sprintf("database %s existed without its secret %s: its master password is being reset to a new generated one, stored only in the secret",
-		id, MasterSecretName), map[string]any{"instance": id, "secret_arn": arn})
+		id, s.secretName()), map[string]any{"instance": id, "secret_arn": arn})
 	_, err = s.d.AWS.RDS.ModifyDBInstance(ctx, &rds.ModifyDBInstanceInput{
 		DBInstanceIdentifier: aws.String(id), MasterUserPassword: aws.String(doc.Password), ApplyImmediately: aws.Bool(true),
 	})
@@ -236,18 +407,24 @@ func (s *stage) finishPasswordReset(ctx context.Context, r engine.Reporter, arn 
 
 func (s *stage) clearResetMark(ctx context.Context, arn string) error {
 	_, err := s.d.AWS.SecretsManager.UntagResource(ctx, &secretsmanager.UntagResourceInput{SecretId: aws.String(arn), TagKeys: []string{tagPasswordReset}})
-	return awsx.Describe("untag secret "+MasterSecretName, err)
+	return awsx.Describe("untag secret "+s.secretName(), err)
 }
 
 // readMasterSecret reads and decodes the secret. Errors never quote it.
 func (s *stage) readMasterSecret(ctx context.Context, arn string) (*MasterSecret, error) {
+	return s.readSecretDoc(ctx, arn, s.secretName())
+}
+
+// readSecretDoc reads and decodes the secret arn, called name in errors,
+// which never quote it.
+func (s *stage) readSecretDoc(ctx context.Context, arn, name string) (*MasterSecret, error) {
 	out, err := s.d.AWS.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
 	if err != nil {
-		return nil, awsx.Describe("read secret "+MasterSecretName, err)
+		return nil, awsx.Describe("read secret "+name, err)
 	}
 	var doc MasterSecret
 	if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &doc); err != nil || doc.Password == "" {
-		return nil, fmt.Errorf("secret %s is not a JSON document with a password: delete it (the next apply resets the database's password) or fix it", MasterSecretName)
+		return nil, fmt.Errorf("secret %s is not a JSON document with a password: delete it (the next apply resets the database's password) or fix it", name)
 	}
 	return &doc, nil
 }
@@ -269,36 +446,39 @@ func (s *stage) syncSecretEndpoint(ctx context.Context, r engine.Reporter, host 
 	doc.Host, doc.Port = host, port
 	body, err := json.Marshal(doc)
 	if err != nil {
-		return fmt.Errorf("encode secret %s: %w", MasterSecretName, err)
+		return fmt.Errorf("encode secret %s: %w", s.secretName(), err)
 	}
-	r.Progress(fmt.Sprintf("recording %s:%d in secret %s", host, port, MasterSecretName))
+	r.Progress(fmt.Sprintf("recording %s:%d in secret %s", host, port, s.secretName()))
 	_, err = s.d.AWS.SecretsManager.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
 		SecretId: aws.String(arn), SecretString: aws.String(string(body)),
 		ClientRequestToken: aws.String(requestToken(arn, host, fmt.Sprint(port), doc.DBName)),
 	})
-	return awsx.Describe("update secret "+MasterSecretName, err)
+	return awsx.Describe("update secret "+s.secretName(), err)
 }
 
-// destroyMasterSecret deletes the secret with a 7-day recovery window, or
-// at once with ForceDeleteSecrets. It runs only after the instance is gone.
+// destroyMasterSecret deletes the secret with the recovery window, or at
+// once with ForceDeleteSecrets, and this deployment's legacy-named one if
+// a move left it. It runs only after the instance is gone.
 func (s *stage) destroyMasterSecret(ctx context.Context, r engine.Reporter) error {
 	sec, err := s.findSecret(ctx)
 	if err != nil {
 		return err
 	}
-	if sec == nil || (sec.DeletedDate != nil && !s.d.Opts.ForceDeleteSecrets) {
-		return s.d.State.Unset(KeyMasterSecretARN)
+	legacy, _, err := s.legacySecret(ctx)
+	if err != nil {
+		return err
 	}
-	in := &secretsmanager.DeleteSecretInput{SecretId: sec.ARN}
-	if s.d.Opts.ForceDeleteSecrets {
-		in.ForceDeleteWithoutRecovery = aws.Bool(true)
-		r.Progress("deleting secret " + MasterSecretName + " without recovery")
-	} else {
-		in.RecoveryWindowInDays = aws.Int64(7)
-		r.Progress("scheduling secret " + MasterSecretName + " for deletion in 7 days")
-	}
-	if _, err := s.d.AWS.SecretsManager.DeleteSecret(ctx, in); err != nil && !awsx.IsNotFound(err) {
-		return awsx.Describe("delete secret "+MasterSecretName, err)
+	force := s.d.Opts.ForceDeleteSecrets
+	for _, found := range []struct {
+		name string
+		sec  *secretsmanager.DescribeSecretOutput
+	}{{s.secretName(), sec}, {legacySecretName, legacy}} {
+		if found.sec == nil || (found.sec.DeletedDate != nil && !force) {
+			continue
+		}
+		if err := s.deleteSecret(ctx, r, found.name, aws.ToString(found.sec.ARN), force); err != nil {
+			return err
+		}
 	}
 	return s.d.State.Unset(KeyMasterSecretARN)
 }

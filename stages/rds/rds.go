@@ -36,11 +36,9 @@ const (
 
 // The database as Coder sees it.
 const (
-	// MasterSecretName is the Secrets Manager secret holding MasterSecret.
-	MasterSecretName = names.MasterSecretName
-	DatabaseName     = names.DatabaseName
-	MasterUsername   = names.MasterUsername
-	Port             = 5432
+	DatabaseName   = names.DatabaseName
+	MasterUsername = names.MasterUsername
+	Port           = 5432
 )
 
 // Fixed properties of the instance.
@@ -119,6 +117,15 @@ func stepID(step string) string { return engine.StepID(Name, step) }
 // name is the identifier of the instance, its subnet group and its
 // security group.
 func (s *stage) name() string { return InstanceIdentifier(s.d.Deployment()) }
+
+// secretName is the Secrets Manager secret holding MasterSecret,
+// coder/<deployment>/db-master.
+func (s *stage) secretName() string { return names.MasterSecretName(s.d.Deployment()) }
+
+// legacySecretName is the master secret's name before deployments had
+// their own prefix; a secret of this name tagged for this deployment is
+// moved to secretName (see moveLegacySecret).
+var legacySecretName = names.LegacySecretName(names.MasterSecretLeaf)
 
 // tags are the stage's tags for a resource called name.
 func (s *stage) tags(name string) map[string]string {

@@ -25,7 +25,7 @@ func TestApplyFromEmpty(t *testing.T) {
 
 	out := w.outputs()
 	if out[KeyInstanceID] != testInstance || out[KeyPort] != "5432" || !strings.HasPrefix(out[KeyDBSecurityGroupID], "sg-") ||
-		!strings.Contains(out[KeyMasterSecretARN], ":secret:coder/db-master") || !strings.HasPrefix(out[KeyEndpoint], testInstance+".") {
+		!strings.Contains(out[KeyMasterSecretARN], ":secret:coder/coder-prod/db-master-") || !strings.HasPrefix(out[KeyEndpoint], testInstance+".") {
 		t.Fatalf("outputs: %v", out)
 	}
 

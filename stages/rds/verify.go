@@ -104,25 +104,30 @@ func (s *stage) checkIngress(ctx context.Context) engine.Check {
 // checkSecret proves the secret exists and describes the instance; the
 // password itself is never shown.
 func (s *stage) checkSecret(ctx context.Context, inst *rdstypes.DBInstance) engine.Check {
+	name := s.secretName()
 	sec, err := s.findSecret(ctx)
 	switch {
 	case err != nil:
 		return engine.Failf("master-secret", "", "%v", err)
 	case sec == nil:
-		return engine.Failf("master-secret", applyHint+" to reset the master password into a new secret", "secret %s does not exist", MasterSecretName)
+		if legacy, _, err := s.legacySecret(ctx); err == nil && legacy != nil {
+			return engine.Failf("master-secret", applyHint+" to move it (the password does not change)",
+				"secret %s does not exist; the deployment's credentials are still in %s", name, legacySecretName)
+		}
+		return engine.Failf("master-secret", applyHint+" to reset the master password into a new secret", "secret %s does not exist", name)
 	case sec.DeletedDate != nil:
-		return engine.Failf("master-secret", applyHint+" to restore it", "secret %s is scheduled for deletion", MasterSecretName)
+		return engine.Failf("master-secret", applyHint+" to restore it", "secret %s is scheduled for deletion", name)
 	}
 	doc, err := s.readMasterSecret(ctx, aws.ToString(sec.ARN))
 	if err != nil {
 		return engine.Failf("master-secret", "", "%v", err)
 	}
 	if inst.Endpoint != nil && (doc.Host != aws.ToString(inst.Endpoint.Address) || doc.Port != aws.ToInt32(inst.Endpoint.Port)) {
-		return engine.Failf("master-secret", applyHint, "secret %s points at %s:%d, the instance is at %s:%d", MasterSecretName,
+		return engine.Failf("master-secret", applyHint, "secret %s points at %s:%d, the instance is at %s:%d", name,
 			doc.Host, doc.Port, aws.ToString(inst.Endpoint.Address), aws.ToInt32(inst.Endpoint.Port))
 	}
 	if doc.Username != aws.ToString(inst.MasterUsername) {
-		return engine.Failf("master-secret", "", "secret %s names user %q, the instance's master user is %q", MasterSecretName, doc.Username, aws.ToString(inst.MasterUsername))
+		return engine.Failf("master-secret", "", "secret %s names user %q, the instance's master user is %q", name, doc.Username, aws.ToString(inst.MasterUsername))
 	}
-	return engine.Passf("master-secret", "%s holds the credentials for %s:%d", MasterSecretName, doc.Host, doc.Port)
+	return engine.Passf("master-secret", "%s holds the credentials for %s:%d", name, doc.Host, doc.Port)
 }

@@ -24,7 +24,8 @@ const (
 	defaultDBPort = 5432
 )
 
-// masterSecret is the JSON document the rds stage keeps in coder/db-master,
+// masterSecret is the JSON document the rds stage keeps in
+// coder/<deployment>/db-master,
 // in the shape RDS and the AWS console use for database credentials.
 type masterSecret struct {
 	Username string          `json:"username"`
@@ -62,7 +63,7 @@ func (m *masterSecret) portOf() (int, bool) {
 	return p, err == nil && p > 0 && p < 65536
 }
 
-// databaseURL builds coder/database-url's value from the master secret and
+// databaseURL builds coder/<deployment>/database-url's value from the master secret and
 // the endpoint the rds stage recorded (the secret's host and port when
 // state has none). RDS for PostgreSQL forces TLS, hence sslmode=require.
 func (s *stage) databaseURL(ctx context.Context) (string, error) {
@@ -130,28 +131,30 @@ func firstNonEmpty(vals ...string) string {
 	return ""
 }
 
+// dbURL is the database URL secret, coder/<deployment>/database-url.
+func (s *stage) dbURL() managed { return s.managedSecret(names.DatabaseURLSecretLeaf) }
+
 func (s *stage) planDatabaseURL(ctx context.Context) ([]engine.Action, error) {
 	if s.d.State.Get(names.KeyMasterSecretARN) == "" {
-		act, err := s.secretPlan(ctx, DatabaseURLSecretName, s.d.State.Get(KeyDatabaseURLSecretARN), "")
+		acts, err := s.secretPlan(ctx, s.dbURL(), s.d.State.Get(KeyDatabaseURLSecretARN), "")
 		if err != nil {
 			return nil, err
 		}
-		if act.Kind != engine.Create {
+		switch act := &acts[0]; {
+		case act.Kind != engine.Create:
 			act.Kind, act.Reason = engine.Update, "rebuild once the rds stage records the database"
-		} else {
+		case strings.HasPrefix(act.Reason, "move"):
+			act.Reason += ", once the rds stage records the database"
+		default:
 			act.Reason = "create from the database master secret once the rds stage has made it"
 		}
-		return []engine.Action{act}, nil
+		return acts, nil
 	}
 	value, err := s.databaseURL(ctx)
 	if err != nil {
 		return nil, err
 	}
-	act, err := s.secretPlan(ctx, DatabaseURLSecretName, s.d.State.Get(KeyDatabaseURLSecretARN), value)
-	if err != nil {
-		return nil, err
-	}
-	return []engine.Action{act}, nil
+	return s.secretPlan(ctx, s.dbURL(), s.d.State.Get(KeyDatabaseURLSecretARN), value)
 }
 
 func (s *stage) applyDatabaseURL(ctx context.Context, r engine.Reporter) error {
@@ -159,13 +162,13 @@ func (s *stage) applyDatabaseURL(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	return s.convergeSecret(ctx, r, DatabaseURLSecretName, s.d.State.Get(KeyDatabaseURLSecretARN), value, func(arn string) error {
+	return s.convergeSecret(ctx, r, s.dbURL(), s.d.State.Get(KeyDatabaseURLSecretARN), value, func(arn string) error {
 		return s.recordIfChanged(KeyDatabaseURLSecretARN, arn)
 	})
 }
 
 func (s *stage) destroyDatabaseURL(ctx context.Context, r engine.Reporter) error {
-	if err := s.deleteSecret(ctx, r, DatabaseURLSecretName, s.d.State.Get(KeyDatabaseURLSecretARN)); err != nil {
+	if err := s.destroySecret(ctx, r, s.dbURL(), s.d.State.Get(KeyDatabaseURLSecretARN)); err != nil {
 		return err
 	}
 	return s.d.State.Unset(KeyDatabaseURLSecretARN)

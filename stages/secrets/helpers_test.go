@@ -47,7 +47,7 @@ const (
 	oidcHost   = "oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 )
 
-// wantDatabaseURL is coder/database-url's value, written out by hand.
+// wantDatabaseURL is coder/coder-prod/database-url's value, written out by hand.
 const wantDatabaseURL = "postgres://coder:p%40ss%3Aw%2Frd%3F%23%25%26%3D%2B%20%24%21%27%22x@" + dbHost + ":5432/coder?sslmode=require"
 
 // world is one test's deployment: moto with the rds and eks outputs the
@@ -160,7 +160,7 @@ func (w *world) seedRDS(t *testing.T) {
 		"username": "coder", "password": dbPassword, "host": dbHost, "port": 5432, "dbname": "coder",
 	})
 	out, err := w.env.Deps.AWS.SecretsManager.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
-		Name: aws.String("coder/db-master"), SecretString: aws.String(string(doc))})
+		Name: aws.String("coder/coder-prod/db-master"), SecretString: aws.String(string(doc))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestPlan(t *testing.T) {
 	w.environ[secrets.EnvGitHubClientID] = "client-id"
 	w.environ[secrets.EnvGitHubClientSecret] = "client-secret"
 	resources := []string{
-		"secret coder/database-url", "secret coder/github-client-id", "secret coder/github-client-secret",
+		"secret coder/coder-prod/database-url", "secret coder/coder-prod/github-client-id", "secret coder/coder-prod/github-client-secret",
 		"iam-role/coder-prod-coder-secrets",
 		"helm-release/kube-system/csi-secrets-store", "helm-release/kube-system/secrets-provider-aws",
 		"secretproviderclass/coder/coder-secrets",
@@ -65,8 +65,8 @@ func TestPlan(t *testing.T) {
 			t.Errorf("plan on empty: %s is %q, want create", r, before[r])
 		}
 	}
-	if before["secret coder/github-allowed-orgs"] != engine.Nothing {
-		t.Errorf("allowed orgs unset: want nothing, got %q", before["secret coder/github-allowed-orgs"])
+	if before["secret coder/coder-prod/github-allowed-orgs"] != engine.Nothing {
+		t.Errorf("allowed orgs unset: want nothing, got %q", before["secret coder/coder-prod/github-allowed-orgs"])
 	}
 
 	w.run(t, engine.ModeApply)
@@ -81,7 +81,7 @@ func TestPlan(t *testing.T) {
 	}
 
 	w.environ[secrets.EnvGitHubClientSecret] = "rotated"
-	if k := planKinds(t, w)["secret coder/github-client-secret"]; k != engine.Update {
+	if k := planKinds(t, w)["secret coder/coder-prod/github-client-secret"]; k != engine.Update {
 		t.Errorf("after the client secret changed: %q, want update", k)
 	}
 }
@@ -95,9 +95,9 @@ func TestOAuthSecrets(t *testing.T) {
 	_, events := w.run(t, engine.ModeApply)
 
 	want := map[string]string{
-		"coder/github-client-id":     "Iv1.0123456789abcdef",
-		"coder/github-client-secret": "0123456789abcdef0123456789abcdef01234567",
-		"coder/github-allowed-orgs":  "coder,my-org",
+		"coder/coder-prod/github-client-id":     "Iv1.0123456789abcdef",
+		"coder/coder-prod/github-client-secret": "0123456789abcdef0123456789abcdef01234567",
+		"coder/coder-prod/github-allowed-orgs":  "coder,my-org",
 	}
 	objects := map[string]string{"database-url": w.env.Deps.State.Get(secrets.KeyDatabaseURLSecretARN)}
 	for name, value := range want {
@@ -108,7 +108,7 @@ func TestOAuthSecrets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		objects[strings.TrimPrefix(name, "coder/")] = aws.ToString(d.ARN)
+		objects[strings.TrimPrefix(name, "coder/coder-prod/")] = aws.ToString(d.ARN)
 	}
 	checkSPC(t, w, objects)
 	for _, ev := range events {
@@ -127,7 +127,7 @@ func TestOAuthSecrets(t *testing.T) {
 		if m := w.env.Calls.Mutations(); !slices.Equal(m, []string{"Secrets Manager.PutSecretValue"}) {
 			t.Errorf("mutations %v, want one PutSecretValue", m)
 		}
-		if got := w.secretValue(t, "coder/github-client-secret"); got != "rotated-secret" {
+		if got := w.secretValue(t, "coder/coder-prod/github-client-secret"); got != "rotated-secret" {
 			t.Errorf("client secret = %q", got)
 		}
 	})
@@ -171,14 +171,14 @@ func TestVerifyNamesDrift(t *testing.T) {
 			}
 		}},
 		{"policy widened to every secret", secrets.CheckRolePolicy, "inline policy coder-secrets-read", func(t *testing.T) {
-			doc := strings.ReplaceAll(wantAccessPolicy, "secret:coder/*", "secret:*")
+			doc := strings.ReplaceAll(wantAccessPolicy, "secret:coder/coder-prod/*", "secret:*")
 			if _, err := w.env.Deps.AWS.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: role, PolicyName: aws.String(secrets.RolePolicyName), PolicyDocument: aws.String(doc)}); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"database url overwritten", secrets.CheckDatabaseURL, "does not hold the URL", func(t *testing.T) {
 			if _, err := w.env.Deps.AWS.SecretsManager.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
-				SecretId: aws.String("coder/database-url"), SecretString: aws.String("postgres://old")}); err != nil {
+				SecretId: aws.String("coder/coder-prod/database-url"), SecretString: aws.String("postgres://old")}); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -283,7 +283,7 @@ func TestDestroy(t *testing.T) {
 			if _, err := w.env.Deps.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("coder-prod-coder-secrets")}); !awsx.IsNotFound(err) {
 				t.Errorf("role: %v, want NoSuchEntity", err)
 			}
-			for _, name := range []string{"coder/database-url", "coder/github-client-id", "coder/github-client-secret"} {
+			for _, name := range []string{"coder/coder-prod/database-url", "coder/coder-prod/github-client-id", "coder/coder-prod/github-client-secret"} {
 				d, err := w.env.Deps.AWS.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
 				switch {
 				case tc.force && !awsx.IsNotFound(err):
@@ -297,7 +297,7 @@ func TestDestroy(t *testing.T) {
 					t.Errorf("%s still in state: %s", k, v)
 				}
 			}
-			if _, err := w.env.Deps.AWS.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("coder/db-master")}); err != nil {
+			if _, err := w.env.Deps.AWS.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("coder/coder-prod/db-master")}); err != nil {
 				t.Errorf("the rds stage's master secret was touched: %v", err)
 			}
 
@@ -344,13 +344,13 @@ func TestAdopt(t *testing.T) {
 	}
 }
 
-// TestForeignSecret: a coder/database-url tagged for another deployment is
+// TestForeignSecret: a coder/coder-prod/database-url tagged for another deployment is
 // neither adopted nor overwritten.
 func TestForeignSecret(t *testing.T) {
 	w := newWorld(t, nil)
 	ctx := context.Background()
 	if _, err := w.env.Deps.AWS.SecretsManager.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name: aws.String("coder/database-url"), SecretString: aws.String("theirs"),
+		Name: aws.String("coder/coder-prod/database-url"), SecretString: aws.String("theirs"),
 		Tags: smTags(map[string]string{"coderctl/deployment": "other"})}); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestForeignSecret(t *testing.T) {
 	if !strings.Contains(stagetest.Failures(sum, events), `belongs to deployment "other"`) {
 		t.Errorf("failure does not say whose secret it is:\n%s", stagetest.Failures(sum, events))
 	}
-	if got := w.secretValue(t, "coder/database-url"); got != "theirs" {
+	if got := w.secretValue(t, "coder/coder-prod/database-url"); got != "theirs" {
 		t.Errorf("the other deployment's secret was overwritten")
 	}
 }

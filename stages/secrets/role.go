@@ -6,22 +6,24 @@ import (
 
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // RolePolicyName is the role's one inline policy.
 const RolePolicyName = "coder-secrets-read"
 
-// Role is coderd's IRSA role, <cluster>-coder-secrets: it reads the coder/*
-// secrets through the Secrets Store CSI driver.
+// Role is coderd's IRSA role, <cluster>-coder-secrets: it reads its own
+// deployment's coder/<cluster>/* secrets through the Secrets Store CSI
+// driver.
 var Role = deploy.IRSARole{
 	Stage: Name, Suffix: "-coder-secrets",
 	Namespace: Namespace, ServiceAccount: ServiceAccount,
 	PolicyName: RolePolicyName,
 	Policy:     AccessPolicy,
 	Who:        "coderd",
-	Does:       "reads coder/* secrets through the Secrets Store CSI driver",
-	Grants:     "may read coder/* secrets",
-	Why:        "coderd may only read coder/* secrets",
+	Does:       "reads the deployment's coder/<cluster>/* secrets through the Secrets Store CSI driver",
+	Grants:     "may read the deployment's coder/<cluster>/* secrets",
+	Why:        "coderd may only read its own deployment's coder/<cluster>/* secrets",
 	KeyARN:     KeyRoleARN,
 	Foreign: func(role, owner, deployment string) error {
 		return &foreignError{kind: "IAM role", name: role, owner: owner, deployment: deployment}
@@ -33,15 +35,16 @@ func RoleName(cluster string) string { return cluster + Role.Suffix }
 
 func (s *stage) roleName() string { return s.d.IRSARoleName(Role) }
 
-// AccessPolicy allows reading the coder/* secrets of the region, nothing
-// else.
-func AccessPolicy(partition, region, account, _ string) map[string]any {
+// AccessPolicy allows reading the deployment's secrets in the region,
+// coder/<cluster>/*, nothing else: not another deployment's, nor the
+// account-wide coder/<leaf> names older versions used.
+func AccessPolicy(partition, region, account, cluster string) map[string]any {
 	return map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []any{map[string]any{
 			"Effect":   "Allow",
 			"Action":   []any{"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"},
-			"Resource": fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:coder/*", partition, region, account),
+			"Resource": fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s*", partition, region, account, names.SecretPrefix(cluster)),
 		}},
 	}
 }

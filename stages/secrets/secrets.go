@@ -1,7 +1,8 @@
 // Package secrets is the guide's "Secrets" step: the database URL (and,
-// when configured, GitHub OAuth settings) in Secrets Manager; an IRSA role
-// that only coderd's service account can assume and that may only read
-// coder/* secrets; the Secrets Store CSI driver and its AWS provider as helm
+// when configured, GitHub OAuth settings) in Secrets Manager, each named
+// coder/<deployment>/<leaf> so deployments side by side never share one; an
+// IRSA role that only coderd's service account can assume and that may only
+// read its own deployment's coder/<deployment>/* secrets; the Secrets Store CSI driver and its AWS provider as helm
 // releases whose DaemonSets run on every node, tainted ones included; and a
 // SecretProviderClass that syncs those secrets into the Kubernetes secret
 // coder-secrets while coderd mounts it.
@@ -48,9 +49,6 @@ const (
 
 // Names other stages (coder) rely on.
 const (
-	// DatabaseURLSecretName is the Secrets Manager secret with Coder's
-	// PostgreSQL connection URL.
-	DatabaseURLSecretName = names.DatabaseURLSecretName
 	// Namespace is where Coder runs, and where the SecretProviderClass and
 	// the synced secret live.
 	Namespace = names.CoderNamespace

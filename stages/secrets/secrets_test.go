@@ -40,7 +40,7 @@ func wantTrust(providerARN string) string {
 
 const wantAccessPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
   "Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],
-  "Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/*"}]}`
+  "Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/coder-prod/*"}]}`
 
 func TestApplyVerifyReapply(t *testing.T) {
 	w := newWorld(t, nil)
@@ -49,7 +49,7 @@ func TestApplyVerifyReapply(t *testing.T) {
 
 	st := w.env.Deps.State
 	dbARN, roleARN := st.Get(secrets.KeyDatabaseURLSecretARN), st.Get(secrets.KeyRoleARN)
-	if !strings.Contains(dbARN, ":secret:coder/database-url") {
+	if !strings.Contains(dbARN, ":secret:coder/coder-prod/database-url-") {
 		t.Errorf("DATABASE_URL_SECRET_ARN = %q", dbARN)
 	}
 	if roleARN != "arn:aws:iam::123456789012:role/coder-prod-coder-secrets" {
@@ -137,7 +137,7 @@ func checkDatabaseURL(t *testing.T, w *world, arn string) {
 	for _, tg := range out.Tags {
 		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 	}
-	want := map[string]string{"coderctl/deployment": cluster, "coderctl/stage": "secrets", "Name": "coder/database-url"}
+	want := map[string]string{"coderctl/deployment": cluster, "coderctl/stage": "secrets", "Name": "coder/coder-prod/database-url"}
 	for k, v := range want {
 		if tags[k] != v {
 			t.Errorf("tag %s = %q, want %q", k, tags[k], v)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // recoveryWindowDays is how long a destroyed secret can be restored.
@@ -94,19 +95,62 @@ func (s *stage) currentValue(ctx context.Context, arn string) (value, version st
 	return aws.ToString(out.SecretString), aws.ToString(out.VersionId), nil
 }
 
+// managed is one secret the stage keeps: its name for this deployment,
+// coder/<deployment>/<leaf>, and its account-wide name from before
+// deployments had their own prefix, coder/<leaf>.
+type managed struct{ name, legacy string }
+
+// managedSecret is the deployment's secret called leaf.
+func (s *stage) managedSecret(leaf string) managed {
+	return managed{name: names.SecretName(s.d.Deployment(), leaf), legacy: names.LegacySecretName(leaf)}
+}
+
+// findLegacy is m's secret under its legacy name when it is this
+// deployment's: tagged so (an older coderctl tagged every secret it made
+// or adopted). An untagged one may be anyone's and another deployment's
+// is theirs: neither is adopted, changed or deleted, so both are nil here.
+func (s *stage) findLegacy(ctx context.Context, m managed) (*remoteSecret, error) {
+	sec, err := s.describeSecret(ctx, m.legacy)
+	if err != nil || sec == nil || sec.tags[awsx.TagDeployment] != s.d.Deployment() {
+		return nil, err
+	}
+	return sec, nil
+}
+
+// movable reports whether the legacy secret is there to be moved or
+// retired (one in its recovery window was already retired, or destroyed).
+func movable(legacy *remoteSecret) bool { return legacy != nil && !legacy.deleted }
+
 // secretPlan says what convergeSecret would do; it never mentions values.
-func (s *stage) secretPlan(ctx context.Context, name, stateARN, value string) (engine.Action, error) {
-	res := "secret " + name
-	sec, err := s.findSecret(ctx, name, stateARN)
+func (s *stage) secretPlan(ctx context.Context, m managed, stateARN, value string) ([]engine.Action, error) {
+	res := "secret " + m.name
+	sec, err := s.findSecret(ctx, m.name, stateARN)
 	if err != nil {
-		return engine.Action{}, err
+		return nil, err
 	}
-	if sec == nil {
-		return engine.Action{Kind: engine.Create, Resource: res, Reason: "missing"}, nil
+	legacy, err := s.findLegacy(ctx, m)
+	if err != nil {
+		return nil, err
 	}
-	if sec.deleted {
-		return engine.Action{Kind: engine.Update, Resource: res, Reason: "scheduled for deletion: restore it"}, nil
+	var act engine.Action
+	switch {
+	case sec == nil && movable(legacy):
+		act = engine.Action{Kind: engine.Create, Resource: res, Reason: "move from " + m.legacy + ", tagged for this deployment, to the deployment's own name"}
+	case sec == nil:
+		act = engine.Action{Kind: engine.Create, Resource: res, Reason: "missing"}
+	case sec.deleted:
+		act = engine.Action{Kind: engine.Update, Resource: res, Reason: "scheduled for deletion: restore it"}
+	default:
+		if act, err = s.valuePlan(ctx, sec, m.name, value); err != nil {
+			return nil, err
+		}
 	}
+	return append([]engine.Action{act}, retirePlan(m, sec != nil, legacy)...), nil
+}
+
+// valuePlan compares an existing secret's value and tags with the wanted.
+func (s *stage) valuePlan(ctx context.Context, sec *remoteSecret, name, value string) (engine.Action, error) {
+	res := "secret " + name
 	current, _, err := s.currentValue(ctx, sec.arn)
 	if err != nil {
 		return engine.Action{}, err
@@ -124,17 +168,48 @@ func (s *stage) secretPlan(ctx context.Context, name, stateARN, value string) (e
 	return engine.Action{Kind: engine.Nothing, Resource: res, Reason: "up to date"}, nil
 }
 
+// retirePlan is the legacy secret's deletion, when there is one to retire.
+func retirePlan(m managed, exists bool, legacy *remoteSecret) []engine.Action {
+	if !movable(legacy) {
+		return nil
+	}
+	why := "moved to " + m.name
+	if exists {
+		why = "left over from the move to " + m.name
+	}
+	return []engine.Action{{Kind: engine.Delete, Resource: "secret " + m.legacy,
+		Reason: fmt.Sprintf("%s: scheduled for deletion, restorable for %d days", why, recoveryWindowDays)}}
+}
+
 // convergeSecret makes the secret hold value, creating, restoring or
-// tagging it as needed; record is called with its ARN as soon as it
-// exists. Nothing is written when it already holds value.
-func (s *stage) convergeSecret(ctx context.Context, r engine.Reporter, name, stateARN, value string, record func(arn string) error) error {
-	sec, err := s.findSecret(ctx, name, stateARN)
+// tagging it as needed, then retires this deployment's legacy-named copy;
+// record is called with its ARN as soon as it exists. Nothing is written
+// when it already holds value.
+func (s *stage) convergeSecret(ctx context.Context, r engine.Reporter, m managed, stateARN, value string, record func(arn string) error) error {
+	sec, err := s.findSecret(ctx, m.name, stateARN)
+	if err != nil {
+		return err
+	}
+	legacy, err := s.findLegacy(ctx, m)
 	if err != nil {
 		return err
 	}
 	if sec == nil {
-		return s.createSecret(ctx, r, name, value, record)
+		if movable(legacy) {
+			r.Progress(fmt.Sprintf("moving secret %s to %s, the deployment's own name", m.legacy, m.name))
+		}
+		err = s.createSecret(ctx, r, m.name, value, record)
+	} else {
+		err = s.updateSecret(ctx, r, sec, m.name, value, record)
 	}
+	if err != nil {
+		return err
+	}
+	return s.retireLegacy(ctx, r, m, legacy)
+}
+
+// updateSecret converges an existing secret.
+func (s *stage) updateSecret(ctx context.Context, r engine.Reporter, sec *remoteSecret, name, value string, record func(arn string) error) error {
 	if err := record(sec.arn); err != nil {
 		return err
 	}
@@ -181,12 +256,43 @@ func (s *stage) createSecret(ctx context.Context, r engine.Reporter, name, value
 		if ferr != nil || sec == nil {
 			return awsx.Describe("create secret "+name, err)
 		}
-		return s.convergeSecret(ctx, r, name, sec.arn, value, record)
+		return s.updateSecret(ctx, r, sec, name, value, record)
 	}
 	if err != nil {
 		return awsx.Describe("create secret "+name, err)
 	}
 	return record(aws.ToString(out.ARN))
+}
+
+// retireLegacy schedules this deployment's legacy-named secret for
+// deletion, with the recovery window, once the secret under the
+// deployment's own name exists. The stage's secrets are rebuilt from the
+// master secret or the environment on every apply, so nothing is lost
+// with it; the window covers a mistake.
+func (s *stage) retireLegacy(ctx context.Context, r engine.Reporter, m managed, legacy *remoteSecret) error {
+	if !movable(legacy) {
+		return nil
+	}
+	r.Progress(fmt.Sprintf("scheduling secret %s for deletion in %d days (restorable until then): moved to %s", m.legacy, recoveryWindowDays, m.name))
+	_, err := s.d.AWS.SecretsManager.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{
+		SecretId: aws.String(legacy.arn), RecoveryWindowInDays: aws.Int64(recoveryWindowDays)})
+	if awsx.IsNotFound(err) {
+		return nil
+	}
+	return awsx.Describe("delete secret "+m.legacy, err)
+}
+
+// destroySecret deletes the deployment's secret and its legacy-named copy
+// if one is left, so a teardown leaves nothing tagged for the deployment.
+func (s *stage) destroySecret(ctx context.Context, r engine.Reporter, m managed, stateARN string) error {
+	if err := s.deleteSecret(ctx, r, m.name, stateARN); err != nil {
+		return err
+	}
+	legacy, err := s.findLegacy(ctx, m)
+	if err != nil || legacy == nil {
+		return err
+	}
+	return s.deleteFound(ctx, r, legacy, m.legacy)
 }
 
 // deleteSecret schedules the secret for deletion after the recovery window,
@@ -201,6 +307,10 @@ func (s *stage) deleteSecret(ctx context.Context, r engine.Reporter, name, state
 	if err != nil || sec == nil {
 		return err
 	}
+	return s.deleteFound(ctx, r, sec, name)
+}
+
+func (s *stage) deleteFound(ctx context.Context, r engine.Reporter, sec *remoteSecret, name string) error {
 	force := s.d.Opts.ForceDeleteSecrets
 	if sec.deleted && !force {
 		return nil
@@ -213,7 +323,7 @@ func (s *stage) deleteSecret(ctx context.Context, r engine.Reporter, name, state
 		r.Progress(fmt.Sprintf("scheduling secret %s for deletion in %d days (restorable until then)", name, recoveryWindowDays))
 		in.RecoveryWindowInDays = aws.Int64(recoveryWindowDays)
 	}
-	_, err = s.d.AWS.SecretsManager.DeleteSecret(ctx, in)
+	_, err := s.d.AWS.SecretsManager.DeleteSecret(ctx, in)
 	if awsx.IsNotFound(err) {
 		return nil
 	}

@@ -123,7 +123,7 @@ func (s *stage) planSPC(ctx context.Context) ([]engine.Action, error) {
 	}
 	k, kerr := s.kubeClients(ctx)
 	if !ok || kerr != nil {
-		why := "once " + DatabaseURLSecretName + " exists"
+		why := "once " + s.dbURL().name + " exists"
 		if kerr != nil {
 			why = fmt.Sprintf("once the cluster is reachable (%v)", kerr)
 		}

@@ -61,12 +61,14 @@ func TestSamePolicy(t *testing.T) {
 		doc  string
 		same bool
 	}{
-		{"compact JSON", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/*"}]}`, true},
-		{"URL-encoded as IAM returns it", url.QueryEscape(`{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": "arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/*"}]}`), true},
-		{"statement not in a list, actions reordered, resource in a list", `{"Statement":{"Resource":["arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/*"],"Action":["secretsmanager:DescribeSecret","secretsmanager:GetSecretValue"],"Effect":"Allow"},"Version":"2012-10-17"}`, true},
+		{"compact JSON", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/coder-prod/*"}]}`, true},
+		{"URL-encoded as IAM returns it", url.QueryEscape(`{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": "arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/coder-prod/*"}]}`), true},
+		{"statement not in a list, actions reordered, resource in a list", `{"Statement":{"Resource":["arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/coder-prod/*"],"Action":["secretsmanager:DescribeSecret","secretsmanager:GetSecretValue"],"Effect":"Allow"},"Version":"2012-10-17"}`, true},
 		{"wider resource", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"*"}]}`, false},
-		{"extra action", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret","secretsmanager:PutSecretValue"],"Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/*"}]}`, false},
-		{"extra statement", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/*"},{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`, false},
+		{"every deployment's secrets (before per-deployment names)", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/*"}]}`, false},
+		{"another deployment's secrets", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/coder-staging/*"}]}`, false},
+		{"extra action", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret","secretsmanager:PutSecretValue"],"Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/coder-prod/*"}]}`, false},
+		{"extra statement", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"arn:aws:secretsmanager:us-west-2:123456789012:secret:coder/coder-prod/*"},{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`, false},
 		{"not JSON", `Version: 2012-10-17`, false},
 	}
 	for _, tc := range cases {
@@ -100,12 +102,12 @@ func TestTrustPolicy(t *testing.T) {
 }
 
 func TestRequestTokenShape(t *testing.T) {
-	a, b := requestToken("coder-prod", "coder/database-url", "create"), requestToken("coder-prod", "coder/database-url", "put", "v1")
+	a, b := requestToken("coder-prod", "coder/coder-prod/database-url", "create"), requestToken("coder-prod", "coder/coder-prod/database-url", "put", "v1")
 	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 	if !uuid.MatchString(a) || !uuid.MatchString(b) || a == b {
 		t.Errorf("tokens %q %q", a, b)
 	}
-	if requestToken("coder-prod", "coder/database-url", "create") != a {
+	if requestToken("coder-prod", "coder/coder-prod/database-url", "create") != a {
 		t.Error("token is not deterministic")
 	}
 }

@@ -59,16 +59,17 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 
 func (s *stage) checkDatabaseURL(ctx context.Context) engine.Check {
 	const name = CheckDatabaseURL
-	sec, err := s.findSecret(ctx, DatabaseURLSecretName, s.d.State.Get(KeyDatabaseURLSecretARN))
+	secret := s.dbURL().name
+	sec, err := s.findSecret(ctx, secret, s.d.State.Get(KeyDatabaseURLSecretARN))
 	switch {
 	case err != nil:
 		return engine.Failf(name, applyHint, "%v", err)
 	case sec == nil:
-		return engine.Failf(name, applyHint, "secret %s does not exist", DatabaseURLSecretName)
+		return engine.Failf(name, applyHint, "secret %s does not exist", secret)
 	case sec.deleted:
-		return engine.Failf(name, applyHint+" to restore it", "secret %s is scheduled for deletion", DatabaseURLSecretName)
+		return engine.Failf(name, applyHint+" to restore it", "secret %s is scheduled for deletion", secret)
 	case s.d.State.Get(KeyDatabaseURLSecretARN) != sec.arn:
-		return engine.Failf(name, applyHint+" to record it", "%s in %s is not the ARN of %s", KeyDatabaseURLSecretARN, s.d.State.Path(), DatabaseURLSecretName)
+		return engine.Failf(name, applyHint+" to record it", "%s in %s is not the ARN of %s", KeyDatabaseURLSecretARN, s.d.State.Path(), secret)
 	}
 	want, err := s.databaseURL(ctx)
 	if err != nil {
@@ -79,11 +80,11 @@ func (s *stage) checkDatabaseURL(ctx context.Context) engine.Check {
 	case err != nil:
 		return engine.Failf(name, applyHint, "%v", err)
 	case have != want:
-		return engine.Failf(name, applyHint+" to update it", "secret %s does not hold the URL of the current database endpoint and master password", DatabaseURLSecretName)
-	case !awsx.HasTags(sec.tags, s.secretTags(DatabaseURLSecretName)):
-		return engine.Warnf(name, applyHint+" to tag it", "secret %s is not tagged for deployment %s", DatabaseURLSecretName, s.d.Deployment())
+		return engine.Failf(name, applyHint+" to update it", "secret %s does not hold the URL of the current database endpoint and master password", secret)
+	case !awsx.HasTags(sec.tags, s.secretTags(secret)):
+		return engine.Warnf(name, applyHint+" to tag it", "secret %s is not tagged for deployment %s", secret, s.d.Deployment())
 	}
-	return engine.Passf(name, "secret %s holds the database URL (sslmode=require)", DatabaseURLSecretName)
+	return engine.Passf(name, "secret %s holds the database URL (sslmode=require)", secret)
 }
 
 // checkOAuth compares the secrets whose variables are set, and reports the
@@ -91,7 +92,7 @@ func (s *stage) checkDatabaseURL(ctx context.Context) engine.Check {
 func (s *stage) checkOAuth(ctx context.Context) engine.Check {
 	const name = CheckOAuth
 	var present, absent []string
-	for _, o := range oauthSecrets() {
+	for _, o := range s.oauthSecrets() {
 		sec, err := s.findSecret(ctx, o.name, "")
 		if err != nil {
 			return engine.Failf(name, applyHint, "%v", err)
@@ -150,7 +151,7 @@ func (s *stage) checkRole(ctx context.Context) []engine.Check {
 	if drift := st.Drift(); !st.PolicyOK || len(st.ExtraInline)+len(st.Attached) > 0 {
 		out = append(out, engine.Failf(CheckRolePolicy, applyHint+" to restore it", "IAM role %s: %s", s.roleName(), strings.Join(drift, "; ")))
 	} else {
-		out = append(out, engine.Passf(CheckRolePolicy, "IAM role %s may only GetSecretValue and DescribeSecret on coder/* secrets", s.roleName()))
+		out = append(out, engine.Passf(CheckRolePolicy, "IAM role %s may only GetSecretValue and DescribeSecret on %s* secrets", s.roleName(), names.SecretPrefix(s.d.Deployment())))
 	}
 	return out
 }

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/coderapi"
 	"github.com/coderctl/coderctl/internal/testenv/csisync"
@@ -339,8 +340,8 @@ func (w *World) RequestCertificate(t *testing.T, domain string) string {
 // SecretProviderClass CRD, as the stand-in driver chart installs it.
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// startCSISync installs the SecretProviderClass CRD, puts coder/database-url
-// in Secrets Manager, creates the class the secrets stage would, and runs
+// startCSISync installs the SecretProviderClass CRD, puts the deployment's
+// coder/<deployment>/database-url in Secrets Manager, creates the class the secrets stage would, and runs
 // the CSI stand-in for the rest of the test.
 func (w *World) startCSISync(ctx context.Context, t *testing.T, sm *secretsmanager.Client) {
 	t.Helper()
@@ -349,7 +350,8 @@ func (w *World) startCSISync(ctx context.Context, t *testing.T, sm *secretsmanag
 		t.Fatal(err)
 	}
 	installCRD(ctx, t, dc, w.Repo)
-	out, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("coder/database-url"), SecretString: aws.String(DatabaseURL)})
+	out, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String(names.DatabaseURLSecretName(w.Deps.Deployment())), SecretString: aws.String(DatabaseURL)})
 	if err != nil {
 		t.Fatal(err)
 	}
