@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -135,6 +136,10 @@ func (s *stage) planSPC(ctx context.Context) ([]engine.Action, error) {
 		return nil, err
 	case st.existing == nil:
 		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: fmt.Sprintf("missing: sync %d secrets into %s", len(objs), KubeSecretName)}}, nil
+	case !isSecretARN(objs[0].arn, s.dbURL().name):
+		// State still names the legacy secret: the database-url step
+		// moves it before this step runs.
+		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: "sync " + s.dbURL().name + " once it is moved there"}}, nil
 	case !st.same:
 		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: "spec differs from the secrets to sync"}}, nil
 	}
@@ -231,4 +236,11 @@ func (s *stage) destroySPC(ctx context.Context, r engine.Reporter) error {
 		return nil
 	}
 	return wrapSPC("delete", err)
+}
+
+// isSecretARN reports whether arn is the ARN of the secret called name:
+// Secrets Manager appends "-" and six random characters to the name.
+func isSecretARN(arn, name string) bool {
+	_, rest, ok := strings.Cut(arn, ":secret:")
+	return ok && len(rest) == len(name)+7 && strings.HasPrefix(rest, name+"-")
 }

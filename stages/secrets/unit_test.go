@@ -235,3 +235,23 @@ func TestReleaseValues(t *testing.T) {
 		t.Errorf("provider release %+v", prov)
 	}
 }
+
+func TestIsSecretARN(t *testing.T) {
+	const prefix = "arn:aws:secretsmanager:us-west-2:123456789012:secret:"
+	cases := []struct {
+		arn, name string
+		want      bool
+	}{
+		{prefix + "coder/coder-prod/database-url-AbCdEf", "coder/coder-prod/database-url", true},
+		{prefix + "coder/database-url-AbCdEf", "coder/coder-prod/database-url", false},
+		{prefix + "coder/coder-prod/database-url-2-AbCdEf", "coder/coder-prod/database-url", false},
+		{prefix + "coder/coder-prod/database-url", "coder/coder-prod/database-url", false},
+		{"coder/coder-prod/database-url-AbCdEf", "coder/coder-prod/database-url", false},
+		{"", "coder/coder-prod/database-url", false},
+	}
+	for _, tc := range cases {
+		if got := isSecretARN(tc.arn, tc.name); got != tc.want {
+			t.Errorf("isSecretARN(%q, %q) = %v, want %v", tc.arn, tc.name, got, tc.want)
+		}
+	}
+}
