@@ -5,14 +5,18 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	eksschemas "github.com/aws/aws-sdk-go-v2/service/eks/schemas"
+	"github.com/aws/smithy-go"
+	smithytraits "github.com/aws/smithy-go/traits"
 )
 
 // Operation identifies one AWS API call as "service.Operation".
 type Operation struct {
 	Service string // from the SigV4 credential scope: ec2, eks, rds, acm, ...
-	Name    string // Action, X-Amz-Target operation, or a REST route's name
+	Name    string // Action, X-Amz-Target operation, or a REST route's SDK operation name
 	Method  string
-	REST    bool // named from method and path (EKS, Route53)
+	REST    bool // named from method and path (EKS, Route53, S3)
 	Form    url.Values
 }
 
@@ -49,42 +53,161 @@ func identify(r *http.Request, body []byte) Operation {
 			return op
 		}
 	}
-	op.Name, op.REST = restRoute(op.Service, r.Method, r.URL.Path), true
+	op.REST = true
+	if op.Service == "s3" {
+		op.Name = s3Route(r.Method, r.URL.EscapedPath(), r.URL.Query())
+	} else {
+		op.Name = restRoute(op.Service, r.Method, r.URL.EscapedPath())
+	}
 	return op
 }
 
-// restRoute names the REST operations of EKS; other REST calls (Route53)
-// get "METHOD_path" with long IDs folded.
-func restRoute(service, method, path string) string {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	if service == "eks" && len(parts) >= 1 && parts[0] == "clusters" {
-		if name := eksRoute(method, parts); name != "" {
-			return name
+// restRoute names a REST call (EKS, Route53, S3) by the operation whose
+// method and URI template match it, as the AWS SDK serialises them; a call
+// no template matches is named "?METHOD /path" so that a recording shows it
+// rather than hiding it under a guessed name. The path is matched escaped:
+// EKS access entries carry an ARN (with its '/') as one segment.
+func restRoute(service, method, escapedPath string) string {
+	parts := strings.Split(strings.Trim(escapedPath, "/"), "/")
+	for _, r := range restRoutes[service] {
+		if r.method == method && r.matches(parts) {
+			return r.name
 		}
 	}
-	return method + "_" + strings.Join(foldIDs(parts), "_")
+	return "?" + method + " /" + strings.Join(foldIDs(parts), "/")
 }
 
-// eksRoute maps /clusters[/{name}[/node-groups|/addons[/{x}[/update-config]]]].
-func eksRoute(method string, p []string) string {
-	names := map[string]string{"node-groups": "Nodegroup", "addons": "Addon", "access-entries": "AccessEntry", "updates": "Update"}
-	switch {
-	case len(p) == 1:
-		return map[string]string{"GET": "ListClusters", "POST": "CreateCluster"}[method]
-	case len(p) == 2:
-		return map[string]string{"GET": "DescribeCluster", "DELETE": "DeleteCluster"}[method]
-	case len(p) == 3 && p[2] == "update-config":
-		return "UpdateClusterConfig"
-	case len(p) == 3:
-		kind := names[p[2]]
-		return map[string]string{"GET": "List" + kind + "s", "POST": "Create" + kind}[method]
-	case len(p) == 4:
-		kind := names[p[2]]
-		return map[string]string{"GET": "Describe" + kind, "DELETE": "Delete" + kind, "POST": "Update" + kind}[method]
-	case len(p) == 5 && p[4] == "update-config":
-		return "Update" + names[p[2]] + "Config"
+// route is one REST operation: its name, HTTP method and URI template.
+type route struct {
+	name, method string
+	segments     []string // "{Label}" matches any one segment
+}
+
+func (r route) matches(parts []string) bool {
+	if len(parts) != len(r.segments) {
+		return false
 	}
-	return ""
+	for i, seg := range r.segments {
+		if strings.HasPrefix(seg, "{") {
+			if parts[i] == "" {
+				return false
+			}
+		} else if seg != parts[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func newRoute(name, method, uri string) route {
+	uri, _, _ = strings.Cut(uri, "?")
+	return route{name: name, method: method, segments: strings.Split(strings.Trim(uri, "/"), "/")}
+}
+
+// restRoutes are the REST services' operations by signing name. EKS's come
+// from the SDK's own operation schemas (name, method and URI as the client
+// sends them); Route53's and S3's SDK clients carry no schemas, so their
+// routes are copied from the SDK's serializers (route53 v1.70.10, s3
+// v1.115.0) for the operations a deployment tool may call.
+var restRoutes = map[string][]route{
+	"eks":     eksRoutes(),
+	"route53": route53Routes,
+	"s3":      s3Routes,
+}
+
+func eksRoutes() []route {
+	var out []route
+	for _, op := range []*smithy.Schema{
+		eksschemas.ActivateCertificateAuthority, eksschemas.AssociateAccessPolicy,
+		eksschemas.AssociateEncryptionConfig, eksschemas.AssociateIdentityProviderConfig, eksschemas.CancelUpdate,
+		eksschemas.CreateAccessEntry, eksschemas.CreateAddon, eksschemas.CreateCapability,
+		eksschemas.CreateCertificateAuthority, eksschemas.CreateCluster, eksschemas.CreateEksAnywhereSubscription,
+		eksschemas.CreateFargateProfile, eksschemas.CreateNodegroup, eksschemas.CreatePodIdentityAssociation,
+		eksschemas.DeleteAccessEntry, eksschemas.DeleteAddon, eksschemas.DeleteCapability,
+		eksschemas.DeleteCertificateAuthority, eksschemas.DeleteCluster, eksschemas.DeleteEksAnywhereSubscription,
+		eksschemas.DeleteFargateProfile, eksschemas.DeleteNodegroup, eksschemas.DeletePodIdentityAssociation,
+		eksschemas.DeregisterCluster, eksschemas.DescribeAccessEntry, eksschemas.DescribeAddon,
+		eksschemas.DescribeAddonConfiguration, eksschemas.DescribeAddonVersions, eksschemas.DescribeCapability,
+		eksschemas.DescribeCertificateAuthority, eksschemas.DescribeCluster, eksschemas.DescribeClusterVersions,
+		eksschemas.DescribeEksAnywhereSubscription, eksschemas.DescribeFargateProfile,
+		eksschemas.DescribeIdentityProviderConfig, eksschemas.DescribeInsight, eksschemas.DescribeInsightsRefresh,
+		eksschemas.DescribeNodegroup, eksschemas.DescribePodIdentityAssociation, eksschemas.DescribeUpdate,
+		eksschemas.DisassociateAccessPolicy, eksschemas.DisassociateIdentityProviderConfig,
+		eksschemas.ListAccessEntries, eksschemas.ListAccessPolicies, eksschemas.ListAddons,
+		eksschemas.ListAssociatedAccessPolicies, eksschemas.ListCapabilities, eksschemas.ListCertificateAuthorities,
+		eksschemas.ListClusters, eksschemas.ListEksAnywhereSubscriptions, eksschemas.ListFargateProfiles,
+		eksschemas.ListIdentityProviderConfigs, eksschemas.ListInsights, eksschemas.ListNodegroups,
+		eksschemas.ListPodIdentityAssociations, eksschemas.ListTagsForResource, eksschemas.ListUpdates,
+		eksschemas.RegisterCluster, eksschemas.StartInsightsRefresh, eksschemas.TagResource,
+		eksschemas.UntagResource, eksschemas.UpdateAccessEntry, eksschemas.UpdateAddon, eksschemas.UpdateCapability,
+		eksschemas.UpdateClusterConfig, eksschemas.UpdateClusterVersion, eksschemas.UpdateEksAnywhereSubscription,
+		eksschemas.UpdateNodegroupConfig, eksschemas.UpdateNodegroupVersion,
+		eksschemas.UpdatePodIdentityAssociation,
+	} {
+		if h, ok := smithy.SchemaTrait[*smithytraits.HTTP](op); ok {
+			out = append(out, newRoute(op.ID().Name, h.Method, h.URI))
+		}
+	}
+	return out
+}
+
+var route53Routes = []route{
+	newRoute("ChangeResourceRecordSets", "POST", "/2013-04-01/hostedzone/{HostedZoneId}/rrset"),
+	newRoute("ListResourceRecordSets", "GET", "/2013-04-01/hostedzone/{HostedZoneId}/rrset"),
+	newRoute("ChangeTagsForResource", "POST", "/2013-04-01/tags/{ResourceType}/{ResourceId}"),
+	newRoute("ListTagsForResource", "GET", "/2013-04-01/tags/{ResourceType}/{ResourceId}"),
+	newRoute("ListTagsForResources", "POST", "/2013-04-01/tags/{ResourceType}"),
+	newRoute("CreateHostedZone", "POST", "/2013-04-01/hostedzone"),
+	newRoute("ListHostedZones", "GET", "/2013-04-01/hostedzone"),
+	newRoute("GetHostedZone", "GET", "/2013-04-01/hostedzone/{Id}"),
+	newRoute("DeleteHostedZone", "DELETE", "/2013-04-01/hostedzone/{Id}"),
+	newRoute("UpdateHostedZoneComment", "POST", "/2013-04-01/hostedzone/{Id}"),
+	newRoute("ListHostedZonesByName", "GET", "/2013-04-01/hostedzonesbyname"),
+	newRoute("GetHostedZoneCount", "GET", "/2013-04-01/hostedzonecount"),
+	newRoute("GetChange", "GET", "/2013-04-01/change/{Id}"),
+	newRoute("GetDNSSEC", "GET", "/2013-04-01/hostedzone/{HostedZoneId}/dnssec"),
+}
+
+// s3Routes are path-style (moto and the state backend's endpoint override
+// use it). Bucket sub-resources (?versioning, ?location) are told apart by
+// query in s3Route before these are tried.
+var s3Routes = []route{
+	newRoute("HeadBucket", "HEAD", "/{Bucket}"),
+	newRoute("ListObjectsV2", "GET", "/{Bucket}"),
+	newRoute("CreateBucket", "PUT", "/{Bucket}"),
+	newRoute("DeleteBucket", "DELETE", "/{Bucket}"),
+	newRoute("HeadObject", "HEAD", "/{Bucket}/{Key+}"),
+	newRoute("GetObject", "GET", "/{Bucket}/{Key+}"),
+	newRoute("PutObject", "PUT", "/{Bucket}/{Key+}"),
+	newRoute("DeleteObject", "DELETE", "/{Bucket}/{Key+}"),
+}
+
+// s3Route names S3 calls: bucket sub-resources by their query key, object
+// keys of any depth folded into one {Key+} segment.
+func s3Route(method, escapedPath string, query url.Values) string {
+	parts := strings.SplitN(strings.Trim(escapedPath, "/"), "/", 2)
+	if len(parts) == 1 {
+		for _, sub := range []struct{ key, get, put string }{
+			{"versioning", "GetBucketVersioning", "PutBucketVersioning"},
+			{"location", "GetBucketLocation", ""},
+			{"tagging", "GetBucketTagging", "PutBucketTagging"},
+			{"policy", "GetBucketPolicy", "PutBucketPolicy"},
+			{"encryption", "GetBucketEncryption", "PutBucketEncryption"},
+		} {
+			if _, ok := query[sub.key]; ok {
+				switch {
+				case method == "GET":
+					return sub.get
+				case method == "PUT" && sub.put != "":
+					return sub.put
+				}
+			}
+		}
+	}
+	if len(parts) == 2 { // the key is one segment, whatever its slashes
+		parts[1] = strings.ReplaceAll(parts[1], "/", "%2F")
+	}
+	return restRoute("s3", method, strings.Join(parts, "/"))
 }
 
 func foldIDs(parts []string) []string {

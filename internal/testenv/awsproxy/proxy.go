@@ -33,6 +33,7 @@ type Proxy struct {
 	mu        sync.Mutex
 	rng       *rand.Rand
 	calls     map[string]int
+	seen      map[string]bool // "service:Operation" since Start, kept by ResetCounts
 	reads     map[string]bool // operation -> only reads
 	faults    map[string]int
 	created   map[string]time.Time // kind/id -> create call time
@@ -49,7 +50,7 @@ func Start(upstream string, p Profile) (*Proxy, error) {
 	}
 	px := &Proxy{URL: "http://" + ln.Addr().String(), upstream: strings.TrimRight(upstream, "/"), profile: p,
 		client: &http.Client{Timeout: 2 * time.Minute}, ln: ln, rules: rules(),
-		rng: rand.New(rand.NewSource(p.Seed)), calls: map[string]int{}, reads: map[string]bool{}, faults: map[string]int{},
+		rng: rand.New(rand.NewSource(p.Seed)), calls: map[string]int{}, seen: map[string]bool{}, reads: map[string]bool{}, faults: map[string]int{},
 		created: map[string]time.Time{}, deleted: map[string]time.Time{}, cached: map[string][]byte{}, readySeen: map[string]time.Time{}}
 	px.srv = &http.Server{Handler: px, ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = px.srv.Serve(ln) }()
@@ -113,6 +114,7 @@ func (px *Proxy) record(op Operation) string {
 	px.mu.Lock()
 	defer px.mu.Unlock()
 	px.calls[op.String()]++
+	px.seen[op.Service+":"+op.Name] = true
 	px.reads[op.String()] = op.IsRead()
 	p := px.profile
 	if p.FaultMutationsOnly && op.IsRead() {
@@ -331,6 +333,32 @@ func (px *Proxy) ResetCounts() {
 	px.mu.Lock()
 	defer px.mu.Unlock()
 	px.calls, px.faults = map[string]int{}, map[string]int{}
+}
+
+// Operations lists, sorted, every operation a client called through the
+// proxy since it started (or since ForgetOperations) as "service:Operation":
+// the SigV4 signing name, which is the IAM action prefix of every service
+// coderctl calls (ec2, eks, iam, elasticloadbalancing, logs, ...), and the
+// SDK's operation name. Throttled and dropped calls count: the client made
+// them, so its identity needs the permission. ResetCounts leaves this
+// record alone, so a test that resets counts between runs (the lifecycle's
+// "second up changes nothing") does not erase what an IAM check needs.
+func (px *Proxy) Operations() []string {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	out := make([]string, 0, len(px.seen))
+	for k := range px.seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ForgetOperations empties the record Operations reads.
+func (px *Proxy) ForgetOperations() {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	px.seen = map[string]bool{}
 }
 
 // Readiness says, for each slowed resource, when the proxy let it become

@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/coderctl/coderctl/internal/iampolicy"
+)
+
+// notExercised are the actions the policy grants that a lifecycle on the
+// proving ground never calls, each with the reason. Dependent actions
+// (iampolicy.Dependent: AWS authorizes them inside another call, coderctl
+// never calls them) are exceptions too, with their own reasons. An entry
+// that the run does call fails the test: the list only ever shrinks to
+// what is true.
+var notExercised = map[string]string{
+	// Convergence: a second up on an unchanged deployment changes nothing,
+	// so the calls that repair drift or apply a changed config never run.
+	"ec2:CreateLaunchTemplateVersion":        "a node group's launch template changed in cluster-config.yaml",
+	"ec2:CreateTags":                         "restoring tags removed from a subnet or an adopted security group (tags given at creation are also authorized as ec2:CreateTags, which moto does not check)",
+	"ec2:ReplaceRoute":                       "a default route that points elsewhere",
+	"ec2:DeleteRoute":                        "a default route to the wrong kind of gateway",
+	"ec2:ReplaceRouteTableAssociation":       "a subnet associated with another route table",
+	"ec2:DisassociateAddress":                "a NAT's Elastic IP associated with something else",
+	"eks:UpdateClusterConfig":                "endpoint access, public CIDRs or logging changed on an existing cluster",
+	"eks:AssociateEncryptionConfig":          "secretsEncryption added to a cluster created without it",
+	"eks:DescribeUpdate":                     "follows an UpdateClusterConfig, UpdateNodegroupConfig or UpdateNodegroupVersion",
+	"eks:UpdateAddon":                        "an add-on's version or configurationValues changed",
+	"eks:DescribeAddonConfiguration":         "only for add-ons with configurationValues, which the shipped config has none of",
+	"eks:UpdateNodegroupConfig":              "a node group's scaling, labels, taints or updateConfig changed",
+	"eks:UpdateNodegroupVersion":             "a node group's launch template version or Kubernetes version changed",
+	"iam:UpdateAssumeRolePolicy":             "a role's trust policy changed by hand",
+	"iam:AddClientIDToOpenIDConnectProvider": "an OIDC provider made without sts.amazonaws.com as audience",
+	"rds:ModifyDBSubnetGroup":                "the private subnets changed",
+	"secretsmanager:RestoreSecret":           "a secret scheduled for deletion by an earlier down",
+	"secretsmanager:TagResource":             "a secret found without its deployment tags, or a legacy-named one being moved",
+	"secretsmanager:UntagResource":           "the end of a master password reset",
+	// Access entries: accessConfig.accessEntries is not in the shipped
+	// cluster-config.yaml, so none is created, changed or removed.
+	"eks:CreateAccessEntry":        "accessConfig.accessEntries lists a principal",
+	"eks:UpdateAccessEntry":        "an access entry's Kubernetes groups changed",
+	"eks:DeleteAccessEntry":        "an access entry removed from accessConfig.accessEntries",
+	"eks:AssociateAccessPolicy":    "an access entry with an access policy",
+	"eks:DisassociateAccessPolicy": "an access policy removed from an entry",
+	// What the ground's stand-ins do in AWS's place.
+	"logs:CreateLogGroup":                       "EKS (here its stand-in) makes /aws/eks/<cluster>/cluster when logging is on; coderctl makes it only when EKS has not yet",
+	"logs:DeleteLogGroup":                       "coderctl deletes the log group only when it made it",
+	"elasticloadbalancing:DescribeTargetGroups": "down looks for target groups only when the cluster went before its Service's load balancer",
+	"elasticloadbalancing:DeleteLoadBalancer":   "the cloud controller (here its stand-in) deletes the load balancer with the Service",
+	"elasticloadbalancing:DeleteTargetGroup":    "as DeleteLoadBalancer",
+	"ec2:RevokeSecurityGroupEgress":             "only when another group's egress rule names a group being deleted",
+	"iam:RemoveRoleFromInstanceProfile":         "only when a role is still in an instance profile (EKS removes the node role from its own)",
+	"ec2:DetachVolume":                          "only with --delete-volumes for a volume still attached",
+	"ec2:DeleteVolume":                          "only with --delete-volumes, when the cluster's claims left EBS volumes",
+	// down's leftovers listing reads the tags of what still exists.
+	"iam:ListRoleTags":                  "the leftovers listing reads tags only of roles that are left",
+	"iam:ListOpenIDConnectProviderTags": "the leftovers listing reads tags only of OIDC providers that are left",
+	"rds:ListTagsForResource":           "the leftovers listing reads tags only of databases and subnet groups that are left",
+}
+
+// TestIAMPolicyMatchesRecordedCalls runs up, verify, a second up and down
+// on the proving ground with the shipped config (as the lifecycle test
+// does) while the AWS proxy records every operation coderctl calls, and
+// holds `coderctl iam-policy` to the record: each run's calls are all in
+// the policy printed for that kind of run, and the policy for all three
+// grants nothing no run called, except notExercised and the dependent
+// actions.
+func TestIAMPolicyMatchesRecordedCalls(t *testing.T) {
+	w := newWorld(t)
+	w.useFidelityConfig()
+	policies := map[iampolicy.Mode][]string{}
+	for _, m := range iampolicy.Modes {
+		policies[m] = w.policyActions("--for", string(m))
+	}
+	all := w.policyActions("--for", "up,verify,down")
+
+	recorded := map[string]bool{}
+	for _, run := range []struct {
+		mode iampolicy.Mode
+		args []string
+	}{
+		{iampolicy.Up, []string{"up", "--yes", "-o", "json"}},
+		{iampolicy.Verify, []string{"verify", "-o", "json"}},
+		{iampolicy.Up, []string{"up", "--yes", "-o", "json"}},
+		{iampolicy.Down, []string{"down", "--yes", "--delete-database", "--skip-final-snapshot", "--force-delete-secrets", "--delete-volumes", "-o", "json"}},
+	} {
+		w.g.Proxy.ForgetOperations()
+		r := w.run(run.args...)
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", strings.Join(run.args, " "), r.code, r.stderr, tail(r.stdout, 30))
+		}
+		for _, op := range w.g.Proxy.Operations() {
+			if strings.Contains(op, ":?") {
+				t.Errorf("%s: the proxy could not name a call: %s (add its route to awsproxy)", run.args[0], op)
+				continue
+			}
+			action := iampolicy.ActionFor(op)
+			recorded[action] = true
+			if !slices.Contains(policies[run.mode], action) {
+				t.Errorf("%s called %s, which `iam-policy --for %s` does not grant", run.args[0], action, run.mode)
+			}
+		}
+	}
+	for _, a := range slices.Sorted(maps.Keys(recorded)) {
+		if !slices.Contains(all, a) {
+			t.Errorf("%s was called but the policy for up, verify and down lacks it", a)
+		}
+		if why, ok := notExercised[a]; ok {
+			t.Errorf("%s is listed as not exercised (%s) but was called: drop it from notExercised", a, why)
+		}
+	}
+	for _, a := range all {
+		_, dependent := iampolicy.Dependent[a]
+		if _, excepted := notExercised[a]; !recorded[a] && !excepted && !dependent {
+			t.Errorf("the policy grants %s, which no run called and which is not a documented exception", a)
+		}
+	}
+	for a := range notExercised {
+		if !slices.Contains(all, a) {
+			t.Errorf("notExercised lists %s, which the policy does not grant", a)
+		}
+	}
+	t.Logf("%d actions granted, %d called, %d documented exceptions, %d dependent", len(all), len(recorded), len(notExercised), len(iampolicy.Dependent))
+}
+
+// policyActions runs `coderctl iam-policy` with args and returns the
+// actions its document grants.
+func (w *world) policyActions(args ...string) []string {
+	w.t.Helper()
+	r := w.run(append([]string{"iam-policy"}, args...)...)
+	if r.code != 0 {
+		w.t.Fatalf("iam-policy %v: exit %d: %s", args, r.code, r.stderr)
+	}
+	var p iampolicy.Policy
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+		w.t.Fatalf("iam-policy %v printed no policy: %v\n%s", args, err, r.stdout)
+	}
+	if p.Version != "2012-10-17" || len(p.Statement) == 0 {
+		w.t.Fatalf("iam-policy %v: Version %q with %d statements", args, p.Version, len(p.Statement))
+	}
+	return p.Actions()
+}
