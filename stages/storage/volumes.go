@@ -50,6 +50,9 @@ type ClaimVolume struct {
 	State   string `json:"state"`
 
 	attachments []ec2types.VolumeAttachment
+	// tagged: the driver's tags name the cluster, so a later down finds
+	// the volume after the cluster is gone.
+	tagged bool
 }
 
 func (v ClaimVolume) String() string {
@@ -110,7 +113,7 @@ func (s *stage) claimVolumes(ctx context.Context, kc kubernetes.Interface) ([]Cl
 		if claim == "" && tags[TagClaimName] != "" {
 			claim = tags[TagClaimNamespace] + "/" + tags[TagClaimName]
 		}
-		out = append(out, ClaimVolume{ID: id, Claim: claim, SizeGiB: aws.ToInt32(v.Size), Zone: aws.ToString(v.AvailabilityZone), State: string(v.State), attachments: v.Attachments})
+		out = append(out, ClaimVolume{ID: id, Claim: claim, SizeGiB: aws.ToInt32(v.Size), Zone: aws.ToString(v.AvailabilityZone), State: string(v.State), attachments: v.Attachments, tagged: s.taggedForCluster(tags)})
 	}
 	return out, nil
 }
@@ -131,8 +134,8 @@ func (s *stage) destroyVolumes(ctx context.Context, r engine.Reporter, kc kubern
 		return err
 	}
 	if !s.d.Opts.DeleteVolumes {
-		r.Notice(fmt.Sprintf("kept %d EBS %s of workspace claims (home directories): %s; they cost money until deleted: 'coderctl down --delete-volumes' deletes them, or snapshot and delete them in the EC2 console",
-			len(vols), plural(len(vols), "volume", "volumes"), joinVolumes(vols)),
+		r.Notice(fmt.Sprintf("kept %d EBS %s of workspace claims (home directories): %s; they cost money until deleted: %s",
+			len(vols), plural(len(vols), "volume", "volumes"), joinVolumes(vols), deleteHint(vols)),
 			map[string]any{"kept_volumes": vols})
 		return nil
 	}
@@ -180,6 +183,23 @@ func (s *stage) deleteVolume(ctx context.Context, r engine.Reporter, v ClaimVolu
 	}
 	r.Progress("deleted EBS volume " + v.String())
 	return nil
+}
+
+// deleteHint says how to delete kept volumes later: coderctl finds them
+// again only while the cluster's PersistentVolumes exist, or by the
+// driver's cluster tags; otherwise by their IDs.
+func deleteHint(vols []ClaimVolume) string {
+	ids := make([]string, 0, len(vols))
+	all := true
+	for _, v := range vols {
+		ids = append(ids, v.ID)
+		all = all && v.tagged
+	}
+	if all {
+		return "once their data is saved, 'coderctl down --delete-volumes' deletes them"
+	}
+	return "once their data is saved, delete them by ID (aws ec2 delete-volume --volume-id " + strings.Join(ids, ", ") +
+		"): after the cluster is gone coderctl cannot tell them from other volumes, as the EBS CSI driver does not tag them with the cluster's name"
 }
 
 func joinVolumes(vols []ClaimVolume) string {

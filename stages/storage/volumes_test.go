@@ -147,6 +147,8 @@ func TestClaimVolumesOnDestroy(t *testing.T) {
 		setup         func(t *testing.T, w *volumeWorld) made
 		// claims are the "namespace/claim" the report must name.
 		claims []string
+		// hint is how the report says to delete kept volumes later.
+		hint string
 	}{{
 		name: "kept and listed without --delete-volumes",
 		setup: func(t *testing.T, w *volumeWorld) made {
@@ -156,12 +158,14 @@ func TestClaimVolumesOnDestroy(t *testing.T) {
 			}}
 		},
 		claims: []string{"coder-workspaces/coder-alice-home", "coder-workspaces/coder-bob-home"},
+		hint:   "'coderctl down --delete-volumes' deletes them",
 	}, {
 		name: "found by the cluster's PersistentVolumes when the driver tags no cluster",
 		setup: func(t *testing.T, w *volumeWorld) made {
 			return made{claimed: []string{w.driverVolume(t, "", "coder-workspaces", "coder-carol-home", true)}}
 		},
 		claims: []string{"coder-workspaces/coder-carol-home"},
+		hint:   "aws ec2 delete-volume --volume-id vol-",
 	}, {
 		name:          "deleted with --delete-volumes, an attached one detached first",
 		deleteVolumes: true,
@@ -209,6 +213,9 @@ func TestClaimVolumesOnDestroy(t *testing.T) {
 				if !strings.Contains(report, c) {
 					t.Errorf("the report does not name claim %s:\n%s", c, report)
 				}
+			}
+			if !strings.Contains(report, tt.hint) {
+				t.Errorf("the report does not say %q:\n%s", tt.hint, report)
 			}
 			for _, id := range m.foreign {
 				if strings.Contains(report, id) {
