@@ -24,8 +24,10 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/inventory"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/awsproxy"
 	"github.com/coderctl/coderctl/internal/testenv/ground"
+	secretsstage "github.com/coderctl/coderctl/stages/secrets"
 )
 
 var binary string
@@ -248,7 +250,7 @@ func (w *world) assertNoSecretsLeaked() {
 		w.t.Fatal(err)
 	}
 	sm := awsx.NewClients(cfg).SecretsManager
-	if out, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String("coder/db-master")}); err == nil {
+	if out, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(names.MasterSecretName("coder-prod"))}); err == nil {
 		var master struct{ Password string }
 		if json.Unmarshal([]byte(aws.ToString(out.SecretString)), &master) == nil && master.Password != "" {
 			secrets["database master password"] = master.Password
@@ -262,9 +264,10 @@ func (w *world) assertNoSecretsLeaked() {
 	} else {
 		w.t.Fatal("the provisioner key secret is missing: the scan would miss it")
 	}
-	gh, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String("coder/github-client-secret")})
+	ghName := names.SecretName("coder-prod", secretsstage.GitHubClientSecretLeaf)
+	gh, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(ghName)})
 	if err != nil || aws.ToString(gh.SecretString) != oauthSecret {
-		w.t.Fatalf("coder/github-client-secret was not stored from the environment: %v", err)
+		w.t.Fatalf("%s was not stored from the environment: %v", ghName, err)
 	}
 	secrets["GitHub OAuth client secret"] = oauthSecret
 	state, _ := os.ReadFile(filepath.Join(w.dir, "coder-infra.env"))

@@ -31,7 +31,7 @@ var expectedResources = map[string]int{
 	"vpc": 1, "nat-gateway": 1, "internet-gateway": 1, "elastic-ip": 1, "eks-cluster": 1, "db-instance": 1,
 	"db-subnet-group": 1, "certificate": 1, "load-balancer": 1, "oidc-provider": 1,
 	"iam-role": 5, // cluster, EBS CSI, node, coder secrets, cluster-autoscaler
-	"secret":   4, // coder/db-master, coder/database-url, coder/github-client-id, coder/github-client-secret
+	"secret":   4, // coder/<cluster>/ db-master, database-url, github-client-id, github-client-secret
 }
 
 // TestSurvivesThrottlingAndServerErrors: with 20% of every AWS call
