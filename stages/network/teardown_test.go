@@ -215,6 +215,47 @@ func TestTeardownCleansAndRetries(t *testing.T) {
 		},
 		retried: "DeleteSubnet",
 	}, {
+		name: "public address a load balancer still maps holds the internet gateway until released",
+		setup: func(t *testing.T, c *ec2.Client, vpc string, _, public []string) leftovers {
+			ctx := context.Background()
+			eni := createENI(t, c, public[2], "ELB net/k8s-coder-coder-5e6f/7a8b", nil, nil)
+			eip, err := c.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: ec2types.DomainTypeVpc})
+			must(t, err)
+			assoc, err := c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: eip.AllocationId, NetworkInterfaceId: aws.String(eni)})
+			must(t, err)
+			return leftovers{gone: []string{eni}, inUse: []string{eni}, release: func(p *depsProxy, action, id string, n int) {
+				if action == "DetachInternetGateway" && n == 2 {
+					p.mu.Lock()
+					delete(p.inUse, eni)
+					p.mu.Unlock()
+					ctx := context.Background()
+					_, err := c.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: assoc.AssociationId})
+					must(t, err)
+					_, err = c.ReleaseAddress(ctx, &ec2.ReleaseAddressInput{AllocationId: eip.AllocationId})
+					must(t, err)
+					_, err = c.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(eni)})
+					must(t, err)
+				}
+			}}
+		},
+		retried: "DetachInternetGateway",
+	}, {
+		name: "the database's group and interface, in use until AWS releases it after three refusals of its subnet",
+		setup: func(t *testing.T, c *ec2.Client, vpc string, private, _ []string) leftovers {
+			sg := createSG(t, c, vpc, "coder-prod-rds", map[string]string{"coderctl/deployment": deployment, "coderctl/stage": "rds"})
+			eni := createENI(t, c, private[1], "RDSNetworkInterface", []string{sg}, nil)
+			return leftovers{gone: []string{sg, eni}, inUse: []string{eni}, release: func(p *depsProxy, action, id string, n int) {
+				if action == "DeleteSubnet" && id == private[1] && n == 3 {
+					p.mu.Lock()
+					delete(p.inUse, eni)
+					p.mu.Unlock()
+					_, err := c.DeleteNetworkInterface(context.Background(), &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(eni)})
+					must(t, err)
+				}
+			}}
+		},
+		retried: "DeleteSubnet",
+	}, {
 		name: "interface still attached is named, not deleted",
 		setup: func(t *testing.T, c *ec2.Client, vpc string, private, _ []string) leftovers {
 			eni := createENI(t, c, private[2], "Interface for NAT-ish appliance", nil, nil)
@@ -278,9 +319,13 @@ func TestTeardownCleansAndRetries(t *testing.T) {
 			}
 			if tt.retried != "" {
 				refused := 0
-				for _, s := range append(private, public...) {
-					refused += p.refusalsOf(tt.retried, s)
+				p.mu.Lock()
+				for k, n := range p.refusals {
+					if strings.HasPrefix(k, tt.retried+" ") {
+						refused += n
+					}
 				}
+				p.mu.Unlock()
 				if refused < 2 {
 					t.Errorf("%s refused %d times, want it retried after at least 2 refusals", tt.retried, refused)
 				}
