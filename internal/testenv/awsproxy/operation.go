@@ -25,7 +25,7 @@ func (o Operation) String() string { return o.Service + "." + o.Name }
 // IsRead reports whether the operation only reads.
 func (o Operation) IsRead() bool {
 	if o.REST && !strings.HasPrefix(o.Name, "Describe") && !strings.HasPrefix(o.Name, "List") {
-		return o.Method == http.MethodGet
+		return o.Method == http.MethodGet || o.Method == http.MethodHead
 	}
 	for _, p := range []string{"Describe", "Get", "List", "Head", "Search", "Simulate", "Lookup"} {
 		if strings.HasPrefix(o.Name, p) {
