@@ -10,8 +10,15 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/iampolicy"
 )
 
@@ -22,25 +29,23 @@ import (
 // that the run does call fails the test: the list only ever shrinks to
 // what is true.
 var notExercised = map[string]string{
-	// Convergence: a second up on an unchanged deployment changes nothing,
-	// so the calls that repair drift or apply a changed config never run.
+	// Convergence: the second up repairs the drift driftBeforeSecondUp
+	// makes (a subnet's tag, a role's trust, a secret scheduled for
+	// deletion, a node group's label); the calls that repair other drift or apply a changed
+	// config never run.
 	"ec2:CreateLaunchTemplateVersion":        "a node group's launch template changed in cluster-config.yaml",
-	"ec2:CreateTags":                         "restoring tags removed from a subnet or an adopted security group (tags given at creation are also authorized as ec2:CreateTags, which moto does not check)",
 	"ec2:ReplaceRoute":                       "a default route that points elsewhere",
 	"ec2:DeleteRoute":                        "a default route to the wrong kind of gateway",
 	"ec2:ReplaceRouteTableAssociation":       "a subnet associated with another route table",
 	"ec2:DisassociateAddress":                "a NAT's Elastic IP associated with something else",
 	"eks:UpdateClusterConfig":                "endpoint access, public CIDRs or logging changed on an existing cluster",
 	"eks:AssociateEncryptionConfig":          "secretsEncryption added to a cluster created without it",
-	"eks:DescribeUpdate":                     "follows an UpdateClusterConfig, UpdateNodegroupConfig or UpdateNodegroupVersion",
+	"eks:DescribeUpdate":                     "follows an update EKS answers as in progress; the stand-in answers a node group config update Successful at once, and the cluster's and versions' updates do not happen here",
 	"eks:UpdateAddon":                        "an add-on's version or configurationValues changed",
 	"eks:DescribeAddonConfiguration":         "only for add-ons with configurationValues, which the shipped config has none of",
-	"eks:UpdateNodegroupConfig":              "a node group's scaling, labels, taints or updateConfig changed",
 	"eks:UpdateNodegroupVersion":             "a node group's launch template version or Kubernetes version changed",
-	"iam:UpdateAssumeRolePolicy":             "a role's trust policy changed by hand",
 	"iam:AddClientIDToOpenIDConnectProvider": "an OIDC provider made without sts.amazonaws.com as audience",
 	"rds:ModifyDBSubnetGroup":                "the private subnets changed",
-	"secretsmanager:RestoreSecret":           "a secret scheduled for deletion by an earlier down",
 	"secretsmanager:TagResource":             "a secret found without its deployment tags, or a legacy-named one being moved",
 	"secretsmanager:UntagResource":           "the end of a master password reset",
 	// Access entries: accessConfig.accessEntries is not in the shipped
@@ -66,9 +71,9 @@ var notExercised = map[string]string{
 	"rds:ListTagsForResource":           "the leftovers listing reads tags only of databases and subnet groups that are left",
 }
 
-// TestIAMPolicyMatchesRecordedCalls runs up, verify, a second up and down
-// on the proving ground with the shipped config (as the lifecycle test
-// does) while the AWS proxy records every operation coderctl calls, and
+// TestIAMPolicyMatchesRecordedCalls runs up, verify, a second up (after
+// some drift) and down on the proving ground with the shipped config (as
+// the lifecycle test does) while the AWS proxy records every operation coderctl calls, and
 // holds `coderctl iam-policy` to the record: each run's calls are all in
 // the policy printed for that kind of run, and the policy for all three
 // grants nothing no run called, except notExercised and the dependent
@@ -84,7 +89,7 @@ func TestIAMPolicyMatchesRecordedCalls(t *testing.T) {
 	all := w.policyActions("--for", "up,verify,down")
 
 	recorded := map[string]bool{}
-	for _, run := range []struct {
+	for i, run := range []struct {
 		mode iampolicy.Mode
 		args []string
 	}{
@@ -93,6 +98,9 @@ func TestIAMPolicyMatchesRecordedCalls(t *testing.T) {
 		{iampolicy.Up, []string{"up", "--yes", "-o", "json"}},
 		{iampolicy.Down, []string{"down", "--yes", "--delete-database", "--skip-final-snapshot", "--force-delete-secrets", "--delete-volumes", "-o", "json"}},
 	} {
+		if i == 2 {
+			w.driftBeforeSecondUp()
+		}
 		w.g.Proxy.ForgetOperations()
 		r := w.run(run.args...)
 		if r.code != 0 {
@@ -159,6 +167,50 @@ func (w *world) useHostedZone() {
 	id := strings.TrimPrefix(aws.ToString(zone.HostedZone.Id), "/hostedzone/")
 	if r := w.run("state", "set", "HOSTED_ZONE_ID="+id); r.code != 0 {
 		w.t.Fatalf("state set HOSTED_ZONE_ID: %d %s", r.code, r.stderr)
+	}
+}
+
+// driftBeforeSecondUp changes, behind coderctl's back (in moto directly),
+// what the second up puts back, so the repair calls are recorded: a public
+// subnet loses its load balancer role tag (ec2:CreateTags), the cluster
+// role's trust policy is replaced (iam:UpdateAssumeRolePolicy), the
+// database URL secret is scheduled for deletion
+// (secretsmanager:RestoreSecret), and a node group gets a label the config
+// does not have (eks:UpdateNodegroupConfig, eks:DescribeUpdate).
+func (w *world) driftBeforeSecondUp() {
+	w.t.Helper()
+	ctx := context.Background()
+	cfg, err := w.g.AWSConfig(ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	c := awsx.NewClients(cfg)
+	subnets, err := c.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + awsx.TagDeployment), Values: []string{"coder-prod"}},
+		{Name: aws.String("tag-key"), Values: []string{"kubernetes.io/role/elb"}},
+	}})
+	if err != nil || len(subnets.Subnets) == 0 {
+		w.t.Fatalf("find a public subnet: %v (%d found)", err, len(subnets.Subnets))
+	}
+	if _, err := c.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{aws.ToString(subnets.Subnets[0].SubnetId)},
+		Tags: []ec2types.Tag{{Key: aws.String("kubernetes.io/role/elb")}}}); err != nil {
+		w.t.Fatalf("untag subnet: %v", err)
+	}
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	if _, err := c.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String("coder-prod-eks-cluster"),
+		PolicyDocument: aws.String(trust)}); err != nil {
+		w.t.Fatalf("change the cluster role's trust: %v", err)
+	}
+	if _, err := c.SecretsManager.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("coder/coder-prod/database-url"),
+		RecoveryWindowInDays: aws.Int64(7)}); err != nil {
+		w.t.Fatalf("schedule the database URL secret for deletion: %v", err)
+	}
+	// Through the ground's EKS (its update API is the stand-in's).
+	ground := eks.NewFromConfig(cfg, func(o *eks.Options) { o.BaseEndpoint = aws.String(w.g.AWSURL) })
+	if _, err := ground.UpdateNodegroupConfig(ctx, &eks.UpdateNodegroupConfigInput{ClusterName: aws.String("coder-prod"),
+		NodegroupName: aws.String("coder-workspace"),
+		Labels:        &ekstypes.UpdateLabelsPayload{AddOrUpdateLabels: map[string]string{"drift": "e2e"}}}); err != nil {
+		w.t.Fatalf("label a node group: %v", err)
 	}
 }
 
