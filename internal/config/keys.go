@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/coderctl/coderctl/internal/sizing/dbclass"
 )
 
 // KeyDoc documents one input key of coder-infra.env.
@@ -81,7 +83,7 @@ func inputTable() []inputKey {
 		{KeyDoc{KeyCoderVersion, "2.36.1", "Coder release to deploy.", false}, checkSemver, nil},
 		{KeyDoc{KeyUsers, "500", "Peak concurrent users; sizes the provisioner replicas.", false}, checkUsers, nil},
 		{KeyDoc{KeyCoderURL, "", "Access URL, when it is not https://CODER_DOMAIN.", false}, checkCoderURL, deriveCoderURL},
-		{KeyDoc{KeyDBInstanceClass, "db.m7i.large", "RDS PostgreSQL instance class (the database runs multi-AZ).", false}, checkDBInstanceClass, nil},
+		{KeyDoc{KeyDBInstanceClass, "", "RDS PostgreSQL instance class (the database runs multi-AZ); defaults to the class `coderctl size` gives for USERS: db.m7i.large up to 1,000 users, db.m7i.xlarge up to 2,000, db.m7i.2xlarge beyond.", false}, checkDBInstanceClass, deriveDBInstanceClass},
 		{KeyDoc{KeyDBEngineVersion, "17", "PostgreSQL version: a major (17) or major.minor (17.5).", false}, checkDBEngineVersion, nil},
 		{KeyDoc{KeyDBAllocatedStorage, "100", "Database storage in GiB, at least 20.", false}, checkDBStorage, nil},
 		{KeyDoc{KeyCoderChartRepo, "https://helm.coder.com/v2", "Helm repository of the coder and coder-provisioner charts (https://, http:// or oci://).", false}, checkChartRepo, nil},
@@ -135,6 +137,13 @@ func deriveCoderURL(in *Inputs) string {
 }
 
 func deriveCoderChartVersion(in *Inputs) string { return in.Get(KeyCoderVersion) }
+
+// deriveDBInstanceClass takes the sizing's class for USERS, so that `up`
+// builds the database `coderctl size` describes.
+func deriveDBInstanceClass(in *Inputs) string {
+	class, _ := dbclass.For(in.Users())
+	return class
+}
 
 func checkAutoscaler(v string) (string, *badValue) {
 	switch a := strings.ToLower(v); a {

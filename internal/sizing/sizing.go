@@ -15,6 +15,8 @@ package sizing
 import (
 	"fmt"
 	"math"
+
+	"github.com/coderctl/coderctl/internal/sizing/dbclass"
 )
 
 // Resources is a container's CPU and memory, in Kubernetes quantities.
@@ -197,17 +199,11 @@ func workspacesFor(users int, instanceType string) Workspaces {
 	return w
 }
 
-// databaseFor follows the validated architectures' database nodes
-// (2/4/8 vCPU), in the m7i generation the guide uses; always multi-AZ.
+// databaseFor is always multi-AZ; the class comes from dbclass, which
+// DB_INSTANCE_CLASS's default also reads.
 func databaseFor(users int) Database {
-	switch {
-	case users <= 1000:
-		return Database{InstanceClass: "db.m7i.large", MultiAZ: true, Basis: "validated architecture up to 1,000 users: 2 vCPU, 8 GB"}
-	case users <= 2000:
-		return Database{InstanceClass: "db.m7i.xlarge", MultiAZ: true, Basis: "validated architecture up to 2,000 users: 4 vCPU, 16 GB"}
-	default:
-		return Database{InstanceClass: "db.m7i.2xlarge", MultiAZ: true, Basis: "validated architecture up to 3,000 users: 8 vCPU, 32 GB"}
-	}
+	class, basis := dbclass.For(users)
+	return Database{InstanceClass: class, MultiAZ: true, Basis: basis}
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
