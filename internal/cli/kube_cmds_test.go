@@ -34,6 +34,7 @@ type kubeCmdRun struct {
 	t                *testing.T
 	envFile, cfgFile string
 	env              map[string]string
+	output           string // -o; text when empty
 }
 
 func newKubeCmdRun(t *testing.T) *kubeCmdRun {
@@ -62,6 +63,9 @@ func (r *kubeCmdRun) run(build func(*Factory, *globalOptions) *cobra.Command, ar
 		Now:      time.Now,
 	}
 	g := &globalOptions{envFile: r.envFile, configPath: r.cfgFile, output: "text"}
+	if r.output != "" {
+		g.output = r.output
+	}
 	cmd := build(f, g)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)

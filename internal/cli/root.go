@@ -123,7 +123,7 @@ its state in coder-infra.env.`,
 
 	root.AddCommand(
 		newUpCmd(f, g), newPlanCmd(f, g), newVerifyCmd(f, g), newStageCmd(f, g), newDownCmd(f, g),
-		newStatusCmd(f, g), newStateCmd(f, g), newInitCmd(f, g), newKubeconfigCmd(f, g), newTokenCmd(f, g), newSizeCmd(f, g), newTemplateCmd(f, g), newSmokeCmd(f, g), newIAMPolicyCmd(f, g), newVersionCmd(f),
+		newStatusCmd(f, g), newStateCmd(f, g), newInitCmd(f, g), newKubeconfigCmd(f, g), newTokenCmd(f, g), newAccessCmd(f, g), newSizeCmd(f, g), newTemplateCmd(f, g), newSmokeCmd(f, g), newIAMPolicyCmd(f, g), newVersionCmd(f),
 	)
 	refuseRepeatedFlags(root)
 	return root

@@ -79,6 +79,9 @@ func decodeStrict(name string, data []byte) (*api.ClusterConfig, error) {
 	decoder := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer()
 	obj, _, err := decoder.Decode(data, nil, nil)
 	if err != nil {
+		if aerr := arnDecodeError(name, data, err); aerr != nil {
+			return nil, aerr
+		}
 		return nil, decodeError(name, err)
 	}
 	cfg, ok := obj.(*api.ClusterConfig)

@@ -83,6 +83,9 @@ var flagsAsFields = strings.NewReplacer(
 	"--nodes-max", "maxSize",
 	"--nodes", "desiredCapacity",
 	"--node-ami-family flag", "amiFamily",
+	// eksctl names access entries without their parent.
+	"(accessEntries[", "(accessConfig.accessEntries[",
+	" accessEntries[", " accessConfig.accessEntries[",
 )
 
 // configPathRE finds a ClusterConfig field path such as

@@ -271,8 +271,6 @@ func TestRefusedFieldMessages(t *testing.T) {
 			"managedNodeGroups[1].maxPodsPerNode", "coderctl does not act on this field (remove it; docs/cluster-config.md lists"},
 		{"a whole block once", edit(t, shipped, "instanceType: m7i.xlarge", "instanceType: m7i.xlarge\n    ssh: {allow: true, publicKeyName: mine}"),
 			"managedNodeGroups[1].ssh", "coderctl does not act on this field ("},
-		{"access config", edit(t, shipped, "iam:", "accessConfig:\n  authenticationMode: API\niam:"),
-			"accessConfig", "planned for a later version"},
 		{"fargate", edit(t, shipped, "iam:", "fargateProfiles:\n  - name: fp\n    selectors: [{namespace: default}]\niam:"),
 			"fargateProfiles", "Fargate profiles are not supported"},
 		{"self-managed and managed", edit(t, shipped, "managedNodeGroups:", "nodeGroups:\n  - name: old\n    instanceType: m5.large\nmanagedNodeGroups:"),

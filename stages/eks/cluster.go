@@ -209,6 +209,9 @@ func (s *stage) drift(c *ekstypes.Cluster, w clusterWant) []string {
 	if d := endpointDrift(c, w); d != "" {
 		out = append(out, d)
 	}
+	if mode := s.accessWant().mode; modeRank[mode] > modeRank[clusterMode(c, mode)] {
+		out = append(out, "authentication mode "+string(clusterMode(c, mode))+" to "+string(mode)+" (irreversible: EKS moves it only towards API)")
+	}
 	if w.keyARN != "" && clusterKey(c) == "" {
 		out = append(out, "associate secrets encryption with KMS key "+w.keyARN+
 			" (irreversible: EKS can neither remove nor change it afterwards; it takes up to 45 minutes)")
@@ -374,12 +377,11 @@ func (s *stage) createCluster(ctx context.Context, r engine.Reporter, net networ
 		},
 		Logging:          loggingRequest(w.logTypes, nil),
 		EncryptionConfig: encryptionConfig(w.keyARN),
-		// Access entries, with whoever runs coderctl as cluster admin, so
-		// the run can reach the API server without editing aws-auth; the
-		// ConfigMap still works for anything that relies on it.
+		// accessConfig as eksctl defaults it: access entries and the
+		// ConfigMap, whoever runs coderctl the cluster admin (access.go).
 		AccessConfig: &ekstypes.CreateAccessConfigRequest{
-			AuthenticationMode:                      ekstypes.AuthenticationModeApiAndConfigMap,
-			BootstrapClusterCreatorAdminPermissions: aws.Bool(true),
+			AuthenticationMode:                      s.accessWant().mode,
+			BootstrapClusterCreatorAdminPermissions: aws.Bool(s.accessWant().bootstrap),
 		},
 		Tags:               s.tags(s.clusterName()),
 		ClientRequestToken: aws.String(s.clientToken("cluster", sg)),
@@ -482,6 +484,12 @@ func (s *stage) converge(ctx context.Context, r engine.Reporter, c *ekstypes.Clu
 	if enable, disable := loggingDrift(c, w); len(enable)+len(disable) > 0 {
 		r.Progress("updating control-plane logging")
 		if err := s.updateConfig(ctx, r, &eks.UpdateClusterConfigInput{Logging: loggingRequest(enable, disable)}); err != nil {
+			return nil, err
+		}
+	}
+	if mode := s.accessWant().mode; modeRank[mode] > modeRank[clusterMode(c, mode)] {
+		r.Progress("updating authentication mode to " + string(mode))
+		if err := s.updateConfig(ctx, r, &eks.UpdateClusterConfigInput{AccessConfig: &ekstypes.UpdateAccessConfigRequest{AuthenticationMode: mode}}); err != nil {
 			return nil, err
 		}
 	}

@@ -58,6 +58,8 @@ func New(d *deploy.Deps) engine.Stage {
 				Plan: s.planClusterRole, Apply: s.applyClusterRole, Destroy: s.destroyClusterRole},
 			{Name: StepCluster, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepSubnets), engine.StepID(Name, StepClusterRole)}, Typical: 13 * time.Minute,
 				Plan: s.planCluster, Apply: s.applyCluster, Destroy: s.destroyCluster},
+			{Name: StepAccessEntries, Needs: []string{engine.StepID(Name, StepCluster)}, Typical: 5 * time.Second,
+				Plan: s.planAccessEntries, Apply: s.applyAccessEntries, Destroy: s.destroyAccessEntries},
 			{Name: StepOIDCProvider, Needs: []string{engine.StepID(Name, StepCluster)}, Typical: 5 * time.Second,
 				Plan: s.planOIDC, Apply: s.applyOIDC, Destroy: s.destroyOIDC},
 			{Name: StepEBSCSIRole, Needs: []string{engine.StepID(Name, StepOIDCProvider)}, Typical: 5 * time.Second,

@@ -18,7 +18,7 @@ import (
 // the cluster step reports them.
 func (s *stage) validate(ctx context.Context) error {
 	for _, check := range []func(context.Context) error{
-		s.validateVersion, s.validateNames, s.validateKeyARN, s.validateExisting, s.validateKey, s.validateAddons, s.validateAddonValues,
+		s.validateVersion, s.validateNames, s.validateKeyARN, s.validateExisting, s.validateKey, s.validateAddons, s.validateAddonValues, s.validateAccess,
 	} {
 		if err := check(ctx); err != nil {
 			return err

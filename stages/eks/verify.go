@@ -36,6 +36,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 	if check, ok := s.checkLogRetention(ctx); ok {
 		checks = append(checks, check)
 	}
+	checks = append(checks, s.checkAccessEntries(ctx))
 	checks = append(checks, s.checkOIDC(ctx, c)...)
 	checks = append(checks, s.checkAddons(ctx)...)
 	return append(checks, s.checkAPIServer(ctx))

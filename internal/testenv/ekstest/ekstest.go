@@ -150,6 +150,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	// Node group and cluster-configuration calls moto lacks have their own
 	// files (nodegroups.go, clusterconfig.go); each says whether it answered.
+	if s.serveAccess(w, r) { // access entries and accessConfig (access_entries.go)
+		return
+	}
 	if s.serveNodegroup(w, r) || s.serveClusterConfig(w, r) {
 		return
 	}
