@@ -50,20 +50,24 @@ func workspacePlacement(spec *corev1.PodSpec) {
 	spec.Tolerations = []corev1.Toleration{{Key: "coder/node-type", Operator: corev1.TolerationOpEqual, Value: "workspace", Effect: corev1.TaintEffectNoSchedule}}
 }
 
-func assertClaimBinds(t *testing.T, kc kubernetes.Interface) {
+// createWorkspaceWithHome creates what a workspace build makes: a home
+// claim without a class (so the default class decides) and a pod placed as
+// the workspace template places it, mounting the claim.
+func createWorkspaceWithHome(t *testing.T, kc kubernetes.Interface, namespace string) {
+	t.Helper()
 	ctx := context.Background()
 	claim := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "home", Namespace: roomNamespace},
+		ObjectMeta: metav1.ObjectMeta{Name: "home", Namespace: namespace},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}},
 		},
 	}
-	if _, err := kc.CoreV1().PersistentVolumeClaims(roomNamespace).Create(ctx, claim, metav1.CreateOptions{}); err != nil {
+	if _, err := kc.CoreV1().PersistentVolumeClaims(namespace).Create(ctx, claim, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "workspace", Namespace: roomNamespace},
+		ObjectMeta: metav1.ObjectMeta{Name: "workspace", Namespace: namespace},
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{Name: "dev", Image: "codercom/enterprise-base:ubuntu",
 				VolumeMounts: []corev1.VolumeMount{{Name: "home", MountPath: "/home/coder"}}}},
@@ -72,9 +76,14 @@ func assertClaimBinds(t *testing.T, kc kubernetes.Interface) {
 		},
 	}
 	workspacePlacement(&pod.Spec)
-	if _, err := kc.CoreV1().Pods(roomNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	if _, err := kc.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func assertClaimBinds(t *testing.T, kc kubernetes.Interface) {
+	ctx := context.Background()
+	createWorkspaceWithHome(t, kc, roomNamespace)
 	var got *corev1.PersistentVolumeClaim
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		var err error

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -115,29 +114,7 @@ func (w *world) startWorkspace(t *testing.T) string {
 	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: teardownNamespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	claim := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "home", Namespace: teardownNamespace},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}},
-		},
-	}
-	if _, err := kc.CoreV1().PersistentVolumeClaims(teardownNamespace).Create(ctx, claim, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "workspace", Namespace: teardownNamespace},
-		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "dev", Image: "codercom/enterprise-base:ubuntu",
-				VolumeMounts: []corev1.VolumeMount{{Name: "home", MountPath: "/home/coder"}}}},
-			Volumes: []corev1.Volume{{Name: "home", VolumeSource: corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "home"}}}},
-		},
-	}
-	workspacePlacement(&pod.Spec)
-	if _, err := kc.CoreV1().Pods(teardownNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createWorkspaceWithHome(t, kc, teardownNamespace)
 	var pvName string
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		got, err := kc.CoreV1().PersistentVolumeClaims(teardownNamespace).Get(ctx, "home", metav1.GetOptions{})

@@ -3,13 +3,16 @@ package lbcontroller
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+
+	"github.com/coderctl/coderctl/internal/awsx"
 )
 
 // The NLB's security group and network interfaces, and what is left of
@@ -77,7 +80,7 @@ func (c *cloud) ensureSecurityGroup(ctx context.Context, name string, subnets []
 		Description: aws.String(fmt.Sprintf("Security group for Kubernetes NLB %s (%s)", name, owner[TagServiceName])),
 		VpcId:       aws.String(vpcID),
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup,
-			Tags: ec2Tags(tags)}},
+			Tags: awsx.EC2Tags(tags)}},
 	})
 	if err != nil {
 		return "", fmt.Errorf("create security group %s%s: %w", SecurityGroupPrefix, name, err)
@@ -103,7 +106,7 @@ func (c *cloud) ensureSecurityGroup(ctx context.Context, name string, subnets []
 // findSecurityGroup returns the managed group carrying owner's tags, or nil.
 func (c *cloud) findSecurityGroup(ctx context.Context, owner map[string]string) (*ec2types.SecurityGroup, error) {
 	filters := []ec2types.Filter{{Name: aws.String("tag:" + TagNLBSecurityGroupMode), Values: []string{managedMode}}}
-	for _, k := range sortedKeys(owner) {
+	for _, k := range slices.Sorted(maps.Keys(owner)) {
 		filters = append(filters, ec2types.Filter{Name: aws.String("tag:" + k), Values: []string{owner[k]}})
 	}
 	out, err := c.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: filters})
@@ -158,32 +161,7 @@ func (c *cloud) deleteSecurityGroup(ctx context.Context, owner map[string]string
 	return id, nil, nil
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func ec2Tags(m map[string]string) []ec2types.Tag {
-	out := make([]ec2types.Tag, 0, len(m))
-	for _, k := range sortedKeys(m) {
-		out = append(out, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
-	}
-	return out
-}
-
+// ec2HasTags reports whether an EC2 tag list carries every tag of want.
 func ec2HasTags(tags []ec2types.Tag, want map[string]string) bool {
-	have := map[string]string{}
-	for _, t := range tags {
-		have[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
+	return awsx.HasTags(awsx.EC2TagMap(tags), want)
 }
