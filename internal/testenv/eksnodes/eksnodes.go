@@ -22,7 +22,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +32,6 @@ import (
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -305,14 +303,11 @@ func (s *Syncer) node(g *ekstypes.Nodegroup, zone string, i int) (*corev1.Node, 
 // register as, before it has a name: the labels EKS and the kubelet set
 // (instance type, region, zone unless empty, node group, capacity type, OS
 // and architecture), the group's own labels and taints, and the instance
-// type's size (see Capacity). The cluster autoscaler builds the same
+// type's size with what the EKS AMI's kubelet keeps back (see Resources). The cluster autoscaler builds the same
 // template from eks:DescribeNodegroup to scale a group up from zero.
 func NodeTemplate(g *ekstypes.Nodegroup, region, zone string) (*corev1.Node, error) {
 	instanceType := InstanceType(g)
-	capacity, err := Capacity(instanceType, aws.ToInt32(g.DiskSize))
-	if err != nil {
-		return nil, err
-	}
+	capacity, allocatable := Resources(instanceType, aws.ToInt32(g.DiskSize))
 	taints, err := KubeTaints(g.Taints)
 	if err != nil {
 		return nil, fmt.Errorf("node group %s: %w", aws.ToString(g.NodegroupName), err)
@@ -344,7 +339,7 @@ func NodeTemplate(g *ekstypes.Nodegroup, region, zone string) (*corev1.Node, err
 			Annotations: map[string]string{AnnotationKwok: "fake"},
 		},
 		Spec: corev1.NodeSpec{Taints: taints},
-		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity.DeepCopy(),
+		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: allocatable,
 			NodeInfo: corev1.NodeSystemInfo{OperatingSystem: os, Architecture: arch, OSImage: osImage(g.AmiType)}},
 	}, nil
 }
@@ -445,50 +440,6 @@ func KubeTaints(ts []ekstypes.Taint) ([]corev1.Taint, error) {
 			return nil, fmt.Errorf("taint %s has unknown effect %q", aws.ToString(t.Key), t.Effect)
 		}
 		out = append(out, corev1.Taint{Key: aws.ToString(t.Key), Value: aws.ToString(t.Value), Effect: effect})
-	}
-	return out, nil
-}
-
-// instanceSizes are the vCPUs and memory of the instance types the shipped
-// cluster-config.yaml and the end-to-end tests use; others get defaultSize.
-var instanceSizes = map[string][2]string{
-	"t3.medium":    {"2", "4Gi"},
-	"m7i.xlarge":   {"4", "16Gi"},
-	"c7i.2xlarge":  {"8", "16Gi"},
-	"c7g.2xlarge":  {"8", "16Gi"}, // Graviton: the e2e's ARM provisioner group
-	"m7i.12xlarge": {"48", "192Gi"},
-}
-
-var defaultSize = [2]string{"4", "16Gi"}
-
-// maxPods is the kubelet's default; EKS derives a lower one from ENI
-// limits, which does not matter to tests.
-const maxPods = "110"
-
-// Capacity is a fake node's capacity (and allocatable) for an instance
-// type and disk size in GiB: vCPUs and memory from a table of the types the
-// shipped cluster-config.yaml uses (others count as 4 vCPUs, 16Gi), 110
-// pods, the disk (20GiB when zero, EKS's default) as ephemeral storage.
-func Capacity(instanceType string, diskGiB int32) (corev1.ResourceList, error) {
-	size, ok := instanceSizes[instanceType]
-	if !ok {
-		size = defaultSize
-	}
-	if diskGiB <= 0 {
-		diskGiB = 20 // EKS's default disk size
-	}
-	out := corev1.ResourceList{}
-	for name, value := range map[corev1.ResourceName]string{
-		corev1.ResourceCPU:              size[0],
-		corev1.ResourceMemory:           size[1],
-		corev1.ResourcePods:             maxPods,
-		corev1.ResourceEphemeralStorage: strconv.Itoa(int(diskGiB)) + "Gi",
-	} {
-		q, err := resource.ParseQuantity(value)
-		if err != nil {
-			return nil, fmt.Errorf("%s %q: %w", name, value, err)
-		}
-		out[name] = q
 	}
 	return out, nil
 }

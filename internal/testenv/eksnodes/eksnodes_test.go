@@ -170,14 +170,15 @@ func TestSync(t *testing.T) {
 
 	t.Run("labels taints capacity zones", func(t *testing.T) {
 		tests := []struct {
+			// cpu is capacity, memory allocatable (TestResources works it out).
 			node, group, instanceType, zone, nodeType, cpu, memory string
 			tainted                                                bool
 		}{
-			{"system-0", "system", "t3.medium", "us-west-2a", "system", "2", "4Gi", false},
-			{"system-1", "system", "t3.medium", "us-west-2b", "system", "2", "4Gi", false},
-			{"system-2", "system", "t3.medium", "us-west-2c", "system", "2", "4Gi", false},
-			{"coder-coderd-0", "coder-coderd", "m7i.xlarge", "us-west-2a", "coderd", "4", "16Gi", true},
-			{"coder-coderd-1", "coder-coderd", "m7i.xlarge", "us-west-2b", "coderd", "4", "16Gi", true},
+			{"system-0", "system", "t3.medium", "us-west-2a", "system", "2", "3554Mi", false},
+			{"system-1", "system", "t3.medium", "us-west-2b", "system", "2", "3554Mi", false},
+			{"system-2", "system", "t3.medium", "us-west-2c", "system", "2", "3554Mi", false},
+			{"coder-coderd-0", "coder-coderd", "m7i.xlarge", "us-west-2a", "coderd", "4", "15391Mi", true},
+			{"coder-coderd-1", "coder-coderd", "m7i.xlarge", "us-west-2b", "coderd", "4", "15391Mi", true},
 		}
 		for _, tc := range tests {
 			n := nodes[tc.node]
