@@ -139,26 +139,11 @@ func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter, spec rele
 	return s.d.UninstallRelease(ctx, r.Progress, s.opts.HelmCacheDir, ReleaseNamespace, spec.release)
 }
 
-func (s *stage) planDriver(ctx context.Context) ([]engine.Action, error) {
-	return s.planRelease(ctx, driverSpec())
-}
-
-func (s *stage) applyDriver(ctx context.Context, r engine.Reporter) error {
-	return s.applyRelease(ctx, r, driverSpec())
-}
-
-func (s *stage) destroyDriver(ctx context.Context, r engine.Reporter) error {
-	return s.destroyRelease(ctx, r, driverSpec())
-}
-
-func (s *stage) planProvider(ctx context.Context) ([]engine.Action, error) {
-	return s.planRelease(ctx, providerSpec())
-}
-
-func (s *stage) applyProvider(ctx context.Context, r engine.Reporter) error {
-	return s.applyRelease(ctx, r, providerSpec())
-}
-
-func (s *stage) destroyProvider(ctx context.Context, r engine.Reporter) error {
-	return s.destroyRelease(ctx, r, providerSpec())
+// releaseStep is the step installing spec's chart: plan, apply and destroy
+// of that one release.
+func (s *stage) releaseStep(name string, needs []string, spec releaseSpec) engine.Step {
+	return engine.Step{Name: name, Needs: needs, Typical: typicalRelease,
+		Plan:    func(ctx context.Context) ([]engine.Action, error) { return s.planRelease(ctx, spec) },
+		Apply:   func(ctx context.Context, r engine.Reporter) error { return s.applyRelease(ctx, r, spec) },
+		Destroy: func(ctx context.Context, r engine.Reporter) error { return s.destroyRelease(ctx, r, spec) }}
 }
