@@ -75,9 +75,9 @@ var notExercised = map[string]string{
 // some drift) and down on the proving ground with the shipped config (as
 // the lifecycle test does) while the AWS proxy records every operation coderctl calls, and
 // holds `coderctl iam-policy` to the record: each run's calls are all in
-// the policy printed for that kind of run, and the policy for all three
-// grants nothing no run called, except notExercised and the dependent
-// actions.
+// the policy printed for that kind of run, the policy for verify is
+// exactly verify's calls, and the policy for all three grants nothing no
+// run called, except notExercised and the dependent actions.
 func TestIAMPolicyMatchesRecordedCalls(t *testing.T) {
 	w := newWorld(t)
 	w.useFidelityConfig()
@@ -89,6 +89,7 @@ func TestIAMPolicyMatchesRecordedCalls(t *testing.T) {
 	all := w.policyActions("--for", "up,verify,down")
 
 	recorded := map[string]bool{}
+	perMode := map[iampolicy.Mode]map[string]bool{}
 	for i, run := range []struct {
 		mode iampolicy.Mode
 		args []string
@@ -113,6 +114,10 @@ func TestIAMPolicyMatchesRecordedCalls(t *testing.T) {
 			}
 			action := iampolicy.ActionFor(op)
 			recorded[action] = true
+			if perMode[run.mode] == nil {
+				perMode[run.mode] = map[string]bool{}
+			}
+			perMode[run.mode][action] = true
 			if !slices.Contains(policies[run.mode], action) {
 				t.Errorf("%s called %s, which `iam-policy --for %s` does not grant", run.args[0], action, run.mode)
 			}
@@ -130,6 +135,13 @@ func TestIAMPolicyMatchesRecordedCalls(t *testing.T) {
 		_, dependent := iampolicy.Dependent[a]
 		if _, excepted := notExercised[a]; !recorded[a] && !excepted && !dependent {
 			t.Errorf("the policy grants %s, which no run called and which is not a documented exception", a)
+		}
+	}
+	// The read-only role is the one most often handed out (CI checks,
+	// dashboards): its policy is exactly what verify calls, no exception.
+	for _, a := range policies[iampolicy.Verify] {
+		if !perMode[iampolicy.Verify][a] {
+			t.Errorf("`iam-policy --for verify` grants %s, which verify did not call", a)
 		}
 	}
 	for a := range notExercised {

@@ -45,9 +45,10 @@ var table = []grant{
 	// network: find.go, vpc.go, subnets.go, igw.go, nat.go, routes.go,
 	// publicip.go (apply), verify.go (checkpoint), teardown.go (destroy).
 	{"network", always, "ReadsWithoutResourceScope", []string{
-		"ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets",
-		"ec2:DescribeInternetGateways", "ec2:DescribeNatGateways", "ec2:DescribeAddresses", "ec2:DescribeRouteTables",
+		"ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeInternetGateways", "ec2:DescribeNatGateways",
+		"ec2:DescribeAddresses", "ec2:DescribeRouteTables",
 	}},
+	{"network", upVerify, "ReadsWithoutResourceScope", []string{"ec2:DescribeAvailabilityZones", "ec2:DescribeVpcAttribute"}},
 	{"network", up, "EC2CreateTaggedForDeployment", []string{
 		"ec2:CreateVpc", "ec2:CreateSubnet", "ec2:CreateInternetGateway", "ec2:AllocateAddress",
 		"ec2:CreateNatGateway", "ec2:CreateRouteTable",
@@ -76,12 +77,13 @@ var table = []grant{
 	// eks: roles.go (cluster and EBS CSI roles), cluster.go, encryption.go,
 	// validatekey.go, logretention.go, securitygroup.go, oidc.go,
 	// addons.go, addonvalues.go, access.go and access_validate.go, verify.go.
-	{"eks", always, "ReadsWithoutResourceScope", []string{
-		"ec2:DescribeSecurityGroups", "iam:ListOpenIDConnectProviders", "logs:DescribeLogGroups",
-	}},
-	{"eks", upVerify, "ReadsWithoutResourceScope", []string{
+	{"eks", always, "ReadsWithoutResourceScope", []string{"ec2:DescribeSecurityGroups", "logs:DescribeLogGroups"}},
+	// The input checks (Validate: up only) and finding the OIDC provider
+	// when its ARN is not in the state.
+	{"eks", up, "ReadsWithoutResourceScope", []string{
 		"sts:GetCallerIdentity", "eks:DescribeAddonVersions", "eks:DescribeAddonConfiguration", "eks:ListAccessPolicies",
 	}},
+	{"eks", up | down, "ReadsWithoutResourceScope", []string{"iam:ListOpenIDConnectProviders"}},
 	{"eks", always, "IAMReadDeploymentRoles", []string{"iam:GetRole", "iam:ListAttachedRolePolicies"}},
 	{"eks", up, "IAMCreateDeploymentRoles", []string{"iam:CreateRole", "iam:TagRole"}},
 	{"eks", up, "IAMChangeDeploymentRoles", []string{"iam:UpdateAssumeRolePolicy"}},
@@ -149,7 +151,8 @@ var table = []grant{
 	{"storage", down, "EC2ClusterVolumes", []string{"ec2:DetachVolume", "ec2:DeleteVolume"}},
 
 	// autoscaler: role.go (IRSA role through deploy.IRSARole), verify.go.
-	{"autoscaler", always, "IAMReadDeploymentRoles", []string{"iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"}},
+	{"autoscaler", always, "IAMReadDeploymentRoles", []string{"iam:GetRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"}},
+	{"autoscaler", upVerify, "IAMReadDeploymentRoles", []string{"iam:GetRolePolicy"}},
 	{"autoscaler", up, "IAMCreateDeploymentRoles", []string{"iam:CreateRole", "iam:TagRole"}},
 	{"autoscaler", up, "IAMChangeDeploymentRoles", []string{
 		"iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
@@ -163,9 +166,10 @@ var table = []grant{
 
 	// rds: validate.go, subnetgroup.go, securitygroup.go, instance.go,
 	// mastersecret.go, verify.go.
-	{"rds", upVerify, "ReadsWithoutResourceScope", []string{"rds:DescribeDBEngineVersions", "rds:DescribeOrderableDBInstanceOptions"}},
+	{"rds", up, "ReadsWithoutResourceScope", []string{"rds:DescribeDBEngineVersions", "rds:DescribeOrderableDBInstanceOptions"}},
 	{"rds", always, "ReadsWithoutResourceScope", []string{"ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules"}},
-	{"rds", always, "RDSDeploymentDatabase", []string{"rds:DescribeDBInstances", "rds:DescribeDBSubnetGroups"}},
+	{"rds", always, "RDSDeploymentDatabase", []string{"rds:DescribeDBInstances"}},
+	{"rds", up | down, "RDSDeploymentDatabase", []string{"rds:DescribeDBSubnetGroups"}},
 	{"rds", up, "RDSDeploymentDatabase", []string{
 		"rds:CreateDBSubnetGroup", "rds:ModifyDBSubnetGroup", "rds:CreateDBInstance", "rds:ModifyDBInstance",
 		"rds:AddTagsToResource",
@@ -176,7 +180,8 @@ var table = []grant{
 	{"rds", up, "EC2ChangeTaggedForDeployment", []string{
 		"ec2:CreateTags", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
 	}},
-	{"rds", always, "SecretsManagerDeploymentSecrets", []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}},
+	{"rds", always, "SecretsManagerDeploymentSecrets", []string{"secretsmanager:DescribeSecret"}},
+	{"rds", upVerify, "SecretsManagerDeploymentSecrets", []string{"secretsmanager:GetSecretValue"}},
 	{"rds", up, "SecretsManagerDeploymentSecrets", []string{
 		"secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:RestoreSecret",
 		"secretsmanager:TagResource", "secretsmanager:UntagResource",
@@ -190,7 +195,7 @@ var table = []grant{
 	{"rds", down, "SecretsManagerDeploymentSecrets", []string{"secretsmanager:DeleteSecret"}},
 
 	// acm: acm.go, records.go, issued.go, verify.go.
-	{"acm", always, "ReadsWithoutResourceScope", []string{"acm:ListCertificates"}},
+	{"acm", up | down, "ReadsWithoutResourceScope", []string{"acm:ListCertificates"}},
 	{"acm", always, "ACMCertificates", []string{"acm:DescribeCertificate", "acm:ListTagsForCertificate"}},
 	{"acm", up, "ACMRequestTagged", []string{"acm:RequestCertificate", "acm:AddTagsToCertificate"}},
 	{"acm", always, "Route53ReadZone", []string{"route53:GetHostedZone", "route53:ListResourceRecordSets"}},
@@ -208,7 +213,8 @@ var table = []grant{
 		"secretsmanager:RestoreSecret", "secretsmanager:TagResource",
 	}},
 	{"secrets", down, "SecretsManagerDeploymentSecrets", []string{"secretsmanager:DeleteSecret"}},
-	{"secrets", always, "IAMReadDeploymentRoles", []string{"iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"}},
+	{"secrets", always, "IAMReadDeploymentRoles", []string{"iam:GetRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"}},
+	{"secrets", upVerify, "IAMReadDeploymentRoles", []string{"iam:GetRolePolicy"}},
 	{"secrets", up, "IAMCreateDeploymentRoles", []string{"iam:CreateRole", "iam:TagRole"}},
 	{"secrets", up, "IAMChangeDeploymentRoles", []string{
 		"iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
@@ -220,10 +226,8 @@ var table = []grant{
 
 	// coder: lb.go (the NLB's listener in verify, its leftovers in destroy),
 	// dns.go (alias records when HOSTED_ZONE_ID is set).
-	{"coder", always, "ReadsWithoutResourceScope", []string{
-		"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeListeners",
-	}},
-	{"coder", down, "ReadsWithoutResourceScope", []string{"elasticloadbalancing:DescribeTargetGroups"}},
+	{"coder", always, "ReadsWithoutResourceScope", []string{"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeListeners"}},
+	{"coder", down, "ReadsWithoutResourceScope", []string{"elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetGroups"}},
 	{"coder", down, "ELBDeleteCoderLoadBalancer", []string{"elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DeleteTargetGroup"}},
 	{"coder", down, "EKSDeploymentCluster", []string{"eks:DescribeCluster"}},
 	{"coder", always, "Route53ReadZone", []string{"route53:ListResourceRecordSets"}},
