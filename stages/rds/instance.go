@@ -3,6 +3,7 @@ package rds
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,42 +55,41 @@ func (s *stage) findInstance(ctx context.Context) (*rdstypes.DBInstance, error) 
 }
 
 // change is one difference between the instance and what the deployment
-// wants. Safety settings apply at once; size changes wait for the
-// maintenance window, so an apply never causes a surprise failover.
+// wants. Safety settings apply at once; size and engine changes wait for
+// the maintenance window unless --apply-immediately, so an apply never
+// causes a surprise failover. A major engine upgrade is preceded by a
+// snapshot.
 type change struct {
 	what      string
 	immediate bool
-	set       func(*rds.ModifyDBInstanceInput)
+	// sized marks class, storage and engine changes: the ones
+	// --apply-immediately moves out of the maintenance window.
+	sized bool
+	major bool
+	set   func(*rds.ModifyDBInstanceInput)
 }
 
-// drift lists the changes that would bring inst to the wanted settings.
-func (s *stage) drift(inst *rdstypes.DBInstance) []change {
+// drift lists the changes that would bring inst to the wanted settings; vc
+// is the engine version change the Validator worked out (nil: none).
+func (s *stage) drift(inst *rdstypes.DBInstance, vc *versionChange) []change {
 	var out []change
 	if !aws.ToBool(inst.MultiAZ) && !pendingMultiAZ(inst) {
-		out = append(out, change{"MultiAZ false -> true", true, func(in *rds.ModifyDBInstanceInput) { in.MultiAZ = aws.Bool(true) }})
+		out = append(out, change{what: "MultiAZ false -> true", immediate: true, set: func(in *rds.ModifyDBInstanceInput) { in.MultiAZ = aws.Bool(true) }})
 	}
 	if !aws.ToBool(inst.DeletionProtection) {
-		out = append(out, change{"deletion protection off -> on", true, func(in *rds.ModifyDBInstanceInput) { in.DeletionProtection = aws.Bool(true) }})
+		out = append(out, change{what: "deletion protection off -> on", immediate: true, set: func(in *rds.ModifyDBInstanceInput) { in.DeletionProtection = aws.Bool(true) }})
 	}
 	if aws.ToInt32(inst.BackupRetentionPeriod) < backupRetentionDays {
-		out = append(out, change{fmt.Sprintf("backup retention %d -> %d days", aws.ToInt32(inst.BackupRetentionPeriod), backupRetentionDays), true,
-			func(in *rds.ModifyDBInstanceInput) { in.BackupRetentionPeriod = aws.Int32(backupRetentionDays) }})
+		out = append(out, change{what: fmt.Sprintf("backup retention %d -> %d days", aws.ToInt32(inst.BackupRetentionPeriod), backupRetentionDays), immediate: true,
+			set: func(in *rds.ModifyDBInstanceInput) { in.BackupRetentionPeriod = aws.Int32(backupRetentionDays) }})
 	}
 	if aws.ToBool(inst.PubliclyAccessible) {
-		out = append(out, change{"publicly accessible -> private", true, func(in *rds.ModifyDBInstanceInput) { in.PubliclyAccessible = aws.Bool(false) }})
+		out = append(out, change{what: "publicly accessible -> private", immediate: true, set: func(in *rds.ModifyDBInstanceInput) { in.PubliclyAccessible = aws.Bool(false) }})
 	}
 	if sg := s.d.State.Get(KeyDBSecurityGroupID); sg != "" && !onlySecurityGroup(inst, sg) {
-		out = append(out, change{"security groups -> only " + sg, true, func(in *rds.ModifyDBInstanceInput) { in.VpcSecurityGroupIds = []string{sg} }})
+		out = append(out, change{what: "security groups -> only " + sg, immediate: true, set: func(in *rds.ModifyDBInstanceInput) { in.VpcSecurityGroupIds = []string{sg} }})
 	}
-	if want, have := s.instanceClass(), effectiveClass(inst); want != have {
-		out = append(out, change{fmt.Sprintf("class %s -> %s (next maintenance window)", have, want), false,
-			func(in *rds.ModifyDBInstanceInput) { in.DBInstanceClass = aws.String(want) }})
-	}
-	if want, have := s.storage(), effectiveStorage(inst); want > have {
-		out = append(out, change{fmt.Sprintf("storage %d -> %d GiB (next maintenance window)", have, want), false,
-			func(in *rds.ModifyDBInstanceInput) { in.AllocatedStorage = aws.Int32(want) }})
-	}
-	return out
+	return append(out, s.sizeChanges(inst, vc)...)
 }
 
 func pendingMultiAZ(inst *rdstypes.DBInstance) bool {
@@ -136,16 +136,26 @@ func (s *stage) planInstance(ctx context.Context) ([]engine.Action, error) {
 			"PostgreSQL %s on %s, Multi-AZ, %d GiB gp3 encrypted, private, %d-day backups, deletion protection",
 			choice.version, s.instanceClass(), s.storage(), backupRetentionDays)}}, nil
 	}
+	choice, err := s.checkedInputs(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var acts []engine.Action
 	if !aws.ToBool(inst.StorageEncrypted) {
 		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res,
 			Reason: "storage is NOT encrypted and cannot be encrypted in place: restore an encrypted copy of a snapshot"})
 	}
-	if changes := s.drift(inst); len(changes) > 0 {
-		acts = append(acts, engine.Action{Kind: engine.Update, Resource: res, Reason: describeChanges(changes)})
+	// Pending changes are shown with the window they wait for, unless
+	// --apply-immediately turns them into changes of this run.
+	var held string
+	if p := pending(inst); len(p) > 0 && !s.d.Opts.ApplyImmediately {
+		held = "; pending " + maintenanceWindow(inst) + ": " + strings.Join(p, ", ")
+	}
+	if changes := s.drift(inst, choice.change); len(changes) > 0 {
+		acts = append(acts, engine.Action{Kind: engine.Update, Resource: res, Reason: s.describeTimed(inst, changes) + held})
 	}
 	if len(acts) == 0 {
-		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res, Reason: "exists (" + aws.ToString(inst.DBInstanceStatus) + ") as configured"})
+		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res, Reason: "exists (" + aws.ToString(inst.DBInstanceStatus) + ") as configured" + held})
 	}
 	return acts, nil
 }
@@ -156,6 +166,31 @@ func describeChanges(changes []change) string {
 		parts[i] = c.what
 	}
 	return strings.Join(parts, ", ")
+}
+
+// describeTimed groups changes by when they take effect: "X, Y now; Z in
+// the maintenance window ...".
+func (s *stage) describeTimed(inst *rdstypes.DBInstance, changes []change) string {
+	var now, later []change
+	for _, c := range changes {
+		if c.immediate {
+			now = append(now, c)
+		} else {
+			later = append(later, c)
+		}
+	}
+	var parts []string
+	if len(now) > 0 {
+		when := " now"
+		if slices.ContainsFunc(now, func(c change) bool { return c.sized }) {
+			when = " now (--apply-immediately)"
+		}
+		parts = append(parts, describeChanges(now)+when)
+	}
+	if len(later) > 0 {
+		parts = append(parts, describeChanges(later)+" "+maintenanceWindow(inst))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (s *stage) applyInstance(ctx context.Context, r engine.Reporter) error {
@@ -245,7 +280,21 @@ func (s *stage) convergeInstance(ctx context.Context, r engine.Reporter, inst *r
 			return false, err
 		}
 	}
-	changes := s.drift(inst)
+	choice, err := s.checkedInputs(ctx)
+	if err != nil {
+		return false, err
+	}
+	if choice.change != nil {
+		for _, w := range choice.warnings {
+			r.Notice(w, nil)
+		}
+	}
+	changes := s.drift(inst, choice.change)
+	if slices.ContainsFunc(changes, func(c change) bool { return c.major }) {
+		if err := s.preUpgradeSnapshot(ctx, r, inst, choice.change); err != nil {
+			return false, err
+		}
+	}
 	modified := false
 	for _, immediate := range []bool{true, false} {
 		in := &rds.ModifyDBInstanceInput{DBInstanceIdentifier: aws.String(id), ApplyImmediately: aws.Bool(immediate)}
@@ -259,7 +308,7 @@ func (s *stage) convergeInstance(ctx context.Context, r engine.Reporter, inst *r
 		if len(applied) == 0 {
 			continue
 		}
-		r.Notice("DB instance "+id+" drifted, modifying: "+describeChanges(applied), nil)
+		r.Notice("DB instance "+id+" drifted, modifying: "+s.describeTimed(inst, applied), nil)
 		if _, err := s.d.AWS.RDS.ModifyDBInstance(ctx, in); err != nil {
 			return modified, awsx.Describe("modify DB instance "+id, err)
 		}

@@ -35,6 +35,9 @@ type engineChoice struct {
 	resolved bool
 	// warnings are checks RDS could not answer; apply shows them as notices.
 	warnings []string
+	// change is the engine version change the existing instance needs
+	// (nil: none, or no instance yet).
+	change *versionChange
 }
 
 // dbInputs are the values the Validator checks and where each came from.
@@ -68,9 +71,24 @@ func (s *stage) checkedInputs(ctx context.Context) (*engineChoice, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.choice == nil {
-		choice, err := checkDBInputs(ctx, s.versions, s.orderable, s.inputs())
+		in := s.inputs()
+		choice, err := checkDBInputs(ctx, s.versions, s.orderable, in)
 		if err != nil {
 			return nil, err
+		}
+		// An existing instance bounds what the inputs may ask: its storage
+		// cannot shrink and its engine cannot go down or up a major
+		// without the flag.
+		if s.d.AWS != nil {
+			inst, err := s.findInstance(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if inst != nil {
+				if err := s.checkExisting(ctx, in, choice, inst); err != nil {
+					return nil, err
+				}
+			}
 		}
 		s.choice = choice
 	}

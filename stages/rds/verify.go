@@ -34,6 +34,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 		checkFlag("deletion-protection", aws.ToBool(inst.DeletionProtection), "deletion protection on",
 			applyHint+" to turn it back on", "deletion protection is off"),
 		checkBackups(inst),
+		s.checkSize(inst),
 		s.checkEndpoint(inst),
 		s.checkIngress(ctx),
 		s.checkSecret(ctx, inst),
