@@ -100,6 +100,7 @@ func TestIAMPolicyMatchesRecordedCalls(t *testing.T) {
 		{iampolicy.Down, []string{"down", "--yes", "--delete-database", "--skip-final-snapshot", "--force-delete-secrets", "--delete-volumes", "-o", "json"}},
 	} {
 		if i == 2 {
+			w.assertStagePolicies()
 			w.driftBeforeSecondUp()
 		}
 		w.g.Proxy.ForgetOperations()
@@ -179,6 +180,61 @@ func (w *world) useHostedZone() {
 	id := strings.TrimPrefix(aws.ToString(zone.HostedZone.Id), "/hostedzone/")
 	if r := w.run("state", "set", "HOSTED_ZONE_ID="+id); r.code != 0 {
 		w.t.Fatalf("state set HOSTED_ZONE_ID: %d %s", r.code, r.stderr)
+	}
+}
+
+// firstOwnerSecret is why the Coder stages' checkpoints read Secrets
+// Manager only sometimes.
+const firstOwnerSecret = "only without CODER_SESSION_TOKEN (the ground gives one): the checkpoint logs in to Coder with the first owner's secret"
+
+// stageVerifyNotExercised are, per "stage action", what `iam-policy --for
+// verify --stage S` grants that `verify S` on the ground does not call.
+var stageVerifyNotExercised = map[string]string{
+	"provisioners secretsmanager:DescribeSecret": firstOwnerSecret,
+	"provisioners secretsmanager:GetSecretValue": firstOwnerSecret,
+	"template secretsmanager:DescribeSecret":     firstOwnerSecret,
+	"template secretsmanager:GetSecretValue":     firstOwnerSecret,
+}
+
+// assertStagePolicies holds --stage to each stage's own calls on the
+// deployed ground: `verify S` calls exactly what `iam-policy --for verify
+// --stage S` grants, and `stage S apply` (plan, apply, checkpoint; nothing
+// to change) nothing that `iam-policy --for up --stage S` does not.
+func (w *world) assertStagePolicies() {
+	w.t.Helper()
+	for _, stage := range iampolicy.Stages {
+		for _, run := range []struct {
+			mode  iampolicy.Mode
+			args  []string
+			exact bool
+		}{
+			{iampolicy.Verify, []string{"verify", stage, "-o", "json"}, true},
+			{iampolicy.Up, []string{"stage", stage, "apply", "--yes", "-o", "json"}, false},
+		} {
+			granted := w.policyActions("--for", string(run.mode), "--stage", stage)
+			w.g.Proxy.ForgetOperations()
+			if r := w.run(run.args...); r.code != 0 {
+				w.t.Fatalf("%s: exit %d\n%s\n%s", strings.Join(run.args, " "), r.code, r.stderr, tail(r.stdout, 20))
+			}
+			called := map[string]bool{}
+			for _, op := range w.g.Proxy.Operations() {
+				a := iampolicy.ActionFor(op)
+				called[a] = true
+				if !slices.Contains(granted, a) {
+					w.t.Errorf("%s called %s, which `iam-policy --for %s --stage %s` does not grant", strings.Join(run.args[:2], " "), a, run.mode, stage)
+				}
+			}
+			for _, a := range granted {
+				why, excepted := stageVerifyNotExercised[stage+" "+a]
+				switch {
+				case !run.exact:
+				case excepted && called[a]:
+					w.t.Errorf("`verify %s` called %s, listed as not exercised (%s): drop it from stageVerifyNotExercised", stage, a, why)
+				case !excepted && !called[a]:
+					w.t.Errorf("`iam-policy --for verify --stage %s` grants %s, which `verify %s` did not call", stage, a, stage)
+				}
+			}
+		}
 	}
 }
 

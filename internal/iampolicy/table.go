@@ -45,10 +45,11 @@ var table = []grant{
 	// network: find.go, vpc.go, subnets.go, igw.go, nat.go, routes.go,
 	// publicip.go (apply), verify.go (checkpoint), teardown.go (destroy).
 	{"network", always, "ReadsWithoutResourceScope", []string{
-		"ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeInternetGateways", "ec2:DescribeNatGateways",
-		"ec2:DescribeAddresses", "ec2:DescribeRouteTables",
+		"ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeInternetGateways", "ec2:DescribeNatGateways", "ec2:DescribeRouteTables",
 	}},
-	{"network", upVerify, "ReadsWithoutResourceScope", []string{"ec2:DescribeAvailabilityZones", "ec2:DescribeVpcAttribute"}},
+	{"network", upVerify, "ReadsWithoutResourceScope", []string{"ec2:DescribeVpcAttribute"}},
+	{"network", up, "ReadsWithoutResourceScope", []string{"ec2:DescribeAvailabilityZones"}},
+	{"network", up | down, "ReadsWithoutResourceScope", []string{"ec2:DescribeAddresses"}},
 	{"network", up, "EC2CreateTaggedForDeployment", []string{
 		"ec2:CreateVpc", "ec2:CreateSubnet", "ec2:CreateInternetGateway", "ec2:AllocateAddress",
 		"ec2:CreateNatGateway", "ec2:CreateRouteTable",
@@ -123,7 +124,7 @@ var table = []grant{
 	// nodegroups: role.go, ltstate.go and launchtemplate.go, groups.go,
 	// roll.go, validate.go and validate_lt.go, kube.go.
 	{"nodegroups", always, "ReadsWithoutResourceScope", []string{"ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions"}},
-	{"nodegroups", upVerify, "ReadsWithoutResourceScope", []string{"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes"}},
+	{"nodegroups", up, "ReadsWithoutResourceScope", []string{"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes"}},
 	{"nodegroups", always, "IAMReadDeploymentRoles", []string{"iam:GetRole", "iam:ListAttachedRolePolicies"}},
 	{"nodegroups", up, "IAMCreateDeploymentRoles", []string{"iam:CreateRole", "iam:TagRole"}},
 	{"nodegroups", up, "IAMChangeDeploymentRoles", []string{"iam:UpdateAssumeRolePolicy"}},
@@ -133,7 +134,8 @@ var table = []grant{
 	{"nodegroups", up, "EC2CreateTaggedForDeployment", []string{"ec2:CreateLaunchTemplate"}},
 	{"nodegroups", up, "EC2TagOnCreate", []string{"ec2:CreateTags"}},
 	{"nodegroups", up, "EC2ChangeTaggedForDeployment", []string{"ec2:CreateLaunchTemplateVersion"}},
-	{"nodegroups", always, "EKSDeploymentCluster", []string{"eks:DescribeCluster", "eks:ListNodegroups", "eks:DescribeNodegroup"}},
+	{"nodegroups", always, "EKSDeploymentCluster", []string{"eks:DescribeNodegroup"}},
+	{"nodegroups", up | down, "EKSDeploymentCluster", []string{"eks:DescribeCluster", "eks:ListNodegroups"}},
 	{"nodegroups", up, "EKSDeploymentCluster", []string{
 		"eks:CreateNodegroup", "eks:UpdateNodegroupConfig", "eks:UpdateNodegroupVersion", "eks:DescribeUpdate",
 	}},
@@ -198,7 +200,8 @@ var table = []grant{
 	{"acm", up | down, "ReadsWithoutResourceScope", []string{"acm:ListCertificates"}},
 	{"acm", always, "ACMCertificates", []string{"acm:DescribeCertificate", "acm:ListTagsForCertificate"}},
 	{"acm", up, "ACMRequestTagged", []string{"acm:RequestCertificate", "acm:AddTagsToCertificate"}},
-	{"acm", always, "Route53ReadZone", []string{"route53:GetHostedZone", "route53:ListResourceRecordSets"}},
+	{"acm", always, "Route53ReadZone", []string{"route53:ListResourceRecordSets"}},
+	{"acm", up | down, "Route53ReadZone", []string{"route53:GetHostedZone"}},
 	{"acm", up, "Route53ChangeDeploymentRecords", []string{"route53:ChangeResourceRecordSets"}},
 	{"acm", up, "Route53Changes", []string{"route53:GetChange"}},
 	{"acm", down, "ReadsWithoutResourceScope", []string{"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeListeners"}},
@@ -208,8 +211,9 @@ var table = []grant{
 
 	// secrets: smsecret.go, dburl.go, role.go (IRSA role), verify.go.
 	{"secrets", always, "SecretsManagerDeploymentSecrets", []string{"secretsmanager:DescribeSecret"}},
+	{"secrets", upVerify, "SecretsManagerDeploymentSecrets", []string{"secretsmanager:GetSecretValue"}},
 	{"secrets", up, "SecretsManagerDeploymentSecrets", []string{
-		"secretsmanager:GetSecretValue", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+		"secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
 		"secretsmanager:RestoreSecret", "secretsmanager:TagResource",
 	}},
 	{"secrets", down, "SecretsManagerDeploymentSecrets", []string{"secretsmanager:DeleteSecret"}},
@@ -230,7 +234,7 @@ var table = []grant{
 	{"coder", down, "ReadsWithoutResourceScope", []string{"elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetGroups"}},
 	{"coder", down, "ELBDeleteCoderLoadBalancer", []string{"elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DeleteTargetGroup"}},
 	{"coder", down, "EKSDeploymentCluster", []string{"eks:DescribeCluster"}},
-	{"coder", always, "Route53ReadZone", []string{"route53:ListResourceRecordSets"}},
+	{"coder", up | down, "Route53ReadZone", []string{"route53:ListResourceRecordSets"}},
 	{"coder", up, "Route53ChangeDeploymentRecords", []string{"route53:ChangeResourceRecordSets"}},
 	{"coder", up, "Route53Changes", []string{"route53:GetChange"}},
 	{"coder", down, "Route53ChangeDeploymentRecords", []string{"route53:ChangeResourceRecordSets"}},
