@@ -525,3 +525,30 @@ func TestStorageCannotShrink(t *testing.T) {
 		t.Errorf("storage now %d", n)
 	}
 }
+
+// TestMajorUpgradeWhereRDSCannotList: moto does not implement
+// DescribeDBEngineVersions, so the upgrade target cannot be checked; the
+// input goes to RDS as is (a major alone: RDS picks its default minor)
+// after the snapshot, and a notice says it was not checked.
+func TestMajorUpgradeWhereRDSCannotList(t *testing.T) {
+	cw := newChangeWorld(t, map[string]string{config.KeyDBEngineVersion: "16"}, nil)
+	cw.mustRun(t, engine.ModeApply)
+	cw.set(t, deploy.Options{AllowMajorVersionUpgrade: true}, map[string]string{config.KeyDBEngineVersion: "17"})
+	evs := cw.mustRun(t, engine.ModeApply)
+	if !slices.Equal(cw.rec.ops, []string{"CreateDBSnapshot", "ModifyDBInstance"}) {
+		t.Fatalf("mutating RDS calls %v", cw.rec.ops)
+	}
+	if s := aws.ToString(cw.rec.snaps[0].DBSnapshotIdentifier); s != testInstance+"-pre-upgrade-16-17" {
+		t.Errorf("snapshot %s", s)
+	}
+	if m := cw.rec.modifies[0]; aws.ToString(m.EngineVersion) != "17" || !aws.ToBool(m.AllowMajorVersionUpgrade) {
+		t.Errorf("ModifyDBInstance engine %s AllowMajorVersionUpgrade %v", aws.ToString(m.EngineVersion), aws.ToBool(m.AllowMajorVersionUpgrade))
+	}
+	var noticed bool
+	for _, e := range stagetest.EventsOf(evs, engine.EventNotice) {
+		noticed = noticed || strings.Contains(e.Message, "could not list the upgrade targets of PostgreSQL 16")
+	}
+	if !noticed {
+		t.Errorf("no notice that the target was not checked:\n%s", stagetest.EventLog(evs))
+	}
+}
