@@ -55,6 +55,14 @@ type Release struct {
 	// on to be ready, up to Timeout (DefaultTimeout when zero).
 	Wait    bool
 	Timeout time.Duration
+	// Strategies, when set, post-renders the chart's manifests to give the
+	// named Deployments these rollout strategies (see Strategies).
+	Strategies Strategies
+	// RolledOut names Deployments whose rollout Apply waits to complete
+	// (every replica updated and available, no old one left: see
+	// WaitRolledOut) after helm's own wait, within the same Timeout. Only
+	// with Wait.
+	RolledOut []string
 }
 
 // Actions a Change can carry.

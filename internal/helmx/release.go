@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/coderctl/coderctl/internal/fault"
 )
@@ -59,6 +60,7 @@ func (c *Client) Apply(ctx context.Context, rel Release, progress func(string)) 
 		return last.Version, false, nil
 	}
 
+	started := time.Now()
 	if rel.Wait {
 		stop := waits.start(ctx)
 		defer stop()
@@ -74,6 +76,11 @@ func (c *Client) Apply(ctx context.Context, rel Release, progress func(string)) 
 	}
 	if err != nil {
 		return rev, rev > 0, fmt.Errorf("%s release %s in namespace %s (chart %s): %w", change.Action, rel.Name, rel.Namespace, rel.Chart, err)
+	}
+	if rel.Wait && len(rel.RolledOut) > 0 {
+		if err := c.waitRolledOut(ctx, rel, started, progress); err != nil {
+			return rev, true, fmt.Errorf("%s release %s in namespace %s (chart %s): %w", change.Action, rel.Name, rel.Namespace, rel.Chart, err)
+		}
 	}
 	return rev, true, nil
 }
@@ -190,6 +197,9 @@ func (c *Client) install(ctx context.Context, cfg *action.Configuration, rel Rel
 	in.Replace = replace // reuse the name of an uninstalled release kept in history
 	in.Wait = rel.Wait
 	in.Timeout = timeout(rel)
+	if len(rel.Strategies) > 0 {
+		in.PostRenderer = rel.Strategies
+	}
 	return in.RunWithContext(ctx, want.chart, want.values)
 }
 
@@ -212,7 +222,27 @@ func (c *Client) upgrade(ctx context.Context, cfg *action.Configuration, rel Rel
 	up.MaxHistory = historyMax
 	// The values given are complete: never reuse the previous revision's.
 	up.ResetValues = true
+	if len(rel.Strategies) > 0 {
+		up.PostRenderer = rel.Strategies
+	}
 	return up.RunWithContext(ctx, rel.Name, want.chart, want.values)
+}
+
+// waitRolledOut finishes what helm's wait leaves: the named Deployments'
+// rollouts, within what is left of the release's timeout.
+func (c *Client) waitRolledOut(ctx context.Context, rel Release, started time.Time, progress func(string)) error {
+	kc, err := kubernetes.NewForConfig(c.access.restConfig)
+	if err != nil {
+		return err
+	}
+	left := max(timeout(rel)-time.Since(started), time.Second)
+	say := func(msg string) {
+		c.log(msg)
+		if progress != nil {
+			progress(fmt.Sprintf("release %s/%s: %s", rel.Namespace, rel.Name, msg))
+		}
+	}
+	return WaitRolledOut(ctx, kc, rel.Namespace, rel.RolledOut, left, say)
 }
 
 func timeout(rel Release) time.Duration {

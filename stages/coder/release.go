@@ -20,7 +20,51 @@ func (s *stage) release(ctx context.Context) (helmx.Release, []string, error) {
 		return helmx.Release{}, nil, err
 	}
 	return helmx.Release{Name: ReleaseName, Namespace: Namespace, Chart: s.chart(), Values: values,
-		Wait: true, Timeout: releaseTimeout}, notes, nil
+		Wait: true, Timeout: releaseTimeout, Strategies: Strategies(), RolledOut: []string{DeploymentName}}, notes, nil
+}
+
+// DeploymentName is the chart's coderd Deployment.
+const DeploymentName = ChartName
+
+// Strategies is how coderd's pods are replaced on an upgrade (decisions.md
+// 26): the chart sets no rollout strategy, and Kubernetes' default surges
+// one extra pod, which the shipped coderd group (two m7i.xlarge, one 2-vCPU
+// coderd per node beside the DaemonSets) cannot schedule, so helm's wait ran
+// out. One pod at a time without a surge keeps the other replica Ready.
+func Strategies() helmx.Strategies {
+	return helmx.Strategies{DeploymentName: helmx.NoSurge}
+}
+
+// rolloutNote says, for an upgrade's plan line, which Coder version is
+// replaced by which and how the pods roll.
+func (s *stage) rolloutNote(ctx context.Context, helm *helmx.Client, rel helmx.Release) string {
+	replicas := int32(s.sizing().Coderd.Replicas)
+	if c, ok := rel.Values["coder"].(map[string]any); ok {
+		switch n := c["replicaCount"].(type) {
+		case int:
+			replicas = int32(n)
+		case int64:
+			replicas = int32(n)
+		case float64:
+			replicas = int32(n)
+		}
+	}
+	how := "coderd pods replaced by " + helmx.DescribeStrategy(helmx.NoSurge(replicas), replicas)
+	want := imageTagOf(rel.Values)
+	if last, err := helm.Status(ctx, ReleaseName, Namespace); err == nil && last != nil {
+		if was := imageTagOf(last.Config); was != "" && was != want {
+			return fmt.Sprintf("Coder %s -> %s; %s", was, want, how)
+		}
+	}
+	return how
+}
+
+// imageTagOf reads coder.image.tag from release values.
+func imageTagOf(values map[string]any) string {
+	c, _ := values["coder"].(map[string]any)
+	img, _ := c["image"].(map[string]any)
+	tag, _ := img["tag"].(string)
+	return tag
 }
 
 func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
@@ -43,7 +87,11 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]engine.Action{helmx.ActionFor(resource, change)}, notes...), nil
+	action := helmx.ActionFor(resource, change)
+	if change.Action == helmx.ActionUpgrade {
+		action.Reason += "; " + s.rolloutNote(ctx, helm, rel)
+	}
+	return append([]engine.Action{action}, notes...), nil
 }
 
 func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {

@@ -230,7 +230,36 @@ func (s *stage) checkVersion(ctx context.Context, client *coderapi.Client) engin
 		return engine.Failf(CheckVersion, "re-apply the coder stage; if CODER_VALUES_FILE sets coder.image.tag, make it match CODER_VERSION",
 			"coderd reports %s, CODER_VERSION is %s", bi.Version, want)
 	}
+	// The API answers from one replica: during (or after a stalled) rollout
+	// the others may still run the old image.
+	if kc, _, err := s.d.KubeClient(ctx); err == nil {
+		if stale := podsNotOn(ctx, kc, "v"+want); len(stale) > 0 {
+			return engine.Failf(CheckVersion, "the rollout has not finished: kubectl -n coder rollout status deployment/"+DeploymentName+
+				"; re-apply the coder stage", "coderd reports %s but pods still run another image: %s", bi.Version, strings.Join(stale, ", "))
+		}
+	}
 	return engine.Passf(CheckVersion, "coderd reports %s", bi.Version)
+}
+
+// podsNotOn lists the running coderd pods whose image tag is not tag, as
+// "pod (image)".
+func podsNotOn(ctx context.Context, kc kubernetes.Interface, tag string) []string {
+	pods, err := kc.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(selectorLabels()).String()})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil || len(p.Spec.Containers) == 0 {
+			continue
+		}
+		image := p.Spec.Containers[0].Image
+		if !strings.HasSuffix(image, ":"+tag) {
+			out = append(out, fmt.Sprintf("%s (%s)", p.Name, image))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // checkHA says plainly when replicas need a license the deployment lacks.

@@ -6,8 +6,10 @@ import (
 	"slices"
 
 	"github.com/Masterminds/semver/v3"
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/coderctl/coderctl/configs"
@@ -32,6 +34,11 @@ func NeedsEmptyPSK(v string) bool {
 	}
 	return !ver.GreaterThan(semver.MustParse(lastPSKDefaultChart))
 }
+
+// GracePeriodSeconds is the provisioner pods' terminationGracePeriodSeconds
+// in configs/provisioner-values.yaml (the chart's default too): the
+// longest build a rollout or a scale-down lets finish.
+const GracePeriodSeconds = 600
 
 // computedValues are the values coderctl derives; keyID rolls the pods
 // when the key is rotated.
@@ -99,7 +106,22 @@ func (s *stage) release(keyID string) (helmx.Release, []string, error) {
 		return helmx.Release{}, nil, err
 	}
 	return helmx.Release{Name: ReleaseName, Namespace: names.CoderNamespace, Chart: s.chart(), Values: values,
-		Wait: true, Timeout: releaseTimeout}, notes, nil
+		Wait: true, Timeout: releaseTimeout, Strategies: helmx.Strategies{ChartName: Strategy}, RolledOut: []string{ChartName}}, notes, nil
+}
+
+// Strategy is how provisioner pods are replaced on an upgrade (decisions.md
+// 26). A replaced daemon stops taking jobs and finishes the build it runs
+// within terminationGracePeriodSeconds (600 s, configs/provisioner-values.yaml)
+// before it exits, so no build is cut short. Kubernetes' default
+// (maxUnavailable 25%, rounded down) is 0 below four replicas: the rollout
+// then waits for surge pods, which a group at its maximum size cannot
+// schedule. So a quarter of the replicas (at least one) may be replaced at
+// once, and a quarter more are surged where the autoscaler finds room.
+func Strategy(replicas int32) appsv1.DeploymentStrategy {
+	surge := intstr.FromString("25%")
+	unavailable := intstr.FromInt32(max(1, replicas/4))
+	return appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable}}
 }
 
 func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
@@ -127,7 +149,13 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	return slices.Concat([]engine.Action{helmx.ActionFor(resource, change)}, helmx.NoteActions(KeyValuesFile, notes), s.capacityWarning()), nil
+	action := helmx.ActionFor(resource, change)
+	if change.Action == helmx.ActionUpgrade {
+		n := int32(s.sizing().Provisioners.Replicas)
+		action.Reason += fmt.Sprintf("; provisioners replaced by %s; each replaced daemon finishes its running build first (up to %ds)",
+			helmx.DescribeStrategy(Strategy(n), n), GracePeriodSeconds)
+	}
+	return slices.Concat([]engine.Action{action}, helmx.NoteActions(KeyValuesFile, notes), s.capacityWarning()), nil
 }
 
 // capacityWarning puts the capacity check's warning into the plan, where it
