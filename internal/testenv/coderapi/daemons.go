@@ -40,9 +40,12 @@ const (
 // the connection, keyed by organization and name (UpsertProvisionerDaemon).
 type daemonRecord struct {
 	id, name, keyID string
-	tags            map[string]string
-	createdAt       time.Time // when it first connected
-	lastSeen        time.Time // its last heartbeat
+	// version is the daemon's build: its pod's image tag ("" = the
+	// double's Options.Version).
+	version   string
+	tags      map[string]string
+	createdAt time.Time // when it first connected
+	lastSeen  time.Time // its last heartbeat
 }
 
 // observe connects the daemons of the provisioner pods running now and
@@ -96,6 +99,9 @@ func (s *Server) heartbeat(pod *corev1.Pod, key *provisionerKey, now time.Time) 
 		s.daemons[pod.Name] = d
 	}
 	d.keyID, d.tags = key.id, daemonTags(key.tags, s.ownerIDLocked())
+	if len(pod.Spec.Containers) > 0 {
+		d.version = imageTag(pod.Spec.Containers[0].Image)
+	}
 	beats := now.Sub(d.createdAt) / heartbeatInterval
 	d.lastSeen = d.createdAt.Add(beats * heartbeatInterval)
 }
@@ -150,7 +156,7 @@ func (d daemonRecord) json(s *Server) provisionerDaemon {
 		CreatedAt:      d.createdAt,
 		LastSeenAt:     &seen,
 		Name:           d.name,
-		Version:        s.version,
+		Version:        d.versionOr(s.version),
 		APIVersion:     provisionerAPIVersion,
 		Provisioners:   []string{"terraform"},
 		Tags:           maps.Clone(d.tags),

@@ -116,10 +116,11 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("OK"))
 }
 
-func (s *Server) buildInfo(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) buildInfo(w http.ResponseWriter, r *http.Request) {
+	version := s.currentVersion(r.Context())
 	writeJSON(w, http.StatusOK, buildInfo{
-		ExternalURL:           "https://github.com/coder/coder/releases/tag/" + strings.SplitN(s.version, "+", 2)[0],
-		Version:               s.version,
+		ExternalURL:           "https://github.com/coder/coder/releases/tag/" + strings.SplitN(version, "+", 2)[0],
+		Version:               version,
 		DashboardURL:          s.url,
 		AgentAPIVersion:       agentAPIVersion,
 		ProvisionerAPIVersion: provisionerAPIVersion,

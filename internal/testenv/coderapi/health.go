@@ -99,7 +99,7 @@ func (s *Server) healthReport(ctx context.Context) (healthReport, error) {
 		Database:           databaseReport{baseReport: s.section(HealthDatabase), Reachable: true, Latency: "1ms", LatencyMS: 1, ThresholdMS: 15},
 		WorkspaceProxy:     workspaceProxyReport{baseReport: s.section(HealthWorkspaceProxy), WorkspaceProxies: map[string]any{"regions": []any{}}},
 		ProvisionerDaemons: pd,
-		CoderVersion:       s.version,
+		CoderVersion:       s.currentVersion(ctx),
 	}
 	rep.summarize()
 	return rep, nil
