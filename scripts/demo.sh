@@ -5,7 +5,9 @@
 # and a Coder API double — see internal/testenv/ground), in a scratch
 # directory; print the results and the state file; tear everything down.
 # KEEP=1 leaves the ground running for exploration. SLOW=0.005 puts real AWS
-# durations (scaled) in front of moto.
+# durations (scaled) in front of moto. CODER_VERSION=2.35.2 deploys that
+# Coder release (the ground serves the charts chartrepo.CoderVersions lists;
+# the newest by default).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin/coderctl"
@@ -17,7 +19,9 @@ command -v moto_server >/dev/null || { echo "moto_server is missing: run it as m
 work=$(mktemp -d /tmp/coderctl-demo.XXXXXX)
 # -no-users: a fresh Coder without any user; `up` creates the first owner
 # from CODER_FIRST_USER_EMAIL (its password only in Secrets Manager).
-"$root/bin/ground" -dir "$work/ground" -slow "${SLOW:-0}" -no-users >"$work/ground.out" 2>&1 &
+version_flag=()
+[ -n "${CODER_VERSION:-}" ] && version_flag=(-coder-version "$CODER_VERSION")
+"$root/bin/ground" -dir "$work/ground" -slow "${SLOW:-0}" -no-users "${version_flag[@]}" >"$work/ground.out" 2>&1 &
 ground_pid=$!
 cleanup() {
   if [ "${KEEP:-}" = 1 ]; then

@@ -109,9 +109,9 @@ func (s *stage) release(keyID string) (helmx.Release, []string, error) {
 		Wait: true, Timeout: releaseTimeout, Strategies: helmx.Strategies{ChartName: Strategy}, RolledOut: []string{ChartName}}, notes, nil
 }
 
-// Strategy is how provisioner pods are replaced on an upgrade (decisions.md
-// 26). A replaced daemon stops taking jobs and finishes the build it runs
-// within terminationGracePeriodSeconds (600 s, configs/provisioner-values.yaml)
+// Strategy is how provisioner pods are replaced on an upgrade (decisions.md,
+// "Coder upgrades"). A replaced daemon stops taking jobs and finishes the
+// build it runs within terminationGracePeriodSeconds (600 s, configs/provisioner-values.yaml)
 // before it exits, so no build is cut short. Kubernetes' default
 // (maxUnavailable 25%, rounded down) is 0 below four replicas: the rollout
 // then waits for surge pods, which a group at its maximum size cannot
