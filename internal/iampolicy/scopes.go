@@ -243,14 +243,15 @@ var scopes = map[string]scope{
 		return []string{d.regional("logs", lg), d.regional("logs", lg+":*")}
 	}},
 
-	// The database instance, its subnet group (same name), its final
-	// snapshot, and the default option and parameter groups a new instance
+	// The database instance, its subnet group (same name), its final and
+	// pre-upgrade snapshots, and the default option and parameter groups a new instance
 	// is created with.
 	"RDSDeploymentDatabase": {resources: func(d Deployment) []string {
 		return []string{
 			d.regional("rds", "db:"+d.DBInstanceID),
 			d.regional("rds", "subgrp:"+d.DBInstanceID),
 			d.regional("rds", "snapshot:"+d.DBInstanceID+"-final-*"),
+			d.regional("rds", "snapshot:"+d.DBInstanceID+"-pre-upgrade-*"),
 			d.regional("rds", "og:*"),
 			d.regional("rds", "pg:*"),
 		}

@@ -85,6 +85,12 @@ var table = []grant{
 		"sts:GetCallerIdentity", "eks:DescribeAddonVersions", "eks:DescribeAddonConfiguration", "eks:ListAccessPolicies",
 	}},
 	{"eks", up | down, "ReadsWithoutResourceScope", []string{"iam:ListOpenIDConnectProviders"}},
+	// upgrade.go and upgrade_nodes.go: a raised metadata.version, one minor
+	// at a time, the node groups and add-ons following.
+	{"eks", up, "ReadsWithoutResourceScope", []string{"eks:DescribeClusterVersions"}},
+	{"eks", up, "EKSDeploymentCluster", []string{
+		"eks:UpdateClusterVersion", "eks:DescribeNodegroup", "eks:UpdateNodegroupVersion",
+	}},
 	{"eks", always, "IAMReadDeploymentRoles", []string{"iam:GetRole", "iam:ListAttachedRolePolicies"}},
 	{"eks", up, "IAMCreateDeploymentRoles", []string{"iam:CreateRole", "iam:TagRole"}},
 	{"eks", up, "IAMChangeDeploymentRoles", []string{"iam:UpdateAssumeRolePolicy"}},
@@ -175,6 +181,8 @@ var table = []grant{
 	{"rds", up, "RDSDeploymentDatabase", []string{
 		"rds:CreateDBSubnetGroup", "rds:ModifyDBSubnetGroup", "rds:CreateDBInstance", "rds:ModifyDBInstance",
 		"rds:AddTagsToResource",
+		// modify.go: a major engine upgrade snapshots the instance first.
+		"rds:CreateDBSnapshot", "rds:DescribeDBSnapshots",
 	}},
 	{"rds", up, "EC2CreateTaggedForDeployment", []string{"ec2:CreateSecurityGroup"}},
 	{"rds", up, "EC2CreateInsideNetwork", []string{"ec2:CreateSecurityGroup"}},
