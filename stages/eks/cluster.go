@@ -166,12 +166,17 @@ func (s *stage) planCluster(ctx context.Context) ([]engine.Action, error) {
 		return append(acts, s.planLogRetention(ctx)...), nil
 	}
 	drift := s.drift(c, w)
+	up, err := s.planUpgrade(ctx, c) // upgrade.go
+	if err != nil {
+		return nil, err
+	}
+	acts = append(acts, up...)
 	switch {
 	case c.Status != ekstypes.ClusterStatusActive:
 		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res, Reason: fmt.Sprintf("exists, %s: apply waits for it", c.Status)})
 	case len(drift) > 0:
 		acts = append(acts, engine.Action{Kind: engine.Update, Resource: res, Reason: strings.Join(drift, "; ")})
-	default:
+	case len(up) == 0:
 		acts = append(acts, engine.Action{Kind: engine.Nothing, Resource: res, Reason: fmt.Sprintf("ACTIVE, Kubernetes %s, endpoint, logging and secrets encryption as configured%s",
 			aws.ToString(c.Version), unmanagedKeyWords(c, w))})
 	}
@@ -331,6 +336,9 @@ func (s *stage) applyCluster(ctx context.Context, r engine.Reporter) error {
 		}
 	}
 	if c, err = s.waitActive(ctx, r, c); err != nil {
+		return err
+	}
+	if c, err = s.upgrade(ctx, r, c); err != nil { // upgrade.go
 		return err
 	}
 	if c, err = s.converge(ctx, r, c); err != nil {

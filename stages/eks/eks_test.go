@@ -404,9 +404,9 @@ func TestBadInputIsRefusedBeforeAnythingChanges(t *testing.T) {
 		{name: "someone else's cluster of that name", setup: func(t *testing.T, e *stagetest.ConfigEnv) {
 			createCluster(t, e, "1.34", nil)
 		}, want: []string{"cluster-config.yaml: metadata.name", "already exists", "not this deployment's"}},
-		{name: "cluster at another version", setup: func(t *testing.T, e *stagetest.ConfigEnv) {
-			createCluster(t, e, "1.33", e.Deps.Tags(Name, nil))
-		}, want: []string{"metadata.version", "runs Kubernetes 1.33", `set it to "1.33"`}},
+		{name: "cluster at a newer version (a downgrade)", setup: func(t *testing.T, e *stagetest.ConfigEnv) {
+			createCluster(t, e, "1.35", e.Deps.Tags(Name, nil))
+		}, want: []string{"metadata.version", "runs Kubernetes 1.35", "does not downgrade", `set it back to "1.35"`}},
 		{name: "someone else's IAM role of our name", setup: func(t *testing.T, e *stagetest.ConfigEnv) {
 			if _, err := e.Deps.AWS.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(cluster + "-ebs-csi"),
 				AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`)}); err != nil {

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/fault"
 )
@@ -61,8 +59,7 @@ func (s *stage) clusterNameField() (source, field string) {
 }
 
 // validateExisting refuses resources of our names that belong to someone
-// else, and a cluster whose version differs from the file: coderctl does
-// not upgrade or downgrade clusters.
+// else, and a version change EKS would refuse (validateUpgrade).
 func (s *stage) validateExisting(ctx context.Context) error {
 	if s.d.AWS == nil {
 		return nil
@@ -77,10 +74,8 @@ func (s *stage) validateExisting(ctx context.Context) error {
 		return fault.Input(s.d.ConfigPath, "secretsEncryption.keyARN", "set it to \""+have+"\": EKS cannot change the key of a cluster whose secrets are encrypted",
 			"cluster %s encrypts secrets with KMS key %s, the file says %s", s.clusterName(), have, want)
 	}
-	if c != nil && aws.ToString(c.Version) != s.d.Cluster.Metadata.Version {
-		return fault.Input(s.d.ConfigPath, "metadata.version", "set it to \""+aws.ToString(c.Version)+"\"; upgrade the cluster with EKS itself, then change the file",
-			"cluster %s runs Kubernetes %s, the file says %s; coderctl does not upgrade or downgrade clusters",
-			s.clusterName(), aws.ToString(c.Version), s.d.Cluster.Metadata.Version)
+	if err := s.validateUpgrade(ctx, c); err != nil { // upgrade.go
+		return err
 	}
 	for _, name := range []string{s.clusterRoleName(), s.ebsCSIRoleName()} {
 		if _, err := s.readRole(ctx, roleSpec{name: name}); isForeign(err) {

@@ -107,6 +107,7 @@ func (s *stage) planGroup(ctx context.Context, spec config.NodeGroupSpec) ([]eng
 	for _, f := range append(d.fixed, ld.fixedList()...) {
 		acts = append(acts, action(engine.Nothing, res, "%s: EKS cannot change this in place; destroy and re-create the group to apply it", f)...)
 	}
+	acts = append(acts, s.planVersion(ng)...) // upgrade.go
 	if len(acts) == 0 {
 		acts = action(engine.Nothing, res, "%s with scaling, labels, taints and launch template as configured", ng.Status)
 	}
@@ -131,8 +132,9 @@ func (s *stage) ltSummary(group string) string {
 
 // applyGroup makes the group's launch template hold what is configured,
 // creates the group (or adopts it), records it, waits until it is ACTIVE,
-// rolls it to the launch template's version if it runs another, then
-// converges scaling, labels, taints and updateConfig if they drifted.
+// rolls it to the launch template's version if it runs another, converges
+// scaling, labels, taints and updateConfig if they drifted, then moves it
+// to the cluster's Kubernetes version if it trails it.
 func (s *stage) applyGroup(ctx context.Context, r engine.Reporter, spec config.NodeGroupSpec) error {
 	w, err := s.want(spec)
 	if err != nil {
@@ -179,10 +181,12 @@ func (s *stage) applyGroup(ctx context.Context, r engine.Reporter, spec config.N
 		r.Notice(fmt.Sprintf("node group %s: %s; EKS cannot change this in place: destroy and re-create the group to apply it", spec.Name, f),
 			map[string]any{"nodegroup": spec.Name, "difference": f})
 	}
-	if !d.any() {
-		return nil
+	if d.any() {
+		if err := s.updateGroup(ctx, r, ng, d); err != nil {
+			return err
+		}
 	}
-	return s.updateGroup(ctx, r, ng, d)
+	return s.upgradeIfBehind(ctx, r, spec.Name) // upgrade.go, after updateConfig is converged
 }
 
 // createGroup creates the managed node group with its labels and taints,

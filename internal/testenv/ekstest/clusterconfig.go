@@ -50,7 +50,9 @@ type clusterConf struct {
 	enabled map[string]bool
 	// encryption replaces encryptionConfig once an association succeeds.
 	encryption []any
-	updates    []*clusterUpdate
+	// version replaces the Kubernetes version once a VersionUpdate succeeds.
+	version string
+	updates []*clusterUpdate
 }
 
 // clusterUpdate is one Update as DescribeUpdate returns it.
@@ -479,6 +481,9 @@ func (s *Server) overlayCluster(c map[string]any, conf *clusterConf) {
 		}
 		if conf.encryption != nil {
 			c["encryptionConfig"] = conf.encryption
+		}
+		if conf.version != "" {
+			c["version"] = conf.version
 		}
 		if conf.running() != nil && c["status"] == "ACTIVE" {
 			c["status"] = "UPDATING"

@@ -153,7 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.serveAccess(w, r) { // access entries and accessConfig (access_entries.go)
 		return
 	}
-	if s.serveNodegroup(w, r) || s.serveClusterConfig(w, r) {
+	if s.serveNodegroup(w, r) || s.serveClusterConfig(w, r) || s.serveUpgrade(w, r) { // upgrade.go
 		return
 	}
 	switch {
@@ -347,6 +347,11 @@ func (s *Server) clusterVersion(w http.ResponseWriter, r *http.Request, cluster 
 		return "", false
 	}
 	v, _ := c["version"].(string)
+	s.mu.Lock()
+	if conf := s.confs[cluster]; conf != nil && conf.version != "" {
+		v = conf.version // upgraded (upgrade.go)
+	}
+	s.mu.Unlock()
 	return v, true
 }
 

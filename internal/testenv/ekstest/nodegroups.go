@@ -195,6 +195,9 @@ func (s *Server) createNodegroup(w http.ResponseWriter, r *http.Request, cluster
 		}
 		t.mu.Unlock()
 	}
+	if rec.Code == http.StatusOK {
+		s.ngRecordVersion(r, cluster, body) // upgrade.go
+	}
 	ngRelay(w, rec, s.ngOverlayAnswer(rec, cluster, in.NodegroupName, false))
 }
 
@@ -355,6 +358,7 @@ func (s *Server) updateNodegroupVersion(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	params := [][2]string{}
+	newLT := "" // set once every check has passed
 	if in.LaunchTemplate != nil {
 		var lt ngTemplateVersion
 		if lt, msg = s.checkTemplateUpdate(r, st, in); msg != "" {
@@ -362,14 +366,25 @@ func (s *Server) updateNodegroupVersion(w http.ResponseWriter, r *http.Request, 
 			return
 		}
 		params = append(params, [2]string{"LaunchTemplateName", lt.name}, [2]string{"LaunchTemplateVersion", lt.version})
+		newLT = lt.version
+	}
+	// Without a version EKS moves the group to the cluster's (upgrade.go).
+	version, vmsg := s.ngTargetVersion(r, cluster, st, in.Version)
+	if vmsg != "" {
+		writeError(w, http.StatusBadRequest, "InvalidParameterException", vmsg)
+		return
+	}
+	if newLT != "" {
 		t.mu.Lock()
-		st.ltVersion = lt.version
+		st.ltVersion = newLT
 		t.mu.Unlock()
 	}
 	if in.Version != "" {
 		params = append(params, [2]string{"Version", in.Version})
+	}
+	if version != "" {
 		t.mu.Lock()
-		st.version = in.Version
+		st.version = version
 		t.mu.Unlock()
 	}
 	if in.ReleaseVersion != "" {

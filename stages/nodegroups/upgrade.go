@@ -1,0 +1,115 @@
+package nodegroups
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+
+	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/engine"
+)
+
+// The last hop of a Kubernetes upgrade: the eks stage has moved the control
+// plane and the add-ons one minor at a time to metadata.version (its
+// upgrade.go); each group step then moves its group to the cluster's
+// version with UpdateNodegroupVersion. The group steps run in parallel, and
+// EKS replaces each group's nodes in batches of its updateConfig, which the
+// step has converged just before, so the rollout respects the file's
+// maxUnavailable.
+
+// typicalNodeBatch is one batch of a managed node group's rollout on AWS:
+// launch, join, drain and terminate.
+const typicalNodeBatch = 6 * time.Minute
+
+func minorOf(v string) (int, bool) {
+	rest, ok := strings.CutPrefix(v, "1.")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil
+}
+
+// behind reports whether a group at have trails want by a minor or more.
+func behind(have, want string) bool {
+	h, ok1 := minorOf(have)
+	w, ok2 := minorOf(want)
+	return ok1 && ok2 && h < w
+}
+
+// rolloutBatches is how many rounds EKS needs to replace the group's
+// nodes, at most maxUnavailable at a time (EKS's default is one).
+func rolloutBatches(ng *ekstypes.Nodegroup) int {
+	nodes := 1
+	if sc := ng.ScalingConfig; sc != nil && aws.ToInt32(sc.DesiredSize) > 0 {
+		nodes = int(aws.ToInt32(sc.DesiredSize))
+	}
+	at := 1
+	if uc := ng.UpdateConfig; uc != nil {
+		switch {
+		case aws.ToInt32(uc.MaxUnavailable) > 0:
+			at = int(aws.ToInt32(uc.MaxUnavailable))
+		case aws.ToInt32(uc.MaxUnavailablePercentage) > 0:
+			at = max(1, nodes*int(aws.ToInt32(uc.MaxUnavailablePercentage))/100)
+		}
+	}
+	return (nodes + at - 1) / at
+}
+
+// planVersion says when the group trails metadata.version: the eks stage
+// upgrades the control plane first, then this step the group.
+func (s *stage) planVersion(ng *ekstypes.Nodegroup) []engine.Action {
+	want, have := s.d.Cluster.Metadata.Version, aws.ToString(ng.Version)
+	if !behind(have, want) {
+		return nil
+	}
+	n := rolloutBatches(ng)
+	return action(engine.Update, groupResource(aws.ToString(ng.NodegroupName)),
+		"Kubernetes %s to %s once the control plane is there: UpdateNodegroupVersion replaces the nodes in %d batches (updateConfig), typically about %d minutes",
+		have, want, n, int((time.Duration(n) * typicalNodeBatch).Minutes()))
+}
+
+// upgradeIfBehind moves the group to the cluster's Kubernetes version when
+// it trails it, waits for the update and the group.
+func (s *stage) upgradeIfBehind(ctx context.Context, r engine.Reporter, name string) error {
+	c, err := s.d.AWS.EKS.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(s.clusterName())})
+	if err != nil {
+		return awsx.Describe("EKS DescribeCluster "+s.clusterName(), err)
+	}
+	ng, err := s.describeGroup(ctx, name)
+	if err != nil || ng == nil {
+		return err
+	}
+	target := aws.ToString(c.Cluster.Version)
+	if !behind(aws.ToString(ng.Version), target) {
+		return nil
+	}
+	in := &eks.UpdateNodegroupVersionInput{
+		ClusterName:   aws.String(s.clusterName()),
+		NodegroupName: aws.String(name),
+		// The version alone: the launch template stays the version the
+		// group runs, and EKS picks the AMI release for the new minor.
+		Version: aws.String(target),
+		// One token per group incarnation and target: a retried call after
+		// a kill finds the rollout it started.
+		ClientRequestToken: aws.String(s.clientToken("nodegroup-kubernetes/"+name,
+			aws.ToTime(ng.CreatedAt).UTC().Format(time.RFC3339)+"/"+target)),
+	}
+	r.Progress(fmt.Sprintf("upgrading node group %s from Kubernetes %s to %s (%d batches, updateConfig)",
+		name, aws.ToString(ng.Version), target, rolloutBatches(ng)))
+	out, err := s.d.AWS.EKS.UpdateNodegroupVersion(ctx, in)
+	if err != nil {
+		return awsx.Describe("EKS UpdateNodegroupVersion "+name, err)
+	}
+	if err := s.waitUpdate(ctx, r, name, out.Update); err != nil {
+		return err
+	}
+	_, err = s.waitActive(ctx, r, name, groupUpdateTimeout)
+	return err
+}
