@@ -246,7 +246,7 @@ var Dependent = map[string]string{
 	"iam:TagOpenIDConnectProvider": "iam:CreateOpenIDConnectProvider with tags",
 	"iam:CreateServiceLinkedRole":  "eks:CreateCluster and eks:CreateNodegroup create EKS's service-linked roles on first use in an account",
 	"rds:AddTagsToResource":        "rds:CreateDBInstance and rds:CreateDBSubnetGroup with tags",
-	"rds:CreateDBSnapshot":         "rds:DeleteDBInstance with a final snapshot",
+	"rds:CreateDBSnapshot":         "rds:DeleteDBInstance with a final snapshot (a major engine upgrade also calls it itself)",
 	"acm:AddTagsToCertificate":     "acm:RequestCertificate with tags",
 	"logs:TagResource":             "logs:CreateLogGroup with tags",
 }
