@@ -257,3 +257,66 @@ func TestHopsAndBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestNodegroupVersionsAsEKSRefusesThem: the double refuses a control
+// plane update while a managed node group does not run the cluster's
+// version, and a node group version newer than the cluster's or older than
+// the group's; without a version, UpdateNodegroupVersion moves the group
+// to the cluster's (the API reference), after which the cluster may move.
+func TestNodegroupVersionsAsEKSRefusesThem(t *testing.T) {
+	emu := ekstest.Use(t, ekstest.Options{})
+	e := stagetest.NewWithClusterConfig(t, nil, stagetest.WriteClusterConfig(t, t.TempDir()))
+	emu.Wire(e.Deps)
+	createCluster(t, e, "1.33", e.Deps.Tags(Name, nil))
+	if _, err := e.Deps.AWS.EKS.CreateNodegroup(ctx, &eks.CreateNodegroupInput{
+		ClusterName: aws.String(cluster), NodegroupName: aws.String("ng"), Version: aws.String("1.32"),
+		NodeRole: aws.String("arn:aws:iam::123456789012:role/node"), Subnets: []string{"subnet-1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cluster134 := func() error {
+		_, err := e.Deps.AWS.EKS.UpdateClusterVersion(ctx, &eks.UpdateClusterVersionInput{Name: aws.String(cluster), Version: aws.String("1.34")})
+		return err
+	}
+	group := func(v string) func() error {
+		return func() error {
+			in := &eks.UpdateNodegroupVersionInput{ClusterName: aws.String(cluster), NodegroupName: aws.String("ng")}
+			if v != "" {
+				in.Version = aws.String(v)
+			}
+			_, err := e.Deps.AWS.EKS.UpdateNodegroupVersion(ctx, in)
+			return err
+		}
+	}
+	tests := []struct {
+		name              string
+		call              func() error
+		wantErr           string
+		wantGroup, wantCP string
+	}{
+		{"control plane while a group trails it", cluster134, "must match the cluster's version 1.33", "1.32", "1.33"},
+		{"group newer than the cluster", group("1.34"), "cannot be newer than the cluster (1.33)", "1.32", "1.33"},
+		{"group downgrade", group("1.31"), "older than the node group's 1.32", "1.32", "1.33"},
+		{"group without a version follows the cluster", group(""), "", "1.33", "1.33"},
+		{"then the control plane may move", cluster134, "", "1.33", "1.34"},
+	}
+	for _, tc := range tests {
+		err := tc.call()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), "InvalidParameterException") || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: %v, want InvalidParameterException naming %q", tc.name, err, tc.wantErr)
+		}
+		out, err := e.Deps.AWS.EKS.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String(cluster), NodegroupName: aws.String("ng")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := aws.ToString(out.Nodegroup.Version); v != tc.wantGroup {
+			t.Errorf("%s: node group at %s, want %s", tc.name, v, tc.wantGroup)
+		}
+		if v := aws.ToString(describe(t, e.Env).Version); v != tc.wantCP {
+			t.Errorf("%s: cluster at %s, want %s", tc.name, v, tc.wantCP)
+		}
+	}
+}
