@@ -320,3 +320,24 @@ func TestNodegroupVersionsAsEKSRefusesThem(t *testing.T) {
 		}
 	}
 }
+
+// TestAddonsCatchUpAfterARunKilledMidHop: a run killed after a minor's
+// control plane update, before its add-ons, leaves kube-proxy on a version
+// EKS does not list for the new minor; the next apply, with the cluster
+// already at the file's version, moves it.
+func TestAddonsCatchUpAfterARunKilledMidHop(t *testing.T) {
+	e, emu := configEnv(t, ekstest.Options{}, shippedVersion, versionLine("1.33"))
+	runConfig(t, e, engine.Options{Mode: engine.ModeApply, Only: []string{"network", Name}})
+	if _, err := e.Deps.AWS.EKS.UpdateClusterVersion(ctx, &eks.UpdateClusterVersionInput{Name: aws.String(cluster), Version: aws.String("1.34")}); err != nil {
+		t.Fatal(err)
+	}
+	reconfigure(t, e, emu, shippedVersion, versionLine("1.34"))
+	before := len(emu.Mutations())
+	runConfig(t, e, engine.Options{Mode: engine.ModeApply, Only: []string{Name}})
+	if got := upgradeCalls(emu.Mutations()[before:]); strings.Join(got, " ") != "addon:kube-proxy" {
+		t.Errorf("upgrade calls %v, want only kube-proxy's update", got)
+	}
+	if _, _, v := emu.Addon(cluster, addonKubeProxy); v != "v1.34.0-eksbuild.2" {
+		t.Errorf("kube-proxy %s, want v1.34.0-eksbuild.2", v)
+	}
+}
