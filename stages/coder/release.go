@@ -28,9 +28,9 @@ const DeploymentName = ChartName
 
 // Strategies is how coderd's pods are replaced on an upgrade (decisions.md,
 // "Coder upgrades"): the chart sets no rollout strategy, and Kubernetes'
-// default surges one extra pod, which the shipped coderd group (two m7i.xlarge, one 2-vCPU
-// coderd per node beside the DaemonSets) cannot schedule, so helm's wait ran
-// out. One pod at a time without a surge keeps the other replica Ready.
+// default surges one extra pod, which the shipped coderd group (two
+// m7i.xlarge, one 2-vCPU coderd per node beside the DaemonSets) cannot
+// schedule, so helm's wait ran out. One pod at a time without a surge keeps the other replica Ready.
 func Strategies() helmx.Strategies {
 	return helmx.Strategies{DeploymentName: helmx.NoSurge}
 }

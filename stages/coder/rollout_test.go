@@ -32,29 +32,34 @@ import (
 //     "Insufficient cpu" and helm's wait runs out: the stall `up` hit.
 //   - With Strategies() the pods are replaced one at a time, the rollout
 //     completes (every replica on the new image) and at least one replica
-//     is Ready at every sample.
+//     is Ready at every sample, also for a release an older coderctl
+//     installed without a strategy (the upgrade's patch brings the
+//     strategy and the new image together).
 func TestUpgradeRollsOnAFullCoderdGroup(t *testing.T) {
 	repo := chartrepo.Require(t)
 	g := kubeground.Require(t)
 	kc := g.Client()
 	for _, tc := range []struct {
-		name    string
-		fixed   bool
-		timeout time.Duration
+		name           string
+		pool           string
+		installedFixed bool // the 2.35.2 release was installed with Strategies()
+		fixed          bool // the upgrade runs with Strategies()
+		timeout        time.Duration
 	}{
-		{"default strategy stalls", false, 20 * time.Second},
-		{"no surge rolls to completion", true, 2 * time.Minute},
+		{"default strategy stalls", "rollout-stall", false, false, 20 * time.Second},
+		{"no surge rolls to completion", "rollout-fix", true, true, 2 * time.Minute},
+		{"installed without a strategy, upgraded with it", "rollout-late", false, true, 2 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
-			pool := "rollout-" + map[bool]string{false: "stall", true: "fix"}[tc.fixed]
+			pool := tc.pool
 			addCoderdGroup(ctx, t, kc, pool)
 			helm, err := helmx.New(g.RESTConfig(), helmx.Options{CacheDir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}
-			release := func(version string, timeout time.Duration) helmx.Release {
+			release := func(version string, timeout time.Duration, fixed bool) helmx.Release {
 				values, _, err := unitStage(t).values("arn:aws:iam::123456789012:role/coder-prod-coder-secrets")
 				if err != nil {
 					t.Fatal(err)
@@ -65,18 +70,18 @@ func TestUpgradeRollsOnAFullCoderdGroup(t *testing.T) {
 				coder["nodeSelector"] = map[string]any{"rollout-pool": pool}
 				rel := helmx.Release{Name: ReleaseName, Namespace: pool, Values: values, Wait: true, Timeout: timeout,
 					Chart: helmx.Chart{Name: ChartName, Repo: repo.ChartArchive(ChartName, version), Version: version}}
-				if tc.fixed {
+				if fixed {
 					rel.Strategies, rel.RolledOut = Strategies(), []string{DeploymentName}
 				}
 				return rel
 			}
 			t.Cleanup(func() { _ = helm.Uninstall(context.Background(), ReleaseName, pool, false) })
-			if _, _, err := helm.Apply(ctx, release("2.35.2", time.Minute), nil); err != nil {
+			if _, _, err := helm.Apply(ctx, release("2.35.2", time.Minute, tc.installedFixed), nil); err != nil {
 				t.Fatalf("install 2.35.2: %v", err)
 			}
 
 			sampler := sampleReady(ctx, kc, pool, DeploymentName)
-			_, _, err = helm.Apply(ctx, release("2.36.1", tc.timeout), nil)
+			_, _, err = helm.Apply(ctx, release("2.36.1", tc.timeout, tc.fixed), nil)
 			minReady, samples := sampler()
 			t.Logf("upgrade: %v; %d samples, fewest ready %d", err, samples, minReady)
 
