@@ -91,9 +91,16 @@ func newWorldWith(t *testing.T, p awsproxy.Profile) *world {
 
 func (w *world) run(args ...string) result {
 	w.t.Helper()
+	return w.runWith(nil, args...)
+}
+
+// runWith runs coderctl with env added to (and overriding) the world's
+// environment: another identity's credentials, for instance.
+func (w *world) runWith(env []string, args ...string) result {
+	w.t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = w.dir
-	cmd.Env = w.environ()
+	cmd.Env = append(w.environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
