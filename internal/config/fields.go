@@ -34,7 +34,7 @@ func ActedOn() []Field {
 		{"kind", "config", "must be ClusterConfig"},
 		{"metadata.name", "eks", "the EKS cluster's name; also CLUSTER_NAME, the coderctl/deployment tag on everything coderctl creates"},
 		{"metadata.region", "all", "the AWS region every stage works in (AWS_REGION)"},
-		{"metadata.version", "eks", "the control plane's Kubernetes version on create (a running cluster of another version is refused: coderctl does not upgrade); the cluster-autoscaler's version follows it"},
+		{"metadata.version", "eks", "the Kubernetes version: set on create; raised, it upgrades one minor at a time (control plane, add-ons, node groups), shown in plan; a downgrade or a version EKS does not offer is refused; the cluster-autoscaler's version follows it"},
 		{"metadata.tags", "nodegroups", "added to every node group's tags where the group does not set the key (as eksctl does), and so to its instances and volumes; the cluster, VPC and other resources carry coderctl's own tags only"},
 		{"availabilityZones", "network", "the zones that get a public and a private subnet (prereqs checks they are offered); chosen by coderctl when unset"},
 		{"vpc.id", "network", "an existing VPC to adopt instead of creating one: verified, never changed"},
