@@ -64,16 +64,18 @@ func newPlanCmd(f *Factory, g *globalOptions) *cobra.Command {
 
 // changeFlags let up (or one stage's apply) make the changes it refuses
 // or defers by default.
-type changeFlags struct{ applyImmediately, allowMajor bool }
+type changeFlags struct{ applyImmediately, allowMajor, allowDowngrade bool }
 
 func (c *changeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&c.applyImmediately, "apply-immediately", false, "apply database class and storage changes now, not in the maintenance window")
 	cmd.Flags().BoolVar(&c.allowMajor, "allow-major-version-upgrade", false, "let the database engine move to a new major version (a snapshot is taken first)")
+	cmd.Flags().BoolVar(&c.allowDowngrade, "allow-downgrade", false, "let CODER_VERSION go below the running version (restore the database from before the upgrade first)")
 }
 
 func (c *changeFlags) tune(s *session) {
 	s.deps.Opts.ApplyImmediately = c.applyImmediately
 	s.deps.Opts.AllowMajorVersionUpgrade = c.allowMajor
+	s.deps.Opts.AllowDowngrade = c.allowDowngrade
 }
 
 // destroyFlags let down (or one stage's destroy) delete what it keeps by

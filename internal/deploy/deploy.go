@@ -41,6 +41,9 @@ type Options struct {
 	// AllowMajorVersionUpgrade lets apply move the database engine to a
 	// new major version (after a snapshot).
 	AllowMajorVersionUpgrade bool
+	// AllowDowngrade lets apply install a Coder version lower than the one
+	// running (after the database was restored to match).
+	AllowDowngrade bool
 	// Version is coderctl's version, for user agents and tags.
 	Version string
 }

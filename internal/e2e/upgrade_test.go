@@ -90,6 +90,24 @@ func TestCoderUpgrade(t *testing.T) {
 	if r := w.run("verify"); r.code != 0 || !strings.Contains(r.stdout, "coderd reports v2.36.1") {
 		t.Errorf("verify at 2.36.1: exit %d\n%s", r.code, tail(r.stdout, 30))
 	}
+
+	// Going back is refused before anything changes: Coder's migrations
+	// only go forward.
+	if r := w.run("state", "set", "CODER_VERSION=2.35.2"); r.code != 0 {
+		t.Fatalf("state set: %d %s", r.code, r.stderr)
+	}
+	before := w.stateValues()
+	for _, args := range [][]string{{"plan"}, {"up", "--yes"}} {
+		r := w.run(args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "CODER_VERSION") || !strings.Contains(r.stderr, "2.35.2 is lower than") ||
+			!strings.Contains(r.stderr, "--allow-downgrade") {
+			t.Errorf("%v with a lower CODER_VERSION: exit %d, want 2 naming CODER_VERSION\n%s", args, r.code, r.stderr)
+		}
+	}
+	if after := w.stateValues(); after["STAGE_CODER_APPLIED_AT"] != before["STAGE_CODER_APPLIED_AT"] {
+		t.Error("the refused downgrade changed the state file")
+	}
+	assertImages(t, kc, "v2.36.1")
 }
 
 // newWorldAt is newWorld with the ground (its chart repository's default

@@ -23,6 +23,9 @@ func (s *stage) validate(ctx context.Context) error {
 	if err := coderapi.ValidateCAFile(s.d.Inputs); err != nil {
 		return err
 	}
+	if err := s.validateNoDowngrade(ctx); err != nil {
+		return err
+	}
 	return helmx.CheckChart(ctx, s.d.Inputs, s.chart(), s.opts.HelmCacheDir, config.KeyCoderChartRepo, config.KeyCoderChartVersion)
 }
 
