@@ -16,6 +16,7 @@ import (
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/eksversion"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 )
@@ -49,21 +50,11 @@ const (
 	upgradeTimeout = 60 * time.Minute
 )
 
-// minorOf reads the minor of a "1.NN" version.
-func minorOf(v string) (int, bool) {
-	rest, ok := strings.CutPrefix(v, "1.")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rest)
-	return n, err == nil
-}
-
 // hops lists the versions an upgrade from have to want passes through,
 // want last; none when want is not above have.
 func hops(have, want string) []string {
-	h, ok1 := minorOf(have)
-	w, ok2 := minorOf(want)
+	h, ok1 := eksversion.Minor(have)
+	w, ok2 := eksversion.Minor(want)
 	if !ok1 || !ok2 {
 		return nil
 	}
@@ -97,30 +88,11 @@ func (s *stage) nodeGroupVersions(ctx context.Context) ([]groupVersion, error) {
 			if err != nil {
 				return nil, awsx.Describe("EKS DescribeNodegroup "+name, err)
 			}
-			out = append(out, groupVersion{name: name, version: aws.ToString(ng.Nodegroup.Version), batches: batches(ng.Nodegroup)})
+			out = append(out, groupVersion{name: name, version: aws.ToString(ng.Nodegroup.Version), batches: eksversion.RolloutBatches(ng.Nodegroup)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
-}
-
-// batches is how many rounds EKS needs to replace a group's nodes, at most
-// updateConfig's maxUnavailable at a time (EKS's default is one).
-func batches(ng *ekstypes.Nodegroup) int {
-	nodes := 1
-	if sc := ng.ScalingConfig; sc != nil && aws.ToInt32(sc.DesiredSize) > 0 {
-		nodes = int(aws.ToInt32(sc.DesiredSize))
-	}
-	at := 1
-	if uc := ng.UpdateConfig; uc != nil {
-		switch {
-		case aws.ToInt32(uc.MaxUnavailable) > 0:
-			at = int(aws.ToInt32(uc.MaxUnavailable))
-		case aws.ToInt32(uc.MaxUnavailablePercentage) > 0:
-			at = max(1, nodes*int(aws.ToInt32(uc.MaxUnavailablePercentage))/100)
-		}
-	}
-	return (nodes + at - 1) / at
 }
 
 // validateUpgrade refuses, before anything changes, the version changes
@@ -134,8 +106,8 @@ func (s *stage) validateUpgrade(ctx context.Context, c *ekstypes.Cluster) error 
 		return nil
 	}
 	have, want := aws.ToString(c.Version), s.d.Cluster.Metadata.Version
-	h, ok1 := minorOf(have)
-	w, ok2 := minorOf(want)
+	h, ok1 := eksversion.Minor(have)
+	w, ok2 := eksversion.Minor(want)
 	switch {
 	case !ok1 || !ok2 || h == w:
 		return nil
@@ -156,7 +128,7 @@ func (s *stage) validateUpgrade(ctx context.Context, c *ekstypes.Cluster) error 
 		return nil // not bad input: apply reports it
 	}
 	for _, g := range groups {
-		if m, ok := minorOf(g.version); ok && w-m > maxKubeletSkew {
+		if m, ok := eksversion.Minor(g.version); ok && w-m > maxKubeletSkew {
 			return fault.Input(s.d.ConfigPath, "metadata.version",
 				fmt.Sprintf("raise it to at most \"1.%d\", apply (the node groups follow), then raise it again", m+maxKubeletSkew),
 				"node group %s runs Kubernetes %s, more than %d minors behind %s: kubelets may trail the API server by at most %d minors, and EKS refuses the control plane's update",
@@ -183,8 +155,8 @@ func (s *stage) offeredVersions(ctx context.Context) ([]string, error) {
 		return nil, errors.New("EKS lists no versions")
 	}
 	sort.Slice(out, func(i, j int) bool {
-		a, _ := minorOf(out[i])
-		b, _ := minorOf(out[j])
+		a, _ := eksversion.Minor(out[i])
+		b, _ := eksversion.Minor(out[j])
 		return a < b
 	})
 	return out, nil

@@ -12,6 +12,7 @@ import (
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/eksversion"
 	"github.com/coderctl/coderctl/internal/engine"
 )
 
@@ -41,7 +42,7 @@ func (s *stage) upgradeNodeGroups(ctx context.Context, r engine.Reporter, c *eks
 	errs := make([]error, len(groups))
 	var wg sync.WaitGroup
 	for i, g := range groups {
-		if h, ok := minorOf(g.version); !ok || g.version == version || h > mustMinor(version) {
+		if h, ok := eksversion.Minor(g.version); !ok || g.version == version || h > mustMinor(version) {
 			continue
 		}
 		wg.Add(1)
@@ -55,7 +56,7 @@ func (s *stage) upgradeNodeGroups(ctx context.Context, r engine.Reporter, c *eks
 }
 
 func mustMinor(v string) int {
-	m, _ := minorOf(v)
+	m, _ := eksversion.Minor(v)
 	return m
 }
 

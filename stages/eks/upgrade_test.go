@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 
+	"github.com/coderctl/coderctl/internal/eksversion"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/testenv/ekstest"
@@ -252,7 +253,7 @@ func TestHopsAndBatches(t *testing.T) {
 				ng.UpdateConfig.MaxUnavailablePercentage = aws.Int32(tc.pct)
 			}
 		}
-		if got := batches(ng); got != tc.want {
+		if got := eksversion.RolloutBatches(ng); got != tc.want {
 			t.Errorf("batches(%d nodes, %d, %d%%) = %d, want %d", tc.desired, tc.maxUnavailable, tc.pct, got, tc.want)
 		}
 	}

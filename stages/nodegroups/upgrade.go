@@ -3,8 +3,6 @@ package nodegroups
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,6 +10,7 @@ import (
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/eksversion"
 	"github.com/coderctl/coderctl/internal/engine"
 )
 
@@ -27,39 +26,11 @@ import (
 // launch, join, drain and terminate.
 const typicalNodeBatch = 6 * time.Minute
 
-func minorOf(v string) (int, bool) {
-	rest, ok := strings.CutPrefix(v, "1.")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rest)
-	return n, err == nil
-}
-
 // behind reports whether a group at have trails want by a minor or more.
 func behind(have, want string) bool {
-	h, ok1 := minorOf(have)
-	w, ok2 := minorOf(want)
+	h, ok1 := eksversion.Minor(have)
+	w, ok2 := eksversion.Minor(want)
 	return ok1 && ok2 && h < w
-}
-
-// rolloutBatches is how many rounds EKS needs to replace the group's
-// nodes, at most maxUnavailable at a time (EKS's default is one).
-func rolloutBatches(ng *ekstypes.Nodegroup) int {
-	nodes := 1
-	if sc := ng.ScalingConfig; sc != nil && aws.ToInt32(sc.DesiredSize) > 0 {
-		nodes = int(aws.ToInt32(sc.DesiredSize))
-	}
-	at := 1
-	if uc := ng.UpdateConfig; uc != nil {
-		switch {
-		case aws.ToInt32(uc.MaxUnavailable) > 0:
-			at = int(aws.ToInt32(uc.MaxUnavailable))
-		case aws.ToInt32(uc.MaxUnavailablePercentage) > 0:
-			at = max(1, nodes*int(aws.ToInt32(uc.MaxUnavailablePercentage))/100)
-		}
-	}
-	return (nodes + at - 1) / at
 }
 
 // planVersion says when the group trails metadata.version: the eks stage
@@ -69,7 +40,7 @@ func (s *stage) planVersion(ng *ekstypes.Nodegroup) []engine.Action {
 	if !behind(have, want) {
 		return nil
 	}
-	n := rolloutBatches(ng)
+	n := eksversion.RolloutBatches(ng)
 	return action(engine.Update, groupResource(aws.ToString(ng.NodegroupName)),
 		"Kubernetes %s to %s once the control plane is there: UpdateNodegroupVersion replaces the nodes in %d batches (updateConfig), typically about %d minutes",
 		have, want, n, int((time.Duration(n) * typicalNodeBatch).Minutes()))
@@ -102,7 +73,7 @@ func (s *stage) upgradeIfBehind(ctx context.Context, r engine.Reporter, name str
 			aws.ToTime(ng.CreatedAt).UTC().Format(time.RFC3339)+"/"+target)),
 	}
 	r.Progress(fmt.Sprintf("upgrading node group %s from Kubernetes %s to %s (%d batches, updateConfig)",
-		name, aws.ToString(ng.Version), target, rolloutBatches(ng)))
+		name, aws.ToString(ng.Version), target, eksversion.RolloutBatches(ng)))
 	out, err := s.d.AWS.EKS.UpdateNodegroupVersion(ctx, in)
 	if err != nil {
 		return awsx.Describe("EKS UpdateNodegroupVersion "+name, err)
