@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/testenv/awsproxy"
 )
@@ -283,3 +284,156 @@ func TestUpFigures(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDestroyLimits checks the destroy bound's arithmetic on threeStages:
+// down reverses the step edges and makes a wait for all of b and c.
+func TestDestroyLimits(t *testing.T) {
+	g := threeStages(t)
+	tests := []struct {
+		name            string
+		weights         func(w weights)
+		bound, serial   time.Duration
+		first, last     string
+		stageA, stageB  time.Duration
+		pathHasC, pathB bool
+	}{
+		// b: q then p (6m), beside c/r (3m); then a: y then x (3m).
+		{name: "typical", weights: func(weights) {}, bound: 9 * time.Minute, serial: 12 * time.Minute,
+			first: "b", last: "a/x", stageA: 3 * time.Minute, stageB: 6 * time.Minute, pathB: true},
+		// c/r slower than all of b: the path goes through c instead.
+		{name: "slow c", weights: func(w weights) { w["c/r"] = 10 * time.Minute }, bound: 13 * time.Minute, serial: 19 * time.Minute,
+			first: "c", last: "a/x", stageA: 3 * time.Minute, stageB: 6 * time.Minute, pathHasC: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := typicalWeights(g)
+			tt.weights(w)
+			bound, path, serial, perStage := destroyLimits(g, w)
+			if bound != tt.bound || serial != tt.serial {
+				t.Errorf("bound %s, serial %s; want %s, %s", bound, serial, tt.bound, tt.serial)
+			}
+			if len(path) == 0 || path[0] != tt.first || path[len(path)-1] != tt.last {
+				t.Errorf("path %v: want it from %s to %s", path, tt.first, tt.last)
+			}
+			if slices.Contains(path, "c/r") != tt.pathHasC || slices.Contains(path, "b/p") != tt.pathB {
+				t.Errorf("path %v: through c/r %v, through b/p %v", path, tt.pathHasC, tt.pathB)
+			}
+			if perStage["a"] != tt.stageA || perStage["b"] != tt.stageB {
+				t.Errorf("per stage %v", perStage)
+			}
+		})
+	}
+}
+
+// TestDestroyWeights: a slowed delete weighs the profile's Delete duration
+// (capped by what it measured), a delete the proxy did not see weighs what
+// it measured, checkpoints nothing.
+func TestDestroyWeights(t *testing.T) {
+	g := threeStages(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tl := &timeline{stepStart: map[string]time.Time{}, stepEnd: map[string]time.Time{}}
+	for id, d := range map[string]time.Duration{"a/x": time.Second, "a/y": 2 * time.Second, "b/p": 9 * time.Second, "b/q": time.Second, "c/r": 3 * time.Second} {
+		tl.stepStart[id], tl.stepEnd[id] = t0, t0.Add(d)
+	}
+	p := awsproxy.Profile{Delete: map[awsproxy.Kind]time.Duration{awsproxy.EKSCluster: 4 * time.Second}}
+	tests := []struct {
+		name   string
+		slowed map[awsproxy.Kind]bool
+		want   time.Duration
+	}{
+		{"slowed delete weighs the profile", map[awsproxy.Kind]bool{awsproxy.EKSCluster: true}, 4 * time.Second},
+		{"unslowed delete weighs what it measured", nil, 9 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := destroyWeights(g, tl, p, tt.slowed)
+			if w["b/p"] != tt.want || w["c/r"] != 3*time.Second || w["a"] != 0 {
+				t.Errorf("b/p %s (want %s), c/r %s, checkpoint a %s", w["b/p"], tt.want, w["c/r"], w["a"])
+			}
+		})
+	}
+}
+
+func TestSlowedDeletes(t *testing.T) {
+	got := slowedDeletes(callCounts{AWSOperations: map[string]int{"eks.DeleteCluster": 1, "rds.DeleteDBInstance": 1, "eks.DescribeCluster": 9}})
+	if !got[awsproxy.EKSCluster] || !got[awsproxy.RDSInstance] || got[awsproxy.LoadBalancer] || len(got) != 2 {
+		t.Errorf("slowed deletes %v", got)
+	}
+}
+
+func TestRaiseVersion(t *testing.T) {
+	// The newest two versions coderctl offers: the last has no next minor.
+	v := config.SupportedEKSVersions()
+	prev, last := v[len(v)-2], v[len(v)-1]
+	tests := []struct {
+		name, in, want, from, to string
+		wantErr                  bool
+	}{
+		{name: "next minor", in: "metadata:\n  name: x\n  version: \"" + prev + "\"\n", want: "metadata:\n  name: x\n  version: \"" + last + "\"\n", from: prev, to: last},
+		{name: "no next minor offered", in: "metadata:\n  version: \"" + last + "\"\n", wantErr: true},
+		{name: "no version line", in: "metadata:\n  name: x\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, from, to, err := raiseVersion([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && (string(out) != tt.want || from != tt.from || to != tt.to) {
+				t.Errorf("got %q %s→%s, want %q %s→%s", out, from, to, tt.want, tt.from, tt.to)
+			}
+		})
+	}
+}
+
+func TestUpgradeModel(t *testing.T) {
+	p := awsproxy.Profile{Create: map[awsproxy.Kind]time.Duration{
+		awsproxy.EKSVersionUpdate: 10 * time.Second, awsproxy.EKSAddonUpdate: 2 * time.Second, awsproxy.EKSNodegroupUpdate: 5 * time.Second}}
+	tests := []struct {
+		groups               int
+		parallel, sequential time.Duration
+	}{
+		{0, 12 * time.Second, 12 * time.Second},
+		{1, 17 * time.Second, 17 * time.Second},
+		{3, 17 * time.Second, 27 * time.Second},
+	}
+	for _, tt := range tests {
+		par, seq := upgradeModel(p, tt.groups)
+		if par != tt.parallel || seq != tt.sequential {
+			t.Errorf("%d groups: %s, %s; want %s, %s", tt.groups, par, seq, tt.parallel, tt.sequential)
+		}
+	}
+}
+
+// TestUpgradeLimits: node group steps weigh the profile's group update
+// (capped by what they measured); with the groups one after another the
+// path's group is replaced by all of them in turn.
+func TestUpgradeLimits(t *testing.T) {
+	g := threeStages(t)
+	g.kinds = map[string]awsproxy.Kind{"b/p": awsproxy.EKSNodegroup, "c/r": awsproxy.EKSNodegroup}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tl := &timeline{stepStart: map[string]time.Time{}, stepEnd: map[string]time.Time{}, stageEnd: map[string]time.Time{}}
+	for id, d := range map[string]time.Duration{"a/x": time.Second, "a/y": 2 * time.Second, "b/p": 9 * time.Second, "b/q": time.Second, "c/r": 2 * time.Second} {
+		tl.stepStart[id], tl.stepEnd[id] = t0, t0.Add(d)
+	}
+	tests := []struct {
+		name       string
+		group      time.Duration
+		bound, seq time.Duration
+		onPath     string
+	}{
+		// a/x 1 + b/p 4 (profile, not its 9 measured) + b/q 1; in sequence b/p and c/r: 1+4+2+1.
+		{"profile below measured", 4 * time.Second, 6 * time.Second, 8 * time.Second, "b/p"},
+		// c/r's 2 s measured caps it; b/p 9 s measured, profile 20 s: 9 counts.
+		{"measured below profile", 20 * time.Second, 11 * time.Second, 13 * time.Second, "b/p"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := awsproxy.Profile{Create: map[awsproxy.Kind]time.Duration{awsproxy.EKSNodegroupUpdate: tt.group}}
+			bound, path, seq := upgradeLimits(g, tl, p)
+			if bound != tt.bound || seq != tt.seq || !slices.Contains(path, tt.onPath) {
+				t.Errorf("bound %s via %v, in sequence %s; want %s via %s, %s", bound, path, seq, tt.bound, tt.onPath, tt.seq)
+			}
+		})
+	}
+}

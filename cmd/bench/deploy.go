@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -67,6 +68,8 @@ type deployment struct {
 	waits    []waitResult
 	verify   callCounts
 	secondUp callCounts
+	upgrade  *upgradeResult
+	down     *downResult
 	figures  []figure
 }
 
@@ -125,7 +128,40 @@ func benchDeployment(ctx context.Context, o options, progress func(string)) (*de
 	d.secondUp = w.counts(again)
 	d.figures = append(d.figures, d.waitFigures()...)
 	d.figures = append(d.figures, rerunFigures(d.secondUp, d.verify)...)
-	return d, nil
+	// An upgrade that fails is recorded, and down still runs: the ground
+	// must be emptied either way, and down's figures stand on their own.
+	uerr := d.benchUpgrade(ctx, w, profile, progress)
+	if uerr != nil {
+		uerr = fmt.Errorf("upgrade: %w", uerr)
+	}
+	if err := d.benchDown(ctx, w, profile, progress); err != nil {
+		return d, errors.Join(uerr, fmt.Errorf("down: %w", err))
+	}
+	return d, uerr
+}
+
+// benchDown destroys the deployment with every deletion flag, as the e2e
+// teardown does, and sets it beside its destroy critical path. The graph
+// is loaded before down, which empties the state it is built from.
+func (d *deployment) benchDown(ctx context.Context, w *world, p awsproxy.Profile, progress func(string)) error {
+	g, err := loadGraph(w.dir)
+	if err != nil {
+		return err
+	}
+	progress("coderctl down")
+	w.resetCounts()
+	down, err := w.succeed(ctx, "down", "--yes", "--delete-database", "--skip-final-snapshot",
+		"--force-delete-secrets", "--delete-volumes", "-o", "json")
+	if err != nil {
+		return err
+	}
+	r, err := analyseDown(g, down, w.counts(down), p)
+	if err != nil {
+		return err
+	}
+	d.down = &r
+	d.figures = append(d.figures, downFigures(r)...)
+	return nil
 }
 
 // succeed runs a coderctl command that must exit 0.

@@ -158,6 +158,12 @@ func stageSteps(g *stepGraph, stage string) []string {
 // `up` runs and its dependents wait for, so it carries its measured time.
 // keep filters edges (nil keeps all).
 func longestPath(g *stepGraph, ids []string, w weights, keep func(id, dep string) bool) (time.Duration, []string) {
+	return longestPathBy(g.Needs, ids, w, keep)
+}
+
+// longestPathBy is longestPath over any direction of the graph: needs says
+// what a node waits for (g.Needs for up, g.destroyNeeds for down).
+func longestPathBy(needs func(string) []string, ids []string, w weights, keep func(id, dep string) bool) (time.Duration, []string) {
 	finish := map[string]time.Duration{}
 	via := map[string]string{}
 	var visit func(id string) time.Duration
@@ -166,7 +172,7 @@ func longestPath(g *stepGraph, ids []string, w weights, keep func(id, dep string
 			return f
 		}
 		var start time.Duration
-		for _, dep := range g.Needs(id) {
+		for _, dep := range needs(id) {
 			if keep != nil && !keep(id, dep) {
 				continue
 			}

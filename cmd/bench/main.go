@@ -2,7 +2,10 @@
 // full `up` on the proving ground behind the realistic (scaled) AWS profile
 // compared with the step graph's critical path and with the guide's stage
 // order; the polling lag on every long wait; the AWS and Kubernetes calls
-// of an idempotent second `up` and of `verify`; start-up time and binary
+// of an idempotent second `up` and of `verify`; an EKS upgrade by one minor
+// against the profile's update durations with the node groups at once and
+// one after another; `down` against the destroy critical path and against
+// destroying stage by stage; start-up time and binary
 // size; and the Go benchmarks of the in-process hot paths. It prints a table
 // (figure, value, target, ok/over) and writes every figure as JSON.
 // Targets are reported, never asserted: the bench does not fail on "over".
@@ -57,6 +60,8 @@ type results struct {
 	Settings     settings              `json:"settings"`
 	Figures      []figure              `json:"figures"`
 	Up           *upResult             `json:"up,omitempty"`
+	Upgrade      *upgradeResult        `json:"upgrade,omitempty"`
+	Down         *downResult           `json:"down,omitempty"`
 	Waits        []waitResult          `json:"waits,omitempty"`
 	Calls        map[string]callCounts `json:"calls,omitempty"`
 	GoBenchmarks []goBenchmark         `json:"go_benchmarks,omitempty"`
@@ -140,10 +145,18 @@ func measure(ctx context.Context, o options, log io.Writer) (*results, error) {
 		d, err := benchDeployment(ctx, o, progress)
 		if err != nil {
 			fail("deployment", err)
-		} else {
+		}
+		// A late section's failure (down) keeps the earlier sections' figures.
+		if d != nil && d.up.WallMS > 0 {
 			res.Figures = append(res.Figures, d.figures...)
 			res.Up, res.Waits = &d.up, d.waits
 			res.Calls["up"], res.Calls["verify"], res.Calls["second_up"] = d.up.AWSCalls, d.verify, d.secondUp
+			if d.upgrade != nil {
+				res.Upgrade, res.Calls["upgrade"] = d.upgrade, d.upgrade.AWSCalls
+			}
+			if d.down != nil {
+				res.Down, res.Calls["down"] = d.down, d.down.AWSCalls
+			}
 		}
 	}
 	res.Figures = append(res.Figures, startup...)
@@ -168,7 +181,7 @@ func newResults(o options) *results {
 // startupFigures are section 4: median start-up of two commands that touch
 // neither AWS nor the state file, and the stripped binary's size.
 func startupFigures(ctx context.Context, o options) ([]figure, error) {
-	const s4 = "4. start-up and size"
+	const s6 = "6. start-up and size"
 	info, err := os.Stat(o.bin)
 	if err != nil {
 		return nil, err
@@ -180,10 +193,10 @@ func startupFigures(ctx context.Context, o options) ([]figure, error) {
 			return figs, err
 		}
 		key := "startup_" + strings.TrimLeft(args[0], "-") + "_ms"
-		figs = append(figs, figure{Key: key, Section: s4, Name: fmt.Sprintf("coderctl %s, median of %d", args[0], o.runs),
+		figs = append(figs, figure{Key: key, Section: s6, Name: fmt.Sprintf("coderctl %s, median of %d", args[0], o.runs),
 			Value: millis(m), Unit: "ms"}.within(100, true))
 	}
-	figs = append(figs, figure{Key: "binary_size_mb", Section: s4, Name: "binary size (-ldflags \"-s -w\")",
+	figs = append(figs, figure{Key: "binary_size_mb", Section: s6, Name: "binary size (-ldflags \"-s -w\")",
 		Value: float64(info.Size()) / 1e6, Unit: "MB"})
 	return figs, nil
 }

@@ -14,6 +14,11 @@ const (
 	NATGateway   Kind = "nat-gateway"
 	Certificate  Kind = "acm-certificate"
 	LoadBalancer Kind = "load-balancer"
+	// Updates EKS answers InProgress and reports through DescribeUpdate:
+	// their Create duration is how long the update stays InProgress.
+	EKSVersionUpdate   Kind = "eks-version-update"
+	EKSNodegroupUpdate Kind = "eks-nodegroup-update"
+	EKSAddonUpdate     Kind = "eks-addon-update"
 )
 
 // Profile is how slow and how faulty the proxy makes AWS.
@@ -45,6 +50,13 @@ func Realistic(scale float64) Profile {
 			EKSCluster: s(13 * time.Minute), EKSNodegroup: s(3 * time.Minute), EKSAddon: s(2 * time.Minute),
 			RDSInstance: s(20 * time.Minute), NATGateway: s(90 * time.Second),
 			Certificate: s(5 * time.Minute), LoadBalancer: s(150 * time.Second),
+			// Updates, as coderctl's plan models them: a control plane
+			// version update about 10 minutes (EKS: "should finish within
+			// a few minutes"; minor upgrades are reported at 8-12), a
+			// managed node group's version update about 10 minutes for a
+			// small group (new nodes launch and join, old ones drain), an
+			// add-on update a minute or two.
+			EKSVersionUpdate: s(10 * time.Minute), EKSNodegroupUpdate: s(10 * time.Minute), EKSAddonUpdate: s(90 * time.Second),
 		},
 		Delete: map[Kind]time.Duration{
 			EKSCluster: s(8 * time.Minute), EKSNodegroup: s(5 * time.Minute), EKSAddon: s(time.Minute),

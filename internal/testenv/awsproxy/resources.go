@@ -160,5 +160,35 @@ func rules() []resourceRule {
 				return setXMLStatusAfter(b, "LoadBalancerArn", id, "Code", st)
 			},
 			creating: "provisioning"},
+		updateRule(EKSVersionUpdate, "UpdateClusterVersion"),
+		updateRule(EKSNodegroupUpdate, "UpdateNodegroupVersion"),
+		// coderctl follows an add-on's update through DescribeAddon (the
+		// AddonActive waiter), so that is where it stays UPDATING. Keyed by
+		// cluster and add-on: only an add-on's first update is held, which
+		// is one upgrade by one minor.
+		{kind: EKSAddonUpdate, create: "UpdateAddon", describe: "DescribeAddon",
+			createdID: func(_ Operation, _, _ []byte, p []string) string {
+				return pathPart(p, 1) + "/" + pathPart(p, 3)
+			},
+			describedIDs: func(_ Operation, p []string) []string { return []string{pathPart(p, 1) + "/" + pathPart(p, 3)} },
+			rewrite:      func(b []byte, _, st string) []byte { return setJSONStatus(b, "addon", "status", st) },
+			creating:     "UPDATING"},
 	}
+}
+
+// updateRule slows one kind of EKS update: the call's answer and every
+// DescribeUpdate of its ID say InProgress until the profile's duration has
+// passed (EKS's stand-in, behind the proxy, may be done sooner). Update IDs
+// are unique, so the ID alone keys it.
+func updateRule(kind Kind, call string) resourceRule {
+	return resourceRule{kind: kind, create: call, describe: "DescribeUpdate",
+		createdID:    func(_ Operation, _, resp []byte, _ []string) string { return jsonField(resp, "update", "id") },
+		describedIDs: func(_ Operation, p []string) []string { return []string{pathPart(p, 3)} },
+		rewrite: func(b []byte, id, st string) []byte {
+			if jsonField(b, "update", "id") != id {
+				return b
+			}
+			return setJSONStatus(b, "update", "status", st)
+		},
+		creating: "InProgress"}
 }
