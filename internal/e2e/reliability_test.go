@@ -125,8 +125,11 @@ func (w *world) upUntil(steps int, atWait, tryConcurrent bool) (killed, sawWait 
 		if json.Unmarshal(line, &ev) != nil {
 			continue
 		}
-		if ev.Type == "step" && ev.Error != "" {
+		switch {
+		case ev.Type == "step" && ev.Error != "":
 			failures = append(failures, ev.Stage+"/"+ev.Step+": "+ev.Error)
+		case ev.Type == "error": // bad input or a refused run: exit 2 or 3
+			failures = append(failures, ev.Error)
 		}
 		if tryConcurrent && ev.Type == "step" {
 			tryConcurrent = false

@@ -2,6 +2,7 @@ package ekstest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -165,7 +166,9 @@ func (s *Server) serveEntries(w http.ResponseWriter, r *http.Request, p string) 
 // saw it has EKS's defaults. Caller holds t.mu.
 func (t *accessTable) cluster(name string) *accessCluster {
 	if t.clusters[name] == nil {
-		t.clusters[name] = &accessCluster{mode: "API_AND_CONFIG_MAP", entries: map[string]*accessEntry{}}
+		// A cluster the double did not see created (made in moto directly)
+		// gets what EKS gives a create without accessConfig.
+		t.clusters[name] = &accessCluster{mode: "API_AND_CONFIG_MAP", bootstrap: true, entries: map[string]*accessEntry{}}
 	}
 	return t.clusters[name]
 }
@@ -355,6 +358,10 @@ func (s *Server) createClusterAccess(w http.ResponseWriter, r *http.Request) {
 		} `json:"accessConfig"`
 	}
 	_ = json.Unmarshal(body, &in)
+	// EKS finishes a create it has received even when the caller goes away
+	// (a run killed mid-request): so must moto's forward, the creator's
+	// identity lookup and the record of its accessConfig and entry.
+	r = r.WithContext(context.WithoutCancel(r.Context()))
 	rec := httptest.NewRecorder()
 	s.ServeHTTPWithout(rec, r)
 	if rec.Code == http.StatusOK {
