@@ -71,7 +71,6 @@ var notExercised = map[string]string{
 	// down's leftovers listing reads the tags of what still exists.
 	"iam:ListRoleTags":                  "the leftovers listing reads tags only of roles that are left",
 	"iam:ListOpenIDConnectProviderTags": "the leftovers listing reads tags only of OIDC providers that are left",
-	"rds:ListTagsForResource":           "the leftovers listing reads tags only of databases and subnet groups that are left",
 }
 
 // TestIAMPolicyMatchesRecordedCalls runs up, verify, a second up (after

@@ -177,7 +177,7 @@ var table = []grant{
 	{"rds", up, "ReadsWithoutResourceScope", []string{"rds:DescribeDBEngineVersions", "rds:DescribeOrderableDBInstanceOptions"}},
 	{"rds", always, "ReadsWithoutResourceScope", []string{"ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules"}},
 	{"rds", always, "RDSDeploymentDatabase", []string{"rds:DescribeDBInstances"}},
-	{"rds", up | down, "RDSDeploymentDatabase", []string{"rds:DescribeDBSubnetGroups"}},
+	{"rds", up | down, "RDSDeploymentDatabase", []string{"rds:DescribeDBSubnetGroups", "rds:ListTagsForResource"}},
 	{"rds", up, "RDSDeploymentDatabase", []string{
 		"rds:CreateDBSubnetGroup", "rds:ModifyDBSubnetGroup", "rds:CreateDBInstance", "rds:ModifyDBInstance",
 		"rds:AddTagsToResource",

@@ -326,3 +326,38 @@ func TestDestroyRemovesLegacyLeftOver(t *testing.T) {
 	}
 	w.assertNothingLeft(t)
 }
+
+// TestSubnetGroupOfAnotherDeploymentIsNeverAdopted: two cluster names that
+// clean up to the same RDS name (Coder_Prod, coder-prod): the second
+// deployment neither adopts, changes nor deletes the first's subnet group.
+func TestSubnetGroupOfAnotherDeploymentIsNeverAdopted(t *testing.T) {
+	ctx := context.Background()
+	ws := newWorlds(t, "coder-prod", "Coder_Prod")
+	prod, other := ws[0], ws[1]
+	if InstanceIdentifier(prod.Deps.Deployment()) != InstanceIdentifier(other.Deps.Deployment()) {
+		t.Fatalf("the names do not collide: %s, %s", InstanceIdentifier(prod.Deps.Deployment()), InstanceIdentifier(other.Deps.Deployment()))
+	}
+	prod.apply(t)
+	name := InstanceIdentifier(prod.Deps.Deployment())
+	before, err := prod.Deps.AWS.RDS.DescribeDBSubnetGroups(ctx, &rds.DescribeDBSubnetGroupsInput{DBSubnetGroupName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []engine.Mode{engine.ModePlan, engine.ModeApply, engine.ModeDestroy} {
+		other.Calls.Reset()
+		_, evs, err := other.run(t, mode)
+		log := stagetest.EventLog(evs)
+		if err == nil && !strings.Contains(log, `belongs to deployment "coder-prod"`) {
+			t.Errorf("%s as Coder_Prod: no refusal\n%s", mode, log)
+		}
+		for _, m := range other.Calls.Mutations() {
+			if strings.Contains(m, "DBSubnetGroup") {
+				t.Errorf("%s as Coder_Prod changed the subnet group: %s", mode, m)
+			}
+		}
+	}
+	after, err := prod.Deps.AWS.RDS.DescribeDBSubnetGroups(ctx, &rds.DescribeDBSubnetGroupsInput{DBSubnetGroupName: aws.String(name)})
+	if err != nil || len(after.DBSubnetGroups) != 1 || !slices.Equal(subnetGroupIDs(&after.DBSubnetGroups[0]), subnetGroupIDs(&before.DBSubnetGroups[0])) {
+		t.Errorf("coder-prod's subnet group after the other deployment's runs: %v %+v", err, after)
+	}
+}

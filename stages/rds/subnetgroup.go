@@ -28,7 +28,19 @@ func (s *stage) findSubnetGroup(ctx context.Context) (*rdstypes.DBSubnetGroup, e
 	case len(out.DBSubnetGroups) == 0:
 		return nil, nil
 	}
-	return &out.DBSubnetGroups[0], nil
+	g := &out.DBSubnetGroups[0]
+	// Names are cleaned up into RDS's alphabet (Coder_Prod and coder-prod
+	// both give coder-prod-coder-db), so a group of this name may be
+	// another deployment's: never adopt, change or delete it.
+	tags, err := s.d.AWS.RDS.ListTagsForResource(ctx, &rds.ListTagsForResourceInput{ResourceName: g.DBSubnetGroupArn})
+	if err != nil {
+		return nil, awsx.Describe("list the tags of DB subnet group "+s.name(), err)
+	}
+	if other := rdsTagMap(tags.TagList)[awsx.TagDeployment]; other != "" && other != s.d.Deployment() {
+		return nil, fmt.Errorf("DB subnet group %s belongs to deployment %q, not %q: choose a cluster name that does not clean up to the same database name",
+			s.name(), other, s.d.Deployment())
+	}
+	return g, nil
 }
 
 func subnetGroupIDs(g *rdstypes.DBSubnetGroup) []string {
