@@ -3,6 +3,7 @@ package eks
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -130,12 +131,12 @@ func accessChanges(want accessWant, have map[string]*entryHave) (changes []entry
 		c := entryChange{principal: w.principal, want: w, have: h}
 		switch {
 		case h == nil:
-			c.create, c.associate = true, policyKeys(w.policies)
+			c.create, c.associate = true, slices.Sorted(maps.Keys(w.policies))
 		case !h.mine:
 			foreign = append(foreign, w.principal)
 			continue
 		case h.entry.Type != w.kind:
-			c.replace, c.associate = true, policyKeys(w.policies)
+			c.replace, c.associate = true, slices.Sorted(maps.Keys(w.policies))
 		default:
 			c.update = !slices.Equal(h.entry.Groups, w.groups) || (w.username != "" && h.entry.Username != w.username)
 			c.associate, c.disassociate = policyDiff(w.policies, h.policies)
@@ -149,15 +150,6 @@ func accessChanges(want accessWant, have map[string]*entryHave) (changes []entry
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].principal < changes[j].principal })
 	return changes, foreign
-}
-
-func policyKeys(m map[string]scopeWant) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func policyDiff(want, have map[string]scopeWant) (associate, disassociate []string) {
@@ -367,24 +359,15 @@ func (s *stage) checkAccessEntries(ctx context.Context) engine.Check {
 		return engine.Failf(name, applyHint+" to converge them", "%s", strings.Join(drift, "; "))
 	}
 	var listed []string
-	for _, p := range policyKeysOf(have) {
+	for _, p := range slices.Sorted(maps.Keys(have)) {
 		listed = append(listed, p+" ("+strings.Join(namesOf(have[p].policies), ",")+")")
 	}
 	return engine.Passf(name, "%d entries: %s", len(have), strings.Join(listed, "; "))
 }
 
-func policyKeysOf(m map[string]*entryHave) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func namesOf(m map[string]scopeWant) []string {
 	var out []string
-	for _, p := range policyKeys(m) {
+	for _, p := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, policyName(p))
 	}
 	return out

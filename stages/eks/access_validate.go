@@ -3,6 +3,8 @@ package eks
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -75,7 +77,7 @@ func (s *stage) validatePolicies(ctx context.Context, want accessWant) error {
 		}
 	}
 	for _, e := range want.entries {
-		for i, p := range policyKeys(e.policies) {
+		for i, p := range slices.Sorted(maps.Keys(e.policies)) {
 			if !known[p] {
 				return fault.Input(s.d.ConfigPath, fmt.Sprintf("%s[%d].accessPolicies[%d].policyARN", entriesField, e.index, i),
 					"use an EKS access policy, arn:"+s.partition()+":eks::aws:cluster-access-policy/NAME with NAME one of "+strings.Join(firstN(names, 4), ", ")+", ...",

@@ -422,23 +422,7 @@ func TestBadInputIsRefusedBeforeAnythingChanges(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, e)
 			}
-			e.Calls.Reset()
-			g, err := engine.NewGraph(graph(e.Deps))
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = g.ValidateAll(ctx, []string{Name}, nil)
-			if !fault.IsInput(err) {
-				t.Fatalf("got %v, want bad input", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
-			if m := e.Calls.Mutations(); len(m) != 0 {
-				t.Errorf("validation made mutating calls: %v", m)
-			}
+			assertRefusedBeforeAnyChange(t, e.Env, tc.want)
 		})
 	}
 }

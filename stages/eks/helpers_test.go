@@ -19,6 +19,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
@@ -203,3 +204,27 @@ func mustJSON(t *testing.T, data []byte, v any) {
 func mapsEqual(a, b map[string]string) bool { return maps.Equal(a, b) }
 
 func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// assertRefusedBeforeAnyChange runs the stage's validation as up does and
+// wants bad input whose message holds each of want, with no mutating AWS
+// call made on the way.
+func assertRefusedBeforeAnyChange(t *testing.T, e *stagetest.Env, want []string) {
+	t.Helper()
+	e.Calls.Reset()
+	g, err := engine.NewGraph(graph(e.Deps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = g.ValidateAll(ctx, []string{Name}, nil)
+	if !fault.IsInput(err) {
+		t.Fatalf("got %v, want bad input", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	if m := e.Calls.Mutations(); len(m) != 0 {
+		t.Errorf("validation made mutating calls: %v", m)
+	}
+}

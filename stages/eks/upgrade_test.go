@@ -11,7 +11,6 @@ import (
 
 	"github.com/coderctl/coderctl/internal/eksversion"
 	"github.com/coderctl/coderctl/internal/engine"
-	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
@@ -162,24 +161,8 @@ func TestUpgradeBadInputIsRefusedBeforeAnythingChanges(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, e, emu)
 			}
-			e.Calls.Reset()
 			before := len(emu.Mutations())
-			g, err := engine.NewGraph(graph(e.Deps))
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = g.ValidateAll(ctx, []string{Name}, nil)
-			if !fault.IsInput(err) {
-				t.Fatalf("got %v, want bad input", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
-			if m := e.Calls.Mutations(); len(m) != 0 {
-				t.Errorf("validation made mutating calls: %v", m)
-			}
+			assertRefusedBeforeAnyChange(t, e.Env, tc.want)
 			if m := emu.Mutations()[before:]; len(m) != 0 {
 				t.Errorf("validation made mutating EKS calls: %v", m)
 			}
