@@ -17,7 +17,7 @@ import (
 
 func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
 	var dryRun, noWait bool
-	var changes changeFlags
+	changes := newOptionFlags(changeOptions)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Apply every stage in dependency order, verifying each",
@@ -50,7 +50,7 @@ func newPlanCmd(f *Factory, g *globalOptions) *cobra.Command {
 	}
 	selection := selectionFlags(cmd, f, "plan")
 	// The same switches as up, so the plan shows what up with them does.
-	var changes changeFlags
+	changes := newOptionFlags(changeOptions)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		sel, err := selection()
 		if err != nil {
@@ -62,42 +62,8 @@ func newPlanCmd(f *Factory, g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// changeFlags let up (or one stage's apply) make the changes it refuses
-// or defers by default.
-type changeFlags struct{ applyImmediately, allowMajor, allowDowngrade bool }
-
-func (c *changeFlags) add(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&c.applyImmediately, "apply-immediately", false, "apply database class and storage changes now, not in the maintenance window")
-	cmd.Flags().BoolVar(&c.allowMajor, "allow-major-version-upgrade", false, "let the database engine move to a new major version (a snapshot is taken first)")
-	cmd.Flags().BoolVar(&c.allowDowngrade, "allow-downgrade", false, "let CODER_VERSION go below the running version (restore the database from before the upgrade first)")
-}
-
-func (c *changeFlags) tune(s *session) {
-	s.deps.Opts.ApplyImmediately = c.applyImmediately
-	s.deps.Opts.AllowMajorVersionUpgrade = c.allowMajor
-	s.deps.Opts.AllowDowngrade = c.allowDowngrade
-}
-
-// destroyFlags let down (or one stage's destroy) delete what it keeps by
-// default.
-type destroyFlags struct{ deleteDB, skipSnapshot, forceSecrets, deleteVolumes bool }
-
-func (d *destroyFlags) add(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&d.deleteDB, "delete-database", false, "turn off deletion protection and delete the database")
-	cmd.Flags().BoolVar(&d.skipSnapshot, "skip-final-snapshot", false, "delete the database without a final snapshot")
-	cmd.Flags().BoolVar(&d.forceSecrets, "force-delete-secrets", false, "delete secrets without the 7-day recovery window")
-	cmd.Flags().BoolVar(&d.deleteVolumes, "delete-volumes", false, "delete the EBS volumes of workspace claims (home directories); listed and kept otherwise")
-}
-
-func (d *destroyFlags) tune(s *session) {
-	s.deps.Opts.DeleteDatabase = d.deleteDB
-	s.deps.Opts.SkipFinalSnapshot = d.skipSnapshot
-	s.deps.Opts.ForceDeleteSecrets = d.forceSecrets
-	s.deps.Opts.DeleteVolumes = d.deleteVolumes
-}
-
 func newDownCmd(f *Factory, g *globalOptions) *cobra.Command {
-	var destroy destroyFlags
+	destroy := newOptionFlags(destroyOptions)
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Destroy every stage in reverse order, then list what still carries the deployment tag",

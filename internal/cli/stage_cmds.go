@@ -39,8 +39,8 @@ func newOneStageCmd(f *Factory, g *globalOptions, name, summary string) *cobra.C
 		},
 	}
 	only := []string{name}
-	var changes changeFlags
-	var destroy destroyFlags
+	changes := newOptionFlags(changeOptions)
+	destroy := newOptionFlags(destroyOptions)
 	plan := &cobra.Command{Use: "plan", Short: "Show what apply would do", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runGraphWith(cmd.Context(), f, g, "coderctl stage "+name+" plan", engine.Options{Mode: engine.ModePlan, Only: only}, changes.tune)

@@ -6,7 +6,8 @@ package inventory
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,12 +48,7 @@ func Tagged(ctx context.Context, c *awsx.Clients, deployment string) ([]string, 
 		}()
 	}
 	wg.Wait()
-	out := make([]string, 0, len(seen))
-	for r := range seen {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out, firstErr
+	return slices.Sorted(maps.Keys(seen)), firstErr
 }
 
 func ec2Live(ctx context.Context, c *awsx.Clients, deployment string) ([]string, error) {

@@ -3,6 +3,7 @@ package eks
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -82,12 +83,7 @@ func wantedLogTypes(cfg *api.ClusterConfig) []string {
 		}
 		set[t] = true
 	}
-	out := make([]string, 0, len(set))
-	for t := range set {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(set))
 }
 
 // describeCluster returns the cluster, nil when it does not exist. A

@@ -231,11 +231,7 @@ func (s *stage) createInstance(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	arn, err := s.d.Output(KeyMasterSecretARN, Name)
-	if err != nil {
-		return err
-	}
-	doc, err := s.readMasterSecret(ctx, arn)
+	_, doc, err := s.recordedMasterSecret(ctx)
 	if err != nil {
 		return err
 	}

@@ -135,12 +135,19 @@ func (s *stage) legacySecret(ctx context.Context) (sec *secretsmanager.DescribeS
 	}
 }
 
-func (s *stage) planMasterSecret(ctx context.Context) ([]engine.Action, error) {
-	sec, err := s.findSecret(ctx)
-	if err != nil {
-		return nil, err
+// bothSecrets is the deployment's master secret and its legacy-named one
+// (each nil when absent), and why a legacy one was ignored: plan, apply and
+// destroy all start from the pair.
+func (s *stage) bothSecrets(ctx context.Context) (sec, legacy *secretsmanager.DescribeSecretOutput, ignored string, err error) {
+	if sec, err = s.findSecret(ctx); err != nil {
+		return nil, nil, "", err
 	}
-	legacy, ignored, err := s.legacySecret(ctx)
+	legacy, ignored, err = s.legacySecret(ctx)
+	return sec, legacy, ignored, err
+}
+
+func (s *stage) planMasterSecret(ctx context.Context) ([]engine.Action, error) {
+	sec, legacy, ignored, err := s.bothSecrets(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -189,11 +196,7 @@ func (s *stage) planMasterSecret(ctx context.Context) ([]engine.Action, error) {
 }
 
 func (s *stage) applyMasterSecret(ctx context.Context, r engine.Reporter) error {
-	sec, err := s.findSecret(ctx)
-	if err != nil {
-		return err
-	}
-	legacy, _, err := s.legacySecret(ctx)
+	sec, legacy, _, err := s.bothSecrets(ctx)
 	if err != nil {
 		return err
 	}
@@ -415,6 +418,16 @@ func (s *stage) readMasterSecret(ctx context.Context, arn string) (*MasterSecret
 	return s.readSecretDoc(ctx, arn, s.secretName())
 }
 
+// recordedMasterSecret reads the secret this stage's master-secret step
+// recorded (creating or changing the instance needs it done first).
+func (s *stage) recordedMasterSecret(ctx context.Context) (arn string, doc *MasterSecret, err error) {
+	if arn, err = s.d.Output(KeyMasterSecretARN, Name); err != nil {
+		return "", nil, err
+	}
+	doc, err = s.readMasterSecret(ctx, arn)
+	return arn, doc, err
+}
+
 // readSecretDoc reads and decodes the secret arn, called name in errors,
 // which never quote it.
 func (s *stage) readSecretDoc(ctx context.Context, arn, name string) (*MasterSecret, error) {
@@ -432,11 +445,7 @@ func (s *stage) readSecretDoc(ctx context.Context, arn, name string) (*MasterSec
 // syncSecretEndpoint writes the instance's host and port into the secret
 // when they differ, so it is a complete connection description.
 func (s *stage) syncSecretEndpoint(ctx context.Context, r engine.Reporter, host string, port int32) error {
-	arn, err := s.d.Output(KeyMasterSecretARN, Name)
-	if err != nil {
-		return err
-	}
-	doc, err := s.readMasterSecret(ctx, arn)
+	arn, doc, err := s.recordedMasterSecret(ctx)
 	if err != nil {
 		return err
 	}
@@ -460,11 +469,7 @@ func (s *stage) syncSecretEndpoint(ctx context.Context, r engine.Reporter, host 
 // once with ForceDeleteSecrets, and this deployment's legacy-named one if
 // a move left it. It runs only after the instance is gone.
 func (s *stage) destroyMasterSecret(ctx context.Context, r engine.Reporter) error {
-	sec, err := s.findSecret(ctx)
-	if err != nil {
-		return err
-	}
-	legacy, _, err := s.legacySecret(ctx)
+	sec, legacy, _, err := s.bothSecrets(ctx)
 	if err != nil {
 		return err
 	}
