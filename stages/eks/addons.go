@@ -234,27 +234,37 @@ func (s *stage) applyAddons(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	wanted := s.wantedAddons()
-	for _, a := range wanted {
+	var names []string
+	for _, a := range s.wantedAddons() {
 		if err := s.ensureAddon(ctx, r, c, a, s.roleFor(a, ebsRole)); err != nil {
 			return err
 		}
+		names = append(names, a.name)
+	}
+	return s.waitAddons(ctx, r, names)
+}
+
+// waitAddons waits for the named add-ons in parallel, except, while the
+// cluster has no node group, those that need nodes (needsNodes).
+func (s *stage) waitAddons(ctx context.Context, r engine.Reporter, names []string) error {
+	if len(names) == 0 {
+		return nil
 	}
 	hasNodes, err := s.hasNodeGroups(ctx)
 	if err != nil {
 		return err
 	}
-	errs := make([]error, len(wanted))
+	errs := make([]error, len(names))
 	var wg sync.WaitGroup
-	for i, a := range wanted {
-		if needsNodes(a.name) && !hasNodes {
-			r.Progress(a.name + " becomes ACTIVE once node groups exist (the nodegroups stage); not waiting for it")
+	for i, name := range names {
+		if needsNodes(name) && !hasNodes {
+			r.Progress(name + " becomes ACTIVE once node groups exist (the nodegroups stage); not waiting for it")
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.waitAddon(ctx, r, a.name)
+			errs[i] = s.waitAddon(ctx, r, name)
 		}()
 	}
 	wg.Wait()

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -359,25 +358,5 @@ func (s *stage) upgradeAddons(ctx context.Context, r engine.Reporter, c *ekstype
 		}
 		moved = append(moved, a.name)
 	}
-	if len(moved) == 0 {
-		return nil
-	}
-	hasNodes, err := s.hasNodeGroups(ctx)
-	if err != nil {
-		return err
-	}
-	errs := make([]error, len(moved))
-	var wg sync.WaitGroup
-	for i, name := range moved {
-		if needsNodes(name) && !hasNodes {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.waitAddon(ctx, r, name)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return s.waitAddons(ctx, r, moved) // addons.go
 }

@@ -3,15 +3,11 @@ package eks
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eks"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 
-	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/eksupdate"
 	"github.com/coderctl/coderctl/internal/eksversion"
 	"github.com/coderctl/coderctl/internal/engine"
 )
@@ -22,13 +18,6 @@ import (
 // control plane the groups must follow; the nodegroups stage, which runs
 // after this one, cannot do that in the middle of the chain. The last
 // minor's groups are left to it: it converges updateConfig first.
-
-// Waiting for a node group's rollout: as the nodegroups stage's waits.
-const (
-	nodeGroupMinDelay       = 30 * time.Second
-	nodeGroupMaxDelay       = 120 * time.Second
-	nodeGroupUpgradeTimeout = 60 * time.Minute
-)
 
 // upgradeNodeGroups moves every node group of the cluster that trails
 // version to it with UpdateNodegroupVersion, in parallel (EKS replaces each
@@ -60,54 +49,10 @@ func mustMinor(v string) int {
 	return m
 }
 
+// upgradeNodeGroup moves one group to version and waits for it (eksupdate,
+// as the nodegroups stage does for the last minor).
 func (s *stage) upgradeNodeGroup(ctx context.Context, r engine.Reporter, c *ekstypes.Cluster, g groupVersion, version string) error {
-	r.Progress(fmt.Sprintf("upgrading node group %s from Kubernetes %s to %s (%d batches, updateConfig)", g.name, g.version, version, g.batches))
-	in := &eks.UpdateNodegroupVersionInput{
-		ClusterName: aws.String(s.clusterName()), NodegroupName: aws.String(g.name), Version: aws.String(version),
-		ClientRequestToken: aws.String(s.clientToken("nodegroup-version/"+g.name, incarnation(c)+"/"+version)),
-	}
-	var u *ekstypes.Update
-	// A group busy with another update (a killed run's) refuses a new one
-	// with ResourceInUseException until it is over.
-	err := awsx.Poll(ctx, r, "EKS to take node group "+g.name+"'s update", s.d.Opts.Wait, nodeGroupUpgradeTimeout, func(ctx context.Context) (bool, string, error) {
-		out, err := s.d.AWS.EKS.UpdateNodegroupVersion(ctx, in)
-		switch {
-		case err == nil:
-			u = out.Update
-			return true, "started", nil
-		case awsx.ErrorCode(err) == "ResourceInUseException":
-			return false, "another update of the node group is in progress", nil
-		}
-		return false, "", awsx.Describe("EKS UpdateNodegroupVersion "+g.name, err)
-	})
-	if err != nil {
-		return err
-	}
-	if u != nil && u.Id != nil && u.Status != ekstypes.UpdateStatusSuccessful {
-		id := aws.ToString(u.Id)
-		err = awsx.Poll(ctx, r, "update of node group "+g.name, s.d.Opts.Wait, nodeGroupUpgradeTimeout, func(ctx context.Context) (bool, string, error) {
-			out, err := s.d.AWS.EKS.DescribeUpdate(ctx, &eks.DescribeUpdateInput{Name: aws.String(s.clusterName()), NodegroupName: aws.String(g.name), UpdateId: aws.String(id)})
-			if err != nil {
-				return false, "", awsx.Describe("EKS DescribeUpdate "+g.name, err)
-			}
-			switch out.Update.Status {
-			case ekstypes.UpdateStatusSuccessful:
-				return true, string(out.Update.Status), nil
-			case ekstypes.UpdateStatusFailed, ekstypes.UpdateStatusCancelled:
-				return false, "", fmt.Errorf("EKS update %s of node group %s %s: %s", id, g.name, out.Update.Status, updateErrors(out.Update))
-			}
-			return false, string(out.Update.Status), nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	waiter := eks.NewNodegroupActiveWaiter(s.d.AWS.EKS, func(o *eks.NodegroupActiveWaiterOptions) {
-		o.MinDelay, o.MaxDelay = s.d.Opts.Wait.Delays(nodeGroupMinDelay, nodeGroupMaxDelay)
-	})
-	in2 := &eks.DescribeNodegroupInput{ClusterName: aws.String(s.clusterName()), NodegroupName: aws.String(g.name)}
-	if err := waiter.Wait(ctx, in2, s.d.Opts.Wait.WaitTimeout(nodeGroupUpgradeTimeout)); err != nil {
-		return fmt.Errorf("waiting for node group %s to be ACTIVE after its upgrade: %w", g.name, err)
-	}
-	return nil
+	ng := eksupdate.Group{EKS: s.d.AWS.EKS, Wait: s.d.Opts.Wait, Cluster: s.clusterName(), Name: g.name}
+	_, err := ng.Upgrade(ctx, r, g.version, version, g.batches, s.clientToken("nodegroup-version/"+g.name, incarnation(c)+"/"+version))
+	return err
 }

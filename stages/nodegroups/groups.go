@@ -19,22 +19,26 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
+	"github.com/coderctl/coderctl/internal/eksupdate"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/state"
 )
 
-// Waiting for node groups: the SDK waiters' own poll delays; managed node
-// group failures only surface after ~21 minutes, so the bounds leave room.
+// Waiting for a new group and for a deleted one (eksupdate holds the
+// delays and the updates' bounds): managed node group failures only
+// surface after ~21 minutes, so the bounds leave room.
 const (
-	groupMinDelay      = 30 * time.Second
-	groupMaxDelay      = 120 * time.Second
 	groupCreateTimeout = 35 * time.Minute
-	groupUpdateTimeout = 30 * time.Minute
 	groupDeleteTimeout = 30 * time.Minute
 )
 
 func groupResource(name string) string { return "nodegroup/" + name }
+
+// group is the cluster's node group name, to update and wait for.
+func (s *stage) group(name string) eksupdate.Group {
+	return eksupdate.Group{EKS: s.d.AWS.EKS, Wait: s.d.Opts.Wait, Cluster: s.clusterName(), Name: name}
+}
 
 // describeGroup returns the node group, or nil when it (or the cluster)
 // does not exist.
@@ -166,7 +170,7 @@ func (s *stage) applyGroup(ctx context.Context, r engine.Reporter, spec config.N
 	if err := s.recordGroup(spec.Name, true); err != nil {
 		return err
 	}
-	if ng, err = s.waitActive(ctx, r, spec.Name, groupCreateTimeout); err != nil {
+	if ng, err = s.group(spec.Name).WaitActive(ctx, r, groupCreateTimeout); err != nil {
 		return err
 	}
 	if ng, err = s.rollIfNeeded(ctx, r, ng); err != nil {
@@ -256,8 +260,6 @@ func (s *stage) createToken(ctx context.Context, resource string) (string, error
 func (s *stage) updateGroup(ctx context.Context, r engine.Reporter, ng *ekstypes.Nodegroup, d drift) error {
 	name := aws.ToString(ng.NodegroupName)
 	in := &eks.UpdateNodegroupConfigInput{
-		ClusterName:   aws.String(s.clusterName()),
-		NodegroupName: aws.String(name),
 		ScalingConfig: d.scaling,
 		Labels:        d.labels,
 		Taints:        d.taints,
@@ -265,14 +267,7 @@ func (s *stage) updateGroup(ctx context.Context, r engine.Reporter, ng *ekstypes
 	}
 	in.ClientRequestToken = aws.String(s.updateToken(ng, in))
 	r.Progress(fmt.Sprintf("updating node group %s: %s", name, strings.Join(d.changes, "; ")))
-	out, err := s.d.AWS.EKS.UpdateNodegroupConfig(ctx, in)
-	if err != nil {
-		return awsx.Describe("EKS UpdateNodegroupConfig "+name, err)
-	}
-	if err := s.waitUpdate(ctx, r, name, out.Update); err != nil {
-		return err
-	}
-	_, err = s.waitActive(ctx, r, name, groupUpdateTimeout)
+	_, err := s.group(name).UpdateConfig(ctx, r, in)
 	return err
 }
 
@@ -289,90 +284,8 @@ func (s *stage) updateToken(ng *ekstypes.Nodegroup, in *eks.UpdateNodegroupConfi
 	return s.clientToken("nodegroup-update/"+aws.ToString(ng.NodegroupName), modified+"/"+hex.EncodeToString(sum[:8]))
 }
 
-// waitUpdate polls DescribeUpdate until the update is over; EKS has no
-// waiter for updates. An update answered as already Successful (moto does
-// that) needs no poll.
-func (s *stage) waitUpdate(ctx context.Context, r engine.Reporter, name string, u *ekstypes.Update) error {
-	if u == nil || u.Id == nil || u.Status == ekstypes.UpdateStatusSuccessful {
-		return nil
-	}
-	what := "update of node group " + name
-	return awsx.Poll(ctx, r, what, s.d.Opts.Wait, groupUpdateTimeout, func(ctx context.Context) (bool, string, error) {
-		out, err := s.d.AWS.EKS.DescribeUpdate(ctx, &eks.DescribeUpdateInput{
-			Name: aws.String(s.clusterName()), NodegroupName: aws.String(name), UpdateId: u.Id,
-		})
-		if err != nil {
-			return false, "", awsx.Describe("EKS DescribeUpdate "+name, err)
-		}
-		st := out.Update.Status
-		switch st {
-		case ekstypes.UpdateStatusSuccessful:
-			return true, string(st), nil
-		case ekstypes.UpdateStatusFailed, ekstypes.UpdateStatusCancelled:
-			return false, string(st), fmt.Errorf("%s %s: %s", what, st, updateErrors(out.Update.Errors))
-		}
-		return false, string(st), nil
-	})
-}
-
-func updateErrors(errs []ekstypes.ErrorDetail) string {
-	var out []string
-	for _, e := range errs {
-		out = append(out, fmt.Sprintf("%s: %s", e.ErrorCode, aws.ToString(e.ErrorMessage)))
-	}
-	if len(out) == 0 {
-		return "no details from EKS"
-	}
-	return strings.Join(out, "; ")
-}
-
-// waitActive waits with the SDK's waiter until the group is ACTIVE and
-// returns it. A DEGRADED group stops the wait: it will not heal by itself.
-func (s *stage) waitActive(ctx context.Context, r engine.Reporter, name string, timeout time.Duration) (*ekstypes.Nodegroup, error) {
-	lo, hi := s.d.Opts.Wait.Delays(groupMinDelay, groupMaxDelay)
-	var last *ekstypes.Nodegroup
-	w := eks.NewNodegroupActiveWaiter(s.d.AWS.EKS, func(o *eks.NodegroupActiveWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
-		next := o.Retryable
-		o.Retryable = awsx.Watch(r, "node group "+name, groupStatus,
-			func(ctx context.Context, in *eks.DescribeNodegroupInput, out *eks.DescribeNodegroupOutput, err error) (bool, error) {
-				if err == nil && out != nil && out.Nodegroup != nil {
-					last = out.Nodegroup
-					if out.Nodegroup.Status == ekstypes.NodegroupStatusDegraded {
-						return false, fmt.Errorf("DEGRADED")
-					}
-				}
-				return next(ctx, in, out, err)
-			})
-	})
-	in := &eks.DescribeNodegroupInput{ClusterName: aws.String(s.clusterName()), NodegroupName: aws.String(name)}
-	if err := w.Wait(ctx, in, s.d.Opts.Wait.WaitTimeout(timeout)); err != nil {
-		return nil, fmt.Errorf("node group %s did not become ACTIVE (%s): %w", name, healthSummary(last), err)
-	}
-	return last, nil
-}
-
-func groupStatus(out *eks.DescribeNodegroupOutput) string {
-	if out.Nodegroup == nil {
-		return "unknown"
-	}
-	return string(out.Nodegroup.Status)
-}
-
-// healthSummary quotes the group's status and health issues, which say why
-// a group failed (instances failed to join, quota, AMI, subnet capacity).
-func healthSummary(ng *ekstypes.Nodegroup) string {
-	if ng == nil {
-		return "status unknown"
-	}
-	parts := []string{"status " + string(ng.Status)}
-	if ng.Health != nil {
-		for _, is := range ng.Health.Issues {
-			parts = append(parts, fmt.Sprintf("%s: %s", is.Code, aws.ToString(is.Message)))
-		}
-	}
-	return strings.Join(parts, "; ")
-}
+// healthSummary quotes the group's status and health issues (verify.go).
+func healthSummary(ng *ekstypes.Nodegroup) string { return eksupdate.Health(ng) }
 
 // destroyGroup deletes the group and waits until it is gone. A group that
 // is gone (or whose cluster is) is fine; one not tagged for this
@@ -410,7 +323,7 @@ func (s *stage) startDelete(ctx context.Context, r engine.Reporter, ng *ekstypes
 	case ekstypes.NodegroupStatusCreating, ekstypes.NodegroupStatusUpdating:
 		// EKS refuses to delete a group in the middle of a change. A
 		// failed creation can be deleted, so the wait's error is not ours.
-		_, _ = s.waitActive(ctx, r, name, groupCreateTimeout)
+		_, _ = s.group(name).WaitActive(ctx, r, groupCreateTimeout)
 	}
 	r.Progress("deleting node group " + name)
 	_, err := s.d.AWS.EKS.DeleteNodegroup(ctx, &eks.DeleteNodegroupInput{
@@ -423,13 +336,7 @@ func (s *stage) startDelete(ctx context.Context, r engine.Reporter, ng *ekstypes
 }
 
 func (s *stage) waitDeleted(ctx context.Context, r engine.Reporter, name string) error {
-	lo, hi := s.d.Opts.Wait.Delays(groupMinDelay, groupMaxDelay)
-	w := eks.NewNodegroupDeletedWaiter(s.d.AWS.EKS, func(o *eks.NodegroupDeletedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
-		o.Retryable = awsx.Watch(r, "deletion of node group "+name, groupStatus, o.Retryable)
-	})
-	in := &eks.DescribeNodegroupInput{ClusterName: aws.String(s.clusterName()), NodegroupName: aws.String(name)}
-	return awsx.Describe("waiting for node group "+name+" to be deleted", w.Wait(ctx, in, s.d.Opts.Wait.WaitTimeout(groupDeleteTimeout)))
+	return s.group(name).WaitDeleted(ctx, r, groupDeleteTimeout)
 }
 
 // destroyOrphanGroups deletes node groups this stage created that are no

@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 
-	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
 )
 
@@ -93,20 +92,11 @@ func (s *stage) rollIfNeeded(ctx context.Context, r engine.Reporter, ng *ekstype
 	}
 	version := strconv.FormatInt(d.st.latest, 10)
 	in := &eks.UpdateNodegroupVersionInput{
-		ClusterName:    aws.String(s.clusterName()),
-		NodegroupName:  aws.String(name),
 		LaunchTemplate: &ekstypes.LaunchTemplateSpecification{Id: aws.String(d.st.id), Version: aws.String(version)},
 		// One token per target version: a retried call after a kill does
 		// not start a second rollout.
 		ClientRequestToken: aws.String(s.clientToken("nodegroup-version/"+name, d.st.id+"/"+version)),
 	}
 	r.Progress(fmt.Sprintf("rolling node group %s to launch template %s version %s: %s", name, d.st.name, version, joinChanges(d.changes)))
-	out, err := s.d.AWS.EKS.UpdateNodegroupVersion(ctx, in)
-	if err != nil {
-		return nil, awsx.Describe("EKS UpdateNodegroupVersion "+name, err)
-	}
-	if err := s.waitUpdate(ctx, r, name, out.Update); err != nil {
-		return nil, err
-	}
-	return s.waitActive(ctx, r, name, groupUpdateTimeout)
+	return s.group(name).UpdateVersion(ctx, r, in)
 }

@@ -2,7 +2,6 @@ package nodegroups
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,26 +60,9 @@ func (s *stage) upgradeIfBehind(ctx context.Context, r engine.Reporter, name str
 	if !behind(aws.ToString(ng.Version), target) {
 		return nil
 	}
-	in := &eks.UpdateNodegroupVersionInput{
-		ClusterName:   aws.String(s.clusterName()),
-		NodegroupName: aws.String(name),
-		// The version alone: the launch template stays the version the
-		// group runs, and EKS picks the AMI release for the new minor.
-		Version: aws.String(target),
-		// One token per group incarnation and target: a retried call after
-		// a kill finds the rollout it started.
-		ClientRequestToken: aws.String(s.clientToken("nodegroup-kubernetes/"+name,
-			aws.ToTime(ng.CreatedAt).UTC().Format(time.RFC3339)+"/"+target)),
-	}
-	r.Progress(fmt.Sprintf("upgrading node group %s from Kubernetes %s to %s (%d batches, updateConfig)",
-		name, aws.ToString(ng.Version), target, eksversion.RolloutBatches(ng)))
-	out, err := s.d.AWS.EKS.UpdateNodegroupVersion(ctx, in)
-	if err != nil {
-		return awsx.Describe("EKS UpdateNodegroupVersion "+name, err)
-	}
-	if err := s.waitUpdate(ctx, r, name, out.Update); err != nil {
-		return err
-	}
-	_, err = s.waitActive(ctx, r, name, groupUpdateTimeout)
+	// One token per group incarnation and target: a retried call after a
+	// kill finds the rollout it started.
+	token := s.clientToken("nodegroup-kubernetes/"+name, aws.ToTime(ng.CreatedAt).UTC().Format(time.RFC3339)+"/"+target)
+	_, err = s.group(name).Upgrade(ctx, r, aws.ToString(ng.Version), target, eksversion.RolloutBatches(ng), token)
 	return err
 }
