@@ -42,6 +42,11 @@ func InlineRolePolicies(ctx context.Context, client *iam.Client, role string) ([
 	return names, nil
 }
 
+// IAMTagList converts a tag map to IAM's tag list, in key order.
+func IAMTagList(m map[string]string) []iamtypes.Tag {
+	return TagList(m, func(k, v string) iamtypes.Tag { return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)} })
+}
+
 // IAMTags turns IAM's tag list into a map.
 func IAMTags(tags []iamtypes.Tag) map[string]string {
 	m := make(map[string]string, len(tags))

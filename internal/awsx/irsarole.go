@@ -8,7 +8,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/coderctl/coderctl/internal/engine"
 )
@@ -122,9 +121,7 @@ func (sp RoleSpec) Create(ctx context.Context, client *iam.Client, r engine.Repo
 		RoleName:                 aws.String(sp.Name),
 		AssumeRolePolicyDocument: aws.String(trust),
 		Description:              aws.String(sp.Description),
-		Tags: TagList(sp.Tags, func(k, v string) iamtypes.Tag {
-			return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
-		}),
+		Tags:                     IAMTagList(sp.Tags),
 	})
 	if ErrorCode(err) == "EntityAlreadyExists" {
 		// Created by another run since we looked.

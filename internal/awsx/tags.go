@@ -64,6 +64,12 @@ func EC2TagMap(tags []ec2types.Tag) map[string]string {
 	return m
 }
 
+// SecretsManagerTags converts a tag map to Secrets Manager's tag list, in
+// key order.
+func SecretsManagerTags(m map[string]string) []smtypes.Tag {
+	return TagList(m, func(k, v string) smtypes.Tag { return smtypes.Tag{Key: aws.String(k), Value: aws.String(v)} })
+}
+
 // SecretsManagerTagMap converts Secrets Manager's tag list to a map.
 func SecretsManagerTagMap(tags []smtypes.Tag) map[string]string {
 	m := make(map[string]string, len(tags))

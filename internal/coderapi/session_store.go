@@ -7,7 +7,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
@@ -31,10 +30,6 @@ type FirstUserStore struct {
 	// Deployment refuses a secret of that name tagged for another one.
 	Deployment string
 }
-
-// RecoveryWindowDays is how long a deleted first-user secret can be
-// restored (aws secretsmanager restore-secret), unless deleted with force.
-const RecoveryWindowDays = 7
 
 // Get returns the secret's value. A secret scheduled for deletion is
 // restored first: the owner it names still exists while Coder's database
@@ -67,15 +62,11 @@ func (s FirstUserStore) Get(ctx context.Context, name string) (string, bool, err
 
 // Create stores a new secret with the deployment's tags.
 func (s FirstUserStore) Create(ctx context.Context, name, value string) error {
-	var tags []smtypes.Tag
-	for k, v := range s.Tags {
-		tags = append(tags, smtypes.Tag{Key: aws.String(k), Value: aws.String(v)})
-	}
 	_, err := s.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 		Name:         aws.String(name),
 		Description:  aws.String("Coder's first owner (e-mail, username, password), created by coderctl; the password is kept nowhere else"),
 		SecretString: aws.String(value),
-		Tags:         tags,
+		Tags:         awsx.SecretsManagerTags(s.Tags),
 		// One request per secret name and content: a retried call is
 		// not a second secret.
 		ClientRequestToken: aws.String(clientToken(name)),
@@ -99,7 +90,7 @@ func clientToken(name string) string {
 	return t
 }
 
-// Delete deletes the secret: restorable for RecoveryWindowDays, or at
+// Delete deletes the secret: restorable for awsx.SecretRecoveryWindowDays, or at
 // once with force. A secret already gone is not an error; deleted says
 // whether there was one.
 func (s FirstUserStore) Delete(ctx context.Context, name string, force bool) (deleted bool, err error) {
@@ -116,14 +107,8 @@ func (s FirstUserStore) Delete(ctx context.Context, name string, force bool) (de
 	if d.DeletedDate != nil && !force {
 		return false, nil
 	}
-	in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(name)}
-	if force {
-		in.ForceDeleteWithoutRecovery = aws.Bool(true)
-	} else {
-		in.RecoveryWindowInDays = aws.Int64(RecoveryWindowDays)
-	}
-	if _, err := s.SM.DeleteSecret(ctx, in); err != nil && !awsx.IsNotFound(err) {
-		return false, awsx.Describe("delete secret "+name, err)
+	if err := awsx.DeleteSecret(ctx, s.SM, nil, name, name, force); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -62,8 +62,8 @@ type Deps struct {
 	Opts       Options
 	Now        func() time.Time
 	// LookupEnv reads the process environment, for the values that must
-	// never be stored (CODER_SESSION_TOKEN, OAuth secrets); nil means the
-	// stage's default (os.LookupEnv).
+	// never be stored (CODER_SESSION_TOKEN, OAuth secrets); nil means
+	// os.LookupEnv. Stages read it through Getenv.
 	LookupEnv func(string) (string, bool)
 	// HelmCacheDir is helm's repository cache for the stages that install
 	// charts; empty means helmx.DefaultCacheDir(). Tests point it at a

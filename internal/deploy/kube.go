@@ -34,8 +34,8 @@ func (d *Deps) KubeClient(ctx context.Context) (kubernetes.Interface, *rest.Conf
 }
 
 // Helm returns a helm client for the cluster, with its repository cache in
-// cacheDir (helmx's default when empty).
-func (d *Deps) Helm(ctx context.Context, cacheDir string) (*helmx.Client, error) {
+// HelmCacheDir (helmx's default when empty).
+func (d *Deps) Helm(ctx context.Context) (*helmx.Client, error) {
 	_, rc, err := d.KubeClient(ctx)
 	if err != nil {
 		return nil, err
@@ -43,14 +43,14 @@ func (d *Deps) Helm(ctx context.Context, cacheDir string) (*helmx.Client, error)
 	if rc == nil {
 		return nil, ErrNoKube
 	}
-	return helmx.New(rc, helmx.Options{CacheDir: cacheDir})
+	return helmx.New(rc, helmx.Options{CacheDir: d.HelmCacheDir})
 }
 
 // UninstallRelease removes a helm release, for a destroy step. When the EKS
 // cluster itself is gone the release went with it: it says so instead of
 // failing forever on a cluster that no longer exists.
-func (d *Deps) UninstallRelease(ctx context.Context, progress func(string), cacheDir, namespace, release string) error {
-	helm, err := d.Helm(ctx, cacheDir)
+func (d *Deps) UninstallRelease(ctx context.Context, progress func(string), namespace, release string) error {
+	helm, err := d.Helm(ctx)
 	if err != nil {
 		if d.ClusterGone(ctx) {
 			progress(fmt.Sprintf("EKS cluster %s is gone, and release %s with it", d.Deployment(), release))

@@ -15,11 +15,6 @@ type StageOptions struct {
 	LookupEnv func(string) (string, bool)
 }
 
-// StageOptions are the options Deps carries for its stages.
-func (d *Deps) StageOptions() StageOptions {
-	return StageOptions{HelmCacheDir: d.HelmCacheDir, LookupEnv: d.LookupEnv}
-}
-
 // With returns a copy of d carrying o instead of d's stage options, for a
 // stage built with its own (tests: a temporary helm cache, a fake
 // environment) without touching the Deps others use. The copy shares d's
@@ -31,10 +26,11 @@ func (d *Deps) With(o StageOptions) *Deps {
 	return &c
 }
 
-// Resolved fills what is unset with its default.
-func (o StageOptions) Resolved() StageOptions {
-	if o.LookupEnv == nil {
-		o.LookupEnv = os.LookupEnv
+// Getenv reads the process environment through LookupEnv, os.LookupEnv
+// when unset. Its values are read, never stored.
+func (d *Deps) Getenv(name string) (string, bool) {
+	if d.LookupEnv == nil {
+		return os.LookupEnv(name)
 	}
-	return o
+	return d.LookupEnv(name)
 }

@@ -1,6 +1,10 @@
 package helmx
 
-import "github.com/coderctl/coderctl/internal/engine"
+import (
+	"context"
+
+	"github.com/coderctl/coderctl/internal/engine"
+)
 
 // What a stage that installs a chart shows in its plan and while it
 // applies: helm's change as the step's action, and the values merge's notes
@@ -16,6 +20,17 @@ func ActionFor(resource string, c Change) engine.Action {
 		kind = engine.Update
 	}
 	return engine.Action{Kind: kind, Resource: resource, Reason: c.Reason}
+}
+
+// PlanAction is the step's action for installing or upgrading rel, called
+// resource in the plan: helm's planned change, read without changing
+// anything.
+func (c *Client) PlanAction(ctx context.Context, resource string, rel Release) (engine.Action, error) {
+	change, err := c.Plan(ctx, rel)
+	if err != nil {
+		return engine.Action{}, err
+	}
+	return ActionFor(resource, change), nil
 }
 
 // NoteActions turns a values merge's notes into plan lines about the

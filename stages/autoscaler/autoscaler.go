@@ -69,7 +69,7 @@ const (
 
 // New builds the autoscaler stage with d's helm cache.
 func New(d *deploy.Deps) engine.Stage {
-	s := &stage{d: d, opts: d.StageOptions().Resolved()}
+	s := &stage{d: d}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "cluster-autoscaler (helm, IRSA role) growing node groups up to maxSize; AUTOSCALER=none removes it",
@@ -89,8 +89,7 @@ func New(d *deploy.Deps) engine.Stage {
 
 // stage holds the stage's dependencies and the chart version it resolved.
 type stage struct {
-	d    *deploy.Deps
-	opts deploy.StageOptions
+	d *deploy.Deps
 
 	versionMu sync.Mutex
 	version   string

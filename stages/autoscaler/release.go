@@ -54,7 +54,7 @@ func (s *stage) chartVersion() (string, error) {
 		return s.version, nil
 	}
 	repo := s.d.Inputs.Get(config.KeyAutoscalerChartRepo)
-	releases, err := helmx.Releases(repo, Chart, s.opts.HelmCacheDir)
+	releases, err := helmx.Releases(repo, Chart, s.d.HelmCacheDir)
 	if err != nil {
 		return "", err
 	}
@@ -158,11 +158,11 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 		return []engine.Action{{Kind: engine.Create, Resource: res,
 			Reason: fmt.Sprintf("install %s once the cluster is reachable (%v)", rel.Chart, err)}}, nil
 	}
-	change, err := helm.Plan(ctx, rel)
+	action, err := helm.PlanAction(ctx, res, rel)
 	if err != nil {
 		return nil, err
 	}
-	return []engine.Action{helmx.ActionFor(res, change)}, nil
+	return []engine.Action{action}, nil
 }
 
 func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
@@ -220,10 +220,10 @@ func rolledOut(dep *appsv1.Deployment) (bool, string) {
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
-	return s.d.UninstallRelease(ctx, r.Progress, s.opts.HelmCacheDir, Namespace, Release)
+	return s.d.UninstallRelease(ctx, r.Progress, Namespace, Release)
 }
 
 // helm returns a helm client for the cluster.
 func (s *stage) helm(ctx context.Context) (*helmx.Client, error) {
-	return s.d.Helm(ctx, s.opts.HelmCacheDir)
+	return s.d.Helm(ctx)
 }

@@ -36,7 +36,7 @@ func (s *stage) validate(context.Context) error {
 // does not have, naming the releases of the cluster's minor it does have.
 func (s *stage) validatePinnedVersion(v string) error {
 	repo := s.d.Inputs.Get(config.KeyAutoscalerChartRepo)
-	releases, err := helmx.Releases(repo, Chart, s.opts.HelmCacheDir)
+	releases, err := helmx.Releases(repo, Chart, s.d.HelmCacheDir)
 	if err != nil {
 		return nil // unreadable now: apply reports it
 	}

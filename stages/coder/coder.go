@@ -82,7 +82,7 @@ const (
 // New builds the coder stage with d's helm cache and the environment
 // CODER_SESSION_TOKEN is read from.
 func New(d *deploy.Deps) engine.Stage {
-	s := &stage{d: d, opts: d.StageOptions().Resolved()}
+	s := &stage{d: d}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "Coder helm release on coderd nodes, NLB terminating TLS with the certificate, DNS",
@@ -112,8 +112,7 @@ func New(d *deploy.Deps) engine.Stage {
 func stepID(step string) string { return engine.StepID(Name, step) }
 
 type stage struct {
-	d    *deploy.Deps
-	opts deploy.StageOptions
+	d *deploy.Deps
 }
 
 // chart is the Coder chart as the inputs pin it.
@@ -129,4 +128,4 @@ func (s *stage) sizing() sizing.Sizing {
 }
 
 // token is the owner's session token from the process environment, or "".
-func (s *stage) token() string { return coderapi.SessionToken(s.opts.LookupEnv) }
+func (s *stage) token() string { return coderapi.SessionToken(s.d.Getenv) }

@@ -26,7 +26,7 @@ func (s *stage) validateNoDowngrade(ctx context.Context) error {
 	if err != nil {
 		return nil // the input's own check reports it
 	}
-	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
+	helm, err := s.d.Helm(ctx)
 	if err != nil {
 		return nil
 	}

@@ -70,7 +70,7 @@ func imageTagOf(values map[string]any) string {
 func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	resource := fmt.Sprintf("helm release %s/%s", Namespace, ReleaseName)
 	notes := s.noteActions()
-	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
+	helm, err := s.d.Helm(ctx)
 	if err != nil {
 		return append([]engine.Action{{Kind: engine.Create, Resource: resource,
 			Reason: fmt.Sprintf("install chart %s (cluster not reachable yet: %v)", s.chart(), err)}}, notes...), nil
@@ -83,12 +83,11 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	change, err := helm.Plan(ctx, rel)
+	action, err := helm.PlanAction(ctx, resource, rel)
 	if err != nil {
 		return nil, err
 	}
-	action := helmx.ActionFor(resource, change)
-	if change.Action == helmx.ActionUpgrade {
+	if action.Kind == engine.Update {
 		action.Reason += "; " + s.rolloutNote(ctx, helm, rel)
 	}
 	return append([]engine.Action{action}, notes...), nil
@@ -100,7 +99,7 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 		return err
 	}
 	helmx.ReportNotes(r, KeyValuesFile, notes)
-	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
+	helm, err := s.d.Helm(ctx)
 	if err != nil {
 		return err
 	}
@@ -118,5 +117,5 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
-	return s.d.UninstallRelease(ctx, r.Progress, s.opts.HelmCacheDir, Namespace, ReleaseName)
+	return s.d.UninstallRelease(ctx, r.Progress, Namespace, ReleaseName)
 }

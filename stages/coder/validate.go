@@ -26,7 +26,7 @@ func (s *stage) validate(ctx context.Context) error {
 	if err := s.validateNoDowngrade(ctx); err != nil {
 		return err
 	}
-	return helmx.CheckChart(ctx, s.d.Inputs, s.chart(), s.opts.HelmCacheDir, config.KeyCoderChartRepo, config.KeyCoderChartVersion)
+	return helmx.CheckChart(ctx, s.d.Inputs, s.chart(), s.d.HelmCacheDir, config.KeyCoderChartRepo, config.KeyCoderChartVersion)
 }
 
 // roleARNStandIn stands for SECRETS_ROLE_ARN when the values are built

@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
@@ -179,9 +178,7 @@ func (s *stage) createProvider(ctx context.Context, r engine.Reporter, issuer st
 		Url:            aws.String(issuer),
 		ClientIDList:   []string{awsx.STSAudience},
 		ThumbprintList: []string{issuerThumbprint(ctx, issuer)},
-		Tags: awsx.TagList(s.tags(s.clusterName()), func(k, v string) iamtypes.Tag {
-			return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
-		}),
+		Tags:           awsx.IAMTagList(s.tags(s.clusterName())),
 	})
 	if err != nil && awsx.ErrorCode(err) != "EntityAlreadyExists" {
 		return awsx.Describe("IAM CreateOpenIDConnectProvider "+issuer, err)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
@@ -183,9 +182,7 @@ func (s *stage) createRole(ctx context.Context, spec roleSpec) (*roleState, erro
 		RoleName:                 aws.String(spec.name),
 		AssumeRolePolicyDocument: aws.String(string(doc)),
 		Description:              aws.String(spec.description),
-		Tags: awsx.TagList(s.tags(spec.name), func(k, v string) iamtypes.Tag {
-			return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
-		}),
+		Tags:                     awsx.IAMTagList(s.tags(spec.name)),
 	})
 	if awsx.ErrorCode(err) == "EntityAlreadyExists" {
 		// Created since we looked (another run, or a retried call).

@@ -117,7 +117,7 @@ func (s *stage) createLT(ctx context.Context, r engine.Reporter, group string, w
 		ClientToken:        aws.String(token),
 		TagSpecifications: []ec2types.TagSpecification{{
 			ResourceType: ec2types.ResourceTypeLaunchTemplate,
-			Tags:         awsx.TagList(s.tags(name), func(k, v string) ec2types.Tag { return ec2types.Tag{Key: aws.String(k), Value: aws.String(v)} }),
+			Tags:         awsx.EC2Tags(s.tags(name)),
 		}},
 	})
 	if awsx.ErrorCode(err) == "InvalidLaunchTemplateName.AlreadyExistsException" {

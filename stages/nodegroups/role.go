@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
@@ -169,9 +168,7 @@ func (s *stage) createRole(ctx context.Context) (*roleState, error) {
 		RoleName:                 aws.String(name),
 		AssumeRolePolicyDocument: aws.String(string(doc)),
 		Description:              aws.String("EKS managed node groups of " + s.clusterName() + " (coderctl)"),
-		Tags: awsx.TagList(s.tags(name), func(k, v string) iamtypes.Tag {
-			return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
-		}),
+		Tags:                     awsx.IAMTagList(s.tags(name)),
 	})
 	if awsx.ErrorCode(err) == "EntityAlreadyExists" {
 		// Created since we looked (another run, or a retried call).

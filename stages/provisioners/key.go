@@ -26,7 +26,7 @@ const tokenHint = "set CODER_FIRST_USER_EMAIL before the first `up` (coderctl cr
 // token, else the first-user secret, else (apply only) the first owner
 // created from CODER_FIRST_USER_EMAIL.
 func (s *stage) owner() coderapi.Owner {
-	return coderapi.OwnerForDeployment(s.d.Inputs, s.opts.LookupEnv, s.d.AWS)
+	return coderapi.OwnerForDeployment(s.d.Inputs, s.d.Getenv, s.d.AWS)
 }
 
 // hasOwnerSource reports whether a session can be had without

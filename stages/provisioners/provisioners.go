@@ -64,7 +64,7 @@ const (
 // New builds the provisioners stage with d's helm cache and the
 // environment CODER_SESSION_TOKEN is read from.
 func New(d *deploy.Deps) engine.Stage {
-	s := &stage{d: d, opts: d.StageOptions().Resolved()}
+	s := &stage{d: d}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "provisioner key and external provisioners sized by USERS",
@@ -83,11 +83,10 @@ func New(d *deploy.Deps) engine.Stage {
 }
 
 type stage struct {
-	d    *deploy.Deps
-	opts deploy.StageOptions
+	d *deploy.Deps
 }
 
-func (s *stage) token() string { return coderapi.SessionToken(s.opts.LookupEnv) }
+func (s *stage) token() string { return coderapi.SessionToken(s.d.Getenv) }
 
 func (s *stage) chart() helmx.Chart {
 	in := s.d.Inputs

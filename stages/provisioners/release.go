@@ -141,16 +141,15 @@ func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
+	helm, err := s.d.Helm(ctx)
 	if err != nil {
 		return nil, err
 	}
-	change, err := helm.Plan(ctx, rel)
+	action, err := helm.PlanAction(ctx, resource, rel)
 	if err != nil {
 		return nil, err
 	}
-	action := helmx.ActionFor(resource, change)
-	if change.Action == helmx.ActionUpgrade {
+	if action.Kind == engine.Update {
 		n := int32(s.sizing().Provisioners.Replicas)
 		action.Reason += fmt.Sprintf("; provisioners replaced by %s; each replaced daemon finishes its running build first (up to %ds)",
 			helmx.DescribeStrategy(Strategy(n), n), GracePeriodSeconds)
@@ -181,7 +180,7 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 		return err
 	}
 	helmx.ReportNotes(r, KeyValuesFile, notes)
-	helm, err := s.d.Helm(ctx, s.opts.HelmCacheDir)
+	helm, err := s.d.Helm(ctx)
 	if err != nil {
 		return err
 	}
@@ -201,7 +200,7 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
-	return s.d.UninstallRelease(ctx, r.Progress, s.opts.HelmCacheDir, names.CoderNamespace, ReleaseName)
+	return s.d.UninstallRelease(ctx, r.Progress, names.CoderNamespace, ReleaseName)
 }
 
 // mustFit fails the release at once when the provisioners can never all be

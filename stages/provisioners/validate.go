@@ -33,7 +33,7 @@ func (s *stage) validate(ctx context.Context) error {
 	if err := coderapi.ValidateCAFile(s.d.Inputs); err != nil {
 		return err
 	}
-	if err := helmx.CheckChart(ctx, s.d.Inputs, s.chart(), s.opts.HelmCacheDir, KeyChartRepo, KeyChartVersion); err != nil {
+	if err := helmx.CheckChart(ctx, s.d.Inputs, s.chart(), s.d.HelmCacheDir, KeyChartRepo, KeyChartVersion); err != nil {
 		return err
 	}
 	if token == "" {

@@ -118,7 +118,7 @@ func TestTwoDeploymentsSideBySide(t *testing.T) {
 func (w *world) makeLegacy(t *testing.T, value string, tags map[string]string) string {
 	t.Helper()
 	out, err := w.Deps.AWS.SecretsManager.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
-		Name: aws.String(legacyName), SecretString: aws.String(value), Tags: secretTagList(tags)})
+		Name: aws.String(legacyName), SecretString: aws.String(value), Tags: awsx.SecretsManagerTags(tags)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
@@ -73,9 +72,6 @@ func requestToken(parts ...string) string {
 	h := hex.EncodeToString(sum[:16])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
-
-// recoveryWindowDays is how long a deleted master secret can be restored.
-const recoveryWindowDays = 7
 
 // describeSecret looks a secret up by name or ARN; nil when there is none.
 func (s *stage) describeSecret(ctx context.Context, id string) (*secretsmanager.DescribeSecretOutput, error) {
@@ -162,7 +158,7 @@ func (s *stage) planMasterSecret(ctx context.Context) ([]engine.Action, error) {
 			{Kind: engine.Create, Resource: res, Reason: fmt.Sprintf(
 				"move from %s, tagged for this deployment: %scopy the same credentials under the deployment's own name (the database password does not change)", legacySecretName, restore)},
 			{Kind: engine.Delete, Resource: "secret " + legacySecretName, Reason: fmt.Sprintf(
-				"moved to %s: scheduled for deletion, restorable for %d days", name, recoveryWindowDays)},
+				"moved to %s: scheduled for deletion, restorable for %d days", name, awsx.SecretRecoveryWindowDays)},
 		}, nil
 	}
 	var act engine.Action
@@ -190,7 +186,7 @@ func (s *stage) planMasterSecret(ctx context.Context) ([]engine.Action, error) {
 	acts := []engine.Action{act}
 	if legacy != nil && legacy.DeletedDate == nil {
 		acts = append(acts, engine.Action{Kind: engine.Delete, Resource: "secret " + legacySecretName, Reason: fmt.Sprintf(
-			"left over from the move to %s: scheduled for deletion (restorable for %d days) if it holds the same password", name, recoveryWindowDays)})
+			"left over from the move to %s: scheduled for deletion (restorable for %d days) if it holds the same password", name, awsx.SecretRecoveryWindowDays)})
 	}
 	return acts, nil
 }
@@ -263,7 +259,7 @@ func (s *stage) moveLegacySecret(ctx context.Context, r engine.Reporter, legacy 
 		Description:        aws.String(masterSecretDescription(s.d.Deployment())),
 		SecretString:       value.SecretString,
 		ClientRequestToken: aws.String(requestToken(s.d.Deployment(), name, "moved from", from)),
-		Tags:               secretTagList(tags),
+		Tags:               awsx.SecretsManagerTags(tags),
 	})
 	// Exists: a concurrent or killed run made it; retiring the legacy
 	// secret compares the passwords before deleting anything.
@@ -301,25 +297,11 @@ func (s *stage) retireLegacySecret(ctx context.Context, r engine.Reporter, legac
 			legacySecretName, s.d.Deployment(), s.secretName()), map[string]any{"secret": legacySecretName})
 		return nil
 	}
-	return s.deleteSecret(ctx, r, legacySecretName, aws.ToString(legacy.ARN), false)
+	return awsx.DeleteSecret(ctx, s.d.AWS.SecretsManager, r.Progress, aws.ToString(legacy.ARN), legacySecretName, false)
 }
 
 // deleteSecret deletes a secret at once (force) or with the recovery
 // window.
-func (s *stage) deleteSecret(ctx context.Context, r engine.Reporter, name, arn string, force bool) error {
-	in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(arn)}
-	if force {
-		in.ForceDeleteWithoutRecovery = aws.Bool(true)
-		r.Progress("deleting secret " + name + " without recovery")
-	} else {
-		in.RecoveryWindowInDays = aws.Int64(recoveryWindowDays)
-		r.Progress(fmt.Sprintf("scheduling secret %s for deletion in %d days (restorable until then)", name, recoveryWindowDays))
-	}
-	if _, err := s.d.AWS.SecretsManager.DeleteSecret(ctx, in); err != nil && !awsx.IsNotFound(err) {
-		return awsx.Describe("delete secret "+name, err)
-	}
-	return nil
-}
 
 func masterSecretDescription(deployment string) string {
 	return "Master credentials of the Coder database of " + deployment + " (written by coderctl)"
@@ -331,7 +313,7 @@ func (s *stage) adoptSecretTags(ctx context.Context, arn string, have map[string
 	if awsx.HasTags(have, want) {
 		return nil
 	}
-	_, err := s.d.AWS.SecretsManager.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String(arn), Tags: secretTagList(want)})
+	_, err := s.d.AWS.SecretsManager.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String(arn), Tags: awsx.SecretsManagerTags(want)})
 	return awsx.Describe("tag secret "+s.secretName(), err)
 }
 
@@ -366,7 +348,7 @@ func (s *stage) createMasterSecret(ctx context.Context, r engine.Reporter) error
 		Description:        aws.String(masterSecretDescription(s.d.Deployment())),
 		SecretString:       aws.String(string(body)),
 		ClientRequestToken: aws.String(requestToken(s.d.Deployment(), name)),
-		Tags:               secretTagList(tags),
+		Tags:               awsx.SecretsManagerTags(tags),
 	})
 	if err != nil {
 		return awsx.Describe("create secret "+name, err)
@@ -481,13 +463,9 @@ func (s *stage) destroyMasterSecret(ctx context.Context, r engine.Reporter) erro
 		if found.sec == nil || (found.sec.DeletedDate != nil && !force) {
 			continue
 		}
-		if err := s.deleteSecret(ctx, r, found.name, aws.ToString(found.sec.ARN), force); err != nil {
+		if err := awsx.DeleteSecret(ctx, s.d.AWS.SecretsManager, r.Progress, aws.ToString(found.sec.ARN), found.name, force); err != nil {
 			return err
 		}
 	}
 	return s.d.State.Unset(KeyMasterSecretARN)
-}
-
-func secretTagList(m map[string]string) []smtypes.Tag {
-	return awsx.TagList(m, func(k, v string) smtypes.Tag { return smtypes.Tag{Key: aws.String(k), Value: aws.String(v)} })
 }

@@ -114,11 +114,11 @@ func (s *stage) planRelease(ctx context.Context, spec releaseSpec) ([]engine.Act
 		return []engine.Action{{Kind: engine.Create, Resource: res,
 			Reason: fmt.Sprintf("install %s once the cluster is reachable (%v)", rel.Chart, err)}}, nil
 	}
-	change, err := k.helm.Plan(ctx, rel)
+	action, err := k.helm.PlanAction(ctx, res, rel)
 	if err != nil {
 		return nil, err
 	}
-	return []engine.Action{helmx.ActionFor(res, change)}, nil
+	return []engine.Action{action}, nil
 }
 
 func (s *stage) applyRelease(ctx context.Context, r engine.Reporter, spec releaseSpec) error {
@@ -136,7 +136,7 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter, spec releas
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter, spec releaseSpec) error {
-	return s.d.UninstallRelease(ctx, r.Progress, s.opts.HelmCacheDir, ReleaseNamespace, spec.release)
+	return s.d.UninstallRelease(ctx, r.Progress, ReleaseNamespace, spec.release)
 }
 
 // releaseStep is the step installing spec's chart: plan, apply and destroy

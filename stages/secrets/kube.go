@@ -42,7 +42,7 @@ func (s *stage) kubeClients(ctx context.Context) (*kubeAccess, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
-	hc, err := helmx.New(rc, helmx.Options{CacheDir: s.opts.HelmCacheDir})
+	hc, err := helmx.New(rc, helmx.Options{CacheDir: s.d.HelmCacheDir})
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func (s *stage) oauthSecrets() []optionalSecret {
 // envValue is the variable's value with surrounding spaces (a paste
 // artefact) dropped; "" means unset.
 func (s *stage) envValue(name string) string {
-	v, _ := s.opts.LookupEnv(name)
+	v, _ := s.d.Getenv(name)
 	return strings.TrimSpace(v)
 }
 

@@ -92,13 +92,12 @@ const (
 // New builds the secrets stage with d's helm cache, reading OAuth
 // settings from d's environment.
 func New(d *deploy.Deps) engine.Stage {
-	return (&stage{d: d, opts: d.StageOptions().Resolved()}).definition()
+	return (&stage{d: d}).definition()
 }
 
 // stage holds the stage's dependencies and what it learns once per run.
 type stage struct {
-	d    *deploy.Deps
-	opts deploy.StageOptions
+	d *deploy.Deps
 
 	kubeMu sync.Mutex
 	kube   *kubeAccess

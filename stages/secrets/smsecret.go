@@ -10,15 +10,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/names"
 )
-
-// recoveryWindowDays is how long a destroyed secret can be restored.
-const recoveryWindowDays = 7
 
 // remoteSecret is what Secrets Manager says about one of our secrets.
 type remoteSecret struct {
@@ -178,7 +174,7 @@ func retirePlan(m managed, exists bool, legacy *remoteSecret) []engine.Action {
 		why = "left over from the move to " + m.name
 	}
 	return []engine.Action{{Kind: engine.Delete, Resource: "secret " + m.legacy,
-		Reason: fmt.Sprintf("%s: scheduled for deletion, restorable for %d days", why, recoveryWindowDays)}}
+		Reason: fmt.Sprintf("%s: scheduled for deletion, restorable for %d days", why, awsx.SecretRecoveryWindowDays)}}
 }
 
 // convergeSecret makes the secret hold value, creating, restoring or
@@ -222,7 +218,7 @@ func (s *stage) updateSecret(ctx context.Context, r engine.Reporter, sec *remote
 	if want := s.secretTags(name); !awsx.HasTags(sec.tags, want) {
 		r.Progress("tagging secret " + name)
 		if _, err := s.d.AWS.SecretsManager.TagResource(ctx, &secretsmanager.TagResourceInput{
-			SecretId: aws.String(sec.arn), Tags: smTagList(want)}); err != nil {
+			SecretId: aws.String(sec.arn), Tags: awsx.SecretsManagerTags(want)}); err != nil {
 			return awsx.Describe("tag secret "+name, err)
 		}
 	}
@@ -247,7 +243,7 @@ func (s *stage) createSecret(ctx context.Context, r engine.Reporter, name, value
 		Name:               aws.String(name),
 		Description:        aws.String("Coder deployment " + s.d.Deployment() + " (coderctl)"),
 		SecretString:       aws.String(value),
-		Tags:               smTagList(s.secretTags(name)),
+		Tags:               awsx.SecretsManagerTags(s.secretTags(name)),
 		ClientRequestToken: aws.String(requestToken(s.d.Deployment(), name, "create")),
 	})
 	if awsx.ErrorCode(err) == "ResourceExistsException" {
@@ -273,13 +269,8 @@ func (s *stage) retireLegacy(ctx context.Context, r engine.Reporter, m managed, 
 	if !movable(legacy) {
 		return nil
 	}
-	r.Progress(fmt.Sprintf("scheduling secret %s for deletion in %d days (restorable until then): moved to %s", m.legacy, recoveryWindowDays, m.name))
-	_, err := s.d.AWS.SecretsManager.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{
-		SecretId: aws.String(legacy.arn), RecoveryWindowInDays: aws.Int64(recoveryWindowDays)})
-	if awsx.IsNotFound(err) {
-		return nil
-	}
-	return awsx.Describe("delete secret "+m.legacy, err)
+	progress := func(msg string) { r.Progress(msg + ": moved to " + m.name) }
+	return awsx.DeleteSecret(ctx, s.d.AWS.SecretsManager, progress, legacy.arn, m.legacy, false)
 }
 
 // destroySecret deletes the deployment's secret and its legacy-named copy
@@ -315,19 +306,7 @@ func (s *stage) deleteFound(ctx context.Context, r engine.Reporter, sec *remoteS
 	if sec.deleted && !force {
 		return nil
 	}
-	in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(sec.arn)}
-	if force {
-		r.Progress("deleting secret " + name + " without a recovery window")
-		in.ForceDeleteWithoutRecovery = aws.Bool(true)
-	} else {
-		r.Progress(fmt.Sprintf("scheduling secret %s for deletion in %d days (restorable until then)", name, recoveryWindowDays))
-		in.RecoveryWindowInDays = aws.Int64(recoveryWindowDays)
-	}
-	_, err := s.d.AWS.SecretsManager.DeleteSecret(ctx, in)
-	if awsx.IsNotFound(err) {
-		return nil
-	}
-	return awsx.Describe("delete secret "+name, err)
+	return awsx.DeleteSecret(ctx, s.d.AWS.SecretsManager, r.Progress, sec.arn, name, force)
 }
 
 func (s *stage) secretTags(name string) map[string]string {
@@ -340,10 +319,4 @@ func requestToken(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	h := hex.EncodeToString(sum[:16])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-func smTagList(tags map[string]string) []smtypes.Tag {
-	return awsx.TagList(tags, func(k, v string) smtypes.Tag {
-		return smtypes.Tag{Key: aws.String(k), Value: aws.String(v)}
-	})
 }

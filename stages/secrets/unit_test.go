@@ -131,7 +131,7 @@ func testStage(t *testing.T, inputs map[string]string, clusterConfig string) *st
 	} else {
 		d = stagetest.New(t, inputs).Deps
 	}
-	return &stage{d: d, opts: deploy.StageOptions{LookupEnv: func(string) (string, bool) { return "", false }}}
+	return &stage{d: d.With(deploy.StageOptions{LookupEnv: func(string) (string, bool) { return "", false }})}
 }
 
 // TestTolerationsCoverEveryTaint: both DaemonSets tolerate every taint,

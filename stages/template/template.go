@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/deploy"
@@ -53,7 +54,7 @@ const (
 // New builds the template stage, reading CODER_SESSION_TOKEN from d's
 // environment.
 func New(d *deploy.Deps) engine.Stage {
-	s := &stage{d: d, opts: d.StageOptions().Resolved(), poll: importPoll(d)}
+	s := &stage{d: d, poll: importPoll(d)}
 	return engine.Stage{
 		Name:    Name,
 		Summary: "workspace template " + TemplateName + " pushed to Coder, rendered for this cluster",
@@ -74,8 +75,7 @@ func New(d *deploy.Deps) engine.Stage {
 }
 
 type stage struct {
-	d    *deploy.Deps
-	opts deploy.StageOptions
+	d *deploy.Deps
 	// poll is how often the import job is asked about.
 	poll time.Duration
 }
@@ -90,7 +90,7 @@ func importPoll(d *deploy.Deps) time.Duration {
 }
 
 func (s *stage) owner() coderapi.Owner {
-	return coderapi.OwnerForDeployment(s.d.Inputs, s.opts.LookupEnv, s.d.AWS)
+	return coderapi.OwnerForDeployment(s.d.Inputs, s.d.Getenv, s.d.AWS)
 }
 
 // Render is the template for this deployment: the files and their hash.
@@ -286,7 +286,7 @@ func (s *stage) destroyFirstUser(ctx context.Context, rep engine.Reporter) error
 		rep.Progress("secret " + o.SecretName() + " deleted without recovery")
 	default:
 		rep.Notice(fmt.Sprintf("secret %s (Coder's first owner's password) scheduled for deletion in %d days; restore it with `aws secretsmanager restore-secret --secret-id %s` while Coder's database lives",
-			o.SecretName(), coderapi.RecoveryWindowDays, o.SecretName()), map[string]any{"secret": o.SecretName()})
+			o.SecretName(), awsx.SecretRecoveryWindowDays, o.SecretName()), map[string]any{"secret": o.SecretName()})
 	}
 	return nil
 }
