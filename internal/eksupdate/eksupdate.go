@@ -1,9 +1,11 @@
-// Package eksupdate changes a managed node group and waits for it, for the
-// eks stage (node groups between two minors of an upgrade) and the
-// nodegroups stage (everything else): start an update, retried while EKS
-// is busy with another one, poll DescribeUpdate until it is over (EKS has
-// no waiter for updates), then wait with the SDK's waiter until the group
-// is ACTIVE again. The waits' delays and bounds live here, once.
+// Package eksupdate runs EKS updates and waits for them: of the cluster
+// (its version, configuration, encryption: the eks stage) and of managed
+// node groups (the eks stage between two minors of an upgrade, the
+// nodegroups stage for everything else). Start an update, retried while
+// EKS is busy with another one, poll DescribeUpdate until it is over (EKS
+// has no waiter for updates), and for a node group wait with the SDK's
+// waiter until it is ACTIVE again. The node group waits' delays and
+// bounds live here, once.
 package eksupdate
 
 import (
@@ -79,54 +81,83 @@ func (g Group) UpdateConfig(ctx context.Context, r engine.Reporter, in *eks.Upda
 	})
 }
 
-// run starts an update with start, waits for it and for the group to be
-// ACTIVE, each wait bounded by timeout. A group busy with another update
-// (a killed run's) refuses a new one with ResourceInUseException until it
-// is over, so start is tried again until then; the caller's client
-// request token makes a retried call after a kill find the update it
-// started instead of starting a second one.
+// run starts an update with start and waits for it (Run) and for the
+// group to be ACTIVE, each wait bounded by timeout.
 func (g Group) run(ctx context.Context, r engine.Reporter, op string, timeout time.Duration, start func(context.Context) (*ekstypes.Update, error)) (*ekstypes.Nodegroup, error) {
+	t := Target{Cluster: g.Cluster, Nodegroup: g.Name}
+	if err := Run(ctx, r, g.EKS, g.Wait, t, op, timeout, start); err != nil {
+		return nil, err
+	}
+	return g.WaitActive(ctx, r, timeout)
+}
+
+// Target is what an update changes: the cluster, or one of its managed
+// node groups when Nodegroup is set.
+type Target struct{ Cluster, Nodegroup string }
+
+func (t Target) kind() string {
+	if t.Nodegroup != "" {
+		return "node group"
+	}
+	return "cluster"
+}
+
+func (t Target) name() string {
+	if t.Nodegroup != "" {
+		return t.Nodegroup
+	}
+	return t.Cluster
+}
+
+// Run starts an update of t with start (op names the call in errors) and
+// polls DescribeUpdate until it is over (EKS has no waiter for updates),
+// each wait bounded by timeout. A cluster or group busy with another
+// update (a killed run's) refuses a new one with ResourceInUseException
+// until it is over, so start is tried again until then; the caller's
+// client request token makes a retried call after a kill find the update
+// it started instead of starting a second one.
+func Run(ctx context.Context, r engine.Reporter, client *eks.Client, wait awsx.WaitPolicy, t Target, op string, timeout time.Duration, start func(context.Context) (*ekstypes.Update, error)) error {
 	var u *ekstypes.Update
-	err := awsx.Poll(ctx, r, "EKS to take node group "+g.Name+"'s update", g.Wait, timeout, func(ctx context.Context) (bool, string, error) {
+	err := awsx.Poll(ctx, r, "EKS to take "+t.kind()+" "+t.name()+"'s update", wait, timeout, func(ctx context.Context) (bool, string, error) {
 		var err error
 		u, err = start(ctx)
 		switch {
 		case err == nil:
 			return true, "started", nil
 		case awsx.ErrorCode(err) == "ResourceInUseException":
-			return false, "another update of the node group is in progress", nil
+			return false, "another update of the " + t.kind() + " is in progress", nil
 		}
-		return false, "", awsx.Describe("EKS "+op+" "+g.Name, err)
+		return false, "", awsx.Describe("EKS "+op+" "+t.name(), err)
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := g.waitUpdate(ctx, r, u, timeout); err != nil {
-		return nil, err
-	}
-	return g.WaitActive(ctx, r, timeout)
+	return waitUpdate(ctx, r, client, wait, t, u, timeout)
 }
 
 // waitUpdate polls DescribeUpdate until the update is over. An update
-// answered as already Successful (moto does that) needs no poll.
-func (g Group) waitUpdate(ctx context.Context, r engine.Reporter, u *ekstypes.Update, timeout time.Duration) error {
+// answered as already Successful, or not at all (moto does both), needs no
+// poll.
+func waitUpdate(ctx context.Context, r engine.Reporter, client *eks.Client, wait awsx.WaitPolicy, t Target, u *ekstypes.Update, timeout time.Duration) error {
 	if u == nil || u.Id == nil || u.Status == ekstypes.UpdateStatusSuccessful {
 		return nil
 	}
 	id := aws.ToString(u.Id)
-	return awsx.Poll(ctx, r, "update of node group "+g.Name, g.Wait, timeout, func(ctx context.Context) (bool, string, error) {
-		out, err := g.EKS.DescribeUpdate(ctx, &eks.DescribeUpdateInput{
-			Name: aws.String(g.Cluster), NodegroupName: aws.String(g.Name), UpdateId: aws.String(id),
-		})
+	in := &eks.DescribeUpdateInput{Name: aws.String(t.Cluster), UpdateId: aws.String(id)}
+	if t.Nodegroup != "" {
+		in.NodegroupName = aws.String(t.Nodegroup)
+	}
+	return awsx.Poll(ctx, r, "update of "+t.kind()+" "+t.name(), wait, timeout, func(ctx context.Context) (bool, string, error) {
+		out, err := client.DescribeUpdate(ctx, in)
 		if err != nil {
-			return false, "", awsx.Describe("EKS DescribeUpdate "+g.Name, err)
+			return false, "", awsx.Describe("EKS DescribeUpdate "+t.name(), err)
 		}
 		st := out.Update.Status
 		switch st {
 		case ekstypes.UpdateStatusSuccessful:
 			return true, string(st), nil
 		case ekstypes.UpdateStatusFailed, ekstypes.UpdateStatusCancelled:
-			return false, string(st), fmt.Errorf("EKS update %s of node group %s %s: %s", id, g.Name, st, updateErrors(out.Update))
+			return false, string(st), fmt.Errorf("EKS update %s (%s) of %s %s %s: %s", id, out.Update.Type, t.kind(), t.name(), st, updateErrors(out.Update))
 		}
 		return false, string(st), nil
 	})

@@ -54,7 +54,8 @@ func (r *reporter) said(part string) bool {
 
 // world is cluster c at Kubernetes 1.32 in moto behind the EKS stand-in,
 // with node group ng at 1.31 on launch template version 1 of a template
-// that has a version 2.
+// that has a version 2. Node group and cluster updates stay InProgress for
+// polls descriptions.
 type world struct {
 	eks  *eks.Client
 	ltID string
@@ -63,7 +64,7 @@ type world struct {
 func newWorld(t *testing.T, polls int) *world {
 	t.Helper()
 	m := moto.Require(t)
-	s := ekstest.Start(t, m.URL, ekstest.Options{Polls: polls})
+	s := ekstest.Start(t, m.URL, ekstest.Options{Polls: polls, UpdatePolls: polls})
 	ctx := context.Background()
 	cfg, err := m.AWSConfig(ctx, "us-west-2")
 	if err != nil {
@@ -307,6 +308,67 @@ func TestWaits(t *testing.T) {
 			}
 			if gone := w.describe(t) == nil; gone != tc.gone {
 				t.Errorf("group ng gone = %v, want %v", gone, tc.gone)
+			}
+		})
+	}
+}
+
+// TestClusterUpdates: a cluster update is waited through DescribeUpdate
+// while EKS says InProgress, with the cluster named in each message; one
+// EKS refuses fails at once, naming the call and the cluster.
+func TestClusterUpdates(t *testing.T) {
+	tests := []struct {
+		name    string
+		version string
+		// groupFollows moves ng to the cluster's 1.32 first, as EKS
+		// requires before the control plane's next minor.
+		groupFollows bool
+		said         []string
+		wantErr      string
+	}{
+		{name: "one minor up is waited for", version: "1.33", groupFollows: true,
+			said: []string{"waiting for EKS to take cluster c's update: started", "waiting for update of cluster c: InProgress"}},
+		{name: "a trailing node group is refused", version: "1.33", wantErr: "EKS UpdateClusterVersion c: "},
+		{name: "two minors up is refused", version: "1.34", groupFollows: true, wantErr: "EKS UpdateClusterVersion c: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, 2)
+			r := &reporter{}
+			if tc.groupFollows {
+				if _, err := w.group("ng").Upgrade(context.Background(), &reporter{}, "1.31", "1.32", 1, "tok-follow"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wait := awsx.WaitPolicy{MinDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond, Timeout: 30 * time.Second}
+			err := eksupdate.Run(context.Background(), r, w.eks, wait, eksupdate.Target{Cluster: "c"}, "UpdateClusterVersion", time.Minute,
+				func(ctx context.Context) (*ekstypes.Update, error) {
+					out, err := w.eks.UpdateClusterVersion(ctx, &eks.UpdateClusterVersionInput{Name: aws.String("c"), Version: aws.String(tc.version)})
+					if err != nil {
+						return nil, err
+					}
+					return out.Update, nil
+				})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tc.said {
+				if !r.said(s) {
+					t.Errorf("progress lacks %q: %q", s, r.msgs)
+				}
+			}
+			out, err := w.eks.DescribeCluster(context.Background(), &eks.DescribeClusterInput{Name: aws.String("c")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := aws.ToString(out.Cluster.Version); v != tc.version {
+				t.Errorf("cluster version after the update = %s, want %s", v, tc.version)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	api "github.com/weaveworks/eksctl/pkg/apis/eksctl.io/v1alpha5"
 
 	"github.com/coderctl/coderctl/internal/awsx"
+	"github.com/coderctl/coderctl/internal/eksupdate"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/state"
@@ -519,54 +520,9 @@ func (s *stage) updateConfig(ctx context.Context, r engine.Reporter, in *eks.Upd
 	})
 }
 
-// runUpdate starts a cluster update and waits for it with DescribeUpdate
-// (the SDK has no waiter for updates). EKS runs one update at a time and
-// refuses another with ResourceInUseException while one runs (a killed
-// run's, or EKS's own): start waits for that one to end, then retries.
+// runUpdate starts a cluster update with start and waits for it.
 func (s *stage) runUpdate(ctx context.Context, r engine.Reporter, op string, timeout time.Duration, start func(context.Context) (*ekstypes.Update, error)) error {
-	var u *ekstypes.Update
-	err := awsx.Poll(ctx, r, "EKS to take the "+op+" request", s.d.Opts.Wait, timeout, func(ctx context.Context) (bool, string, error) {
-		var err error
-		u, err = start(ctx)
-		switch {
-		case err == nil:
-			return true, "started", nil
-		case awsx.ErrorCode(err) == "ResourceInUseException":
-			return false, "another update of the cluster is in progress", nil
-		}
-		return false, "", awsx.Describe("EKS "+op+" "+s.clusterName(), err)
-	})
-	if err != nil {
-		return err
-	}
-	if u == nil || u.Id == nil {
-		return nil // moto alone answers with the cluster, already changed
-	}
-	id := aws.ToString(u.Id)
-	return awsx.Poll(ctx, r, "EKS update "+id+" ("+string(u.Type)+")", s.d.Opts.Wait, timeout, func(ctx context.Context) (bool, string, error) {
-		out, err := s.d.AWS.EKS.DescribeUpdate(ctx, &eks.DescribeUpdateInput{Name: aws.String(s.clusterName()), UpdateId: aws.String(id)})
-		if err != nil {
-			return false, "", awsx.Describe("EKS DescribeUpdate "+id, err)
-		}
-		switch out.Update.Status {
-		case ekstypes.UpdateStatusSuccessful:
-			return true, string(out.Update.Status), nil
-		case ekstypes.UpdateStatusFailed, ekstypes.UpdateStatusCancelled:
-			return false, "", fmt.Errorf("EKS update %s (%s) of cluster %s %s: %s", id, out.Update.Type, s.clusterName(), out.Update.Status, updateErrors(out.Update))
-		}
-		return false, string(out.Update.Status), nil
-	})
-}
-
-func updateErrors(u *ekstypes.Update) string {
-	var msgs []string
-	for _, e := range u.Errors {
-		msgs = append(msgs, string(e.ErrorCode)+": "+aws.ToString(e.ErrorMessage))
-	}
-	if len(msgs) == 0 {
-		return "no details"
-	}
-	return strings.Join(msgs, "; ")
+	return eksupdate.Run(ctx, r, s.d.AWS.EKS, s.d.Opts.Wait, eksupdate.Target{Cluster: s.clusterName()}, op, timeout, start)
 }
 
 // destroyCluster deletes the cluster, waits until it is gone, then
