@@ -18,7 +18,7 @@ vet:
 	$(GO) vet ./...
 
 fmt-check:
-	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^testbed/kubebin/')); \
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^internal/testenv/kubeground/kubebin/')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # What the proving ground needs, installed the same way for test, demo and
@@ -29,7 +29,7 @@ ground-prereqs:
 	@bash scripts/ground-prereqs.sh
 
 # Everything CI runs: static checks, then every test against the local
-# testing ground.
+# proving ground.
 test: fmt-check vet ground-prereqs fuzz
 	$(GO) test -count=1 -timeout 40m ./...
 
@@ -56,6 +56,6 @@ demo: build ground-prereqs
 	@bash scripts/demo.sh
 
 clean:
-	rm -rf bin .testbed
+	rm -rf bin .kubeground
 
 -include mk/*.mk

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# build-kube.sh builds the real Kubernetes control plane that the test ground
-# runs on loopback (kube-apiserver, kube-controller-manager, kube-scheduler,
-# etcd, kwok) from the Go module proxy, and caches them by version.
+# build-kube.sh builds the real Kubernetes control plane that the proving
+# ground runs on loopback (kube-apiserver, kube-controller-manager,
+# kube-scheduler, etcd, kwok) from the Go module proxy, and caches them by
+# version.
 #
 # Debian ships no kube-apiserver and Docker does not run here, so the binaries
 # are built from source: ~10 minutes cold on 2 cores, seconds when cached.
-# The build modules (with go.sum) live in testbed/kubebin, outside the main
-# module, because k8s.io/kubernetes needs 31 `replace` lines there.
+# The build modules (with go.sum) live in internal/testenv/kubeground/kubebin,
+# modules of their own outside the main one, because k8s.io/kubernetes needs
+# 31 `replace` lines there.
 #
 # Usage: scripts/build-kube.sh [--force]
 # Env:   CODERCTL_KUBE_CACHE  cache dir (default ~/.cache/coderctl/kube-v1.37.2)
@@ -16,7 +18,7 @@ readonly KUBE_VERSION=v1.37.2
 readonly KUBE_MINOR=37
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-kubebin="$root/testbed/kubebin"
+kubebin="$root/internal/testenv/kubeground/kubebin"
 cache="${CODERCTL_KUBE_CACHE:-${HOME}/.cache/coderctl/kube-${KUBE_VERSION}}"
 bin="$cache/bin"
 stages="$cache/stages"

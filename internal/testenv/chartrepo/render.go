@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// RenderKubeVersion is the cluster version Render assumes: the test ground's.
+// RenderKubeVersion is the cluster version Render assumes: the proving ground's.
 const RenderKubeVersion = "v1.37.2"
 
 // Manifests are rendered objects keyed "Kind/name" (CRDs and hooks

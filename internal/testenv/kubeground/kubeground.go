@@ -1,5 +1,5 @@
 // Package kubeground runs a real Kubernetes control plane on loopback for
-// tests and for `make testbed-up`: etcd, kube-apiserver,
+// tests and for `make kubeground-up`: etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler at v1.37.2, with kwok playing
 // the kubelets of fake nodes, so pods get scheduled, become Running/Ready,
 // and taints, tolerations, node selectors and DaemonSets behave as on EKS.

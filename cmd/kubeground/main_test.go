@@ -61,12 +61,12 @@ func TestRunUsageErrors(t *testing.T) {
 	}
 }
 
-func TestDownWithoutTestbed(t *testing.T) {
+func TestDownWithoutKubeground(t *testing.T) {
 	var out strings.Builder
 	if err := run([]string{"down", "--state-dir", t.TempDir()}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "no testbed running") {
-		t.Errorf("down output = %q, want it to say no testbed runs", out.String())
+	if !strings.Contains(out.String(), "no kubeground running") {
+		t.Errorf("down output = %q, want it to say no kubeground runs", out.String())
 	}
 }

@@ -1,10 +1,12 @@
-// Command testbed runs the local Kubernetes proving ground for people and
-// scripts: `testbed up` starts etcd, kube-apiserver, controller-manager,
-// scheduler and kwok on loopback (see internal/testenv/kubeground) and
-// writes `export KUBECONFIG=...` to <state-dir>/env; `testbed down` stops it.
+// Command kubeground runs the Kubernetes part of the local proving ground
+// alone (no moto, no stand-ins; cmd/ground runs the whole ground) for people
+// and scripts: `kubeground up` starts etcd, kube-apiserver,
+// controller-manager, scheduler and kwok on loopback (see
+// internal/testenv/kubeground) and writes `export KUBECONFIG=...` to
+// <state-dir>/env; `kubeground down` stops it.
 //
-//	testbed up [--state-dir .testbed] [--detach] [--node NAME[,label:K=V][,taint:K=V:EFFECT]]...
-//	testbed down [--state-dir .testbed]
+//	kubeground up [--state-dir .kubeground] [--detach] [--node NAME[,label:K=V][,taint:K=V:EFFECT]]...
+//	kubeground down [--state-dir .kubeground]
 //
 // Without --detach, up stays in the foreground until interrupted.
 package main
@@ -30,8 +32,8 @@ import (
 )
 
 const usage = `usage:
-  testbed up [--state-dir DIR] [--detach] [--node NAME[,label:K=V][,taint:K=V:EFFECT]]...
-  testbed down [--state-dir DIR]`
+  kubeground up [--state-dir DIR] [--detach] [--node NAME[,label:K=V][,taint:K=V:EFFECT]]...
+  kubeground down [--state-dir DIR]`
 
 // usageError makes main exit 2, like coderctl's bad-input errors.
 type usageError struct{ msg string }
@@ -43,7 +45,7 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "testbed:", err)
+	fmt.Fprintln(os.Stderr, "kubeground:", err)
 	var ue usageError
 	if errors.As(err, &ue) {
 		os.Exit(2)
@@ -55,9 +57,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"missing command"}
 	}
-	fs := flag.NewFlagSet("testbed "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("kubeground "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	stateDir := fs.String("state-dir", ".testbed", "directory for the pid file, env file, logs and etcd data")
+	stateDir := fs.String("state-dir", ".kubeground", "directory for the pid file, env file, logs and etcd data")
 	switch args[0] {
 	case "up":
 		detach := fs.Bool("detach", false, "start in the background and return once the ground is ready")
@@ -89,14 +91,14 @@ func statePaths(dir string) (paths, error) {
 	}
 	return paths{
 		dir:  abs,
-		pid:  filepath.Join(abs, "testbed.pid"),
+		pid:  filepath.Join(abs, "kubeground.pid"),
 		env:  filepath.Join(abs, "env"),
-		log:  filepath.Join(abs, "testbed.log"),
+		log:  filepath.Join(abs, "kubeground.log"),
 		work: filepath.Join(abs, "kube"),
 	}, nil
 }
 
-// claimStateDir refuses a state directory a running testbed uses, makes
+// claimStateDir refuses a state directory a running kubeground uses, makes
 // it, and removes a stale env file: left by a killed run, it would tell
 // scripts a ground is ready.
 func claimStateDir(stateDir string) (paths, error) {
@@ -105,7 +107,7 @@ func claimStateDir(stateDir string) (paths, error) {
 		return p, err
 	}
 	if pid, alive := runningPID(p.pid); alive {
-		return p, fmt.Errorf("a testbed already runs from %s (pid %d): run `testbed down --state-dir %s` first", p.dir, pid, stateDir)
+		return p, fmt.Errorf("a kubeground already runs from %s (pid %d): run `kubeground down --state-dir %s` first", p.dir, pid, stateDir)
 	}
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return p, err
@@ -134,7 +136,7 @@ func up(stateDir string, nodes nodeFlags, stdout, stderr io.Writer) error {
 	defer func() {
 		_ = os.Remove(p.env)
 		if err := g.Stop(); err != nil {
-			fmt.Fprintln(stderr, "testbed: stop:", err)
+			fmt.Fprintln(stderr, "kubeground: stop:", err)
 		}
 	}()
 	for _, n := range nodes {
@@ -146,9 +148,9 @@ func up(stateDir string, nodes nodeFlags, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(p.env, []byte(env), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "testbed up in %s; logs in %s\n%s", g.StartDuration().Round(time.Millisecond), p.work, env)
+	fmt.Fprintf(stdout, "kubeground up in %s; logs in %s\n%s", g.StartDuration().Round(time.Millisecond), p.work, env)
 	<-ctx.Done()
-	fmt.Fprintln(stderr, "testbed: stopping")
+	fmt.Fprintln(stderr, "kubeground: stopping")
 	return nil
 }
 
@@ -190,20 +192,20 @@ func upDetached(stateDir string, args []string, stdout io.Writer) error {
 		select {
 		case err := <-exited:
 			log, _ := os.ReadFile(p.log)
-			return fmt.Errorf("testbed exited during start (%v); %s:\n%s", err, p.log, log)
+			return fmt.Errorf("kubeground exited during start (%v); %s:\n%s", err, p.log, log)
 		case <-deadline:
 			_ = cmd.Process.Signal(syscall.SIGTERM)
-			return fmt.Errorf("testbed not ready after 3 minutes; see %s", p.log)
+			return fmt.Errorf("kubeground not ready after 3 minutes; see %s", p.log)
 		case <-tick.C:
 			if env, err := os.ReadFile(p.env); err == nil {
-				fmt.Fprintf(stdout, "testbed running (pid %d, log %s)\n%s", cmd.Process.Pid, p.log, env)
+				fmt.Fprintf(stdout, "kubeground running (pid %d, log %s)\n%s", cmd.Process.Pid, p.log, env)
 				return nil
 			}
 		}
 	}
 }
 
-// down stops the testbed recorded in the state dir; it is a no-op when none runs.
+// down stops the kubeground recorded in the state dir; it is a no-op when none runs.
 func down(stateDir string, stdout io.Writer) error {
 	p, err := statePaths(stateDir)
 	if err != nil {
@@ -213,7 +215,7 @@ func down(stateDir string, stdout io.Writer) error {
 	if !alive {
 		_ = os.Remove(p.pid)
 		_ = os.Remove(p.env)
-		fmt.Fprintf(stdout, "no testbed running from %s\n", p.dir)
+		fmt.Fprintf(stdout, "no kubeground running from %s\n", p.dir)
 		return nil
 	}
 	proc, err := os.FindProcess(pid)
@@ -224,7 +226,7 @@ func down(stateDir string, stdout io.Writer) error {
 	// up stops its components (apiserver before etcd) and then exits.
 	for range 300 {
 		if _, alive := runningPID(p.pid); !alive {
-			fmt.Fprintf(stdout, "testbed stopped (pid %d)\n", pid)
+			fmt.Fprintf(stdout, "kubeground stopped (pid %d)\n", pid)
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -233,12 +235,12 @@ func down(stateDir string, stdout io.Writer) error {
 	_ = proc.Signal(syscall.SIGKILL)
 	_ = os.Remove(p.pid)
 	_ = os.Remove(p.env)
-	fmt.Fprintf(stdout, "testbed killed (pid %d) after 30 s\n", pid)
+	fmt.Fprintf(stdout, "kubeground killed (pid %d) after 30 s\n", pid)
 	return nil
 }
 
 // runningPID reads the pid file and reports whether that process is alive
-// and still a testbed (a stale file's pid may belong to someone else now).
+// and still a kubeground (a stale file's pid may belong to someone else now).
 func runningPID(pidFile string) (int, bool) {
 	data, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -252,7 +254,7 @@ func runningPID(pidFile string) (int, bool) {
 		return pid, false
 	}
 	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
-		return pid, strings.Contains(string(cmdline), "testbed")
+		return pid, strings.Contains(string(cmdline), "kubeground")
 	}
 	return pid, true
 }

@@ -1,4 +1,4 @@
-module github.com/coderctl/coderctl/testbed/kubebin/kwok
+module github.com/coderctl/coderctl/internal/testenv/kubeground/kubebin/kwok
 
 go 1.26.0
 

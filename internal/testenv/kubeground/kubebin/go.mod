@@ -1,4 +1,4 @@
-module github.com/coderctl/coderctl/testbed/kubebin
+module github.com/coderctl/coderctl/internal/testenv/kubeground/kubebin
 
 go 1.26.0
 
