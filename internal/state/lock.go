@@ -161,14 +161,19 @@ func flock(f *os.File, how int) error {
 	}
 }
 
-// writeHolder replaces the lock file's content with this process's details.
-func writeHolder(f *os.File, command string) error {
+// thisRun describes this process, running command, as a lock's holder
+// (the local lock file's and the remote lock object's).
+func thisRun(command string) holder {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "unknown host"
 	}
-	h := holder{PID: os.Getpid(), Host: host, Command: command, Since: time.Now().UTC().Format(time.RFC3339)}
-	data, err := json.Marshal(h)
+	return holder{PID: os.Getpid(), Host: host, Command: command, Since: time.Now().UTC().Format(time.RFC3339)}
+}
+
+// writeHolder replaces the lock file's content with this process's details.
+func writeHolder(f *os.File, command string) error {
+	data, err := json.Marshal(thisRun(command))
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -35,18 +33,15 @@ type RemoteLock struct {
 // LockInfo is what the lock object says about the run that holds it. It
 // names a process and an identity, never a credential.
 type LockInfo struct {
-	ID      string `json:"id"`
-	PID     int    `json:"pid"`
-	Host    string `json:"host"`
-	Command string `json:"command"`
-	Since   string `json:"since"`
-	Who     string `json:"who,omitempty"` // the caller's ARN, when STS said
+	ID string `json:"id"`
+	holder
+	Who string `json:"who,omitempty"` // the caller's ARN, when STS said
 }
 
 // String reads like the local lock's holder line, with the identity and
 // the lock ID that 'state unlock' needs.
 func (h LockInfo) String() string {
-	s := holder{PID: h.PID, Host: h.Host, Command: h.Command, Since: h.Since}.String()
+	s := h.holder.String()
 	if h.Who != "" {
 		s += " as " + h.Who
 	}
@@ -71,12 +66,7 @@ func newLockID() string {
 // error is a *fault.LockedError naming the holder and how to remove a lock
 // whose run is gone.
 func (r *Remote) Lock(ctx context.Context, command string) (*RemoteLock, error) {
-	host, err := os.Hostname()
-	if err != nil {
-		host = "unknown host"
-	}
-	info := LockInfo{ID: newLockID(), PID: os.Getpid(), Host: host, Command: command,
-		Since: time.Now().UTC().Format(time.RFC3339), Who: r.callerARN(ctx)}
+	info := LockInfo{ID: newLockID(), holder: thisRun(command), Who: r.callerARN(ctx)}
 	body, err := json.Marshal(info)
 	if err != nil {
 		return nil, err
@@ -128,7 +118,7 @@ func (r *Remote) CurrentLock(ctx context.Context) (*LockInfo, string, error) {
 	}
 	var h LockInfo
 	if err := json.Unmarshal(data, &h); err != nil || h.ID == "" {
-		h = LockInfo{ID: "(none)", Host: "unknown host", Command: fmt.Sprintf("unknown: %s says %q", r.lockKey(), abbreviate(string(bytes.TrimSpace(data))))}
+		h = LockInfo{ID: "(none)", holder: holder{Host: "unknown host", Command: fmt.Sprintf("unknown: %s says %q", r.lockKey(), abbreviate(string(bytes.TrimSpace(data))))}}
 	}
 	return &h, aws.ToString(out.ETag), nil
 }
