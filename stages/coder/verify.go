@@ -3,8 +3,6 @@ package coder
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"sort"
 	"strings"
 
@@ -89,7 +87,11 @@ func (s *stage) checkSecret(ctx context.Context) []engine.Check {
 	case len(sec.Data[names.SecretKeyDatabaseURL]) == 0:
 		return []engine.Check{engine.Failf(CheckSecret, hint, "secret %s/%s has no %s key", Namespace, names.CoderSecret, names.SecretKeyDatabaseURL)}
 	}
-	keys := slices.Sorted(maps.Keys(sec.Data))
+	keys := make([]string, 0, len(sec.Data))
+	for k := range sec.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	return []engine.Check{engine.Passf(CheckSecret, "secret %s/%s synced with keys %s", Namespace, names.CoderSecret, strings.Join(keys, ", "))}
 }
 
