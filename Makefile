@@ -56,6 +56,6 @@ demo: build ground-prereqs
 	@bash scripts/demo.sh
 
 clean:
-	rm -rf bin .kubeground
+	rm -rf bin .kubeground .ground
 
 -include mk/*.mk
