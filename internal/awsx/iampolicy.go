@@ -155,3 +155,49 @@ func ClientToken(deployment, stage, resource, incarnation string) string {
 	sum := sha256.Sum256([]byte(strings.Join([]string{"coderctl", deployment, stage, resource, incarnation}, "\x00")))
 	return hex.EncodeToString(sum[:16])
 }
+
+// TrustAllows reports whether a trust policy as IAM returns it (URL
+// encoded, possibly reformatted) has an Allow statement letting the wanted
+// service principal assume the role. Other statements (added by an
+// administrator) are tolerated.
+func TrustAllows(encoded, principal string) bool {
+	doc := encoded
+	if !strings.HasPrefix(strings.TrimSpace(doc), "{") {
+		var err error
+		if doc, err = url.QueryUnescape(encoded); err != nil {
+			return false
+		}
+	}
+	var policy struct {
+		Statement []struct {
+			Effect    string
+			Principal struct{ Service any }
+			Action    any
+		}
+	}
+	if err := json.Unmarshal([]byte(doc), &policy); err != nil {
+		return false
+	}
+	for _, st := range policy.Statement {
+		if st.Effect == "Allow" && oneOrMany(st.Principal.Service, principal) && oneOrMany(st.Action, "sts:AssumeRole") {
+			return true
+		}
+	}
+	return false
+}
+
+// oneOrMany reports whether a policy field (a string or a list of strings)
+// holds want.
+func oneOrMany(v any, want string) bool {
+	switch t := v.(type) {
+	case string:
+		return t == want
+	case []any:
+		for _, x := range t {
+			if s, ok := x.(string); ok && s == want {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,9 +13,11 @@ import (
 	"github.com/coderctl/coderctl/internal/engine"
 )
 
-// RoleSpec is an IAM role coderctl holds to exactly one trust policy and
-// one inline policy, tagged for a deployment: an IRSA role for one
-// Kubernetes service account. Trust and Policy may be nil for Destroy.
+// RoleSpec is an IAM role coderctl owns, tagged for a deployment: its
+// trust policy, and the policies it holds — an inline one (an IRSA role
+// for one Kubernetes service account, held to exactly that) or AWS managed
+// ones attached (the EKS cluster, node and EBS CSI roles). Trust and the
+// policies may be nil for Destroy.
 type RoleSpec struct {
 	// Name is the role's name; Description is set when it is created.
 	Name, Description string
@@ -24,11 +27,21 @@ type RoleSpec struct {
 	Tags map[string]string
 	// Trust is the wanted trust policy.
 	Trust map[string]any
-	// PolicyName and Policy are the role's one inline policy.
+	// TrustAllows, when set, accepts a trust policy (as IAM returns it)
+	// that lets the role be assumed as wanted beside statements an
+	// administrator added; nil: the trust policy must be exactly Trust.
+	TrustAllows func(doc string) bool
+	// PolicyName and Policy are the role's inline policy; "" for none.
 	PolicyName string
 	Policy     map[string]any
-	// Why ends the progress message for each extra policy removed.
-	Why string
+	// Managed are the ARNs of the AWS managed policies the role must have
+	// attached.
+	Managed []string
+	// KeepOtherPolicies leaves policies beyond PolicyName and Managed in
+	// place (administrators extend the EKS roles); otherwise each is
+	// removed, the progress message ending with Why.
+	KeepOtherPolicies bool
+	Why               string
 	// Foreign is the error for a role of that name not tagged for
 	// Deployment (owner is its tag's value); nil gives a generic one.
 	Foreign func(owner string) error
@@ -38,11 +51,16 @@ type RoleSpec struct {
 type RoleState struct {
 	ARN      string
 	TrustOK  bool
-	PolicyOK bool
-	// ExtraInline and Attached are policies beyond the spec's one: each
-	// widens what the role may do.
+	PolicyOK bool // the inline policy, when the spec has one
+	// Missing are the spec's managed policies not attached.
+	Missing []string
+	// ExtraInline and Attached are policies beyond the spec's: each
+	// widens what the role may do (empty with KeepOtherPolicies).
 	ExtraInline []string
 	Attached    []string
+	// Created: this run made the role (IAM may not serve it everywhere
+	// yet).
+	Created bool
 
 	policyName string
 }
@@ -62,7 +80,27 @@ func (st *RoleState) Drift() []string {
 	if len(st.Attached) > 0 {
 		why = append(why, "attached managed policies "+strings.Join(st.Attached, ", "))
 	}
+	if len(st.Missing) > 0 {
+		why = append(why, "not attached: "+strings.Join(PolicyNames(st.Missing), ", "))
+	}
 	return why
+}
+
+// PolicyNames are the names of managed policies, from their ARNs.
+func PolicyNames(arns []string) []string {
+	out := make([]string, len(arns))
+	for i, a := range arns {
+		out[i] = PolicyName(a)
+	}
+	return out
+}
+
+// trustOK compares the role's trust policy with the spec's.
+func (sp RoleSpec) trustOK(doc string) bool {
+	if sp.TrustAllows != nil {
+		return sp.TrustAllows(doc)
+	}
+	return SamePolicy(doc, sp.Trust)
 }
 
 func (sp RoleSpec) foreign(owner string) error {
@@ -86,14 +124,21 @@ func (sp RoleSpec) Read(ctx context.Context, client *iam.Client) (*RoleState, er
 	if owner := IAMTags(out.Role.Tags)[TagDeployment]; owner != sp.Deployment {
 		return nil, sp.foreign(owner)
 	}
-	st := &RoleState{ARN: aws.ToString(out.Role.Arn), TrustOK: SamePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), sp.Trust), policyName: sp.PolicyName}
-	inline, err := InlineRolePolicies(ctx, client, sp.Name)
-	if err != nil {
-		return nil, err
+	st := &RoleState{ARN: aws.ToString(out.Role.Arn), TrustOK: sp.trustOK(aws.ToString(out.Role.AssumeRolePolicyDocument)),
+		PolicyOK: sp.PolicyName == "", policyName: sp.PolicyName}
+	// A role without an inline policy of its own that keeps others has
+	// nothing to learn from them: IAM is not asked.
+	var inline []string
+	if sp.PolicyName != "" || !sp.KeepOtherPolicies {
+		if inline, err = InlineRolePolicies(ctx, client, sp.Name); err != nil {
+			return nil, err
+		}
 	}
 	for _, p := range inline {
 		if p != sp.PolicyName {
-			st.ExtraInline = append(st.ExtraInline, p)
+			if !sp.KeepOtherPolicies {
+				st.ExtraInline = append(st.ExtraInline, p)
+			}
 			continue
 		}
 		doc, err := client.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(sp.Name), PolicyName: aws.String(p)})
@@ -102,15 +147,27 @@ func (sp RoleSpec) Read(ctx context.Context, client *iam.Client) (*RoleState, er
 		}
 		st.PolicyOK = SamePolicy(aws.ToString(doc.PolicyDocument), sp.Policy)
 	}
-	if st.Attached, err = AttachedRolePolicies(ctx, client, sp.Name); err != nil {
+	attached, err := AttachedRolePolicies(ctx, client, sp.Name)
+	if err != nil {
 		return nil, err
+	}
+	for _, p := range attached {
+		if !slices.Contains(sp.Managed, p) && !sp.KeepOtherPolicies {
+			st.Attached = append(st.Attached, p)
+		}
+	}
+	for _, p := range sp.Managed {
+		if !slices.Contains(attached, p) {
+			st.Missing = append(st.Missing, p)
+		}
 	}
 	return st, nil
 }
 
 // Create creates the role with its trust policy and tags at once (no
-// untagged window); the inline policy follows in Converge. A role another
-// run created since Read is read instead.
+// untagged window); its policies follow in Converge. IAM has no
+// idempotency token: the role's fixed name makes a repeated create safe,
+// and a role another run created since Read is read instead.
 func (sp RoleSpec) Create(ctx context.Context, client *iam.Client, r engine.Reporter) (*RoleState, error) {
 	trust, err := policyJSON(sp.Trust)
 	if err != nil {
@@ -134,7 +191,8 @@ func (sp RoleSpec) Create(ctx context.Context, client *iam.Client, r engine.Repo
 	if err != nil {
 		return nil, Describe("IAM CreateRole "+sp.Name, err)
 	}
-	return &RoleState{ARN: aws.ToString(out.Role.Arn), TrustOK: true, policyName: sp.PolicyName}, nil
+	return &RoleState{ARN: aws.ToString(out.Role.Arn), TrustOK: true, PolicyOK: sp.PolicyName == "",
+		Missing: slices.Clone(sp.Managed), Created: true, policyName: sp.PolicyName}, nil
 }
 
 // Converge repairs what st says drifted: trust, the inline policy, and any
@@ -161,6 +219,12 @@ func (sp RoleSpec) Converge(ctx context.Context, client *iam.Client, r engine.Re
 		if _, err := client.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
 			RoleName: name, PolicyName: aws.String(sp.PolicyName), PolicyDocument: aws.String(policy)}); err != nil {
 			return Describe("IAM PutRolePolicy "+sp.Name, err)
+		}
+	}
+	for _, p := range st.Missing {
+		r.Progress("attaching " + PolicyName(p) + " to IAM role " + sp.Name)
+		if _, err := client.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: name, PolicyArn: aws.String(p)}); err != nil {
+			return Describe("IAM AttachRolePolicy "+PolicyName(p)+" to "+sp.Name, err)
 		}
 	}
 	for _, p := range st.ExtraInline {
@@ -191,25 +255,26 @@ func (sp RoleSpec) Plan(ctx context.Context, client *iam.Client, missing string)
 	case len(st.Drift()) > 0:
 		return []engine.Action{{Kind: engine.Update, Resource: res, Reason: strings.Join(st.Drift(), "; ")}}, nil
 	}
-	return []engine.Action{{Kind: engine.Nothing, Resource: res, Reason: "trust and policy as wanted"}}, nil
+	return []engine.Action{{Kind: engine.Nothing, Resource: res, Reason: "trust and policies as wanted"}}, nil
 }
 
 // Apply reads the role, creates it if missing, hands its ARN to record
-// (before anything else changes), then converges it.
-func (sp RoleSpec) Apply(ctx context.Context, client *iam.Client, r engine.Reporter, record func(arn string) error) error {
+// (before anything else changes), then converges it, and returns what it
+// found (Created says it made the role).
+func (sp RoleSpec) Apply(ctx context.Context, client *iam.Client, r engine.Reporter, record func(arn string) error) (*RoleState, error) {
 	st, err := sp.Read(ctx, client)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if st == nil {
 		if st, err = sp.Create(ctx, client, r); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := record(st.ARN); err != nil {
-		return err
+		return nil, err
 	}
-	return sp.Converge(ctx, client, r, st)
+	return st, sp.Converge(ctx, client, r, st)
 }
 
 // Destroy removes the role's policies, then the role; nil when it is

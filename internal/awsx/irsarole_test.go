@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
@@ -65,7 +64,7 @@ func createRaw(t *testing.T, c *iam.Client, trust map[string]any, tags map[strin
 	}
 	if _, err := c.CreateRole(context.Background(), &iam.CreateRoleInput{
 		RoleName: aws.String(testSpec().Name), AssumeRolePolicyDocument: aws.String(doc),
-		Tags: TagList(tags, func(k, v string) iamtypes.Tag { return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)} }),
+		Tags: IAMTagList(tags),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +260,7 @@ func TestRoleSpecLifecycle(t *testing.T) {
 			// Apply now records the ARN and changes nothing.
 			var recorded string
 			quiet := &recorder{}
-			if err := spec.Apply(ctx, c, quiet, func(arn string) error { recorded = arn; return nil }); err != nil {
+			if _, err := spec.Apply(ctx, c, quiet, func(arn string) error { recorded = arn; return nil }); err != nil {
 				t.Fatalf("Apply: %v", err)
 			}
 			if recorded != st.ARN || len(quiet.progress) > 0 {
@@ -296,7 +295,7 @@ func TestRoleSpecApplyRecordsFirst(t *testing.T) {
 	c := iamClient(t)
 	spec := testSpec()
 	errRecord := errors.New("state not writable")
-	if err := spec.Apply(ctx, c, &recorder{}, func(string) error { return errRecord }); !errors.Is(err, errRecord) {
+	if _, err := spec.Apply(ctx, c, &recorder{}, func(string) error { return errRecord }); !errors.Is(err, errRecord) {
 		t.Fatalf("Apply = %v, want the record error", err)
 	}
 	st, err := spec.Read(ctx, c)
@@ -305,5 +304,114 @@ func TestRoleSpecApplyRecordsFirst(t *testing.T) {
 	}
 	if !st.TrustOK || st.PolicyOK {
 		t.Errorf("after a failed record: trust %v, policy %v; want the role created without its policy", st.TrustOK, st.PolicyOK)
+	}
+}
+
+// managedSpec is a role held to AWS managed policies, as the EKS cluster
+// and node roles are: EC2 may assume it, other policies are left alone.
+func managedSpec() RoleSpec {
+	sp := testSpec()
+	sp.Trust = ServiceTrust("ec2.amazonaws.com")
+	sp.TrustAllows = func(doc string) bool { return TrustAllows(doc, "ec2.amazonaws.com") }
+	sp.PolicyName, sp.Policy = "", nil
+	sp.Managed = []string{ManagedPolicyARN("aws", "AmazonEKSWorkerNodePolicy"), ManagedPolicyARN("aws", "AmazonEKS_CNI_Policy")}
+	sp.KeepOtherPolicies = true
+	return sp
+}
+
+// TestRoleSpecManagedPolicies: a role held to managed policies is created
+// with them, gets a detached one back, keeps the policies and trust
+// statements an administrator added, and has a trust policy that no
+// longer lets its service in rewritten.
+func TestRoleSpecManagedPolicies(t *testing.T) {
+	cni := ManagedPolicyARN("aws", "AmazonEKS_CNI_Policy")
+	tests := []struct {
+		name string
+		// change runs on the converged role.
+		change       func(t *testing.T, c *iam.Client)
+		wantDrift    []string
+		wantProgress []string
+		// kept is a policy ARN that must still be attached after Apply.
+		kept string
+	}{
+		{name: "nothing changed"},
+		{name: "a detached policy is attached again",
+			change: func(t *testing.T, c *iam.Client) {
+				if _, err := c.DetachRolePolicy(context.Background(), &iam.DetachRolePolicyInput{RoleName: aws.String("demo-test-role"), PolicyArn: aws.String(cni)}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantDrift:    []string{"not attached: AmazonEKS_CNI_Policy"},
+			wantProgress: []string{"attaching AmazonEKS_CNI_Policy to IAM role demo-test-role"}},
+		{name: "an administrator's policies are kept",
+			change: func(t *testing.T, c *iam.Client) {
+				if _, err := c.AttachRolePolicy(context.Background(), &iam.AttachRolePolicyInput{RoleName: aws.String("demo-test-role"), PolicyArn: aws.String(testReadOnly)}); err != nil {
+					t.Fatal(err)
+				}
+				putInline(t, c, "ssm-extra", testSpec().Policy)
+			},
+			kept: testReadOnly},
+		{name: "a trust policy with another service beside EC2 is kept",
+			change: func(t *testing.T, c *iam.Client) {
+				doc, _ := policyJSON(ServiceTrust("ssm.amazonaws.com"))
+				both := strings.Replace(doc, `"Service":"ssm.amazonaws.com"`, `"Service":["ssm.amazonaws.com","ec2.amazonaws.com"]`, 1)
+				if _, err := c.UpdateAssumeRolePolicy(context.Background(), &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String("demo-test-role"), PolicyDocument: aws.String(both)}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "a trust policy without EC2 is rewritten",
+			change: func(t *testing.T, c *iam.Client) {
+				doc, _ := policyJSON(ServiceTrust("ssm.amazonaws.com"))
+				if _, err := c.UpdateAssumeRolePolicy(context.Background(), &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String("demo-test-role"), PolicyDocument: aws.String(doc)}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantDrift:    []string{"trust policy differs"},
+			wantProgress: []string{"restoring the trust policy of IAM role demo-test-role"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := iamClient(t)
+			spec := managedSpec()
+			r := &recorder{}
+			st, err := spec.Apply(ctx, c, r, func(string) error { return nil })
+			if err != nil {
+				t.Fatalf("first Apply: %v", err)
+			}
+			if !st.Created || !slices.Equal(r.progress, []string{"creating IAM role demo-test-role",
+				"attaching AmazonEKSWorkerNodePolicy to IAM role demo-test-role", "attaching AmazonEKS_CNI_Policy to IAM role demo-test-role"}) {
+				t.Errorf("first Apply: created %v, progress %q", st.Created, r.progress)
+			}
+			if tt.change != nil {
+				tt.change(t, c)
+			}
+			st, err = spec.Read(ctx, c)
+			if err != nil || st == nil {
+				t.Fatalf("Read = %+v, %v", st, err)
+			}
+			if got := st.Drift(); !slices.Equal(got, tt.wantDrift) {
+				t.Errorf("Drift = %q, want %q", got, tt.wantDrift)
+			}
+			r = &recorder{}
+			if st, err = spec.Apply(ctx, c, r, func(string) error { return nil }); err != nil || st.Created {
+				t.Fatalf("second Apply: created %v, %v", st != nil && st.Created, err)
+			}
+			if !slices.Equal(r.progress, tt.wantProgress) {
+				t.Errorf("second Apply progress = %q, want %q", r.progress, tt.wantProgress)
+			}
+			if after, err := spec.Read(ctx, c); err != nil || len(after.Drift()) > 0 {
+				t.Errorf("after Apply: %+v, %v", after, err)
+			}
+			attached, err := AttachedRolePolicies(ctx, c, "demo-test-role")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range append(slices.Clone(spec.Managed), tt.kept) {
+				if want != "" && !slices.Contains(attached, want) {
+					t.Errorf("%s not attached after Apply: %q", want, attached)
+				}
+			}
+		})
 	}
 }

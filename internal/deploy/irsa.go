@@ -120,12 +120,13 @@ func (d *Deps) ApplyIRSARole(ctx context.Context, rep engine.Reporter, r IRSARol
 	if err != nil {
 		return err
 	}
-	return want.Apply(ctx, d.AWS.IAM, rep, func(arn string) error {
+	_, err = want.Apply(ctx, d.AWS.IAM, rep, func(arn string) error {
 		if d.State.Get(r.KeyARN) == arn {
 			return nil
 		}
 		return d.Record(map[string]string{r.KeyARN: arn})
 	})
+	return err
 }
 
 // DestroyIRSARole removes the role's policies, then the role, and forgets

@@ -78,7 +78,7 @@ func (s *stage) validateExisting(ctx context.Context) error {
 		return err
 	}
 	for _, name := range []string{s.clusterRoleName(), s.ebsCSIRoleName()} {
-		if _, err := s.readRole(ctx, roleSpec{name: name}); isForeign(err) {
+		if _, err := s.role(name, "", nil, "", "").Read(ctx, s.d.AWS.IAM); isForeign(err) {
 			return fault.Input(source, field, "choose another cluster name, or delete the role",
 				"IAM role %s already exists and is not this deployment's", name)
 		}

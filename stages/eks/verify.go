@@ -24,7 +24,7 @@ const applyHint = "run 'coderctl stage eks apply'"
 
 // verify is the stage's checkpoint: every check reads, none changes.
 func (s *stage) verify(ctx context.Context) []engine.Check {
-	checks := []engine.Check{s.checkRole(ctx, "cluster-role", s.clusterRoleSpec())}
+	checks := []engine.Check{s.checkRole(ctx, "cluster-role", s.clusterRole())}
 	c, err := s.describeCluster(ctx)
 	switch {
 	case err != nil:
@@ -123,27 +123,27 @@ func (s *stage) checkOIDC(ctx context.Context, c *ekstypes.Cluster) []engine.Che
 	default:
 		oidc = engine.Passf("oidc-provider", "%s matches issuer %s", providerARN, issuer)
 	}
-	spec, err := s.ebsCSIRoleSpec(providerARN)
+	r, err := s.ebsCSIRole(providerARN)
 	if err != nil {
 		return []engine.Check{oidc, engine.Failf("ebs-csi-role", "", "%v", err)}
 	}
-	return []engine.Check{oidc, s.checkRole(ctx, "ebs-csi-role", spec)}
+	return []engine.Check{oidc, s.checkRole(ctx, "ebs-csi-role", r)}
 }
 
 // checkRole proves a role exists with its trust policy and policy.
-func (s *stage) checkRole(ctx context.Context, name string, spec roleSpec) engine.Check {
-	st, err := s.readRole(ctx, spec)
+func (s *stage) checkRole(ctx context.Context, name string, r role) engine.Check {
+	st, err := r.Read(ctx, s.d.AWS.IAM)
 	switch {
 	case err != nil:
 		return engine.Failf(name, "", "%v", err)
 	case st == nil:
-		return engine.Failf(name, applyHint, "IAM role %s not found", spec.name)
-	case !st.trustOK:
-		return engine.Failf(name, applyHint+" to rewrite it", "IAM role %s's trust policy is not the one coderctl sets", spec.name)
-	case !st.attached:
-		return engine.Failf(name, applyHint+" to attach it", "IAM role %s lacks %s", spec.name, awsx.PolicyName(spec.policyARN))
+		return engine.Failf(name, applyHint, "IAM role %s not found", r.Name)
+	case !st.TrustOK:
+		return engine.Failf(name, applyHint+" to rewrite it", "IAM role %s's trust policy is not the one coderctl sets", r.Name)
+	case len(st.Missing) > 0:
+		return engine.Failf(name, applyHint+" to attach it", "IAM role %s lacks %s", r.Name, r.policy())
 	}
-	return engine.Passf(name, "%s with %s", st.arn, awsx.PolicyName(spec.policyARN))
+	return engine.Passf(name, "%s with %s", st.ARN, r.policy())
 }
 
 // checkAddons: each add-on ACTIVE. coredns and the CSI drivers need nodes:

@@ -2,7 +2,6 @@ package nodegroups
 
 import (
 	"maps"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -151,29 +150,6 @@ func TestWantOfConvertsEffects(t *testing.T) {
 	spec.Taints = []config.Taint{{Key: "a", Value: "1", Effect: "NoScheduel"}}
 	if _, err := wantOf(spec); err == nil {
 		t.Error("a misspelt effect was accepted")
-	}
-}
-
-func TestTrustAllows(t *testing.T) {
-	tests := []struct {
-		name string
-		doc  string
-		want bool
-	}{
-		{"as coderctl writes it", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`, true},
-		{"url encoded as IAM returns it", url.QueryEscape(`{"Statement":[{"Effect":"Allow","Principal":{"Service":["ec2.amazonaws.com"]},"Action":["sts:AssumeRole"]}]}`), true},
-		{"among other statements", `{"Statement":[{"Effect":"Allow","Principal":{"Service":"ssm.amazonaws.com"},"Action":"sts:AssumeRole"},{"Effect":"Allow","Principal":{"Service":["eks.amazonaws.com","ec2.amazonaws.com"]},"Action":"sts:AssumeRole"}]}`, true},
-		{"denied", `{"Statement":[{"Effect":"Deny","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`, false},
-		{"another service", `{"Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}`, false},
-		{"another action", `{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:TagSession"}]}`, false},
-		{"garbage", `%zz`, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := trustAllows(tc.doc, "ec2.amazonaws.com"); got != tc.want {
-				t.Errorf("trustAllows = %v, want %v", got, tc.want)
-			}
-		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
 )
@@ -53,16 +54,16 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 
 func (s *stage) roleCheck(ctx context.Context) engine.Check {
 	const name = "node-role"
-	st, err := s.readRole(ctx)
+	st, err := s.nodeRole().Read(ctx, s.d.AWS.IAM)
 	switch {
 	case err != nil:
 		return engine.Failf(name, "", "%v", err)
 	case st == nil:
 		return engine.Failf(name, applyHint, "IAM role %s does not exist", s.nodeRoleName())
-	case !st.trustOK:
+	case !st.TrustOK:
 		return engine.Failf(name, applyHint+" to rewrite its trust policy", "IAM role %s does not let %s assume it", s.nodeRoleName(), s.ec2Principal())
-	case len(st.missing) > 0:
-		return engine.Failf(name, applyHint+" to attach them", "IAM role %s lacks %s", s.nodeRoleName(), strings.Join(policyNames(st.missing), ", "))
+	case len(st.Missing) > 0:
+		return engine.Failf(name, applyHint+" to attach them", "IAM role %s lacks %s", s.nodeRoleName(), strings.Join(awsx.PolicyNames(st.Missing), ", "))
 	}
 	return engine.Passf(name, "%s with %s", s.nodeRoleName(), strings.Join(nodePolicies, ", "))
 }
