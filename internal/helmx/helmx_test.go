@@ -150,6 +150,9 @@ func TestInstallNoopUpgradeUninstall(t *testing.T) {
 	if len(lines) == 0 || !strings.Contains(lines[0], ns+"/coder") {
 		t.Errorf("progress during the wait = %q, want lines naming %s/coder", lines, ns)
 	}
+	if last := lines[len(lines)-1]; last != "release "+ns+"/coder at revision 1" {
+		t.Errorf("last progress line = %q, want the revision the release is at", last)
+	}
 	t.Logf("progress while waiting: %q", lines)
 
 	t.Run("listed like helm list -A, stored as a helm secret", func(t *testing.T) {
@@ -193,9 +196,13 @@ func TestInstallNoopUpgradeUninstall(t *testing.T) {
 		if change.Action != ActionNone || len(change.ChangedKeys) != 0 {
 			t.Errorf("plan = %+v, want none", change)
 		}
-		rev, changed, err := c.Apply(ctx, rel, nil)
+		var again progressLog
+		rev, changed, err := c.Apply(ctx, rel, again.add)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if lines := again.all(); len(lines) != 1 || lines[0] != "release "+ns+"/coder unchanged at revision 1" {
+			t.Errorf("progress of a no-op = %q, want only the unchanged revision", lines)
 		}
 		if rev != 1 || changed {
 			t.Errorf("re-apply = revision %d changed %v, want 1 false", rev, changed)

@@ -39,7 +39,7 @@ func (c *Client) Plan(ctx context.Context, rel Release) (Change, error) {
 // failed or was left pending by an interrupted run (it is rolled forward).
 // A deployed release with the same chart version and values is left alone:
 // no new revision, changed=false. progress, when not nil, hears what is
-// being waited for while Wait runs.
+// being waited for while Wait runs, and the revision the release ends at.
 func (c *Client) Apply(ctx context.Context, rel Release, progress func(string)) (rev int, changed bool, err error) {
 	want, err := c.prepare(rel)
 	if err != nil {
@@ -57,6 +57,7 @@ func (c *Client) Apply(ctx context.Context, rel Release, progress func(string)) 
 	change := decide(last, want)
 	c.log(fmt.Sprintf("release %s/%s: %s: %s", rel.Namespace, rel.Name, change.Action, change.Reason))
 	if change.Action == ActionNone {
+		report(progress, "release %s/%s unchanged at revision %d", rel.Namespace, rel.Name, last.Version)
 		return last.Version, false, nil
 	}
 
@@ -82,7 +83,15 @@ func (c *Client) Apply(ctx context.Context, rel Release, progress func(string)) 
 			return rev, true, fmt.Errorf("%s release %s in namespace %s (chart %s): %w", change.Action, rel.Name, rel.Namespace, rel.Chart, err)
 		}
 	}
+	report(progress, "release %s/%s at revision %d", rel.Namespace, rel.Name, rev)
 	return rev, true, nil
+}
+
+// report tells progress, when there is one.
+func report(progress func(string), format string, args ...any) {
+	if progress != nil {
+		progress(fmt.Sprintf(format, args...))
+	}
 }
 
 // Uninstall removes the release and its history. A release that does not

@@ -104,16 +104,8 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 		return err
 	}
 	r.Progress(fmt.Sprintf("installing or upgrading %s (%d replicas)", rel.Chart, s.sizing().Coderd.Replicas))
-	rev, changed, err := helm.Apply(ctx, rel, r.Progress)
-	if err != nil {
-		return err
-	}
-	if changed {
-		r.Progress(fmt.Sprintf("release %s/%s at revision %d", Namespace, ReleaseName, rev))
-	} else {
-		r.Progress(fmt.Sprintf("release %s/%s unchanged at revision %d", Namespace, ReleaseName, rev))
-	}
-	return nil
+	_, _, err = helm.Apply(ctx, rel, r.Progress)
+	return err
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {

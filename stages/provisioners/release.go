@@ -189,14 +189,8 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 	}
 	sz := s.sizing().Provisioners
 	r.Progress(fmt.Sprintf("installing or upgrading %s: %d provisioners (%s)", rel.Chart, sz.Replicas, sz.Basis))
-	rev, changed, err := helm.Apply(ctx, rel, r.Progress)
-	if err != nil {
-		return err
-	}
-	if changed {
-		r.Progress(fmt.Sprintf("release %s/%s at revision %d", names.CoderNamespace, ReleaseName, rev))
-	}
-	return nil
+	_, _, err = helm.Apply(ctx, rel, r.Progress)
+	return err
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
