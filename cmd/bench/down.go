@@ -46,27 +46,6 @@ func slowedDeletes(c callCounts) map[awsproxy.Kind]bool {
 	return out
 }
 
-// destroyNeeds is what a node waits for in `coderctl down`, as the
-// engine's destroy mode orders it: every node that needed it on the way up
-// (the step edges reversed) and, on top, every node of each stage built on
-// its stage, which must be gone entirely first.
-func (g *stepGraph) destroyNeeds(id string) []string {
-	var needs []string
-	for _, other := range g.nodes() {
-		if slices.Contains(g.Needs(other), id) {
-			needs = append(needs, other)
-		}
-	}
-	stage := stageOf(id)
-	for _, s := range g.Stages() {
-		if slices.Contains(s.Needs, stage) {
-			needs = append(needs, stageSteps(g, s.Name)...)
-			needs = append(needs, s.Name)
-		}
-	}
-	return needs
-}
-
 // destroyWeights are the bound's durations for down, made as boundWeights
 // makes up's: a step that deletes a slowed resource weighs the profile's
 // Delete duration for it (never more than it measured); every other step
@@ -93,11 +72,11 @@ func destroyWeights(g *stepGraph, tl *timeline, p awsproxy.Profile, slowed map[a
 // the same weights: each stage takes its own longest chain of destroys
 // (only its in-stage edges), one stage after another in reverse order.
 func destroyLimits(g *stepGraph, w weights) (bound time.Duration, path []string, serial time.Duration, perStage map[string]time.Duration) {
-	bound, path = longestPathBy(g.destroyNeeds, g.nodes(), w, nil)
+	bound, path = longestPathBy(g.DestroyNeeds, g.nodes(), w, nil)
 	perStage = map[string]time.Duration{}
 	sameStage := func(id, dep string) bool { return !isCheckpoint(dep) && stageOf(dep) == stageOf(id) }
 	for _, s := range g.Stages() {
-		inner, _ := longestPathBy(g.destroyNeeds, stageSteps(g, s.Name), w, sameStage)
+		inner, _ := longestPathBy(g.DestroyNeeds, stageSteps(g, s.Name), w, sameStage)
 		perStage[s.Name] = inner + w[s.Name]
 		serial += perStage[s.Name]
 	}

@@ -162,7 +162,7 @@ func longestPath(g *stepGraph, ids []string, w weights, keep func(id, dep string
 }
 
 // longestPathBy is longestPath over any direction of the graph: needs says
-// what a node waits for (g.Needs for up, g.destroyNeeds for down).
+// what a node waits for (g.Needs for up, g.DestroyNeeds for down).
 func longestPathBy(needs func(string) []string, ids []string, w weights, keep func(id, dep string) bool) (time.Duration, []string) {
 	finish := map[string]time.Duration{}
 	via := map[string]string{}

@@ -121,6 +121,9 @@ func TestGraphRejectsBadDependencies(t *testing.T) {
 			w.stage("b", []string{"a"}, w.step("b", "y", "a/x"))}, "dependency cycle"},
 		{"duplicate step", []Stage{w.stage("a", nil, w.step("a", "x"), w.step("a", "x"))}, "declared twice"},
 		{"duplicate stage", []Stage{w.stage("a", nil), w.stage("a", nil)}, "registered twice"},
+		{"destroyed alongside a stage it does not need", []Stage{
+			w.stage("a", nil, w.step("a", "x")),
+			{Name: "b", DestroyAlongside: []string{"a"}}}, `destroyed alongside "a", which it does not need`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -367,6 +370,42 @@ func TestDestroyRunsInReverse(t *testing.T) {
 	}
 	if len(destroyed) != 3 || destroyed[2] != "network" {
 		t.Errorf("stages destroyed in order %v, want network last", destroyed)
+	}
+}
+
+// TestDestroyAlongside: a stage destroyed alongside one it needs lets that
+// stage's steps go as soon as the step edges allow: eks/cluster is deleted
+// while rds/instance still is (the instance's destroy waits to see it
+// start), after rds/ingress, and the network still waits for all of rds.
+func TestDestroyAlongside(t *testing.T) {
+	w := newWorld()
+	stages := threeStages(w)
+	stages[2].DestroyAlongside = []string{"eks"}
+	clusterStarted := make(chan struct{})
+	var once sync.Once
+	w.hooks["eks/cluster"] = func(context.Context) error { once.Do(func() { close(clusterStarted) }); return nil }
+	w.hooks["rds/instance"] = func(ctx context.Context) error {
+		select {
+		case <-clusterStarted:
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("eks/cluster was not destroyed while rds/instance was")
+		}
+	}
+	rec := &recorder{}
+	if _, err := mustGraph(t, stages).Run(context.Background(), rec, Options{Mode: ModeDestroy}); err != nil {
+		t.Fatal(err)
+	}
+	before := [][2]string{
+		{"rds/ingress done", "eks/cluster started"},
+		{"eks/cluster started", "rds/instance done"},
+		{"rds/instance done", "network/subnets started"},
+		{"eks/cluster done", "network/subnets started"},
+	}
+	for _, b := range before {
+		if i, j := rec.index(b[0]), rec.index(b[1]); i < 0 || j < 0 || i > j {
+			t.Errorf("%q should come before %q; log %v", b[0], b[1], rec.stepLog())
+		}
 	}
 }
 

@@ -116,6 +116,11 @@ func (g *Graph) addStage(s Stage) error {
 			return fmt.Errorf("stage %s needs unknown stage %q", s.Name, need)
 		}
 	}
+	for _, a := range s.DestroyAlongside {
+		if !slices.Contains(s.Needs, a) {
+			return fmt.Errorf("stage %s is destroyed alongside %q, which it does not need", s.Name, a)
+		}
+	}
 	cp := &node{id: checkpointID(s.Name), stage: s.Name}
 	for i := range s.Steps {
 		st := s.Steps[i]
@@ -255,6 +260,39 @@ func (g *Graph) Needs(id string) []string {
 		return slices.Clone(n.needs)
 	}
 	return nil
+}
+
+// DestroyNeeds returns what a step or checkpoint waits for when destroying:
+// the step edges reversed (what was made from it goes first) and every node
+// of each stage that needs its stage, unless that stage is destroyed
+// alongside it (Stage.DestroyAlongside). A step edge says what a resource
+// was made from, not all that blocks its deletion: a VPC's internet
+// gateway cannot go while a load balancer a later stage made still holds
+// public addresses in it.
+func (g *Graph) DestroyNeeds(id string) []string {
+	n, ok := g.nodes[id]
+	if !ok {
+		return nil
+	}
+	needs := slices.Clone(n.dependents)
+	for _, name := range g.names {
+		other := g.stages[name]
+		if slices.Contains(other.Needs, n.stage) && !slices.Contains(other.DestroyAlongside, n.stage) {
+			needs = append(needs, g.stageNodes(name)...)
+		}
+	}
+	return needs
+}
+
+// stageNodes lists a stage's steps and checkpoint in topological order.
+func (g *Graph) stageNodes(stage string) []string {
+	var ids []string
+	for _, id := range g.order {
+		if g.nodes[id].stage == stage {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // CriticalPath is the longest chain of Typical durations through the graph:

@@ -106,24 +106,13 @@ func newRun(g *Graph, sink Sink, opts Options, sel map[string]bool) *run {
 		actions: map[string][]Action{}, started: map[string]time.Time{}, finished: map[string]time.Time{}}
 }
 
-// needsOf returns a node's dependencies in this run's direction. Destroy
-// reverses the step edges and, on top, waits for every stage built on this
-// one to be gone entirely: a step-level edge says what a resource was
-// created from, not everything that would block its deletion (a VPC's
-// internet gateway cannot go while a load balancer made by a later stage
-// still holds public addresses in it).
+// needsOf returns a node's dependencies in this run's direction: destroy
+// follows Graph.DestroyNeeds.
 func (r *run) needsOf(id string) []string {
 	if r.opts.Mode != ModeDestroy {
 		return r.g.nodes[id].needs
 	}
-	n := r.g.nodes[id]
-	needs := slices.Clone(n.dependents)
-	for _, other := range r.g.Stages() {
-		if slices.Contains(other.Needs, n.stage) {
-			needs = append(needs, r.stageNodes(other.Name)...)
-		}
-	}
-	return needs
+	return r.g.DestroyNeeds(id)
 }
 
 func (r *run) execute(ctx context.Context) (*Summary, error) {
@@ -432,15 +421,7 @@ func okWord(ok bool) string {
 	return StatusFailed
 }
 
-func (r *run) stageNodes(stage string) []string {
-	var ids []string
-	for _, id := range r.g.order {
-		if r.g.nodes[id].stage == stage {
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
+func (r *run) stageNodes(stage string) []string { return r.g.stageNodes(stage) }
 
 func (r *run) lastFinish(stage string) time.Time {
 	var last time.Time

@@ -23,6 +23,13 @@ type Stage struct {
 	// Needs lists the stages this stage depends on. Step-level needs may only
 	// name steps of these stages (or of the stage itself).
 	Needs []string
+	// DestroyAlongside names stages among Needs that destroy may take down
+	// while this stage is still going: only the step edges order the two.
+	// By default a needed stage's destroy waits for this whole stage to be
+	// gone, since a step edge says what a resource was made from, not all
+	// that holds on to it; a stage lists a need here when nothing of its
+	// own holds on to that stage's resources beyond its step edges.
+	DestroyAlongside []string
 	// Reads and Writes name the state keys the stage consumes and records.
 	// Reads is checked by NewGraph with WithInputKeys.
 	Reads  []string

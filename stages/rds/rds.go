@@ -89,6 +89,12 @@ func (s *stage) definition() engine.Stage {
 		Name:    Name,
 		Summary: "PostgreSQL multi-AZ, encrypted, private; master password only in Secrets Manager",
 		Needs:   []string{names.StageNetwork, names.StageEKS},
+		// Of the cluster, the database uses only its security group, in
+		// the ingress rule, whose step edge to eks/cluster has the rule
+		// revoked before the cluster goes: the cluster's deletion need not
+		// wait for the instance's (each takes minutes on AWS). The network
+		// still waits for the whole stage (the instance's interfaces).
+		DestroyAlongside: []string{names.StageEKS},
 		Reads: []string{config.KeyClusterName, config.KeyRegion, config.KeyDBInstanceClass, config.KeyDBEngineVersion,
 			config.KeyDBAllocatedStorage, names.KeyVPCID, names.KeyPrivateSubnetIDs, names.KeyClusterSecurityGroupID},
 		Writes: []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID},
