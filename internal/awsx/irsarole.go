@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -23,6 +24,11 @@ type RoleSpec struct {
 	Name, Description string
 	// Deployment is the value the role's TagDeployment tag must hold.
 	Deployment string
+	// Region is the deployment's region, put in the role's TagRegion tag:
+	// IAM role names are account-wide, so the same cluster name in two
+	// regions names the same role, and only this tag tells the two
+	// deployments apart. "" checks nothing.
+	Region string
 	// Tags are put on the role when it is created.
 	Tags map[string]string
 	// Trust is the wanted trust policy.
@@ -61,6 +67,9 @@ type RoleState struct {
 	// Created: this run made the role (IAM may not serve it everywhere
 	// yet).
 	Created bool
+	// RegionUntagged: the role lacks TagRegion (an older coderctl made it);
+	// Converge adds it.
+	RegionUntagged bool
 
 	policyName string
 }
@@ -83,7 +92,42 @@ func (st *RoleState) Drift() []string {
 	if len(st.Missing) > 0 {
 		why = append(why, "not attached: "+strings.Join(PolicyNames(st.Missing), ", "))
 	}
+	if st.RegionUntagged {
+		why = append(why, "not tagged "+TagRegion)
+	}
 	return why
+}
+
+// RoleInOtherRegionError is a role of this deployment's name made for the
+// same cluster name in another region of the account: that deployment's,
+// never adopted, changed or deleted here.
+type RoleInOtherRegionError struct{ Role, Deployment, Region, OtherRegion string }
+
+func (e *RoleInOtherRegionError) Error() string {
+	return fmt.Sprintf("IAM role %s belongs to deployment %s in %s, not in %s: IAM role names are account-wide; choose a cluster name not used in another region",
+		e.Role, e.Deployment, e.OtherRegion, e.Region)
+}
+
+// otherRegion is the region a role's tags say it was made for, when that is
+// not the spec's ("" otherwise).
+func (sp RoleSpec) otherRegion(tags map[string]string) string {
+	if r := tags[TagRegion]; sp.Region != "" && r != "" && r != sp.Region {
+		return r
+	}
+	return ""
+}
+
+// tags are the role's tags at creation, the region's among them.
+func (sp RoleSpec) tags() map[string]string {
+	if sp.Region == "" {
+		return sp.Tags
+	}
+	t := maps.Clone(sp.Tags)
+	if t == nil {
+		t = map[string]string{}
+	}
+	t[TagRegion] = sp.Region
+	return t
 }
 
 // PolicyNames are the names of managed policies, from their ARNs.
@@ -121,11 +165,15 @@ func (sp RoleSpec) Read(ctx context.Context, client *iam.Client) (*RoleState, er
 	if err != nil {
 		return nil, Describe("IAM GetRole "+sp.Name, err)
 	}
-	if owner := IAMTags(out.Role.Tags)[TagDeployment]; owner != sp.Deployment {
+	tags := IAMTags(out.Role.Tags)
+	if owner := tags[TagDeployment]; owner != sp.Deployment {
 		return nil, sp.foreign(owner)
 	}
+	if other := sp.otherRegion(tags); other != "" {
+		return nil, &RoleInOtherRegionError{Role: sp.Name, Deployment: sp.Deployment, Region: sp.Region, OtherRegion: other}
+	}
 	st := &RoleState{ARN: aws.ToString(out.Role.Arn), TrustOK: sp.trustOK(aws.ToString(out.Role.AssumeRolePolicyDocument)),
-		PolicyOK: sp.PolicyName == "", policyName: sp.PolicyName}
+		PolicyOK: sp.PolicyName == "", RegionUntagged: sp.Region != "" && tags[TagRegion] == "", policyName: sp.PolicyName}
 	// A role without an inline policy of its own that keeps others has
 	// nothing to learn from them: IAM is not asked.
 	var inline []string
@@ -178,7 +226,7 @@ func (sp RoleSpec) Create(ctx context.Context, client *iam.Client, r engine.Repo
 		RoleName:                 aws.String(sp.Name),
 		AssumeRolePolicyDocument: aws.String(trust),
 		Description:              aws.String(sp.Description),
-		Tags:                     IAMTagList(sp.Tags),
+		Tags:                     IAMTagList(sp.tags()),
 	})
 	if ErrorCode(err) == "EntityAlreadyExists" {
 		// Created by another run since we looked.
@@ -199,6 +247,12 @@ func (sp RoleSpec) Create(ctx context.Context, client *iam.Client, r engine.Repo
 // policy beyond it (removed, saying sp.Why).
 func (sp RoleSpec) Converge(ctx context.Context, client *iam.Client, r engine.Reporter, st *RoleState) error {
 	name := aws.String(sp.Name)
+	if st.RegionUntagged {
+		r.Progress("tagging IAM role " + sp.Name + " with " + TagRegion + "=" + sp.Region)
+		if _, err := client.TagRole(ctx, &iam.TagRoleInput{RoleName: name, Tags: IAMTagList(map[string]string{TagRegion: sp.Region})}); err != nil {
+			return Describe("IAM TagRole "+sp.Name, err)
+		}
+	}
 	if !st.TrustOK {
 		trust, err := policyJSON(sp.Trust)
 		if err != nil {
@@ -288,8 +342,13 @@ func (sp RoleSpec) Destroy(ctx context.Context, client *iam.Client, r engine.Rep
 	if err != nil {
 		return Describe("IAM GetRole "+sp.Name, err)
 	}
-	if owner := IAMTags(out.Role.Tags)[TagDeployment]; owner != sp.Deployment {
+	tags := IAMTags(out.Role.Tags)
+	if owner := tags[TagDeployment]; owner != sp.Deployment {
 		r.Notice(fmt.Sprintf("IAM role %s is not tagged %s=%s: left in place", sp.Name, TagDeployment, sp.Deployment), map[string]any{"role": sp.Name})
+		return nil
+	}
+	if other := sp.otherRegion(tags); other != "" {
+		r.Notice(fmt.Sprintf("IAM role %s is deployment %s's in %s: left in place", sp.Name, sp.Deployment, other), map[string]any{"role": sp.Name})
 		return nil
 	}
 	r.Progress("deleting IAM role " + sp.Name)

@@ -415,3 +415,75 @@ func TestRoleSpecManagedPolicies(t *testing.T) {
 		})
 	}
 }
+
+// TestRoleSpecRegion: IAM role names are account-wide, so the region tag
+// tells two deployments of one cluster name apart. A role made here
+// carries it; one made for another region is refused by Read and left by
+// Destroy; one an older coderctl made without it is tagged on Converge.
+func TestRoleSpecRegion(t *testing.T) {
+	tests := []struct {
+		name string
+		// tags the role exists with before the spec is applied; nil: none.
+		tags         map[string]string
+		wantErr      string
+		wantDrift    []string
+		wantProgress []string
+	}{
+		{name: "made here carries the region", wantProgress: []string{"creating IAM role demo-test-role",
+			"putting inline policy test-read on IAM role demo-test-role"}},
+		{name: "made for another region is that deployment's",
+			tags:    Tags("demo", "test", map[string]string{TagRegion: "eu-west-1"}),
+			wantErr: "IAM role demo-test-role belongs to deployment demo in eu-west-1, not in us-west-2"},
+		{name: "made without the region tag is tagged",
+			tags:      Tags("demo", "test", nil),
+			wantDrift: []string{"inline policy test-read missing or different", "not tagged coderctl/region"},
+			wantProgress: []string{"tagging IAM role demo-test-role with coderctl/region=us-west-2",
+				"putting inline policy test-read on IAM role demo-test-role"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := iamClient(t)
+			spec := testSpec()
+			spec.Region = "us-west-2"
+			if tt.tags != nil {
+				createRaw(t, c, spec.Trust, tt.tags)
+			}
+			st, err := spec.Read(ctx, c)
+			if tt.wantErr != "" {
+				var other *RoleInOtherRegionError
+				if !errors.As(err, &other) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Read = %v, want %q", err, tt.wantErr)
+				}
+				r := &recorder{}
+				if err := spec.Destroy(ctx, c, r); err != nil || len(r.notices) != 1 || !roleExists(t, c) {
+					t.Errorf("Destroy = %v, notices %q, role kept %v; want it left with a notice", err, r.notices, roleExists(t, c))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st != nil && !slices.Equal(st.Drift(), tt.wantDrift) {
+				t.Errorf("Drift = %q, want %q", st.Drift(), tt.wantDrift)
+			}
+			r := &recorder{}
+			if _, err := spec.Apply(ctx, c, r, func(string) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(r.progress, tt.wantProgress) {
+				t.Errorf("progress = %q, want %q", r.progress, tt.wantProgress)
+			}
+			out, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(spec.Name)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := IAMTags(out.Role.Tags)[TagRegion]; got != "us-west-2" {
+				t.Errorf("role's %s tag = %q, want us-west-2", TagRegion, got)
+			}
+			if after, err := spec.Read(ctx, c); err != nil || len(after.Drift()) > 0 {
+				t.Errorf("after Apply: %+v, %v", after, err)
+			}
+		})
+	}
+}

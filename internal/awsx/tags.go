@@ -13,7 +13,10 @@ import (
 const (
 	TagDeployment = "coderctl/deployment"
 	TagStage      = "coderctl/stage"
-	TagName       = "Name"
+	// TagRegion is on account-wide resources (IAM roles): the region of
+	// the deployment that made them.
+	TagRegion = "coderctl/region"
+	TagName   = "Name"
 )
 
 // Tags returns the deployment and stage tags plus any extra ones.

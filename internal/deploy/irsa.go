@@ -47,7 +47,7 @@ func (d *Deps) IRSARoleName(r IRSARole) string { return d.Deployment() + r.Suffi
 func (d *Deps) irsaSpec(r IRSARole, trust, policy map[string]any) awsx.RoleSpec {
 	name := d.IRSARoleName(r)
 	return awsx.RoleSpec{
-		Name: name, Deployment: d.Deployment(),
+		Name: name, Deployment: d.Deployment(), Region: d.Region(),
 		Description: r.Who + " of " + d.Deployment() + ": " + r.Does + " (coderctl)",
 		Tags:        d.Tags(r.Stage, map[string]string{"Name": name}),
 		Trust:       trust, PolicyName: r.PolicyName, Policy: policy, Why: r.Why, Foreign: d.foreign(r, name),

@@ -413,6 +413,13 @@ func TestBadInputIsRefusedBeforeAnythingChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, want: []string{"cluster-config.yaml: metadata.name", "IAM role coder-prod-ebs-csi already exists"}},
+		{name: "the same cluster name deployed in another region", setup: func(t *testing.T, e *stagetest.ConfigEnv) {
+			tags := awsx.Tags(cluster, Name, map[string]string{awsx.TagRegion: "eu-west-1"})
+			if _, err := e.Deps.AWS.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(cluster + "-eks-cluster"),
+				AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`), Tags: awsx.IAMTagList(tags)}); err != nil {
+				t.Fatal(err)
+			}
+		}, want: []string{"cluster-config.yaml: metadata.name", "IAM role coder-prod-eks-cluster belongs to deployment coder-prod in eu-west-1", "account-wide"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,7 +24,7 @@ type role struct {
 
 func (s *stage) role(name, description string, trust map[string]any, policyARN, stateKey string) role {
 	return role{stateKey: stateKey, RoleSpec: awsx.RoleSpec{
-		Name: name, Description: description, Deployment: s.d.Deployment(), Tags: s.tags(name),
+		Name: name, Description: description, Deployment: s.d.Deployment(), Region: s.d.Region(), Tags: s.tags(name),
 		Trust: trust, Managed: []string{policyARN}, KeepOtherPolicies: true,
 		Foreign: func(string) error { return s.foreignError("IAM role", name) },
 	}}

@@ -2,10 +2,12 @@ package eks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/fault"
 )
@@ -78,9 +80,15 @@ func (s *stage) validateExisting(ctx context.Context) error {
 		return err
 	}
 	for _, name := range []string{s.clusterRoleName(), s.ebsCSIRoleName()} {
-		if _, err := s.role(name, "", nil, "", "").Read(ctx, s.d.AWS.IAM); isForeign(err) {
+		_, err := s.role(name, "", nil, "", "").Read(ctx, s.d.AWS.IAM)
+		if isForeign(err) {
 			return fault.Input(source, field, "choose another cluster name, or delete the role",
 				"IAM role %s already exists and is not this deployment's", name)
+		}
+		var elsewhere *awsx.RoleInOtherRegionError
+		if errors.As(err, &elsewhere) {
+			return fault.Input(source, field, "choose a cluster name no deployment uses in another region of this account",
+				"IAM role %s belongs to deployment %s in %s: IAM role names are account-wide", name, elsewhere.Deployment, elsewhere.OtherRegion)
 		}
 	}
 	return nil

@@ -58,7 +58,7 @@ func (s *stage) nodeRole() awsx.RoleSpec {
 	name := s.nodeRoleName()
 	return awsx.RoleSpec{
 		Name: name, Description: "EKS managed node groups of " + s.clusterName() + " (coderctl)",
-		Deployment: s.d.Deployment(), Tags: s.tags(name),
+		Deployment: s.d.Deployment(), Region: s.d.Region(), Tags: s.tags(name),
 		Trust:       awsx.ServiceTrust(s.ec2Principal()),
 		TrustAllows: func(doc string) bool { return awsx.TrustAllows(doc, s.ec2Principal()) },
 		Managed:     s.policyARNs(), KeepOtherPolicies: true,
