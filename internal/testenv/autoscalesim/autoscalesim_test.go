@@ -29,7 +29,7 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// world is moto with a VPC and an EKS cluster, the shared kube ground with
+// world is moto with a VPC and an EKS cluster, the shared kubeground with
 // eksnodes keeping nodes and Auto Scaling groups, and a namespace.
 type world struct {
 	t       *testing.T

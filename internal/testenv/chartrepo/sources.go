@@ -44,7 +44,7 @@ type ChartVersion struct {
 // served as, highest first. The real repository pairs chart 9.x with
 // autoscaler 1.N (one autoscaler minor per Kubernetes minor); the pairs up
 // to 9.56.0 are the real repository's (its index.yaml), 9.57.0 and 9.58.0
-// are INVENTED for Kubernetes 1.36 and 1.37 (the kube ground runs 1.37),
+// are INVENTED for Kubernetes 1.36 and 1.37 (the proving ground runs 1.37),
 // which that index did not reach. Two versions carry 1.34 so that picking
 // "the highest chart for the cluster's minor" is exercised.
 var AutoscalerVersions = []ChartVersion{

@@ -65,7 +65,7 @@ const (
 const defaultReadyTimeout = 30 * time.Second
 
 // Syncer mirrors one EKS cluster's managed node groups (in moto) as fake
-// nodes in a Kubernetes cluster (the kube ground).
+// nodes in a Kubernetes cluster (the proving ground's kubeground).
 type Syncer struct {
 	EKS *eks.Client
 	// EC2 maps the groups' subnets to availability zones; without it (or

@@ -31,7 +31,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // fixture is moto with a VPC, three subnets and an EKS cluster, and the
-// shared kube ground.
+// shared kubeground.
 type fixture struct {
 	cfg     aws.Config
 	eks     *eks.Client

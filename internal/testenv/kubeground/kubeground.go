@@ -163,7 +163,7 @@ func Start(ctx context.Context, opts Options) (*Ground, error) {
 	if err := g.start(ctx, filepath.Join(cacheDir, "bin"), stages); err != nil {
 		g.keepWorkDir = true
 		_ = g.Stop()
-		return nil, fmt.Errorf("kube ground did not start (logs in %s): %w", g.workDir, err)
+		return nil, fmt.Errorf("kubeground did not start (logs in %s): %w", g.workDir, err)
 	}
 	g.started = time.Since(began)
 	g.logf("control plane ready in %s (kubeconfig %s)", g.started.Round(time.Millisecond), g.kubeconfig)

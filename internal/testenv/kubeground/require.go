@@ -26,7 +26,7 @@ func Require(t testing.TB) *Ground {
 	shared.once.Do(func() {
 		shared.ground, shared.err = Start(context.Background(), Options{})
 		if shared.err == nil {
-			t.Logf("kube ground %s up in %s (work dir %s)", KubeVersion,
+			t.Logf("kubeground %s up in %s (work dir %s)", KubeVersion,
 				shared.ground.StartDuration().Round(1e6), shared.ground.WorkDir())
 		}
 	})
