@@ -100,14 +100,17 @@ func runGraphWith(ctx context.Context, f *Factory, g *globalOptions, command str
 	if _, err := s.graph.Selected(opts.Only, opts.Skip); err != nil {
 		return usageErr("%v", err)
 	}
-	// Inputs are checked before anything is created; destroy skips the
+	// Inputs are checked before anything is created; destroy skips those
 	// checks on purpose: a teardown must not be blocked by an input that
 	// only matters for creating (an instance type no longer offered, a
-	// token for an API that is being deleted).
-	if opts.Mode != engine.ModeDestroy {
-		if err := s.graph.ValidateAll(ctx, opts.Only, opts.Skip); err != nil {
-			return err
-		}
+	// token for an API that is being deleted). It checks instead what a
+	// destroy would refuse halfway (a protected database).
+	check := s.graph.ValidateAll
+	if opts.Mode == engine.ModeDestroy {
+		check = s.graph.CheckDestroyAll
+	}
+	if err := check(ctx, opts.Only, opts.Skip); err != nil {
+		return err
 	}
 	if opts.Mode == engine.ModeApply {
 		if err := s.confirmPlan(ctx, opts); err != nil {

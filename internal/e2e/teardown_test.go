@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,20 @@ func TestTeardownLeavesNothing(t *testing.T) {
 			}
 			if len(clusterGroups(t, c, "coder-prod")) == 0 {
 				t.Fatal("no security group of the cluster's NLB before down")
+			}
+
+			// Without --delete-database, down is refused before anything
+			// goes (the database has deletion protection): exit 2, the
+			// flag named, the state as it was and every checkpoint passing.
+			before := w.stateValues()
+			if r := w.run("down", "--yes", "-o", "json"); r.code != 2 || !strings.Contains(r.stderr, "--delete-database") {
+				t.Fatalf("down without --delete-database: exit %d, want 2 naming the flag\nstderr: %s", r.code, r.stderr)
+			}
+			if after := w.stateValues(); !maps.Equal(before, after) {
+				t.Errorf("the refused down changed the state: %v -> %v", before, after)
+			}
+			if r := w.run("verify", "-o", "json"); r.code != 0 {
+				t.Fatalf("verify after the refused down: exit %d\n%s", r.code, tail(r.stdout, 20))
 			}
 
 			args := []string{"down", "--yes", "--delete-database", "--skip-final-snapshot", "-o", "json"}

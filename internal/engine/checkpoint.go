@@ -7,13 +7,25 @@ import (
 
 // ValidateAll runs every selected stage's Validate; the first error wins.
 func (g *Graph) ValidateAll(ctx context.Context, only, skip []string) error {
+	return g.checkSelected(ctx, only, skip, func(s Stage) func(context.Context) error { return s.Validate })
+}
+
+// CheckDestroyAll runs every selected stage's CheckDestroy; the first error
+// wins.
+func (g *Graph) CheckDestroyAll(ctx context.Context, only, skip []string) error {
+	return g.checkSelected(ctx, only, skip, func(s Stage) func(context.Context) error { return s.CheckDestroy })
+}
+
+// checkSelected runs the check pick gives of each selected stage, in
+// registry order.
+func (g *Graph) checkSelected(ctx context.Context, only, skip []string, pick func(Stage) func(context.Context) error) error {
 	sel, err := g.Selected(only, skip)
 	if err != nil {
 		return err
 	}
 	for _, s := range g.Stages() {
-		if s.Validate != nil && sel[s.Name] {
-			if err := s.Validate(ctx); err != nil {
+		if check := pick(s); check != nil && sel[s.Name] {
+			if err := check(ctx); err != nil {
 				return err
 			}
 		}

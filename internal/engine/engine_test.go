@@ -472,3 +472,30 @@ func TestVerifyStagesTagsChecks(t *testing.T) {
 		t.Fatalf("checks = %+v", checks)
 	}
 }
+
+// TestCheckDestroyAll: destroy's checks run for the selected stages only,
+// and a stage's Validate is not among them.
+func TestCheckDestroyAll(t *testing.T) {
+	w := newWorld()
+	refused := errors.New("protected")
+	stages := threeStages(w)
+	stages[2].CheckDestroy = func(context.Context) error { return refused }
+	stages[1].Validate = func(context.Context) error { return errors.New("an input only creating needs") }
+	g := mustGraph(t, stages)
+	tests := []struct {
+		name       string
+		only, skip []string
+		want       error
+	}{
+		{name: "every stage", want: refused},
+		{name: "rds skipped", skip: []string{"rds"}},
+		{name: "eks alone", only: []string{"eks"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := g.CheckDestroyAll(context.Background(), tc.only, tc.skip); !errors.Is(err, tc.want) {
+				t.Errorf("CheckDestroyAll = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}

@@ -42,6 +42,11 @@ type Stage struct {
 	// runs, for every selected stage, before any step of any stage changes
 	// anything. Its errors are bad input (exit 2).
 	Validate func(ctx context.Context) error
+	// CheckDestroy, when set, is Validate's counterpart for destroy, which
+	// runs no Validate (an input that matters only for creating must not
+	// block a teardown): a read-only check, before anything is deleted, of
+	// what the stage's destroy would refuse halfway through.
+	CheckDestroy func(ctx context.Context) error
 }
 
 // checks runs the stage's checkpoint, if it has one.

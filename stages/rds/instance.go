@@ -15,6 +15,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/fault"
 )
 
 // Waiting for RDS: creation takes 15-35 minutes, Multi-AZ longer; poll
@@ -347,6 +348,24 @@ func instanceStatus(out *rds.DescribeDBInstancesOutput) string {
 		return "not found"
 	}
 	return aws.ToString(out.DBInstances[0].DBInstanceStatus)
+}
+
+// checkDestroy refuses, before a destroy changes anything, to go on towards
+// a database with deletion protection without --delete-database: the
+// instance step would refuse it after the stages built on the database and
+// the cluster were gone.
+func (s *stage) checkDestroy(ctx context.Context) error {
+	if s.d.Opts.DeleteDatabase || s.d.AWS == nil {
+		return nil
+	}
+	inst, err := s.findInstance(ctx)
+	if err != nil || inst == nil || !aws.ToBool(inst.DeletionProtection) {
+		return err
+	}
+	id := aws.ToString(inst.DBInstanceIdentifier)
+	return fault.Input("flag --delete-database", "",
+		fmt.Sprintf("pass --delete-database to delete it (a final snapshot %s-final-<timestamp> is taken unless --skip-final-snapshot), or destroy other stages alone with 'coderctl stage NAME destroy'", id),
+		"DB instance %s has deletion protection on; nothing was deleted", id)
 }
 
 // refuseProtectedDelete is destroy's guard: a database with deletion

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -121,6 +122,42 @@ func TestDestroyRefusesProtectedDatabase(t *testing.T) {
 	}
 	if len(w.ingress(t, w.Deps.State.Get(KeyDBSecurityGroupID))) != 1 {
 		t.Error("the refused destroy revoked the cluster's ingress rule")
+	}
+}
+
+// TestCheckDestroy: before a destroy changes anything, a protected
+// database without --delete-database is bad input naming the flag, with no
+// mutating call; with the flag, or without a database, nothing is refused.
+func TestCheckDestroy(t *testing.T) {
+	tests := []struct {
+		name           string
+		apply          bool
+		deleteDatabase bool
+		wantRefused    bool
+	}{
+		{name: "protected database without --delete-database", apply: true, wantRefused: true},
+		{name: "protected database with --delete-database", apply: true, deleteDatabase: true},
+		{name: "no database"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			if tc.apply {
+				w.apply(t)
+			}
+			w.Calls.Reset()
+			w.Deps.Opts.DeleteDatabase = tc.deleteDatabase
+			err := New(w.Deps).CheckDestroy(context.Background())
+			switch {
+			case tc.wantRefused && (!fault.IsInput(err) || !strings.Contains(err.Error(), "flag --delete-database") || !strings.Contains(err.Error(), "nothing was deleted")):
+				t.Fatalf("CheckDestroy = %v, want bad input naming flag --delete-database", err)
+			case !tc.wantRefused && err != nil:
+				t.Fatalf("CheckDestroy = %v, want nil", err)
+			}
+			if m := w.Calls.Mutations(); len(m) != 0 {
+				t.Errorf("CheckDestroy changed things: %v", m)
+			}
+		})
 	}
 }
 

@@ -113,8 +113,9 @@ func (s *stage) definition() engine.Stage {
 			{Name: StepIngressRule, Needs: []string{stepID(StepSecurityGroup), "eks/cluster"}, Typical: 5 * time.Second,
 				Plan: s.planIngressRule, Apply: s.applyIngressRule, Destroy: s.destroyIngressRule},
 		},
-		Verify:   s.verify,
-		Validate: s.validate,
+		Verify:       s.verify,
+		Validate:     s.validate,
+		CheckDestroy: s.checkDestroy,
 	}
 }
 
