@@ -391,11 +391,18 @@ func (s *Server) patchActiveVersion(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// generatedName is a version name when the request has none, in the
-// adjective_name-and-digit shape of coderd's namesgenerator.
+// generatedName is a version name when the request has none, in the shape
+// of coderd's namesgenerator.NameDigitWith("_"): adjective, surname and two
+// digits. coderd draws from gofakeit's long word lists, so two versions of
+// a template practically never collide; these lists are long enough that a
+// test's few versions do not either (a collision is a 409, as in coderd).
 func generatedName() string {
-	adjectives := []string{"brave", "calm", "eager", "gentle", "happy", "jolly", "keen", "lucid", "merry", "quirky"}
-	names := []string{"turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "liskov", "hamilton", "dijkstra", "pike"}
+	adjectives := []string{"brave", "calm", "eager", "gentle", "happy", "jolly", "keen", "lucid", "merry", "quirky",
+		"amber", "bold", "bright", "clever", "daring", "fair", "fancy", "glad", "grand", "hearty",
+		"honest", "kind", "lively", "mighty", "noble", "proud", "quiet", "rapid", "shiny", "witty"}
+	names := []string{"turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "liskov", "hamilton", "dijkstra", "pike",
+		"allen", "backus", "cerf", "engelbart", "floyd", "goldberg", "hoare", "kay", "lamport", "mccarthy",
+		"milner", "naur", "perlis", "rivest", "scott", "shamir", "stroustrup", "torvalds", "wirth", "yao"}
 	b := uuid.New()
-	return fmt.Sprintf("%s_%s%d", adjectives[int(b[0])%len(adjectives)], names[int(b[1])%len(names)], int(b[2])%10)
+	return fmt.Sprintf("%s_%s%02d", adjectives[int(b[0])%len(adjectives)], names[int(b[1])%len(names)], int(b[2])%100)
 }
