@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/testenv/awsproxy"
 	"github.com/coderctl/coderctl/internal/testenv/ground"
+	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 	"github.com/coderctl/coderctl/stages/coder"
 	"github.com/coderctl/coderctl/stages/provisioners"
 )
@@ -60,7 +60,7 @@ func TestCoderUpgrade(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stop := sampleReadyReplicas(ctx, kc, coder.Namespace, coder.DeploymentName)
+	stop := kubeground.SampleReadyReplicas(ctx, kc, coder.Namespace, coder.DeploymentName)
 	start := time.Now()
 	r = w.run("up", "--yes", "-o", "json")
 	samples := stop()
@@ -160,35 +160,4 @@ func runs(samples []int32) string {
 		i = j
 	}
 	return strings.Join(out, " ")
-}
-
-// sampleReadyReplicas reads the Deployment's ready replicas every 200ms
-// until stop, which returns every sample in order.
-func sampleReadyReplicas(ctx context.Context, kc kubernetes.Interface, ns, name string) (stop func() []int32) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	var samples []int32
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if dep, err := kc.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-				samples = append(samples, dep.Status.ReadyReplicas)
-			}
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() []int32 {
-		close(done)
-		wg.Wait()
-		return samples
-	}
 }

@@ -3,8 +3,8 @@ package coder
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -80,9 +80,13 @@ func TestUpgradeRollsOnAFullCoderdGroup(t *testing.T) {
 				t.Fatalf("install 2.35.2: %v", err)
 			}
 
-			sampler := sampleReady(ctx, kc, pool, DeploymentName)
+			stop := kubeground.SampleReadyReplicas(ctx, kc, pool, DeploymentName)
 			_, _, err = helm.Apply(ctx, release("2.36.1", tc.timeout, tc.fixed), nil)
-			minReady, samples := sampler()
+			ready := stop()
+			samples, minReady := len(ready), int32(0)
+			if samples > 0 {
+				minReady = slices.Min(ready)
+			}
 			t.Logf("upgrade: %v; %d samples, fewest ready %d", err, samples, minReady)
 
 			if !tc.fixed {
@@ -173,37 +177,6 @@ func nodeSchedulable(n *corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-// sampleReady lists the Deployment's ready replicas every 200ms until the
-// returned stop is called, which says the fewest seen and how many samples.
-func sampleReady(ctx context.Context, kc kubernetes.Interface, ns, name string) (stop func() (minReady int32, samples int)) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	minReady, samples := int32(1<<30), 0
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if dep, err := kc.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-				minReady, samples = min(minReady, dep.Status.ReadyReplicas), samples+1
-			}
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() (int32, int) {
-		close(done)
-		wg.Wait()
-		return minReady, samples
-	}
 }
 
 // unschedulable is the scheduler's reason for each Pending pod in ns.

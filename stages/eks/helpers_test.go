@@ -57,11 +57,7 @@ func graph(d *deploy.Deps) []engine.Stage {
 // the test when the run does not succeed.
 func run(t *testing.T, e *stagetest.Env, opts engine.Options) (*engine.Summary, []engine.Event) {
 	t.Helper()
-	sum, events, err := e.Run(t, graph(e.Deps), opts)
-	if err != nil || !sum.OK {
-		t.Fatalf("%s: err=%v\n%s", opts.Mode, err, stagetest.Failures(sum, events))
-	}
-	return sum, events
+	return e.MustRun(t, graph(e.Deps), opts)
 }
 
 // applyAll builds the network and the cluster from nothing. prereqs has

@@ -52,10 +52,7 @@ func testUpgrade(t *testing.T, from, to string, hops []string) {
 	}
 	run := func(mode engine.Mode) *engine.Summary {
 		t.Helper()
-		sum, events, err := env.Run(t, all(), engine.Options{Mode: mode})
-		if err != nil || !sum.OK {
-			t.Fatalf("%s: %v\n%s", mode, err, stagetest.EventLog(events))
-		}
+		sum, _ := env.MustRun(t, all(), engine.Options{Mode: mode})
 		return sum
 	}
 	run(engine.ModeApply)

@@ -158,14 +158,9 @@ func (s *Server) updateClusterConfig(w http.ResponseWriter, r *http.Request, nam
 	if in.Logging != nil {
 		kind = "LoggingUpdate"
 	}
-	if u := conf.findToken(in.ClientRequestToken); u != nil {
-		writeJSON(w, http.StatusOK, u.json())
+	if s.admitUpdate(r.Context(), w, c, name, kind, in.ClientRequestToken, conf) {
 		return true
 	}
-	if s.refuseWhileUpdating(r.Context(), w, name, kind, conf) {
-		return true
-	}
-	s.overlayCluster(c, conf)
 	var u *clusterUpdate
 	var msg string
 	if in.ResourcesVpcConfig != nil {
@@ -293,14 +288,9 @@ func (s *Server) associateEncryption(w http.ResponseWriter, r *http.Request, nam
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	conf := s.clusterConfOf(name, regionOf(r))
-	if u := conf.findToken(in.ClientRequestToken); u != nil {
-		writeJSON(w, http.StatusOK, u.json())
+	if s.admitUpdate(r.Context(), w, c, name, "AssociateEncryptionConfig", in.ClientRequestToken, conf) {
 		return
 	}
-	if s.refuseWhileUpdating(r.Context(), w, name, "AssociateEncryptionConfig", conf) {
-		return
-	}
-	s.overlayCluster(c, conf)
 	if enc, _ := c["encryptionConfig"].([]any); len(enc) > 0 {
 		writeError(w, http.StatusBadRequest, "InvalidParameterException", "Encryption is already enabled on the cluster")
 		return
@@ -329,6 +319,22 @@ func checkEncryption(in encryptionRequest) string {
 		return "KeyArn is required"
 	}
 	return ""
+}
+
+// admitUpdate is how each cluster update call starts, with s.mu held: a
+// retried request (its client token seen) gets its update back, a request
+// while another update runs is refused, and c is overlaid with the updates
+// made so far. It reports whether the request was answered here.
+func (s *Server) admitUpdate(ctx context.Context, w http.ResponseWriter, c map[string]any, name, kind, token string, conf *clusterConf) bool {
+	if u := conf.findToken(token); u != nil {
+		writeJSON(w, http.StatusOK, u.json())
+		return true
+	}
+	if s.refuseWhileUpdating(ctx, w, name, kind, conf) {
+		return true
+	}
+	s.overlayCluster(c, conf)
+	return false
 }
 
 // refuseWhileUpdating answers EKS's refusal when an update is running. A

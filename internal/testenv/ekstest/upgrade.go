@@ -113,14 +113,9 @@ func (s *Server) updateClusterVersion(w http.ResponseWriter, r *http.Request, na
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	conf := s.clusterConfOf(name, regionOf(r))
-	if u := conf.findToken(in.ClientRequestToken); u != nil {
-		writeJSON(w, http.StatusOK, u.json())
+	if s.admitUpdate(r.Context(), w, c, name, "UpdateClusterVersion", in.ClientRequestToken, conf) {
 		return
 	}
-	if s.refuseWhileUpdating(r.Context(), w, name, "UpdateClusterVersion", conf) {
-		return
-	}
-	s.overlayCluster(c, conf)
 	current, _ := c["version"].(string)
 	if msg := upgradeRefusal(current, in.Version, s.offeredVersions(), groups); msg != "" {
 		writeError(w, http.StatusBadRequest, "InvalidParameterException", msg)

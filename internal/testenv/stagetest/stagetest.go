@@ -123,6 +123,17 @@ func (e *Env) awsConfig(region string) (aws.Config, error) {
 // Reload rebuilds Deps from the state file on disk, as a new process would.
 func (e *Env) Reload(t testing.TB) { e.Deps = e.build(t) }
 
+// MustRun is Run for a run that must succeed: it fails the test, naming
+// the failed checks and step errors, when the run errs or is not OK.
+func (e *Env) MustRun(t testing.TB, stages []engine.Stage, opts engine.Options) (*engine.Summary, []engine.Event) {
+	t.Helper()
+	sum, events, err := e.Run(t, stages, opts)
+	if err != nil || !sum.OK {
+		t.Fatalf("%s: err=%v\n%s", opts.Mode, err, Failures(sum, events))
+	}
+	return sum, events
+}
+
 // Run builds the graph of stages and runs it; stages must include every
 // stage the run's stages need (their steps count as done when not selected).
 func (e *Env) Run(t testing.TB, stages []engine.Stage, opts engine.Options) (*engine.Summary, []engine.Event, error) {
