@@ -1,11 +1,12 @@
 // Package eksversion holds what the eks and nodegroups stages both need to
 // know about Kubernetes versions on EKS: the minor of a "1.NN" version and
-// how many rounds a managed node group's rolling update takes.
+// how many rounds a managed node group's rolling update takes, and how long.
 package eksversion
 
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
@@ -20,6 +21,14 @@ func Minor(v string) (int, bool) {
 	n, err := strconv.Atoi(rest)
 	return n, err == nil
 }
+
+// typicalBatch is one batch of a managed node group's rollout on real AWS:
+// launch, join, drain and terminate.
+const typicalBatch = 6 * time.Minute
+
+// TypicalRollout is how long a rollout of batches rounds usually takes on
+// AWS, for plan.
+func TypicalRollout(batches int) time.Duration { return time.Duration(batches) * typicalBatch }
 
 // RolloutBatches is how many rounds EKS needs to replace a group's nodes, at
 // most updateConfig's maxUnavailable (or its percentage of the desired size)

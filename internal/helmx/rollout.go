@@ -184,10 +184,11 @@ func WaitRolledOut(ctx context.Context, kc kubernetes.Interface, namespace strin
 			}
 		}
 		pending = still
-		if msg := strings.Join(why, "; "); msg != "" && msg != last && progress != nil {
+		msg := strings.Join(why, "; ")
+		if msg != "" && msg != last && progress != nil {
 			progress(msg)
 		}
-		last = strings.Join(why, "; ")
+		last = msg
 		return len(pending) == 0, nil
 	})
 	if err == nil {

@@ -283,7 +283,7 @@ func (s *stage) ensureAddon(ctx context.Context, r engine.Reporter, c *ekstypes.
 	if err != nil {
 		return err
 	}
-	incarnation := aws.ToString(c.Arn) + "@" + aws.ToTime(c.CreatedAt).UTC().Format(time.RFC3339)
+	inc := incarnation(c)
 	if cur == nil {
 		r.Progress("creating add-on " + a.name)
 		_, err := s.d.AWS.EKS.CreateAddon(ctx, &eks.CreateAddonInput{
@@ -295,7 +295,7 @@ func (s *stage) ensureAddon(ctx context.Context, r engine.Reporter, c *ekstypes.
 			// EKS installs self-managed vpc-cni, coredns and kube-proxy with
 			// every cluster; OVERWRITE lets the managed add-on take them over.
 			ResolveConflicts:   ekstypes.ResolveConflictsOverwrite,
-			ClientRequestToken: aws.String(s.clientToken("addon/"+a.name, incarnation)),
+			ClientRequestToken: aws.String(s.clientToken("addon/"+a.name, inc)),
 			Tags:               s.tags(a.name),
 		})
 		if err != nil && awsx.ErrorCode(err) != "ResourceInUseException" {
@@ -321,7 +321,7 @@ func (s *stage) ensureAddon(ctx context.Context, r engine.Reporter, c *ekstypes.
 		ServiceAccountRoleArn: optional(role),
 		ConfigurationValues:   optional(a.values),
 		ResolveConflicts:      ekstypes.ResolveConflictsOverwrite,
-		ClientRequestToken:    aws.String(s.clientToken("addon-update/"+a.name, incarnation+"|"+role+"|"+version+"|"+a.values)),
+		ClientRequestToken:    aws.String(s.clientToken("addon-update/"+a.name, inc+"|"+role+"|"+version+"|"+a.values)),
 	})
 	return awsx.Describe("EKS UpdateAddon "+a.name, err)
 }

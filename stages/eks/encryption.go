@@ -75,7 +75,7 @@ func (s *stage) convergeEncryption(ctx context.Context, r engine.Reporter, c *ek
 			EncryptionConfig: encryptionConfig(w.keyARN),
 			// Tied to the cluster and the key: a run killed while waiting
 			// gets the same update back instead of an error.
-			ClientRequestToken: aws.String(s.clientToken("encryption", aws.ToString(c.Arn)+"@"+aws.ToTime(c.CreatedAt).UTC().Format(time.RFC3339)+"|"+w.keyARN)),
+			ClientRequestToken: aws.String(s.clientToken("encryption", incarnation(c)+"|"+w.keyARN)),
 		})
 		if err != nil {
 			return nil, err

@@ -38,13 +38,11 @@ import (
 const maxKubeletSkew = 3
 
 // Typical real-AWS durations, for plan: a control plane upgrade takes
-// about a quarter of an hour, an add-on update a minute or two, and a
-// managed node group replaces its nodes in batches of updateConfig's
-// maxUnavailable, each batch launching, joining and draining.
+// about a quarter of an hour, an add-on update a minute or two (a node
+// group's rollout: eksversion.TypicalRollout).
 const (
 	typicalControlPlaneUpgrade = 15 * time.Minute
 	typicalAddonUpgrade        = 2 * time.Minute
-	typicalNodeBatch           = 6 * time.Minute
 	// upgradeTimeout bounds one control plane update.
 	upgradeTimeout = 60 * time.Minute
 )
@@ -190,7 +188,7 @@ func (s *stage) planUpgrade(ctx context.Context, c *ekstypes.Cluster) ([]engine.
 	}
 	if len(lagging) > 0 {
 		steps = append(steps, fmt.Sprintf("0) node groups %s to %s first (EKS updates a cluster only when its node groups match it)", strings.Join(lagging, ", "), have))
-		total += time.Duration(most) * typicalNodeBatch
+		total += eksversion.TypicalRollout(most)
 	}
 	planned := map[string]string{} // add-on -> version after the hops so far
 	for i, v := range chain {
@@ -206,14 +204,14 @@ func (s *stage) planUpgrade(ctx context.Context, c *ekstypes.Cluster) ([]engine.
 		}
 		if len(groups) > 0 && i < len(chain)-1 {
 			step += ", node groups " + strings.Join(groupNames, ", ") + " in parallel"
-			total += time.Duration(most) * typicalNodeBatch
+			total += eksversion.TypicalRollout(most)
 		}
 		steps = append(steps, step)
 	}
 	if len(groups) > 0 {
 		steps = append(steps, fmt.Sprintf("%d) node groups %s to %s in parallel (nodegroups stage, UpdateNodegroupVersion, up to %d batches per updateConfig)",
 			len(chain)+1, strings.Join(groupNames, ", "), want, most))
-		total += time.Duration(most) * typicalNodeBatch
+		total += eksversion.TypicalRollout(most)
 	}
 	return action(engine.Update, res, "Kubernetes %s to %s, one minor at a time: %s; typically about %d minutes",
 		have, want, strings.Join(steps, "; "), int(total.Minutes())), nil

@@ -21,10 +21,6 @@ import (
 // step has converged just before, so the rollout respects the file's
 // maxUnavailable.
 
-// typicalNodeBatch is one batch of a managed node group's rollout on AWS:
-// launch, join, drain and terminate.
-const typicalNodeBatch = 6 * time.Minute
-
 // behind reports whether a group at have trails want by a minor or more.
 func behind(have, want string) bool {
 	h, ok1 := eksversion.Minor(have)
@@ -42,7 +38,7 @@ func (s *stage) planVersion(ng *ekstypes.Nodegroup) []engine.Action {
 	n := eksversion.RolloutBatches(ng)
 	return action(engine.Update, groupResource(aws.ToString(ng.NodegroupName)),
 		"Kubernetes %s to %s once the control plane is there: UpdateNodegroupVersion replaces the nodes in %d batches (updateConfig), typically about %d minutes",
-		have, want, n, int((time.Duration(n) * typicalNodeBatch).Minutes()))
+		have, want, n, int(eksversion.TypicalRollout(n).Minutes()))
 }
 
 // upgradeIfBehind moves the group to the cluster's Kubernetes version when

@@ -314,21 +314,30 @@ func (s *stage) convergeInstance(ctx context.Context, r engine.Reporter, inst *r
 	return modified, nil
 }
 
+// awaitAvailable waits with the SDK's waiter until instance id is
+// available, reporting its status at each poll as what, and returns it.
+func (s *stage) awaitAvailable(ctx context.Context, r engine.Reporter, id, what string) (*rdstypes.DBInstance, error) {
+	lo, hi := s.d.Opts.Wait.Delays(instanceMinDelay, instanceMaxDelay)
+	w := rds.NewDBInstanceAvailableWaiter(s.d.AWS.RDS, func(o *rds.DBInstanceAvailableWaiterOptions) {
+		o.MinDelay, o.MaxDelay = lo, hi
+		o.Retryable = awsx.Watch(r, what, instanceStatus, o.Retryable)
+	})
+	out, err := w.WaitForOutput(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, s.d.Opts.Wait.WaitTimeout(instanceTimeout))
+	if err != nil {
+		return nil, err
+	}
+	return &out.DBInstances[0], nil
+}
+
 // waitAvailable waits for the instance, reporting its status at each
 // poll, then records its endpoint and puts it in the secret.
 func (s *stage) waitAvailable(ctx context.Context, r engine.Reporter, id string, known *rdstypes.DBInstance) error {
 	inst := known
 	if inst == nil || aws.ToString(inst.DBInstanceStatus) != "available" || inst.Endpoint == nil {
-		lo, hi := s.d.Opts.Wait.Delays(instanceMinDelay, instanceMaxDelay)
-		w := rds.NewDBInstanceAvailableWaiter(s.d.AWS.RDS, func(o *rds.DBInstanceAvailableWaiterOptions) {
-			o.MinDelay, o.MaxDelay = lo, hi
-			o.Retryable = awsx.Watch(r, "DB instance "+id, instanceStatus, o.Retryable)
-		})
-		out, err := w.WaitForOutput(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, s.d.Opts.Wait.WaitTimeout(instanceTimeout))
-		if err != nil {
+		var err error
+		if inst, err = s.awaitAvailable(ctx, r, id, "DB instance "+id); err != nil {
 			return fmt.Errorf("DB instance %s did not become available: %w", id, err)
 		}
-		inst = &out.DBInstances[0]
 	}
 	if inst.Endpoint == nil {
 		return fmt.Errorf("DB instance %s is available but has no endpoint", id)

@@ -253,12 +253,7 @@ func (s *stage) preUpgradeSnapshot(ctx context.Context, r engine.Reporter, inst 
 	// RDS snapshots only an available instance (InvalidDBInstanceState
 	// otherwise): one still backing up or modifying is waited for first.
 	if aws.ToString(inst.DBInstanceStatus) != "available" {
-		lo, hi := s.d.Opts.Wait.Delays(instanceMinDelay, instanceMaxDelay)
-		w := rds.NewDBInstanceAvailableWaiter(s.d.AWS.RDS, func(o *rds.DBInstanceAvailableWaiterOptions) {
-			o.MinDelay, o.MaxDelay = lo, hi
-			o.Retryable = awsx.Watch(r, "DB instance "+id+" before its snapshot", instanceStatus, o.Retryable)
-		})
-		if err := w.Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, s.d.Opts.Wait.WaitTimeout(instanceTimeout)); err != nil {
+		if _, err := s.awaitAvailable(ctx, r, id, "DB instance "+id+" before its snapshot"); err != nil {
 			return fmt.Errorf("DB instance %s did not become available for its pre-upgrade snapshot: %w", id, err)
 		}
 	}
