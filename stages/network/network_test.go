@@ -366,3 +366,49 @@ func createTaggedSG(t *testing.T, c *ec2.Client, vpcID, name string) string {
 	must(t, err)
 	return aws.ToString(out.GroupId)
 }
+
+// TestDefaultRouteAlreadyThere: a default route that exists although the
+// table was read without one (made meanwhile, or by a CreateRoute the SDK
+// retried after a lost response; EC2 answers RouteAlreadyExists) ends at
+// the wanted target, whatever it pointed to.
+func TestDefaultRouteAlreadyThere(t *testing.T) {
+	env := stagetest.New(t, nil)
+	run(t, env, engine.ModeApply)
+	c := env.Deps.AWS.EC2
+	out := outputs(env.Deps)
+	ctx := context.Background()
+	inv := taggedInventory(t, c)
+	nat, igw := inv.NATs[0], inv.IGWs[0]
+	tables, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: []ec2types.Filter{filter("vpc-id", out[KeyVPCID])}})
+	must(t, err)
+	rt, _ := subnetRouteTable(tables.RouteTables, strings.Split(out[KeyPrivateSubnetIDs], ",")[0])
+	if rt == nil {
+		t.Fatal("no route table for the first private subnet")
+	}
+	rtID := aws.ToString(rt.RouteTableId)
+	tests := []struct{ name, before string }{
+		{name: "to the wanted NAT gateway", before: nat},
+		{name: "to another target", before: igw},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &ec2.ReplaceRouteInput{RouteTableId: aws.String(rtID), DestinationCidrBlock: aws.String(anywhere)}
+			if strings.HasPrefix(tc.before, "nat-") {
+				in.NatGatewayId = aws.String(tc.before)
+			} else {
+				in.GatewayId = aws.String(tc.before)
+			}
+			_, err := c.ReplaceRoute(ctx, in)
+			must(t, err)
+			n := &network{d: env.Deps}
+			if err := n.ensureDefaultRoute(ctx, rtID, nil, nat); err != nil {
+				t.Fatalf("ensureDefaultRoute with the route already there: %v", err)
+			}
+			got, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: []string{rtID}})
+			must(t, err)
+			if target := routeTarget(defaultRoute(&got.RouteTables[0])); target != nat {
+				t.Errorf("default route goes to %q, want %s", target, nat)
+			}
+		})
+	}
+}

@@ -234,7 +234,12 @@ func (n *network) ensureDefaultRoute(ctx context.Context, rtID string, cur *ec2t
 	}
 	if cur == nil {
 		_, err := n.d.AWS.EC2.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: aws.String(rtID), DestinationCidrBlock: aws.String(anywhere), GatewayId: gw, NatGatewayId: nat})
-		return awsx.Describe(fmt.Sprintf("route 0.0.0.0/0 of %s to %s", rtID, target), err)
+		// A route that exists after all was made since the table was read,
+		// or by this very call when the SDK retried it after a lost
+		// response: it is replaced with the target, which is idempotent.
+		if awsx.ErrorCode(err) != "RouteAlreadyExists" {
+			return awsx.Describe(fmt.Sprintf("route 0.0.0.0/0 of %s to %s", rtID, target), err)
+		}
 	}
 	_, err := n.d.AWS.EC2.ReplaceRoute(ctx, &ec2.ReplaceRouteInput{RouteTableId: aws.String(rtID), DestinationCidrBlock: aws.String(anywhere), GatewayId: gw, NatGatewayId: nat})
 	return awsx.Describe(fmt.Sprintf("replace route 0.0.0.0/0 of %s with %s", rtID, target), err)
