@@ -39,8 +39,11 @@ type IRSARole struct {
 	Foreign func(role, owner, deployment string) error
 }
 
+// NameFor is the role's name for a cluster.
+func (r IRSARole) NameFor(cluster string) string { return cluster + r.Suffix }
+
 // IRSARoleName is the role's name for the deployment.
-func (d *Deps) IRSARoleName(r IRSARole) string { return d.Deployment() + r.Suffix }
+func (d *Deps) IRSARoleName(r IRSARole) string { return r.NameFor(d.Deployment()) }
 
 // irsaSpec is the role with the given trust and policy (nil for destroy,
 // which needs only the name and the deployment).

@@ -46,8 +46,8 @@ func (w *world) assertReleaseTemplates(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range []struct{ release, namespace, chart string }{
-		{coder.ReleaseName, coder.Namespace, coder.ChartName},
-		{provisioners.ReleaseName, coder.Namespace, provisioners.ChartName},
+		{coder.ReleaseName, names.CoderNamespace, coder.ChartName},
+		{provisioners.ReleaseName, names.CoderNamespace, provisioners.ChartName},
 		{secrets.DriverRelease, secrets.ReleaseNamespace, secrets.DriverChart},
 	} {
 		rel, err := h.Status(context.Background(), r.release, r.namespace)
@@ -74,7 +74,7 @@ func (w *world) assertReleaseTemplates(t *testing.T) {
 // annotation and the metrics port, with every replica ready.
 func assertCoderd(t *testing.T, kc kubernetes.Interface, roleARN string) {
 	ctx := context.Background()
-	dep, err := kc.AppsV1().Deployments(coder.Namespace).Get(ctx, coder.ChartName, metav1.GetOptions{})
+	dep, err := kc.AppsV1().Deployments(names.CoderNamespace).Get(ctx, coder.ChartName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func assertCoderd(t *testing.T, kc kubernetes.Interface, roleARN string) {
 	if dep.Status.ReadyReplicas != *dep.Spec.Replicas {
 		t.Errorf("%d of %d replicas ready", dep.Status.ReadyReplicas, *dep.Spec.Replicas)
 	}
-	sa, err := kc.CoreV1().ServiceAccounts(coder.Namespace).Get(ctx, pod.ServiceAccountName, metav1.GetOptions{})
+	sa, err := kc.CoreV1().ServiceAccounts(names.CoderNamespace).Get(ctx, pod.ServiceAccountName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func assertCoderd(t *testing.T, kc kubernetes.Interface, roleARN string) {
 // account to a Role for workspaces in the namespace.
 func assertProvisionerRBAC(t *testing.T, kc kubernetes.Interface) {
 	ctx := context.Background()
-	dep, err := kc.AppsV1().Deployments(coder.Namespace).Get(ctx, provisioners.ChartName, metav1.GetOptions{})
+	dep, err := kc.AppsV1().Deployments(names.CoderNamespace).Get(ctx, provisioners.ChartName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,14 +115,14 @@ func assertProvisionerRBAC(t *testing.T, kc kubernetes.Interface) {
 	if dep.Status.ReadyReplicas != *dep.Spec.Replicas {
 		t.Errorf("%d of %d provisioner replicas ready", dep.Status.ReadyReplicas, *dep.Spec.Replicas)
 	}
-	role, err := kc.RbacV1().Roles(coder.Namespace).Get(ctx, sa+"-workspace-perms", metav1.GetOptions{})
+	role, err := kc.RbacV1().Roles(names.CoderNamespace).Get(ctx, sa+"-workspace-perms", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the provisioner's Role: %v", err)
 	}
 	if !slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, "pods") }) {
 		t.Errorf("Role %s rules %+v, want workspace pods", role.Name, role.Rules)
 	}
-	rb, err := kc.RbacV1().RoleBindings(coder.Namespace).Get(ctx, sa, metav1.GetOptions{})
+	rb, err := kc.RbacV1().RoleBindings(names.CoderNamespace).Get(ctx, sa, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the provisioner's RoleBinding: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/awsproxy"
 	"github.com/coderctl/coderctl/internal/testenv/ground"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
@@ -60,7 +61,7 @@ func TestCoderUpgrade(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stop := kubeground.SampleReadyReplicas(ctx, kc, coder.Namespace, coder.DeploymentName)
+	stop := kubeground.SampleReadyReplicas(ctx, kc, names.CoderNamespace, coder.DeploymentName)
 	start := time.Now()
 	r = w.run("up", "--yes", "-o", "json")
 	samples := stop()
@@ -78,7 +79,7 @@ func TestCoderUpgrade(t *testing.T) {
 		}
 	}
 	for _, name := range []string{coder.DeploymentName, provisioners.ChartName} {
-		dep, err := kc.AppsV1().Deployments(coder.Namespace).Get(context.Background(), name, metav1.GetOptions{})
+		dep, err := kc.AppsV1().Deployments(names.CoderNamespace).Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +134,7 @@ func newWorldAt(t *testing.T, version string) *world {
 func assertImages(t *testing.T, kc kubernetes.Interface, tag string) {
 	t.Helper()
 	for _, selector := range []string{"app.kubernetes.io/name=coder", "app.kubernetes.io/name=coder-provisioner"} {
-		pods, err := kc.CoreV1().Pods(coder.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+		pods, err := kc.CoreV1().Pods(names.CoderNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,8 +2,9 @@
 // another stage (or the CLI, or a test) uses: stage and step names, state
 // keys, and the names of AWS and Kubernetes objects. Stages may not import
 // one another (decisions.md 14), so a producer's names live here, grouped
-// by producer, and the producing stage's exported constants refer to them.
-// A name that only its own stage uses stays in that stage.
+// by producer, and every package (the producing stage included) uses them
+// from here: no second constant for the same name. A name that only its own
+// stage uses stays in that stage.
 package names
 
 // Stage names, in the guide's order.

@@ -31,16 +31,10 @@ import (
 // Name is the stage's registry name.
 const Name = names.StageACM
 
-// KeyCertARN is the certificate's ARN in the state file. A user may set it
-// to an ISSUED certificate of their own, which is then used and never
-// deleted.
-const KeyCertARN = names.KeyCertARN
-
 // Step names; other stages refer to them as "acm/<name>".
 const (
 	StepCertificate       = "certificate"
 	StepValidationRecords = "validation-records"
-	StepIssued            = names.ACMStepIssued
 )
 
 // Waiting for ISSUED: DNS validation takes minutes, sometimes over an hour
@@ -61,14 +55,14 @@ func New(d *deploy.Deps) engine.Stage {
 		Name:    Name,
 		Summary: "TLS certificate for CODER_DOMAIN and *.CODER_DOMAIN, validated through DNS",
 		Needs:   []string{names.StagePrereqs},
-		Reads:   []string{config.KeyClusterName, config.KeyRegion, config.KeyDomain, config.KeyHostedZoneID, KeyCertARN},
-		Writes:  []string{KeyCertARN},
+		Reads:   []string{config.KeyClusterName, config.KeyRegion, config.KeyDomain, config.KeyHostedZoneID, names.KeyCertARN},
+		Writes:  []string{names.KeyCertARN},
 		Steps: []engine.Step{
 			{Name: StepCertificate, Needs: []string{names.StagePrereqs}, Typical: 5 * time.Second,
 				Plan: s.planCertificate, Apply: s.applyCertificate, Destroy: s.destroyCertificate},
 			{Name: StepValidationRecords, Needs: []string{stepID(StepCertificate)}, Typical: 30 * time.Second,
 				Plan: s.planRecords, Apply: s.applyRecords, Destroy: s.destroyRecords},
-			{Name: StepIssued, Needs: []string{stepID(StepValidationRecords)}, Typical: 5 * time.Minute,
+			{Name: names.ACMStepIssued, Needs: []string{stepID(StepValidationRecords)}, Typical: 5 * time.Minute,
 				Plan: s.planIssued, Apply: s.applyIssued},
 		},
 		Verify:   s.verify,
@@ -97,7 +91,7 @@ func (c *cert) arn() string { return aws.ToString(c.CertificateArn) }
 // recordedCert is the certificate the request step recorded, which the
 // later steps work on; an error when it is gone.
 func (s *stage) recordedCert(ctx context.Context) (*cert, error) {
-	certARN, err := s.d.Output(KeyCertARN, Name)
+	certARN, err := s.d.Output(names.KeyCertARN, Name)
 	if err != nil {
 		return nil, err
 	}
@@ -141,17 +135,17 @@ func (s *stage) describe(ctx context.Context, certARN string) (*cert, error) {
 // would hide it.
 func (s *stage) find(ctx context.Context) (*cert, error) {
 	c, err := s.current(ctx)
-	if err == nil && c == nil && s.d.State.Get(KeyCertARN) != "" {
-		a := s.d.State.Get(KeyCertARN)
+	if err == nil && c == nil && s.d.State.Get(names.KeyCertARN) != "" {
+		a := s.d.State.Get(names.KeyCertARN)
 		return nil, fmt.Errorf("%s %s does not exist in %s: remove %s from %s to have coderctl request a certificate",
-			KeyCertARN, a, s.d.Region(), KeyCertARN, s.d.State.Path())
+			names.KeyCertARN, a, s.d.Region(), names.KeyCertARN, s.d.State.Path())
 	}
 	return c, err
 }
 
 // current is find without the complaint: nil when CERT_ARN names nothing.
 func (s *stage) current(ctx context.Context) (*cert, error) {
-	if a := s.d.State.Get(KeyCertARN); a != "" {
+	if a := s.d.State.Get(names.KeyCertARN); a != "" {
 		return s.describe(ctx, a)
 	}
 	return s.findByTags(ctx)
@@ -211,7 +205,7 @@ func (s *stage) planCertificate(ctx context.Context) ([]engine.Action, error) {
 	case c == nil:
 		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: "request it from ACM with DNS validation"}}, nil
 	case !c.owned:
-		return []engine.Action{{Kind: engine.Nothing, Resource: c.arn(), Reason: "given as " + KeyCertARN + " (" + string(c.Status) + "); used as is"}}, nil
+		return []engine.Action{{Kind: engine.Nothing, Resource: c.arn(), Reason: "given as " + names.KeyCertARN + " (" + string(c.Status) + "); used as is"}}, nil
 	}
 	return []engine.Action{{Kind: engine.Nothing, Resource: c.arn(), Reason: "exists, " + string(c.Status)}}, nil
 }
@@ -222,8 +216,8 @@ func (s *stage) applyCertificate(ctx context.Context, r engine.Reporter) error {
 		return err
 	}
 	if c != nil {
-		if s.d.State.Get(KeyCertARN) != c.arn() {
-			return s.d.Record(map[string]string{KeyCertARN: c.arn()})
+		if s.d.State.Get(names.KeyCertARN) != c.arn() {
+			return s.d.Record(map[string]string{names.KeyCertARN: c.arn()})
 		}
 		return nil
 	}
@@ -231,7 +225,7 @@ func (s *stage) applyCertificate(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	return s.d.Record(map[string]string{KeyCertARN: certARN})
+	return s.d.Record(map[string]string{names.KeyCertARN: certARN})
 }
 
 // requestOnce requests the certificate with the deterministic token. ACM
@@ -294,13 +288,13 @@ func IdempotencyToken(parts ...string) string {
 // destroyCertificate deletes the deployment's own certificate. One still
 // attached to a load balancer is refused with the user's ARN named.
 func (s *stage) destroyCertificate(ctx context.Context, r engine.Reporter) error {
-	if a := s.d.State.Get(KeyCertARN); a != "" {
+	if a := s.d.State.Get(names.KeyCertARN); a != "" {
 		c, err := s.describe(ctx, a)
 		if err != nil {
 			return err
 		}
 		if c != nil && !c.owned {
-			r.Progress("certificate " + a + " was given as " + KeyCertARN + ", not created by coderctl: left in place")
+			r.Progress("certificate " + a + " was given as " + names.KeyCertARN + ", not created by coderctl: left in place")
 			return nil
 		}
 	}
@@ -315,7 +309,7 @@ func (s *stage) destroyCertificate(ctx context.Context, r engine.Reporter) error
 			}
 		}
 	}
-	return s.d.State.Unset(KeyCertARN)
+	return s.d.State.Unset(names.KeyCertARN)
 }
 
 // deleteCertificate deletes one of the deployment's certificates; one still

@@ -20,6 +20,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -28,7 +29,7 @@ const validationRecord = "_d930b28be6c5927595552b219965053e.coder.example.com. _
 func TestApplyWithHostedZone(t *testing.T) {
 	w := newWorld(t, "example.com")
 	evs := w.apply(t)
-	arn := w.Deps.State.Get(KeyCertARN)
+	arn := w.Deps.State.Get(names.KeyCertARN)
 	if !strings.HasPrefix(arn, "arn:aws:acm:us-west-2:") {
 		t.Fatalf("CERT_ARN = %q", arn)
 	}
@@ -62,14 +63,14 @@ func TestApplyWithHostedZone(t *testing.T) {
 func TestReapplyMakesNoChanges(t *testing.T) {
 	w := newWorld(t, "example.com")
 	w.apply(t)
-	arn := w.Deps.State.Get(KeyCertARN)
+	arn := w.Deps.State.Get(names.KeyCertARN)
 	w.Reload(t)
 	w.Calls.Reset()
 	w.apply(t)
 	if m := w.Calls.Mutations(); len(m) != 0 {
 		t.Errorf("second apply made mutating calls: %v", m)
 	}
-	if got := w.Deps.State.Get(KeyCertARN); got != arn {
+	if got := w.Deps.State.Get(names.KeyCertARN); got != arn {
 		t.Errorf("CERT_ARN changed: %s -> %s", arn, got)
 	}
 }
@@ -77,10 +78,10 @@ func TestReapplyMakesNoChanges(t *testing.T) {
 func TestAdoptByTags(t *testing.T) {
 	w := newWorld(t, "example.com")
 	w.apply(t)
-	arn := w.Deps.State.Get(KeyCertARN)
+	arn := w.Deps.State.Get(names.KeyCertARN)
 	// A foreign certificate for the same domain must not be adopted.
 	requestForeign(t, w.Deps.AWS.ACM, testDomain, "*."+testDomain)
-	if err := w.Deps.State.Unset(KeyCertARN); err != nil {
+	if err := w.Deps.State.Unset(names.KeyCertARN); err != nil {
 		t.Fatal(err)
 	}
 	w.Reload(t)
@@ -89,7 +90,7 @@ func TestAdoptByTags(t *testing.T) {
 	if m := w.Calls.Mutations(); len(m) != 0 {
 		t.Errorf("adopting made mutating calls: %v", m)
 	}
-	if got := w.Deps.State.Get(KeyCertARN); got != arn {
+	if got := w.Deps.State.Get(names.KeyCertARN); got != arn {
 		t.Errorf("adopted %s, want %s", got, arn)
 	}
 }
@@ -99,7 +100,7 @@ func TestAdoptByTags(t *testing.T) {
 func TestAdoptGivenCertificate(t *testing.T) {
 	w := newWorld(t, "example.com")
 	given := requestForeign(t, w.Deps.AWS.ACM, testDomain, "*."+testDomain)
-	w.setInput(t, KeyCertARN, given)
+	w.setInput(t, names.KeyCertARN, given)
 	w.Calls.Reset()
 	w.apply(t)
 	if m := w.Calls.Mutations(); len(m) != 0 {
@@ -111,7 +112,7 @@ func TestAdoptGivenCertificate(t *testing.T) {
 	if _, _, err := w.run(t, engine.ModeDestroy); err != nil {
 		t.Fatal(err)
 	}
-	if w.certificate(t, given).Status != acmtypes.CertificateStatusIssued || w.Deps.State.Get(KeyCertARN) != given {
+	if w.certificate(t, given).Status != acmtypes.CertificateStatusIssued || w.Deps.State.Get(names.KeyCertARN) != given {
 		t.Error("destroy touched the user's certificate or forgot CERT_ARN")
 	}
 }
@@ -130,14 +131,14 @@ func TestPlan(t *testing.T) {
 		}
 		return kinds
 	}
-	if got, want := plan(), map[string]engine.ActionKind{StepCertificate: engine.Create, StepValidationRecords: engine.Create, StepIssued: engine.Nothing}; !maps.Equal(got, want) {
+	if got, want := plan(), map[string]engine.ActionKind{StepCertificate: engine.Create, StepValidationRecords: engine.Create, names.ACMStepIssued: engine.Nothing}; !maps.Equal(got, want) {
 		t.Errorf("plan on empty: %v, want %v", got, want)
 	}
 	if m := w.Calls.Mutations(); len(m) != 0 {
 		t.Errorf("plan made mutating calls: %v", m)
 	}
 	w.apply(t)
-	if got, want := plan(), map[string]engine.ActionKind{StepCertificate: engine.Nothing, StepValidationRecords: engine.Nothing, StepIssued: engine.Nothing}; !maps.Equal(got, want) {
+	if got, want := plan(), map[string]engine.ActionKind{StepCertificate: engine.Nothing, StepValidationRecords: engine.Nothing, names.ACMStepIssued: engine.Nothing}; !maps.Equal(got, want) {
 		t.Errorf("plan after apply: %v, want %v", got, want)
 	}
 }
@@ -146,11 +147,11 @@ func TestVerifyDetectsProblems(t *testing.T) {
 	ctx := context.Background()
 	useCert := func(arn string) func(*testing.T, *world) func() {
 		return func(t *testing.T, w *world) func() {
-			own := w.Deps.State.Get(KeyCertARN)
-			if err := w.Deps.State.Set(KeyCertARN, arn); err != nil {
+			own := w.Deps.State.Get(names.KeyCertARN)
+			if err := w.Deps.State.Set(names.KeyCertARN, arn); err != nil {
 				t.Fatal(err)
 			}
-			return func() { _ = w.Deps.State.Set(KeyCertARN, own) }
+			return func() { _ = w.Deps.State.Set(names.KeyCertARN, own) }
 		}
 	}
 	w := newWorld(t, "example.com")
@@ -206,7 +207,7 @@ func TestVerifyDetectsProblems(t *testing.T) {
 func TestDestroy(t *testing.T) {
 	w := newWorld(t, "example.com")
 	w.apply(t)
-	arn := w.Deps.State.Get(KeyCertARN)
+	arn := w.Deps.State.Get(names.KeyCertARN)
 	if _, evs, err := w.run(t, engine.ModeDestroy); err != nil {
 		t.Fatalf("destroy: %v\n%s", err, stagetest.EventLog(evs))
 	}
@@ -219,7 +220,7 @@ func TestDestroy(t *testing.T) {
 	if got := w.zoneCNAMEs(t); len(got) != 0 {
 		t.Errorf("validation records left: %v", got)
 	}
-	if v := w.Deps.State.Get(KeyCertARN); v != "" {
+	if v := w.Deps.State.Get(names.KeyCertARN); v != "" {
 		t.Errorf("CERT_ARN still in state: %s", v)
 	}
 	w.Calls.Reset()
@@ -233,7 +234,7 @@ func TestDestroy(t *testing.T) {
 	// Apply again within ACM's idempotency window: the token would name the
 	// deleted certificate; a new one must be requested.
 	w.apply(t)
-	again := w.Deps.State.Get(KeyCertARN)
+	again := w.Deps.State.Get(names.KeyCertARN)
 	if again == arn || w.certificate(t, again).Status != acmtypes.CertificateStatusIssued {
 		t.Errorf("apply after destroy: CERT_ARN %s (old %s)", again, arn)
 	}
@@ -244,7 +245,7 @@ func TestDestroy(t *testing.T) {
 func TestDestroyRefusesCertificateInUse(t *testing.T) {
 	w := newWorld(t, "example.com")
 	w.apply(t)
-	arn := w.Deps.State.Get(KeyCertARN)
+	arn := w.Deps.State.Get(names.KeyCertARN)
 	listener := attachToListener(t, w, arn)
 
 	_, evs, err := w.run(t, engine.ModeDestroy)
@@ -345,11 +346,11 @@ func TestSlowValidation(t *testing.T) {
 		}
 		var pending, issued bool
 		for _, e := range stagetest.EventsOf(evs, engine.EventProgress) {
-			if e.Step == StepIssued {
+			if e.Step == names.ACMStepIssued {
 				pending = pending || strings.Contains(e.Message, "PENDING_VALIDATION")
 			}
 		}
-		issued = w.certificate(t, w.Deps.State.Get(KeyCertARN)).Status == acmtypes.CertificateStatusIssued
+		issued = w.certificate(t, w.Deps.State.Get(names.KeyCertARN)).Status == acmtypes.CertificateStatusIssued
 		if !pending || !issued {
 			t.Errorf("want progress showing PENDING_VALIDATION and then ISSUED (pending seen %v, issued %v):\n%s", pending, issued, stagetest.EventLog(evs))
 		}
@@ -360,7 +361,7 @@ func TestSlowValidation(t *testing.T) {
 		slow.use(t, w)
 		w.Deps.Opts.NoWait = true
 		_, evs, err := w.run(t, engine.ModeApply)
-		arn := w.Deps.State.Get(KeyCertARN)
+		arn := w.Deps.State.Get(names.KeyCertARN)
 		if arn == "" {
 			t.Fatal("CERT_ARN not recorded while pending")
 		}
@@ -369,7 +370,7 @@ func TestSlowValidation(t *testing.T) {
 			if e.Status == engine.StatusFailed {
 				t.Fatalf("step %s failed: %s", e.Step, e.Error)
 			}
-			if e.Step == StepIssued && e.Status != engine.StatusStarted {
+			if e.Step == names.ACMStepIssued && e.Status != engine.StatusStarted {
 				st = e.Status
 			}
 		}
@@ -385,7 +386,7 @@ func TestSlowValidation(t *testing.T) {
 		time.Sleep(3500 * time.Millisecond)
 		w.Calls.Reset()
 		w.apply(t)
-		if got := w.Deps.State.Get(KeyCertARN); got != arn {
+		if got := w.Deps.State.Get(names.KeyCertARN); got != arn {
 			t.Errorf("resumed run changed CERT_ARN: %s -> %s", arn, got)
 		}
 		if m := w.Calls.Mutations(); len(m) != 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 func (s *stage) planIssued(ctx context.Context) ([]engine.Action, error) {
@@ -93,7 +94,7 @@ func notIssuable(c *cert) error {
 	}
 	hint := "delete it (coderctl stage acm destroy) and apply again"
 	if !c.owned {
-		hint = "set " + KeyCertARN + " to an ISSUED certificate, or remove it to have coderctl request one"
+		hint = "set " + names.KeyCertARN + " to an ISSUED certificate, or remove it to have coderctl request one"
 	}
 	return fmt.Errorf("certificate %s is %s (%s): %s", c.arn(), c.Status, reason, hint)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // record is one DNS record ACM needs to validate the certificate. The
@@ -163,7 +164,7 @@ func (s *stage) planRecords(ctx context.Context) ([]engine.Action, error) {
 	case c == nil:
 		return []engine.Action{{Kind: engine.Nothing, Resource: "validation CNAME", Reason: "no HOSTED_ZONE_ID: printed for you to create once the certificate is requested"}}, nil
 	case !c.owned:
-		return []engine.Action{{Kind: engine.Nothing, Resource: "validation CNAME", Reason: "certificate given as " + KeyCertARN}}, nil
+		return []engine.Action{{Kind: engine.Nothing, Resource: "validation CNAME", Reason: "certificate given as " + names.KeyCertARN}}, nil
 	case zone == "" && c.Status == acmtypes.CertificateStatusIssued:
 		return []engine.Action{{Kind: engine.Nothing, Resource: "validation CNAME", Reason: "certificate already issued"}}, nil
 	case zone == "":

@@ -10,6 +10,7 @@ import (
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // validate is the stage's Validator. The domain and zone formats are
@@ -30,7 +31,7 @@ func (s *stage) validate(ctx context.Context) error {
 			return err
 		}
 	}
-	if a := s.d.State.Get(KeyCertARN); a != "" {
+	if a := s.d.State.Get(names.KeyCertARN); a != "" {
 		return s.checkGivenCert(ctx, a)
 	}
 	return nil
@@ -59,9 +60,9 @@ func (s *stage) checkGivenCert(ctx context.Context, certARN string) error {
 	region := certRegion(certARN)
 	switch {
 	case region == "":
-		return fault.Input(src, KeyCertARN, "e.g. arn:aws:acm:"+s.d.Region()+":123456789012:certificate/<id>", "%q is not an ACM certificate ARN", certARN)
+		return fault.Input(src, names.KeyCertARN, "e.g. arn:aws:acm:"+s.d.Region()+":123456789012:certificate/<id>", "%q is not an ACM certificate ARN", certARN)
 	case region != s.d.Region():
-		return fault.Input(src, KeyCertARN, "the load balancer can only use a certificate of its own region: request one in "+s.d.Region()+" or remove "+KeyCertARN,
+		return fault.Input(src, names.KeyCertARN, "the load balancer can only use a certificate of its own region: request one in "+s.d.Region()+" or remove "+names.KeyCertARN,
 			"certificate is in %s, the deployment in %s", region, s.d.Region())
 	}
 	c, err := s.describe(ctx, certARN)
@@ -69,19 +70,19 @@ func (s *stage) checkGivenCert(ctx context.Context, certARN string) error {
 		return err
 	}
 	if c == nil {
-		return fault.Input(src, KeyCertARN, "remove "+KeyCertARN+" to have coderctl request a certificate", "certificate %s does not exist", certARN)
+		return fault.Input(src, names.KeyCertARN, "remove "+names.KeyCertARN+" to have coderctl request a certificate", "certificate %s does not exist", certARN)
 	}
 	if !c.owned && c.Status != acmtypes.CertificateStatusIssued {
-		return fault.Input(src, KeyCertARN, "give an ISSUED certificate, or remove "+KeyCertARN+" to have coderctl request one",
+		return fault.Input(src, names.KeyCertARN, "give an ISSUED certificate, or remove "+names.KeyCertARN+" to have coderctl request one",
 			"certificate %s is %s, not ISSUED", certARN, c.Status)
 	}
 	for _, n := range s.names() {
 		if !covers(certNames(c), n) {
-			hint := "give a certificate for " + strings.Join(s.names(), " and ") + ", or remove " + KeyCertARN
+			hint := "give a certificate for " + strings.Join(s.names(), " and ") + ", or remove " + names.KeyCertARN
 			if c.owned {
 				hint = "CODER_DOMAIN changed since it was requested: run 'coderctl stage acm destroy', then apply"
 			}
-			return fault.Input(src, KeyCertARN, hint, "certificate %s covers %s, not %s", certARN, strings.Join(certNames(c), ", "), n)
+			return fault.Input(src, names.KeyCertARN, hint, "certificate %s covers %s, not %s", certARN, strings.Join(certNames(c), ", "), n)
 		}
 	}
 	return nil
@@ -95,8 +96,8 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 	switch {
 	case err != nil:
 		return []engine.Check{engine.Failf("certificate", "check ACM permissions", "%v", err)}
-	case c == nil && s.d.State.Get(KeyCertARN) != "":
-		return []engine.Check{engine.Failf("certificate", "remove "+KeyCertARN+" and apply", "%s %s does not exist", KeyCertARN, s.d.State.Get(KeyCertARN))}
+	case c == nil && s.d.State.Get(names.KeyCertARN) != "":
+		return []engine.Check{engine.Failf("certificate", "remove "+names.KeyCertARN+" and apply", "%s %s does not exist", names.KeyCertARN, s.d.State.Get(names.KeyCertARN))}
 	case c == nil:
 		return []engine.Check{engine.Failf("certificate", applyHint, "no certificate for %s", s.domain())}
 	}
@@ -136,7 +137,7 @@ func (s *stage) checkExpiry(c *cert) engine.Check {
 	if left < minRemainingValidity {
 		hint := "ACM renews certificates whose validation records still resolve: check the CNAME records"
 		if !c.owned {
-			hint = "renew or replace the certificate named by " + KeyCertARN
+			hint = "renew or replace the certificate named by " + names.KeyCertARN
 		}
 		return engine.Failf("expiry", hint, "expires %s, in %s", c.NotAfter.UTC().Format(time.DateOnly), left.Round(time.Hour))
 	}

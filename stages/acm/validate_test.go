@@ -11,6 +11,7 @@ import (
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -90,23 +91,23 @@ func TestValidatorRefuses(t *testing.T) {
 			w.setInput(t, config.KeyHostedZoneID, createZone(t, w.Deps.AWS.Route53, "example.com", true))
 		}, config.KeyHostedZoneID, "private"},
 		{"CERT_ARN not an ACM ARN", func(t *testing.T, w *world) {
-			w.setInput(t, KeyCertARN, "arn:aws:s3:::my-bucket")
-		}, KeyCertARN, "not an ACM certificate ARN"},
+			w.setInput(t, names.KeyCertARN, "arn:aws:s3:::my-bucket")
+		}, names.KeyCertARN, "not an ACM certificate ARN"},
 		{"CERT_ARN in another region", func(t *testing.T, w *world) {
 			east := acm.NewFromConfig(w.Deps.AWS.Config, func(o *acm.Options) { o.Region = "us-east-1" })
-			w.setInput(t, KeyCertARN, requestForeign(t, east, testDomain, "*."+testDomain))
-		}, KeyCertARN, "us-east-1"},
+			w.setInput(t, names.KeyCertARN, requestForeign(t, east, testDomain, "*."+testDomain))
+		}, names.KeyCertARN, "us-east-1"},
 		{"CERT_ARN that does not exist", func(t *testing.T, w *world) {
-			w.setInput(t, KeyCertARN, "arn:aws:acm:us-west-2:123456789012:certificate/00000000-0000-0000-0000-000000000000")
-		}, KeyCertARN, "does not exist"},
+			w.setInput(t, names.KeyCertARN, "arn:aws:acm:us-west-2:123456789012:certificate/00000000-0000-0000-0000-000000000000")
+		}, names.KeyCertARN, "does not exist"},
 		{"CERT_ARN without the wildcard", func(t *testing.T, w *world) {
-			w.setInput(t, KeyCertARN, requestForeign(t, w.Deps.AWS.ACM, testDomain))
-		}, KeyCertARN, "not *.coder.example.com"},
+			w.setInput(t, names.KeyCertARN, requestForeign(t, w.Deps.AWS.ACM, testDomain))
+		}, names.KeyCertARN, "not *.coder.example.com"},
 	}
 	w := newWorld(t, "")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			defer w.unsetInputs(t, config.KeyHostedZoneID, KeyCertARN)
+			defer w.unsetInputs(t, config.KeyHostedZoneID, names.KeyCertARN)
 			tc.prepare(t, w)
 			g, err := engine.NewGraph(w.stages())
 			if err != nil {

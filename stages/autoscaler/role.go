@@ -27,9 +27,6 @@ var Role = deploy.IRSARole{
 	KeyARN:     KeyRoleARN,
 }
 
-// RoleName is the IRSA role's name for a cluster.
-func RoleName(cluster string) string { return cluster + Role.Suffix }
-
 func (s *stage) roleName() string { return s.d.IRSARoleName(Role) }
 
 func (s *stage) planRole(ctx context.Context) ([]engine.Action, error) {

@@ -33,14 +33,11 @@ const (
 
 // Kubernetes names.
 const (
-	Namespace   = names.CoderNamespace
 	ReleaseName = "coder"
 	ChartName   = "coder"
 	// ServiceName is coderctl's public Service, the NLB. The chart's own
 	// Service "coder" stays ClusterIP for in-cluster clients.
 	ServiceName = "coder-lb"
-	// InClusterURL is coderd through the chart's ClusterIP Service.
-	InClusterURL = names.CoderInClusterURL
 )
 
 // The secrets stage's objects coderd mounts (coder-secrets, its
@@ -48,22 +45,11 @@ const (
 // secret's keys) are names.CoderSecret, names.SecretProviderClass,
 // names.CoderServiceAccount and names.SecretKey*.
 
-// State keys the stage records.
-const (
-	KeyNLBHostname = names.KeyNLBHostname
-	KeyCoderURL    = config.KeyCoderURL
-)
-
 // Inputs this stage reads, and the acm step it waits for.
 const (
 	KeyValuesFile = "CODER_VALUES_FILE"
-	KeyCAFile     = coderapi.KeyCAFile
 	acmIssuedStep = names.StageACM + "/" + names.ACMStepIssued
 )
-
-// EnvSessionToken is the process environment variable holding a Coder
-// owner's session token. It is read, never stored.
-const EnvSessionToken = coderapi.EnvSessionToken
 
 // Typical real durations.
 const (
@@ -88,10 +74,10 @@ func New(d *deploy.Deps) engine.Stage {
 		Summary: "Coder helm release on coderd nodes, NLB terminating TLS with the certificate, DNS",
 		Needs:   []string{names.StageSecrets, names.StageACM, names.StageNodeGroups},
 		Reads: []string{config.KeyDomain, config.KeyHostedZoneID, config.KeyCoderVersion, config.KeyUsers, config.KeyCoderURL,
-			config.KeyCoderChartRepo, config.KeyCoderChartVersion, KeyValuesFile, KeyCAFile, names.KeyCertARN, names.KeySecretsRoleARN},
+			config.KeyCoderChartRepo, config.KeyCoderChartVersion, KeyValuesFile, coderapi.KeyCAFile, names.KeyCertARN, names.KeySecretsRoleARN},
 		// CODER_URL is recorded too (see recordOutputs) but not listed: it is
 		// also an input, and a destroyed stage's write keys are unset.
-		Writes: []string{KeyNLBHostname},
+		Writes: []string{names.KeyNLBHostname},
 		Steps: []engine.Step{
 			{Name: StepRelease, Needs: []string{names.StageSecrets, acmIssuedStep, names.StageNodeGroups}, Typical: typicalRelease,
 				Plan: s.planRelease, Apply: s.applyRelease, Destroy: s.destroyRelease},

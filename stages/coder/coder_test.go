@@ -89,7 +89,7 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("release values", func(t *testing.T) { assertRelease(t, w, 1) })
 	t.Run("coder-secrets synced through the CSI mount", func(t *testing.T) {
-		sec, err := w.Kube.CoreV1().Secrets(coder.Namespace).Get(ctx, names.CoderSecret, metav1.GetOptions{})
+		sec, err := w.Kube.CoreV1().Secrets(names.CoderNamespace).Get(ctx, names.CoderSecret, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,10 +102,10 @@ func TestLifecycle(t *testing.T) {
 	host := assertService(t, w)
 	t.Run("NLB TLS listener", func(t *testing.T) { assertTLSListener(t, w, host) })
 	t.Run("alias records", func(t *testing.T) { assertAliases(t, w, host) })
-	if got := w.Deps.State.Get(coder.KeyNLBHostname); got != host {
+	if got := w.Deps.State.Get(names.KeyNLBHostname); got != host {
 		t.Errorf("NLB_HOSTNAME = %q, want %q", got, host)
 	}
-	if got := w.Deps.State.Get(coder.KeyCoderURL); got != w.Coder.URL() {
+	if got := w.Deps.State.Get(config.KeyCoderURL); got != w.Coder.URL() {
 		t.Errorf("CODER_URL = %q, want the user's %q left as it is", got, w.Coder.URL())
 	}
 
@@ -122,7 +122,7 @@ func TestLifecycle(t *testing.T) {
 	assertRelease(t, w, 1)
 
 	// A lost state file: the outputs are found again, nothing is created.
-	if err := w.Deps.State.Unset(coder.KeyNLBHostname); err != nil {
+	if err := w.Deps.State.Unset(names.KeyNLBHostname); err != nil {
 		t.Fatal(err)
 	}
 	w.Reload(t)
@@ -130,7 +130,7 @@ func TestLifecycle(t *testing.T) {
 	if _, events, err := w.Run(t, []engine.Stage{newStage(w, token)}, engine.ModeApply, coder.Name); err != nil {
 		t.Fatalf("adopting apply: %v\n%s", err, eventLog(events))
 	}
-	if got := w.Deps.State.Get(coder.KeyNLBHostname); got != host {
+	if got := w.Deps.State.Get(names.KeyNLBHostname); got != host {
 		t.Errorf("adopting apply recorded NLB_HOSTNAME %q, want %q", got, host)
 	}
 	if m := w.Calls.Mutations(); len(m) != 0 {
@@ -149,12 +149,12 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("verify names what broke, apply repairs it", func(t *testing.T) {
 		other := w.RequestCertificate(t, "other.example.com")
-		svc, err := w.Kube.CoreV1().Services(coder.Namespace).Get(ctx, coder.ServiceName, metav1.GetOptions{})
+		svc, err := w.Kube.CoreV1().Services(names.CoderNamespace).Get(ctx, coder.ServiceName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		svc.Annotations[coder.AnnSSLCert] = other
-		if _, err := w.Kube.CoreV1().Services(coder.Namespace).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		if _, err := w.Kube.CoreV1().Services(names.CoderNamespace).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		waitListenerCert(t, w, host, other)
@@ -233,7 +233,7 @@ func helmClient(t *testing.T, w *codertest.World) *helmx.Client {
 
 func assertRelease(t *testing.T, w *codertest.World, wantRevision int) {
 	t.Helper()
-	rel, err := helmClient(t, w).Status(context.Background(), coder.ReleaseName, coder.Namespace)
+	rel, err := helmClient(t, w).Status(context.Background(), coder.ReleaseName, names.CoderNamespace)
 	if err != nil || rel == nil {
 		t.Fatalf("release status: %v, %v", rel, err)
 	}
@@ -307,7 +307,7 @@ func assertRelease(t *testing.T, w *codertest.World, wantRevision int) {
 func assertPodsOn(t *testing.T, w *codertest.World, selector, role string, want int) {
 	t.Helper()
 	ctx := context.Background()
-	pods, err := w.Kube.CoreV1().Pods(coder.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	pods, err := w.Kube.CoreV1().Pods(names.CoderNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func assertPodsOn(t *testing.T, w *codertest.World, selector, role string, want 
 
 func assertService(t *testing.T, w *codertest.World) string {
 	t.Helper()
-	svc, err := w.Kube.CoreV1().Services(coder.Namespace).Get(context.Background(), coder.ServiceName, metav1.GetOptions{})
+	svc, err := w.Kube.CoreV1().Services(names.CoderNamespace).Get(context.Background(), coder.ServiceName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,10 +413,10 @@ func assertDestroyed(t *testing.T, w *codertest.World, host string) {
 	if lb := loadBalancer(t, w, host); lb != nil {
 		t.Errorf("load balancer %s still exists after destroy", aws.ToString(lb.LoadBalancerName))
 	}
-	if _, err := w.Kube.CoreV1().Services(coder.Namespace).Get(ctx, coder.ServiceName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := w.Kube.CoreV1().Services(names.CoderNamespace).Get(ctx, coder.ServiceName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("service still there after destroy: %v", err)
 	}
-	rel, err := helmClient(t, w).Status(ctx, coder.ReleaseName, coder.Namespace)
+	rel, err := helmClient(t, w).Status(ctx, coder.ReleaseName, names.CoderNamespace)
 	if err != nil || rel != nil {
 		t.Errorf("release after destroy: %v, %v; want none", rel, err)
 	}
@@ -429,7 +429,7 @@ func assertDestroyed(t *testing.T, w *codertest.World, host string) {
 			t.Errorf("alias record %s left after destroy", aws.ToString(rr.Name))
 		}
 	}
-	if v := w.Deps.State.Get(coder.KeyNLBHostname); v != "" {
+	if v := w.Deps.State.Get(names.KeyNLBHostname); v != "" {
 		t.Errorf("NLB_HOSTNAME = %q after destroy", v)
 	}
 }

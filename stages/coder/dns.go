@@ -15,6 +15,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // recordNames are the names users reach Coder and its workspace apps at.
@@ -30,7 +31,7 @@ type aliasTarget struct{ dnsName, zoneID string }
 func (s *stage) currentHostname(ctx context.Context) (string, error) {
 	kc, _, err := s.d.KubeClient(ctx)
 	if err == nil {
-		svc, err := kc.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
+		svc, err := kc.CoreV1().Services(names.CoderNamespace).Get(ctx, ServiceName, metav1.GetOptions{})
 		switch {
 		case err == nil && Hostname(svc) != "":
 			return Hostname(svc), nil
@@ -38,7 +39,7 @@ func (s *stage) currentHostname(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	if h := s.d.State.Get(KeyNLBHostname); h != "" {
+	if h := s.d.State.Get(names.KeyNLBHostname); h != "" {
 		return h, nil
 	}
 	return "", fmt.Errorf("%s has no load balancer yet: run 'coderctl stage %s apply'", ServiceName, Name)
@@ -232,7 +233,7 @@ func serviceOf(ctx context.Context, s *stage) (*corev1.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := kc.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
+	svc, err := kc.CoreV1().Services(names.CoderNamespace).Get(ctx, ServiceName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

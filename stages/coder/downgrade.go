@@ -10,6 +10,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // validateNoDowngrade refuses a CODER_VERSION lower than the version the
@@ -30,7 +31,7 @@ func (s *stage) validateNoDowngrade(ctx context.Context) error {
 	if err != nil {
 		return nil
 	}
-	last, err := helm.Status(ctx, ReleaseName, Namespace)
+	last, err := helm.Status(ctx, ReleaseName, names.CoderNamespace)
 	if err != nil || last == nil {
 		return nil
 	}
@@ -40,7 +41,7 @@ func (s *stage) validateNoDowngrade(ctx context.Context) error {
 	}
 	return fault.Input(s.d.Inputs.Source(config.KeyCoderVersion), config.KeyCoderVersion,
 		fmt.Sprintf("set CODER_VERSION=%s or later; to go back, restore a database snapshot taken before the upgrade and pass --allow-downgrade", have),
-		"%s is lower than the Coder version the release %s/%s runs, %s: Coder's database migrations only go forward", want, Namespace, ReleaseName, have)
+		"%s is lower than the Coder version the release %s/%s runs, %s: Coder's database migrations only go forward", want, names.CoderNamespace, ReleaseName, have)
 }
 
 // runningVersion is the Coder version a release runs: its image tag when

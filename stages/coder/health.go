@@ -7,6 +7,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 func (s *stage) planHealthy(context.Context) ([]engine.Action, error) {
@@ -46,5 +47,5 @@ func (s *stage) applyHealthy(ctx context.Context, r engine.Reporter) error {
 
 // unreachableHint says what to do when CODER_URL does not answer.
 func (s *stage) unreachableHint(err error) string {
-	return coderapi.UnreachableHint(s.d.Inputs, s.d.State.Get(KeyNLBHostname), err)
+	return coderapi.UnreachableHint(s.d.Inputs, s.d.State.Get(names.KeyNLBHostname), err)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Tags the AWS cloud controller puts on the load balancers and target
@@ -24,7 +25,7 @@ const (
 
 // ownerTags identify the Service's load balancer and target groups.
 func (s *stage) ownerTags() map[string]string {
-	return map[string]string{tagServiceName: Namespace + "/" + ServiceName, tagClusterPrefix + s.d.Deployment(): "owned"}
+	return map[string]string{tagServiceName: names.CoderNamespace + "/" + ServiceName, tagClusterPrefix + s.d.Deployment(): "owned"}
 }
 
 // LoadBalancerByHostname finds the load balancer whose DNS name is host.
@@ -106,7 +107,7 @@ func taggedARNs(ctx context.Context, client *elbv2.Client, arns []string, want m
 // waitLoadBalancerGone polls elbv2 until no load balancer carries the
 // Service's tags.
 func (s *stage) waitLoadBalancerGone(ctx context.Context, r engine.Reporter) error {
-	return awsx.Poll(ctx, r, "the load balancer of service "+Namespace+"/"+ServiceName+" to be deleted", s.d.Opts.Wait, lbTimeout,
+	return awsx.Poll(ctx, r, "the load balancer of service "+names.CoderNamespace+"/"+ServiceName+" to be deleted", s.d.Opts.Wait, lbTimeout,
 		func(ctx context.Context) (bool, string, error) {
 			lbs, err := loadBalancersByTags(ctx, s.d.AWS.ELB, s.ownerTags())
 			if err != nil {

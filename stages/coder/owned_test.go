@@ -19,6 +19,7 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/coder"
@@ -156,7 +157,7 @@ func noticesAbout(events []engine.Event, key string) []string {
 }
 
 func assertMergedEnv(t *testing.T, w *codertest.World) {
-	rel, err := helmClient(t, w).Status(context.Background(), coder.ReleaseName, coder.Namespace)
+	rel, err := helmClient(t, w).Status(context.Background(), coder.ReleaseName, names.CoderNamespace)
 	if err != nil || rel == nil {
 		t.Fatalf("release status: %v, %v", rel, err)
 	}
@@ -187,7 +188,7 @@ func assertMergedEnv(t *testing.T, w *codertest.World) {
 func editDeployment(t *testing.T, w *codertest.World, edit func([]corev1.EnvVar) []corev1.EnvVar) func() {
 	t.Helper()
 	ctx := context.Background()
-	deployments := w.Kube.AppsV1().Deployments(coder.Namespace)
+	deployments := w.Kube.AppsV1().Deployments(names.CoderNamespace)
 	dep, err := deployments.Get(ctx, coder.ChartName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +205,7 @@ func editDeployment(t *testing.T, w *codertest.World, edit func([]corev1.EnvVar)
 func setDeploymentEnv(t *testing.T, w *codertest.World, edit func([]corev1.EnvVar) []corev1.EnvVar) {
 	t.Helper()
 	ctx := context.Background()
-	deployments := w.Kube.AppsV1().Deployments(coder.Namespace)
+	deployments := w.Kube.AppsV1().Deployments(names.CoderNamespace)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		dep, err := deployments.Get(ctx, coder.ChartName, metav1.GetOptions{})
 		if err != nil {
@@ -280,7 +281,7 @@ func handEditedEnv(t *testing.T, w *codertest.World, token string) {
 
 func extraPublicServices(t *testing.T, w *codertest.World, token string) {
 	ctx := context.Background()
-	services := w.Kube.CoreV1().Services(coder.Namespace)
+	services := w.Kube.CoreV1().Services(names.CoderNamespace)
 	selector := map[string]string{"app.kubernetes.io/name": "coder"}
 	port := []corev1.ServicePort{{Name: "http", Port: 80}}
 	cases := []struct {
@@ -295,7 +296,7 @@ func extraPublicServices(t *testing.T, w *codertest.World, token string) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "plain-lb", Namespace: coder.Namespace}, Spec: tc.svc}
+			svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "plain-lb", Namespace: names.CoderNamespace}, Spec: tc.svc}
 			if _, err := services.Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -331,11 +332,11 @@ func extraPublicServices(t *testing.T, w *codertest.World, token string) {
 func deleteService(t *testing.T, w *codertest.World, name string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := w.Kube.CoreV1().Services(coder.Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+	if err := w.Kube.CoreV1().Services(names.CoderNamespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for range 300 {
-		if _, err := w.Kube.CoreV1().Services(coder.Namespace).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := w.Kube.CoreV1().Services(names.CoderNamespace).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -24,7 +24,7 @@ func TestRealChartRendersStageValues(t *testing.T) {
 	}
 	for _, version := range chartrepo.CoderVersions {
 		t.Run(version, func(t *testing.T) {
-			m, err := chartrepo.Render(repo.ChartArchive(ChartName, version), ReleaseName, Namespace, values)
+			m, err := chartrepo.Render(repo.ChartArchive(ChartName, version), ReleaseName, names.CoderNamespace, values)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,7 +19,7 @@ func (s *stage) release(ctx context.Context) (helmx.Release, []string, error) {
 	if err != nil {
 		return helmx.Release{}, nil, err
 	}
-	return helmx.Release{Name: ReleaseName, Namespace: Namespace, Chart: s.chart(), Values: values,
+	return helmx.Release{Name: ReleaseName, Namespace: names.CoderNamespace, Chart: s.chart(), Values: values,
 		Wait: true, Timeout: releaseTimeout, Strategies: Strategies(), RolledOut: []string{DeploymentName}}, notes, nil
 }
 
@@ -51,7 +51,7 @@ func (s *stage) rolloutNote(ctx context.Context, helm *helmx.Client, rel helmx.R
 	}
 	how := "coderd pods replaced by " + helmx.DescribeStrategy(helmx.NoSurge(replicas), replicas)
 	want := imageTagOf(rel.Values)
-	if last, err := helm.Status(ctx, ReleaseName, Namespace); err == nil && last != nil {
+	if last, err := helm.Status(ctx, ReleaseName, names.CoderNamespace); err == nil && last != nil {
 		if was := imageTagOf(last.Config); was != "" && was != want {
 			return fmt.Sprintf("Coder %s -> %s; %s", was, want, how)
 		}
@@ -68,7 +68,7 @@ func imageTagOf(values map[string]any) string {
 }
 
 func (s *stage) planRelease(ctx context.Context) ([]engine.Action, error) {
-	resource := fmt.Sprintf("helm release %s/%s", Namespace, ReleaseName)
+	resource := fmt.Sprintf("helm release %s/%s", names.CoderNamespace, ReleaseName)
 	notes := s.noteActions()
 	helm, err := s.d.Helm(ctx)
 	if err != nil {
@@ -109,5 +109,5 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
-	return s.d.UninstallRelease(ctx, r.Progress, Namespace, ReleaseName)
+	return s.d.UninstallRelease(ctx, r.Progress, names.CoderNamespace, ReleaseName)
 }

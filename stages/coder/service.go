@@ -54,7 +54,7 @@ func selectorLabels() map[string]string {
 func (s *stage) wantService(certARN string) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: ServiceName, Namespace: Namespace,
+			Name: ServiceName, Namespace: names.CoderNamespace,
 			Labels: map[string]string{"app.kubernetes.io/managed-by": "coderctl", "app.kubernetes.io/part-of": ChartName},
 			Annotations: map[string]string{
 				AnnType:      "nlb",
@@ -182,12 +182,12 @@ func Hostname(svc *corev1.Service) string {
 }
 
 func (s *stage) planService(ctx context.Context) ([]engine.Action, error) {
-	resource := fmt.Sprintf("service %s/%s (NLB)", Namespace, ServiceName)
+	resource := fmt.Sprintf("service %s/%s (NLB)", names.CoderNamespace, ServiceName)
 	kc, _, err := s.d.KubeClient(ctx)
 	if err != nil {
 		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: fmt.Sprintf("create (cluster not reachable yet: %v)", err)}}, nil
 	}
-	have, err := kc.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
+	have, err := kc.CoreV1().Services(names.CoderNamespace).Get(ctx, ServiceName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		return []engine.Action{{Kind: engine.Create, Resource: resource, Reason: "create an internet-facing NLB terminating TLS on 443 with " + names.KeyCertARN}}, nil
@@ -253,9 +253,9 @@ func (s *stage) waitListener(ctx context.Context, host, certARN string, r engine
 // (so a shell that sources the file has it) when they changed: a second
 // apply leaves the state file alone.
 func (s *stage) recordOutputs(host string) error {
-	want := map[string]string{KeyNLBHostname: host}
-	if s.d.Inputs.Source(KeyCoderURL) == config.SourceDefault {
-		want[KeyCoderURL] = s.d.Inputs.CoderURL()
+	want := map[string]string{names.KeyNLBHostname: host}
+	if s.d.Inputs.Source(config.KeyCoderURL) == config.SourceDefault {
+		want[config.KeyCoderURL] = s.d.Inputs.CoderURL()
 	}
 	changed := map[string]string{}
 	for k, v := range want {
@@ -271,39 +271,39 @@ func (s *stage) recordOutputs(host string) error {
 
 // ensureNamespace creates the coder namespace when the secrets stage has not.
 func ensureNamespace(ctx context.Context, kc kubernetes.Interface) error {
-	_, err := kc.CoreV1().Namespaces().Get(ctx, Namespace, metav1.GetOptions{})
+	_, err := kc.CoreV1().Namespaces().Get(ctx, names.CoderNamespace, metav1.GetOptions{})
 	if !apierrors.IsNotFound(err) {
 		return err
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: names.CoderNamespace}}
 	if _, err := kc.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace %s: %w", Namespace, err)
+		return fmt.Errorf("create namespace %s: %w", names.CoderNamespace, err)
 	}
 	return nil
 }
 
 func (s *stage) ensureService(ctx context.Context, kc kubernetes.Interface, want *corev1.Service, r engine.Reporter) (*corev1.Service, error) {
-	services := kc.CoreV1().Services(Namespace)
+	services := kc.CoreV1().Services(names.CoderNamespace)
 	have, err := services.Get(ctx, ServiceName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		r.Progress(fmt.Sprintf("creating service %s/%s (NLB, TLS on %d)", Namespace, ServiceName, httpsPort))
+		r.Progress(fmt.Sprintf("creating service %s/%s (NLB, TLS on %d)", names.CoderNamespace, ServiceName, httpsPort))
 		created, err := services.Create(ctx, want, metav1.CreateOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("create service %s/%s: %w", Namespace, ServiceName, err)
+			return nil, fmt.Errorf("create service %s/%s: %w", names.CoderNamespace, ServiceName, err)
 		}
 		return created, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read service %s/%s: %w", Namespace, ServiceName, err)
+		return nil, fmt.Errorf("read service %s/%s: %w", names.CoderNamespace, ServiceName, err)
 	}
 	drift := serviceDrift(have, want)
 	if len(drift) == 0 {
 		return have, nil
 	}
-	r.Progress(fmt.Sprintf("updating service %s/%s: %s", Namespace, ServiceName, strings.Join(drift, ", ")))
+	r.Progress(fmt.Sprintf("updating service %s/%s: %s", names.CoderNamespace, ServiceName, strings.Join(drift, ", ")))
 	updated, err := services.Update(ctx, converge(have, want), metav1.UpdateOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("update service %s/%s: %w", Namespace, ServiceName, err)
+		return nil, fmt.Errorf("update service %s/%s: %w", names.CoderNamespace, ServiceName, err)
 	}
 	return updated, nil
 }
@@ -315,9 +315,9 @@ func (s *stage) waitHostname(ctx context.Context, kc kubernetes.Interface, svc *
 		return host, nil
 	}
 	var host string
-	err := awsx.Poll(ctx, r, "the load balancer of service "+Namespace+"/"+ServiceName, s.d.Opts.Wait, lbTimeout,
+	err := awsx.Poll(ctx, r, "the load balancer of service "+names.CoderNamespace+"/"+ServiceName, s.d.Opts.Wait, lbTimeout,
 		func(ctx context.Context) (bool, string, error) {
-			cur, err := kc.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
+			cur, err := kc.CoreV1().Services(names.CoderNamespace).Get(ctx, ServiceName, metav1.GetOptions{})
 			if err != nil {
 				return false, "", err
 			}
@@ -329,7 +329,7 @@ func (s *stage) waitHostname(ctx context.Context, kc kubernetes.Interface, svc *
 		})
 	if err != nil {
 		return "", fmt.Errorf("%w (the AWS cloud controller creates it: check `kubectl describe service %s -n %s`, and that the public subnets carry kubernetes.io/role/elb=1)",
-			err, ServiceName, Namespace)
+			err, ServiceName, names.CoderNamespace)
 	}
 	return host, nil
 }
@@ -337,7 +337,7 @@ func (s *stage) waitHostname(ctx context.Context, kc kubernetes.Interface, svc *
 // lastServiceEvent returns ": <message>" of the newest warning event on the
 // Service (e.g. SyncLoadBalancerFailed), or "".
 func lastServiceEvent(ctx context.Context, kc kubernetes.Interface) string {
-	events, err := kc.CoreV1().Events(Namespace).List(ctx, metav1.ListOptions{
+	events, err := kc.CoreV1().Events(names.CoderNamespace).List(ctx, metav1.ListOptions{
 		FieldSelector: "involvedObject.kind=Service,involvedObject.name=" + ServiceName + ",type=Warning",
 	})
 	if err != nil || len(events.Items) == 0 {
@@ -363,9 +363,9 @@ func (s *stage) destroyService(ctx context.Context, r engine.Reporter) error {
 			return err
 		}
 	} else {
-		err = kc.CoreV1().Services(Namespace).Delete(ctx, ServiceName, metav1.DeleteOptions{})
+		err = kc.CoreV1().Services(names.CoderNamespace).Delete(ctx, ServiceName, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete service %s/%s: %w", Namespace, ServiceName, err)
+			return fmt.Errorf("delete service %s/%s: %w", names.CoderNamespace, ServiceName, err)
 		}
 	}
 	if err := s.waitLoadBalancerGone(ctx, r); err != nil {
@@ -378,9 +378,9 @@ func (s *stage) destroyService(ctx context.Context, r engine.Reporter) error {
 			return err
 		}
 	}
-	unset := []string{KeyNLBHostname}
-	if s.d.State.Get(KeyCoderURL) == "https://"+s.d.Inputs.Domain() {
-		unset = append(unset, KeyCoderURL) // recorded by apply, not the user's override
+	unset := []string{names.KeyNLBHostname}
+	if s.d.State.Get(config.KeyCoderURL) == "https://"+s.d.Inputs.Domain() {
+		unset = append(unset, config.KeyCoderURL) // recorded by apply, not the user's override
 	}
 	return s.d.State.Unset(unset...)
 }
@@ -394,9 +394,9 @@ func valueOr(v, def string) string {
 
 // waitServiceGone polls until the Service object no longer exists.
 func (s *stage) waitServiceGone(ctx context.Context, r engine.Reporter, kc kubernetes.Interface) error {
-	return awsx.Poll(ctx, r, "service "+Namespace+"/"+ServiceName+" to be deleted", s.d.Opts.Wait, lbTimeout,
+	return awsx.Poll(ctx, r, "service "+names.CoderNamespace+"/"+ServiceName+" to be deleted", s.d.Opts.Wait, lbTimeout,
 		func(ctx context.Context) (bool, string, error) {
-			_, err := kc.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
+			_, err := kc.CoreV1().Services(names.CoderNamespace).Get(ctx, ServiceName, metav1.GetOptions{})
 			switch {
 			case apierrors.IsNotFound(err):
 				return true, "gone", nil

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
@@ -128,10 +129,10 @@ func TestRecordOutputs(t *testing.T) {
 				t.Fatal(err)
 			}
 			env.Reload(t)
-			if got := env.Deps.State.Get(KeyNLBHostname); got != "nlb-1.elb.us-west-2.amazonaws.com" {
+			if got := env.Deps.State.Get(names.KeyNLBHostname); got != "nlb-1.elb.us-west-2.amazonaws.com" {
 				t.Errorf("NLB_HOSTNAME = %q", got)
 			}
-			if got := env.Deps.State.Get(KeyCoderURL); got != tc.wantURL {
+			if got := env.Deps.State.Get(config.KeyCoderURL); got != tc.wantURL {
 				t.Errorf("CODER_URL = %q, want %q", got, tc.wantURL)
 			}
 		})

@@ -52,7 +52,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 // wantReplicas is the Deployment's replica count (a values override may
 // change it), else the sizing's.
 func (s *stage) wantReplicas(ctx context.Context, kc kubernetes.Interface) int {
-	dep, err := kc.AppsV1().Deployments(Namespace).Get(ctx, ChartName, metav1.GetOptions{})
+	dep, err := kc.AppsV1().Deployments(names.CoderNamespace).Get(ctx, ChartName, metav1.GetOptions{})
 	if err == nil && dep.Spec.Replicas != nil {
 		return int(*dep.Spec.Replicas)
 	}
@@ -64,7 +64,7 @@ func (s *stage) checkPods(ctx context.Context) []engine.Check {
 	if err != nil {
 		return []engine.Check{engine.Failf(CheckPods, "check --kubeconfig or that the EKS cluster exists", "cannot reach the cluster: %v", err)}
 	}
-	return []engine.Check{sizing.PodsOnNodes(ctx, kc, sizing.PodsSpec{Namespace: Namespace,
+	return []engine.Check{sizing.PodsOnNodes(ctx, kc, sizing.PodsSpec{Namespace: names.CoderNamespace,
 		Check: CheckPods, What: "coderd", Selector: labels.SelectorFromSet(selectorLabels()).String(),
 		Role: sizing.RoleCoderd, Want: s.wantReplicas(ctx, kc),
 		Hint: "kubectl -n coder describe pods -l app.kubernetes.io/name=coder (Pending: coderd node group or taints; CrashLoop: database URL in coder-secrets)",
@@ -78,21 +78,21 @@ func (s *stage) checkSecret(ctx context.Context) []engine.Check {
 	if err != nil {
 		return []engine.Check{engine.Failf(CheckSecret, hint, "cannot reach the cluster: %v", err)}
 	}
-	sec, err := kc.CoreV1().Secrets(Namespace).Get(ctx, names.CoderSecret, metav1.GetOptions{})
+	sec, err := kc.CoreV1().Secrets(names.CoderNamespace).Get(ctx, names.CoderSecret, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return []engine.Check{engine.Failf(CheckSecret, hint, "Kubernetes secret %s/%s does not exist", Namespace, names.CoderSecret)}
+		return []engine.Check{engine.Failf(CheckSecret, hint, "Kubernetes secret %s/%s does not exist", names.CoderNamespace, names.CoderSecret)}
 	case err != nil:
-		return []engine.Check{engine.Failf(CheckSecret, hint, "cannot read secret %s/%s: %v", Namespace, names.CoderSecret, err)}
+		return []engine.Check{engine.Failf(CheckSecret, hint, "cannot read secret %s/%s: %v", names.CoderNamespace, names.CoderSecret, err)}
 	case len(sec.Data[names.SecretKeyDatabaseURL]) == 0:
-		return []engine.Check{engine.Failf(CheckSecret, hint, "secret %s/%s has no %s key", Namespace, names.CoderSecret, names.SecretKeyDatabaseURL)}
+		return []engine.Check{engine.Failf(CheckSecret, hint, "secret %s/%s has no %s key", names.CoderNamespace, names.CoderSecret, names.SecretKeyDatabaseURL)}
 	}
 	keys := make([]string, 0, len(sec.Data))
 	for k := range sec.Data {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	return []engine.Check{engine.Passf(CheckSecret, "secret %s/%s synced with keys %s", Namespace, names.CoderSecret, strings.Join(keys, ", "))}
+	return []engine.Check{engine.Passf(CheckSecret, "secret %s/%s synced with keys %s", names.CoderNamespace, names.CoderSecret, strings.Join(keys, ", "))}
 }
 
 // checkLoadBalancer checks the Service's hostname and, in AWS, the NLB's
@@ -102,14 +102,14 @@ func (s *stage) checkLoadBalancer(ctx context.Context) []engine.Check {
 	svc, err := serviceOf(ctx, s)
 	switch {
 	case err != nil:
-		return []engine.Check{engine.Failf(CheckLoadBalancer, lbHint, "cannot read service %s/%s: %v", Namespace, ServiceName, err)}
+		return []engine.Check{engine.Failf(CheckLoadBalancer, lbHint, "cannot read service %s/%s: %v", names.CoderNamespace, ServiceName, err)}
 	case svc == nil:
-		return []engine.Check{engine.Failf(CheckLoadBalancer, "run 'coderctl stage coder apply'", "service %s/%s does not exist", Namespace, ServiceName)}
+		return []engine.Check{engine.Failf(CheckLoadBalancer, "run 'coderctl stage coder apply'", "service %s/%s does not exist", names.CoderNamespace, ServiceName)}
 	case Hostname(svc) == "":
-		return []engine.Check{engine.Failf(CheckLoadBalancer, lbHint, "service %s/%s has no load balancer hostname yet", Namespace, ServiceName)}
+		return []engine.Check{engine.Failf(CheckLoadBalancer, lbHint, "service %s/%s has no load balancer hostname yet", names.CoderNamespace, ServiceName)}
 	}
 	host := Hostname(svc)
-	checks := []engine.Check{engine.Passf(CheckLoadBalancer, "service %s/%s has load balancer %s", Namespace, ServiceName, host)}
+	checks := []engine.Check{engine.Passf(CheckLoadBalancer, "service %s/%s has load balancer %s", names.CoderNamespace, ServiceName, host)}
 	return append(checks, s.checkListener(ctx, host))
 }
 
@@ -174,7 +174,7 @@ func checkDebugHealth(ctx context.Context, client *coderapi.Client) engine.Check
 	rep, err := client.DebugHealth(ctx)
 	switch {
 	case coderapi.IsForbidden(err) || coderapi.IsUnauthorized(err):
-		return engine.Warnf(CheckDebugHealth, "export an owner's "+EnvSessionToken+" to read it",
+		return engine.Warnf(CheckDebugHealth, "export an owner's "+coderapi.EnvSessionToken+" to read it",
 			"coderd's health report not read: the token may not read it (%v)", err)
 	case err != nil:
 		return engine.Warnf(CheckDebugHealth, "see the coderd logs: kubectl -n coder logs -l app.kubernetes.io/name=coder",
@@ -244,7 +244,7 @@ func (s *stage) checkVersion(ctx context.Context, client *coderapi.Client) engin
 // podsNotOn lists the running coderd pods whose image tag is not tag, as
 // "pod (image)".
 func podsNotOn(ctx context.Context, kc kubernetes.Interface, tag string) []string {
-	pods, err := kc.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(selectorLabels()).String()})
+	pods, err := kc.CoreV1().Pods(names.CoderNamespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(selectorLabels()).String()})
 	if err != nil {
 		return nil
 	}
@@ -272,12 +272,12 @@ func (s *stage) checkHA(ctx context.Context, client *coderapi.Client) engine.Che
 		return engine.Passf(CheckHA, "one coderd replica: no license needed")
 	}
 	if !client.HasToken() {
-		return engine.Warnf(CheckHA, "export "+EnvSessionToken+" (an owner's token: coder login, then coder tokens create) to check the license",
+		return engine.Warnf(CheckHA, "export "+coderapi.EnvSessionToken+" (an owner's token: coder login, then coder tokens create) to check the license",
 			"%d coderd replicas; the license could not be checked without a session token (more than one replica is a Coder Premium feature)", replicas)
 	}
 	ent, err := client.Entitlements(ctx)
 	if err != nil {
-		return engine.Warnf(CheckHA, "check that "+EnvSessionToken+" is a valid owner token", "cannot read entitlements: %v", err)
+		return engine.Warnf(CheckHA, "check that "+coderapi.EnvSessionToken+" is a valid owner token", "cannot read entitlements: %v", err)
 	}
 	if !ent.HasLicense || !ent.Entitled(coderapi.FeatureHighAvailability) {
 		return engine.Warnf(CheckHA, "add a Premium license (coder licenses add), or set coder.replicaCount: 1 in CODER_VALUES_FILE",
@@ -290,7 +290,7 @@ func (s *stage) checkHA(ctx context.Context, client *coderapi.Client) engine.Che
 // upgrades the release only when its values change, so re-applying alone
 // would leave the edit in place.
 const restoreHint = "re-apply the coder stage if its inputs changed; a hand edit is undone by re-applying the release's manifests: " +
-	"helm -n " + Namespace + " get manifest " + ReleaseName + " | kubectl apply -f -"
+	"helm -n " + names.CoderNamespace + " get manifest " + ReleaseName + " | kubectl apply -f -"
 
 // checkGuarantees checks the live objects, not only the release's values,
 // so that a hand edit after apply is caught too.
@@ -307,17 +307,17 @@ func (s *stage) checkGuarantees(ctx context.Context) []engine.Check {
 }
 
 func (s *stage) checkPublicServices(ctx context.Context, kc kubernetes.Interface) engine.Check {
-	list, err := kc.CoreV1().Services(Namespace).List(ctx, metav1.ListOptions{})
+	list, err := kc.CoreV1().Services(names.CoderNamespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return engine.Failf(CheckPublicServices, "check the cluster's API server", "cannot list services in %s: %v", Namespace, err)
+		return engine.Failf(CheckPublicServices, "check the cluster's API server", "cannot list services in %s: %v", names.CoderNamespace, err)
 	}
 	exposed := PublicServices(list.Items)
 	if len(exposed) == 0 {
-		return engine.Passf(CheckPublicServices, "only %s/%s is reachable from outside the cluster", Namespace, ServiceName)
+		return engine.Passf(CheckPublicServices, "only %s/%s is reachable from outside the cluster", names.CoderNamespace, ServiceName)
 	}
 	return engine.Failf(CheckPublicServices,
 		"the public entry is "+ServiceName+" alone, TLS on 443 (decisions.md 6): remove coder.service.* overrides from "+KeyValuesFile+
-			" and "+restoreHint+"; delete any other: kubectl -n "+Namespace+" delete service NAME",
+			" and "+restoreHint+"; delete any other: kubectl -n "+names.CoderNamespace+" delete service NAME",
 		"service(s) reachable from outside the cluster besides %s: %s", ServiceName, strings.Join(exposed, ", "))
 }
 
@@ -342,12 +342,12 @@ func PublicServices(services []corev1.Service) []string {
 }
 
 func (s *stage) checkEnv(ctx context.Context, kc kubernetes.Interface) engine.Check {
-	dep, err := kc.AppsV1().Deployments(Namespace).Get(ctx, ChartName, metav1.GetOptions{})
+	dep, err := kc.AppsV1().Deployments(names.CoderNamespace).Get(ctx, ChartName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return engine.Failf(CheckEnv, "run 'coderctl stage coder apply'", "deployment %s/%s does not exist", Namespace, ChartName)
+		return engine.Failf(CheckEnv, "run 'coderctl stage coder apply'", "deployment %s/%s does not exist", names.CoderNamespace, ChartName)
 	case err != nil:
-		return engine.Failf(CheckEnv, "check the cluster's API server", "cannot read deployment %s/%s: %v", Namespace, ChartName, err)
+		return engine.Failf(CheckEnv, "check the cluster's API server", "cannot read deployment %s/%s: %v", names.CoderNamespace, ChartName, err)
 	}
 	var live []corev1.EnvVar
 	found := false
@@ -357,7 +357,7 @@ func (s *stage) checkEnv(ctx context.Context, kc kubernetes.Interface) engine.Ch
 		}
 	}
 	if !found {
-		return engine.Failf(CheckEnv, restoreHint, "deployment %s/%s has no container %q", Namespace, ChartName, ChartName)
+		return engine.Failf(CheckEnv, restoreHint, "deployment %s/%s has no container %q", names.CoderNamespace, ChartName, ChartName)
 	}
 	want := s.env()
 	if problems := EnvDrift(live, want); len(problems) > 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Add-on names coderctl treats specially.
@@ -192,7 +193,7 @@ func (s *stage) planAddons(ctx context.Context) ([]engine.Action, error) {
 			acts = append(acts, engine.Action{Kind: engine.Create, Resource: res, Reason: "missing: " + addonWords(a)})
 			continue
 		}
-		if drift := addonDrift(cur, a, s.roleFor(a, s.d.State.Get(KeyEBSCSIRoleARN)), version); drift != "" {
+		if drift := addonDrift(cur, a, s.roleFor(a, s.d.State.Get(names.KeyEBSCSIRoleARN)), version); drift != "" {
 			acts = append(acts, engine.Action{Kind: engine.Update, Resource: res, Reason: drift})
 			continue
 		}
@@ -230,7 +231,7 @@ func (s *stage) applyAddons(ctx context.Context, r engine.Reporter) error {
 	if c == nil {
 		return fmt.Errorf("EKS cluster %s not found: the eks/cluster step must succeed first", s.clusterName())
 	}
-	ebsRole, err := s.d.Output(KeyEBSCSIRoleARN, Name)
+	ebsRole, err := s.d.Output(names.KeyEBSCSIRoleARN, Name)
 	if err != nil {
 		return err
 	}

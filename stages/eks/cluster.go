@@ -315,7 +315,7 @@ func (s *stage) applyCluster(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	roleARN, err := s.d.Output(KeyClusterRoleARN, Name)
+	roleARN, err := s.d.Output(names.KeyClusterRoleARN, Name)
 	if err != nil {
 		return err
 	}
@@ -350,8 +350,8 @@ func (s *stage) applyCluster(ctx context.Context, r engine.Reporter) error {
 func (s *stage) recordCluster(c *ekstypes.Cluster, sharedSG string) error {
 	kv := map[string]string{}
 	for k, v := range map[string]string{
-		KeyClusterEndpoint:        aws.ToString(c.Endpoint),
-		KeyClusterSecurityGroupID: clusterSecurityGroup(c, sharedSG),
+		names.KeyClusterEndpoint:        aws.ToString(c.Endpoint),
+		names.KeyClusterSecurityGroupID: clusterSecurityGroup(c, sharedSG),
 	} {
 		if v != "" && s.d.State.Get(k) != v {
 			kv[k] = v
@@ -537,7 +537,7 @@ func (s *stage) destroyCluster(ctx context.Context, r engine.Reporter) error {
 			return err
 		}
 	}
-	if err := s.d.State.Unset(KeyClusterEndpoint, KeyClusterSecurityGroupID); err != nil {
+	if err := s.d.State.Unset(names.KeyClusterEndpoint, names.KeyClusterSecurityGroupID); err != nil {
 		return err
 	}
 	if err := s.deleteLogGroup(ctx, r); err != nil {

@@ -22,20 +22,9 @@ const Name = names.StageEKS
 
 // Step names; other stages name them in their needs ("eks/cluster").
 const (
-	StepClusterRole  = names.EKSStepClusterRole
-	StepCluster      = names.EKSStepCluster
 	StepOIDCProvider = "oidc-provider"
 	StepEBSCSIRole   = "ebs-csi-role"
 	StepAddons       = "addons"
-)
-
-// State keys the stage records.
-const (
-	KeyClusterRoleARN         = names.KeyClusterRoleARN
-	KeyClusterEndpoint        = names.KeyClusterEndpoint
-	KeyClusterSecurityGroupID = names.KeyClusterSecurityGroupID
-	KeyOIDCProviderARN        = names.KeyOIDCProviderARN
-	KeyEBSCSIRoleARN          = names.KeyEBSCSIRoleARN
 )
 
 // maxIAMNameLen is IAM's limit on role names.
@@ -49,22 +38,22 @@ func New(d *deploy.Deps) engine.Stage {
 		Summary: "cluster role, EKS cluster, IAM OIDC provider (IRSA), add-ons",
 		Needs:   []string{names.StageNetwork},
 		Reads:   []string{config.KeyRegion, config.KeyClusterName, names.KeyVPCID, names.KeyPrivateSubnetIDs, names.KeyPublicSubnetIDs},
-		Writes:  []string{KeyClusterRoleARN, KeyClusterEndpoint, KeyClusterSecurityGroupID, KeyOIDCProviderARN, KeyEBSCSIRoleARN},
+		Writes:  []string{names.KeyClusterRoleARN, names.KeyClusterEndpoint, names.KeyClusterSecurityGroupID, names.KeyOIDCProviderARN, names.KeyEBSCSIRoleARN},
 		Steps: []engine.Step{
 			// The role needs nothing from the network, but a step without
 			// needs waits for the whole network stage (NAT gateways take
 			// minutes); hanging it on the VPC lets it overlap the rest.
-			{Name: StepClusterRole, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepVPC)}, Typical: 5 * time.Second,
+			{Name: names.EKSStepClusterRole, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepVPC)}, Typical: 5 * time.Second,
 				Plan: s.planClusterRole, Apply: s.applyClusterRole, Destroy: s.destroyClusterRole},
-			{Name: StepCluster, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepSubnets), engine.StepID(Name, StepClusterRole)}, Typical: 13 * time.Minute,
+			{Name: names.EKSStepCluster, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepSubnets), engine.StepID(Name, names.EKSStepClusterRole)}, Typical: 13 * time.Minute,
 				Plan: s.planCluster, Apply: s.applyCluster, Destroy: s.destroyCluster},
-			{Name: StepAccessEntries, Needs: []string{engine.StepID(Name, StepCluster)}, Typical: 5 * time.Second,
+			{Name: StepAccessEntries, Needs: []string{engine.StepID(Name, names.EKSStepCluster)}, Typical: 5 * time.Second,
 				Plan: s.planAccessEntries, Apply: s.applyAccessEntries, Destroy: s.destroyAccessEntries},
-			{Name: StepOIDCProvider, Needs: []string{engine.StepID(Name, StepCluster)}, Typical: 5 * time.Second,
+			{Name: StepOIDCProvider, Needs: []string{engine.StepID(Name, names.EKSStepCluster)}, Typical: 5 * time.Second,
 				Plan: s.planOIDC, Apply: s.applyOIDC, Destroy: s.destroyOIDC},
 			{Name: StepEBSCSIRole, Needs: []string{engine.StepID(Name, StepOIDCProvider)}, Typical: 5 * time.Second,
 				Plan: s.planEBSCSIRole, Apply: s.applyEBSCSIRole, Destroy: s.destroyEBSCSIRole},
-			{Name: StepAddons, Needs: []string{engine.StepID(Name, StepCluster), engine.StepID(Name, StepEBSCSIRole)}, Typical: 3 * time.Minute,
+			{Name: StepAddons, Needs: []string{engine.StepID(Name, names.EKSStepCluster), engine.StepID(Name, StepEBSCSIRole)}, Typical: 3 * time.Minute,
 				Plan: s.planAddons, Apply: s.applyAddons, Destroy: s.destroyAddons},
 		},
 		Verify:   s.verify,

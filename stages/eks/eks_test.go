@@ -63,15 +63,15 @@ func TestApplyFromEmptyBuildsTheClusterAsConfigured(t *testing.T) {
 
 	// moto reports no cluster security group: the shared one stands in.
 	sg := sharedSG(t, e)
-	if sg == "" || out[KeyClusterSecurityGroupID] != sg || !slices.Equal(vc.SecurityGroupIds, []string{sg}) {
-		t.Errorf("CLUSTER_SECURITY_GROUP_ID %s, shared group %q, cluster groups %v", out[KeyClusterSecurityGroupID], sg, vc.SecurityGroupIds)
+	if sg == "" || out[names.KeyClusterSecurityGroupID] != sg || !slices.Equal(vc.SecurityGroupIds, []string{sg}) {
+		t.Errorf("CLUSTER_SECURITY_GROUP_ID %s, shared group %q, cluster groups %v", out[names.KeyClusterSecurityGroupID], sg, vc.SecurityGroupIds)
 	}
 
 	create := emu.Requests("POST", "/clusters")
 	if tokens := clusterTokens(t, emu); len(tokens) != 2 || tokens[0] != tokens[1] {
 		t.Fatalf("CreateCluster tokens %q, want the refused call and a retry with the same token", tokens)
 	}
-	clusterProgress := strings.Join(progressMessages(events, StepCluster), "\n")
+	clusterProgress := strings.Join(progressMessages(events, names.EKSStepCluster), "\n")
 	for _, want := range []string{"cannot assume the new cluster role yet", "waiting for EKS cluster coder-prod: CREATING", "waiting for EKS cluster coder-prod: ACTIVE"} {
 		if !strings.Contains(clusterProgress, want) {
 			t.Errorf("cluster progress lacks %q:\n%s", want, clusterProgress)
@@ -89,22 +89,22 @@ func TestApplyFromEmptyBuildsTheClusterAsConfigured(t *testing.T) {
 	if body.AccessConfig.AuthenticationMode != "API_AND_CONFIG_MAP" || !body.AccessConfig.BootstrapClusterCreatorAdminPermissions {
 		t.Errorf("access config %+v, want API_AND_CONFIG_MAP with the creator as admin", body.AccessConfig)
 	}
-	if body.ClientRequestToken == "" || body.RoleArn != out[KeyClusterRoleARN] {
+	if body.ClientRequestToken == "" || body.RoleArn != out[names.KeyClusterRoleARN] {
 		t.Errorf("CreateCluster token %q role %q", body.ClientRequestToken, body.RoleArn)
 	}
 
 	assertRole(t, e, cluster+"-eks-cluster", "AmazonEKSClusterPolicy", `"Service":"eks.amazonaws.com"`)
 	issuerHost := strings.TrimPrefix(aws.ToString(c.Identity.Oidc.Issuer), "https://")
 	assertRole(t, e, cluster+"-ebs-csi", "AmazonEBSCSIDriverPolicy",
-		`"Federated":"`+out[KeyOIDCProviderARN]+`"`, `"`+issuerHost+`:sub":"system:serviceaccount:kube-system:ebs-csi-controller-sa"`)
+		`"Federated":"`+out[names.KeyOIDCProviderARN]+`"`, `"`+issuerHost+`:sub":"system:serviceaccount:kube-system:ebs-csi-controller-sa"`)
 
-	p, err := e.Deps.AWS.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(out[KeyOIDCProviderARN])})
+	p, err := e.Deps.AWS.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(out[names.KeyOIDCProviderARN])})
 	if err != nil {
-		t.Fatalf("OIDC provider %s: %v", out[KeyOIDCProviderARN], err)
+		t.Fatalf("OIDC provider %s: %v", out[names.KeyOIDCProviderARN], err)
 	}
-	if !strings.HasSuffix(out[KeyOIDCProviderARN], ":oidc-provider/"+issuerHost) || !slices.Equal(p.ClientIDList, []string{"sts.amazonaws.com"}) ||
+	if !strings.HasSuffix(out[names.KeyOIDCProviderARN], ":oidc-provider/"+issuerHost) || !slices.Equal(p.ClientIDList, []string{"sts.amazonaws.com"}) ||
 		!slices.Equal(p.ThumbprintList, []string{eksRootCAThumbprint}) {
-		t.Errorf("OIDC provider %s: clients %v thumbprints %v (issuer %s)", out[KeyOIDCProviderARN], p.ClientIDList, p.ThumbprintList, issuerHost)
+		t.Errorf("OIDC provider %s: clients %v thumbprints %v (issuer %s)", out[names.KeyOIDCProviderARN], p.ClientIDList, p.ThumbprintList, issuerHost)
 	}
 
 	for _, name := range defaultAddons() {
@@ -112,7 +112,7 @@ func TestApplyFromEmptyBuildsTheClusterAsConfigured(t *testing.T) {
 		if status == "" {
 			t.Errorf("add-on %s not created", name)
 		}
-		if wantRole := map[bool]string{true: out[KeyEBSCSIRoleARN]}[name == addonEBSCSI]; role != wantRole {
+		if wantRole := map[bool]string{true: out[names.KeyEBSCSIRoleARN]}[name == addonEBSCSI]; role != wantRole {
 			t.Errorf("add-on %s role %q, want %q", name, role, wantRole)
 		}
 	}
@@ -165,12 +165,12 @@ func TestApplyAdoptsWhatExistsWhenOutputsAreLost(t *testing.T) {
 	e, emu := newEnv(t, ekstest.Options{})
 	applyAll(t, e)
 	before := outputs(e)
-	if err := e.Deps.State.Unset(KeyClusterRoleARN, KeyClusterEndpoint, KeyClusterSecurityGroupID, KeyOIDCProviderARN, KeyEBSCSIRoleARN); err != nil {
+	if err := e.Deps.State.Unset(names.KeyClusterRoleARN, names.KeyClusterEndpoint, names.KeyClusterSecurityGroupID, names.KeyOIDCProviderARN, names.KeyEBSCSIRoleARN); err != nil {
 		t.Fatal(err)
 	}
 
 	reload(t, e, emu)
-	if got := outputs(e); got[KeyClusterEndpoint] != "" {
+	if got := outputs(e); got[names.KeyClusterEndpoint] != "" {
 		t.Fatalf("outputs still in the state file after unset: %v", got)
 	}
 	e.Calls.Reset()
@@ -227,7 +227,7 @@ func TestPlanSaysCreateOnEmptyAndNothingAfterApply(t *testing.T) {
 func TestVerifyNamesWhatBrokeAndApplyRepairsIt(t *testing.T) {
 	e, emu := newEnv(t, ekstest.Options{})
 	applyAll(t, e)
-	ebsRole := e.Deps.State.Get(KeyEBSCSIRoleARN)
+	ebsRole := e.Deps.State.Get(names.KeyEBSCSIRoleARN)
 	tests := []struct {
 		name, check, resource string
 		kind                  engine.ActionKind
@@ -255,7 +255,7 @@ func TestVerifyNamesWhatBrokeAndApplyRepairsIt(t *testing.T) {
 		}},
 		{"OIDC provider deleted", "oidc-provider", "", engine.Create, func(t *testing.T) error {
 			_, err := e.Deps.AWS.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{
-				OpenIDConnectProviderArn: aws.String(e.Deps.State.Get(KeyOIDCProviderARN))})
+				OpenIDConnectProviderArn: aws.String(e.Deps.State.Get(names.KeyOIDCProviderARN))})
 			return err
 		}},
 		{"vpc-cni add-on deleted", "addon-vpc-cni", "eks-addon/vpc-cni", engine.Create, func(t *testing.T) error {
@@ -301,7 +301,7 @@ func TestDestroyLeavesNothingTagged(t *testing.T) {
 	applyAll(t, e)
 	for i := range 2 { // the second destroy finds everything gone
 		_, events := run(t, e, engine.Options{Mode: engine.ModeDestroy})
-		if i == 0 && !strings.Contains(strings.Join(progressMessages(events, StepCluster), "\n"), "deleting EKS cluster") {
+		if i == 0 && !strings.Contains(strings.Join(progressMessages(events, names.EKSStepCluster), "\n"), "deleting EKS cluster") {
 			t.Errorf("destroy did not report deleting the cluster")
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
@@ -116,7 +117,7 @@ func describe(t *testing.T, e *stagetest.Env) *ekstypes.Cluster {
 // outputs are the eks stage's recorded outputs.
 func outputs(e *stagetest.Env) map[string]string {
 	out := map[string]string{}
-	for _, k := range []string{KeyClusterRoleARN, KeyClusterEndpoint, KeyClusterSecurityGroupID, KeyOIDCProviderARN, KeyEBSCSIRoleARN} {
+	for _, k := range []string{names.KeyClusterRoleARN, names.KeyClusterEndpoint, names.KeyClusterSecurityGroupID, names.KeyOIDCProviderARN, names.KeyEBSCSIRoleARN} {
 		out[k] = e.Deps.State.Get(k)
 	}
 	return out

@@ -20,6 +20,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // The thumbprint IAM requires when creating an OIDC provider.
@@ -169,7 +170,7 @@ func (s *stage) applyOIDC(ctx context.Context, r engine.Reporter) error {
 			return awsx.Describe("IAM AddClientIDToOpenIDConnectProvider "+providerARN, err)
 		}
 	}
-	return s.recordIfChanged(KeyOIDCProviderARN, providerARN)
+	return s.recordIfChanged(names.KeyOIDCProviderARN, providerARN)
 }
 
 func (s *stage) createProvider(ctx context.Context, r engine.Reporter, issuer string) error {
@@ -201,7 +202,7 @@ func (s *stage) destroyOIDC(ctx context.Context, r engine.Reporter) error {
 			return awsx.Describe("IAM DeleteOpenIDConnectProvider "+p, err)
 		}
 	}
-	return s.d.State.Unset(KeyOIDCProviderARN)
+	return s.d.State.Unset(names.KeyOIDCProviderARN)
 }
 
 func (s *stage) providersToDelete(ctx context.Context) ([]string, error) {
@@ -211,7 +212,7 @@ func (s *stage) providersToDelete(ctx context.Context) ([]string, error) {
 			out = append(out, a)
 		}
 	}
-	add(s.d.State.Get(KeyOIDCProviderARN))
+	add(s.d.State.Get(names.KeyOIDCProviderARN))
 	current, err := s.wantedProviderARN(ctx)
 	if err != nil && !isForeign(err) { // someone else's cluster: not its provider
 		return nil, err

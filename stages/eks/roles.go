@@ -7,6 +7,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // The EBS CSI controller's service account, which its IRSA role trusts.
@@ -36,7 +37,7 @@ func (r role) policy() string { return awsx.PolicyName(r.Managed[0]) }
 // clusterRole is the role the EKS control plane assumes.
 func (s *stage) clusterRole() role {
 	return s.role(s.clusterRoleName(), "EKS control plane of "+s.clusterName()+" (coderctl)",
-		awsx.ServiceTrust("eks.amazonaws.com"), s.managedPolicyARN("AmazonEKSClusterPolicy"), KeyClusterRoleARN)
+		awsx.ServiceTrust("eks.amazonaws.com"), s.managedPolicyARN("AmazonEKSClusterPolicy"), names.KeyClusterRoleARN)
 }
 
 // ebsCSIRole is the EBS CSI controller's IRSA role, trusted only by its
@@ -44,10 +45,10 @@ func (s *stage) clusterRole() role {
 func (s *stage) ebsCSIRole(providerARN string) (role, error) {
 	issuerHost, ok := awsx.IssuerHostOf(providerARN)
 	if !ok {
-		return role{}, fmt.Errorf("%s %q is not an IAM OIDC provider ARN", KeyOIDCProviderARN, providerARN)
+		return role{}, fmt.Errorf("%s %q is not an IAM OIDC provider ARN", names.KeyOIDCProviderARN, providerARN)
 	}
 	return s.role(s.ebsCSIRoleName(), "EBS CSI driver of EKS cluster "+s.clusterName()+" (coderctl)",
-		awsx.IRSATrust(providerARN, issuerHost, ebsCSIServiceAccount), s.managedPolicyARN("service-role/AmazonEBSCSIDriverPolicy"), KeyEBSCSIRoleARN), nil
+		awsx.IRSATrust(providerARN, issuerHost, ebsCSIServiceAccount), s.managedPolicyARN("service-role/AmazonEBSCSIDriverPolicy"), names.KeyEBSCSIRoleARN), nil
 }
 
 // foreignError is a resource with one of our names that is not tagged for
@@ -128,7 +129,7 @@ func (s *stage) planEBSCSIRole(ctx context.Context) ([]engine.Action, error) {
 }
 
 func (s *stage) applyEBSCSIRole(ctx context.Context, rep engine.Reporter) error {
-	providerARN, err := s.d.Output(KeyOIDCProviderARN, Name)
+	providerARN, err := s.d.Output(names.KeyOIDCProviderARN, Name)
 	if err != nil {
 		return err
 	}
@@ -142,5 +143,5 @@ func (s *stage) applyEBSCSIRole(ctx context.Context, rep engine.Reporter) error 
 // destroyEBSCSIRole needs only the role's name: its trust policy does not
 // matter for deletion.
 func (s *stage) destroyEBSCSIRole(ctx context.Context, r engine.Reporter) error {
-	return s.destroyRole(ctx, r, s.role(s.ebsCSIRoleName(), "", nil, "", KeyEBSCSIRoleARN))
+	return s.destroyRole(ctx, r, s.role(s.ebsCSIRoleName(), "", nil, "", names.KeyEBSCSIRoleARN))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // apiServerTimeout bounds the API server check: an unreachable endpoint
@@ -83,12 +84,12 @@ func (s *stage) checkLogging(c *ekstypes.Cluster) engine.Check {
 
 // checkSecurityGroup proves the recorded cluster security group exists.
 func (s *stage) checkSecurityGroup(ctx context.Context, c *ekstypes.Cluster) engine.Check {
-	id := s.d.State.Get(KeyClusterSecurityGroupID)
+	id := s.d.State.Get(names.KeyClusterSecurityGroupID)
 	if id == "" {
-		return engine.Failf("cluster-security-group", applyHint, "%s is not recorded in %s", KeyClusterSecurityGroupID, s.d.State.Path())
+		return engine.Failf("cluster-security-group", applyHint, "%s is not recorded in %s", names.KeyClusterSecurityGroupID, s.d.State.Path())
 	}
 	if want := clusterSecurityGroup(c, id); want != id {
-		return engine.Failf("cluster-security-group", applyHint+" to record it", "%s is %s, EKS reports %s", KeyClusterSecurityGroupID, id, want)
+		return engine.Failf("cluster-security-group", applyHint+" to record it", "%s is %s, EKS reports %s", names.KeyClusterSecurityGroupID, id, want)
 	}
 	if _, err := s.d.AWS.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{id}}); err != nil {
 		return engine.Failf("cluster-security-group", applyHint, "security group %s: %v", id, err)
@@ -118,8 +119,8 @@ func (s *stage) checkOIDC(ctx context.Context, c *ekstypes.Cluster) []engine.Che
 		oidc = engine.Failf("oidc-provider", applyHint, "provider URL %s is not the issuer %s", aws.ToString(p.Url), issuer)
 	case !slices.Contains(p.ClientIDList, awsx.STSAudience):
 		oidc = engine.Failf("oidc-provider", applyHint, "provider lacks audience %s", awsx.STSAudience)
-	case s.d.State.Get(KeyOIDCProviderARN) != providerARN:
-		oidc = engine.Failf("oidc-provider", applyHint+" to record it", "%s is %q, the issuer's provider is %s", KeyOIDCProviderARN, s.d.State.Get(KeyOIDCProviderARN), providerARN)
+	case s.d.State.Get(names.KeyOIDCProviderARN) != providerARN:
+		oidc = engine.Failf("oidc-provider", applyHint+" to record it", "%s is %q, the issuer's provider is %s", names.KeyOIDCProviderARN, s.d.State.Get(names.KeyOIDCProviderARN), providerARN)
 	default:
 		oidc = engine.Passf("oidc-provider", "%s matches issuer %s", providerARN, issuer)
 	}
@@ -157,7 +158,7 @@ func (s *stage) checkAddons(ctx context.Context) []engine.Check {
 	for _, a := range s.wantedAddons() {
 		name := "addon-" + a.name
 		cur, err := s.describeAddon(ctx, a.name)
-		role := s.roleFor(a, s.d.State.Get(KeyEBSCSIRoleARN))
+		role := s.roleFor(a, s.d.State.Get(names.KeyEBSCSIRoleARN))
 		switch {
 		case err != nil:
 			out = append(out, engine.Failf(name, "", "%v", err))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // configuredSubnet is one entry of vpc.subnets.private or .public.
@@ -177,7 +178,7 @@ func (n *network) adoptVPC(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return n.d.Record(map[string]string{KeyVPCID: aws.ToString(ex.VPC.VpcId)})
+	return n.d.Record(map[string]string{names.KeyVPCID: aws.ToString(ex.VPC.VpcId)})
 }
 
 // adoptSubnets records the configured subnets, in zone order.
@@ -188,14 +189,14 @@ func (n *network) adoptSubnets(ctx context.Context) error {
 	}
 	if len(ex.Public) == 0 {
 		// An internal-only VPC: no stale list may outlive the config.
-		if err := n.d.State.Unset(KeyPublicSubnetIDs); err != nil {
+		if err := n.d.State.Unset(names.KeyPublicSubnetIDs); err != nil {
 			return err
 		}
-		return n.d.Record(map[string]string{KeyPrivateSubnetIDs: strings.Join(subnetIDs(ex.Private), ",")})
+		return n.d.Record(map[string]string{names.KeyPrivateSubnetIDs: strings.Join(subnetIDs(ex.Private), ",")})
 	}
 	return n.d.Record(map[string]string{
-		KeyPrivateSubnetIDs: strings.Join(subnetIDs(ex.Private), ","),
-		KeyPublicSubnetIDs:  strings.Join(subnetIDs(ex.Public), ","),
+		names.KeyPrivateSubnetIDs: strings.Join(subnetIDs(ex.Private), ","),
+		names.KeyPublicSubnetIDs:  strings.Join(subnetIDs(ex.Public), ","),
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -97,7 +98,7 @@ func TestExistingVPCIsAdoptedAndNeverChanged(t *testing.T) {
 	if m := cenv.Calls.Mutations(); len(m) > 0 {
 		t.Errorf("apply on an existing VPC made mutating calls: %v", m)
 	}
-	want := map[string]string{KeyVPCID: u.ID, KeyPrivateSubnetIDs: strings.Join(u.Private, ","), KeyPublicSubnetIDs: strings.Join(u.Public, ",")}
+	want := map[string]string{names.KeyVPCID: u.ID, names.KeyPrivateSubnetIDs: strings.Join(u.Private, ","), names.KeyPublicSubnetIDs: strings.Join(u.Public, ",")}
 	if got := outputs(cenv.Deps); !mapsEqual(got, want) {
 		t.Errorf("outputs = %v, want %v (zone order)", got, want)
 	}

@@ -11,19 +11,20 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // findVPC finds the deployment's VPC: by VPC_ID in state (which must still
 // exist and carry the deployment's tags), else by tags. nil when there is none.
 func (n *network) findVPC(ctx context.Context) (*ec2types.Vpc, error) {
-	if id := n.d.State.Get(KeyVPCID); id != "" {
+	if id := n.d.State.Get(names.KeyVPCID); id != "" {
 		v, err := n.describeVPC(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		if v != nil {
 			if !n.isOwn(v.Tags) {
-				return nil, fault.Input(n.d.State.Path(), KeyVPCID, fmt.Sprintf("unset %s, or set vpc.id in %s to use it as an existing VPC", KeyVPCID, n.d.ConfigPath),
+				return nil, fault.Input(n.d.State.Path(), names.KeyVPCID, fmt.Sprintf("unset %s, or set vpc.id in %s to use it as an existing VPC", names.KeyVPCID, n.d.ConfigPath),
 					"%s is not tagged %s=%s, so coderctl did not create it", id, awsx.TagDeployment, n.d.Deployment())
 			}
 			return v, nil
@@ -44,7 +45,7 @@ func (n *network) findVPC(ctx context.Context) (*ec2types.Vpc, error) {
 		ids[i] = aws.ToString(v.VpcId)
 	}
 	return nil, fmt.Errorf("%d VPCs are tagged %s=%s (%s): delete the extra ones, or set %s in %s to the one to keep",
-		len(vpcs), awsx.TagDeployment, n.d.Deployment(), strings.Join(ids, ", "), KeyVPCID, n.d.State.Path())
+		len(vpcs), awsx.TagDeployment, n.d.Deployment(), strings.Join(ids, ", "), names.KeyVPCID, n.d.State.Path())
 }
 
 // describeVPC returns the VPC, or nil when it does not exist.
@@ -141,7 +142,7 @@ func (n *network) layoutAndVPCID(ctx context.Context) (*layout, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	vpcID, err := n.d.Output(KeyVPCID, Name)
+	vpcID, err := n.d.Output(names.KeyVPCID, Name)
 	return l, vpcID, err
 }
 

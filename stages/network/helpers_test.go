@@ -13,6 +13,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/prereqs"
@@ -191,7 +192,7 @@ func must(t *testing.T, err error) {
 // outputs reads the stage's outputs from the state store.
 func outputs(d *deploy.Deps) map[string]string {
 	return map[string]string{
-		KeyVPCID: d.State.Get(KeyVPCID), KeyPublicSubnetIDs: d.State.Get(KeyPublicSubnetIDs), KeyPrivateSubnetIDs: d.State.Get(KeyPrivateSubnetIDs),
+		names.KeyVPCID: d.State.Get(names.KeyVPCID), names.KeyPublicSubnetIDs: d.State.Get(names.KeyPublicSubnetIDs), names.KeyPrivateSubnetIDs: d.State.Get(names.KeyPrivateSubnetIDs),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 func (n *network) planIGW(ctx context.Context) ([]engine.Action, error) {
@@ -45,7 +46,7 @@ func (n *network) applyIGW(ctx context.Context, r engine.Reporter) error {
 	if n.existing() {
 		return nil
 	}
-	vpcID, err := n.d.Output(KeyVPCID, Name)
+	vpcID, err := n.d.Output(names.KeyVPCID, Name)
 	if err != nil {
 		return err
 	}

@@ -24,18 +24,9 @@ import (
 // Name is the stage's registry name.
 const Name = names.StageNetwork
 
-// Outputs the stage records; subnet lists are comma-separated in zone order.
-const (
-	KeyVPCID            = names.KeyVPCID
-	KeyPublicSubnetIDs  = names.KeyPublicSubnetIDs
-	KeyPrivateSubnetIDs = names.KeyPrivateSubnetIDs
-)
-
 // Step names other stages depend on ("network/subnets").
 const (
-	StepVPC             = names.NetworkStepVPC
 	StepInternetGateway = "internet-gateway"
-	StepSubnets         = names.NetworkStepSubnets
 	StepNAT             = "nat"
 	StepRoutes          = "routes"
 )
@@ -59,17 +50,17 @@ func New(d *deploy.Deps) engine.Stage {
 		Name:    Name,
 		Summary: "VPC, public and private subnets in three AZs, internet gateway, NAT, routes",
 		Needs:   []string{names.StagePrereqs},
-		Reads:   []string{config.KeyRegion, config.KeyClusterName, KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
-		Writes:  []string{KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs},
+		Reads:   []string{config.KeyRegion, config.KeyClusterName, names.KeyVPCID, names.KeyPublicSubnetIDs, names.KeyPrivateSubnetIDs},
+		Writes:  []string{names.KeyVPCID, names.KeyPublicSubnetIDs, names.KeyPrivateSubnetIDs},
 		Steps: []engine.Step{
-			{Name: StepVPC, Typical: 5 * time.Second, Plan: n.planVPC, Apply: n.applyVPC, Destroy: n.destroyVPC},
-			{Name: StepInternetGateway, Needs: []string{engine.StepID(Name, StepVPC)}, Typical: 5 * time.Second,
+			{Name: names.NetworkStepVPC, Typical: 5 * time.Second, Plan: n.planVPC, Apply: n.applyVPC, Destroy: n.destroyVPC},
+			{Name: StepInternetGateway, Needs: []string{engine.StepID(Name, names.NetworkStepVPC)}, Typical: 5 * time.Second,
 				Plan: n.planIGW, Apply: n.applyIGW, Destroy: n.destroyIGW},
-			{Name: StepSubnets, Needs: []string{engine.StepID(Name, StepVPC)}, Typical: 10 * time.Second,
+			{Name: names.NetworkStepSubnets, Needs: []string{engine.StepID(Name, names.NetworkStepVPC)}, Typical: 10 * time.Second,
 				Plan: n.planSubnets, Apply: n.applySubnets, Destroy: n.destroySubnets},
-			{Name: StepNAT, Needs: []string{engine.StepID(Name, StepSubnets), engine.StepID(Name, StepInternetGateway)},
+			{Name: StepNAT, Needs: []string{engine.StepID(Name, names.NetworkStepSubnets), engine.StepID(Name, StepInternetGateway)},
 				Typical: 90 * time.Second, Plan: n.planNAT, Apply: n.applyNAT, Destroy: n.destroyNAT},
-			{Name: StepRoutes, Needs: []string{engine.StepID(Name, StepNAT), engine.StepID(Name, StepSubnets), engine.StepID(Name, StepInternetGateway)},
+			{Name: StepRoutes, Needs: []string{engine.StepID(Name, StepNAT), engine.StepID(Name, names.NetworkStepSubnets), engine.StepID(Name, StepInternetGateway)},
 				Typical: 10 * time.Second, Plan: n.planRoutes, Apply: n.applyRoutes, Destroy: n.destroyRoutes},
 		},
 		Verify:   n.verify,

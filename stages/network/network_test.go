@@ -14,6 +14,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -37,19 +38,19 @@ func TestApplyFromEmpty(t *testing.T) {
 		t.Fatalf("tagged resources = %v, want %v", got, want)
 	}
 	out := outputs(env.Deps)
-	if out[KeyVPCID] != inv.VPCs[0] {
-		t.Errorf("%s = %q, want the tagged VPC %s", KeyVPCID, out[KeyVPCID], inv.VPCs[0])
+	if out[names.KeyVPCID] != inv.VPCs[0] {
+		t.Errorf("%s = %q, want the tagged VPC %s", names.KeyVPCID, out[names.KeyVPCID], inv.VPCs[0])
 	}
 
 	carved, _ := carveSubnets(netip.MustParsePrefix("10.0.0.0/16"), 3)
-	private := describeSubnets(t, c, strings.Split(out[KeyPrivateSubnetIDs], ","))
-	public := describeSubnets(t, c, strings.Split(out[KeyPublicSubnetIDs], ","))
+	private := describeSubnets(t, c, strings.Split(out[names.KeyPrivateSubnetIDs], ","))
+	public := describeSubnets(t, c, strings.Split(out[names.KeyPublicSubnetIDs], ","))
 	checkSubnetGroup(t, private, carved.Private, map[string]string{"kubernetes.io/role/internal-elb": "1"})
 	checkSubnetGroup(t, public, carved.Public, map[string]string{"kubernetes.io/role/elb": "1"})
 
 	nat := inv.NATs[0]
-	privateTargets := defaultTargets(t, c, out[KeyVPCID], subnetIDs(private))
-	publicTargets := defaultTargets(t, c, out[KeyVPCID], subnetIDs(public))
+	privateTargets := defaultTargets(t, c, out[names.KeyVPCID], subnetIDs(private))
+	publicTargets := defaultTargets(t, c, out[names.KeyVPCID], subnetIDs(public))
 	for id, target := range privateTargets {
 		if target != nat {
 			t.Errorf("private subnet %s routes 0.0.0.0/0 to %q, want the NAT gateway %s", id, target, nat)
@@ -139,8 +140,8 @@ func TestNATModes(t *testing.T) {
 				t.Errorf("check %s = %s, want %s", checkNAT, got, tt.natCheck)
 			}
 			out := outputs(env.Deps)
-			public := describeSubnets(t, c, strings.Split(out[KeyPublicSubnetIDs], ","))
-			private := describeSubnets(t, c, strings.Split(out[KeyPrivateSubnetIDs], ","))
+			public := describeSubnets(t, c, strings.Split(out[names.KeyPublicSubnetIDs], ","))
+			private := describeSubnets(t, c, strings.Split(out[names.KeyPrivateSubnetIDs], ","))
 			if got := zonesOf(private); !slices.Equal(got, shippedZones) {
 				t.Errorf("without availabilityZones the subnets are in %v, want the region's first three %v", got, shippedZones)
 			}
@@ -155,7 +156,7 @@ func TestNATModes(t *testing.T) {
 			if zones := slices.Sorted(maps.Values(natZone)); tt.sameZone && !slices.Equal(zones, shippedZones) {
 				t.Errorf("NAT gateways are in zones %v, want one in each of %v", zones, shippedZones)
 			}
-			for subnet, target := range defaultTargets(t, c, out[KeyVPCID], subnetIDs(private)) {
+			for subnet, target := range defaultTargets(t, c, out[names.KeyVPCID], subnetIDs(private)) {
 				switch {
 				case tt.noDefault && target != "":
 					t.Errorf("private subnet %s routes 0.0.0.0/0 to %s, want no default route with NAT disabled", subnet, target)
@@ -192,10 +193,10 @@ func TestApplyAdoptsTaggedResourcesWhenStateLost(t *testing.T) {
 	before := outputs(env.Deps)
 	inventoryBefore := taggedInventory(t, env.Deps.AWS.EC2).counts()
 
-	must(t, env.Deps.State.Unset(KeyVPCID, KeyPublicSubnetIDs, KeyPrivateSubnetIDs))
+	must(t, env.Deps.State.Unset(names.KeyVPCID, names.KeyPublicSubnetIDs, names.KeyPrivateSubnetIDs))
 	env.Reload(t)
-	if v := env.Deps.State.Get(KeyVPCID); v != "" {
-		t.Fatalf("%s still %q after unset and reload", KeyVPCID, v)
+	if v := env.Deps.State.Get(names.KeyVPCID); v != "" {
+		t.Fatalf("%s still %q after unset and reload", names.KeyVPCID, v)
 	}
 	env.Calls.Reset()
 	run(t, env, engine.ModeApply)
@@ -217,7 +218,7 @@ func TestPlan(t *testing.T) {
 		t.Fatalf("plan made mutating calls: %v", m)
 	}
 	byStep := actionsByStep(events)
-	wantCreates := map[string]int{StepVPC: 1, StepInternetGateway: 1, StepSubnets: 6, StepNAT: 2, StepRoutes: 4}
+	wantCreates := map[string]int{names.NetworkStepVPC: 1, StepInternetGateway: 1, names.NetworkStepSubnets: 6, StepNAT: 2, StepRoutes: 4}
 	for step, n := range wantCreates {
 		acts := byStep[step]
 		if len(acts) != n || !slices.Equal(kinds(acts), []engine.ActionKind{engine.Create}) {
@@ -229,7 +230,7 @@ func TestPlan(t *testing.T) {
 	env.Calls.Reset()
 	_, events = run(t, env, engine.ModePlan)
 	byStep = actionsByStep(events)
-	for _, step := range []string{StepVPC, StepInternetGateway, StepSubnets, StepNAT, StepRoutes} {
+	for _, step := range []string{names.NetworkStepVPC, StepInternetGateway, names.NetworkStepSubnets, StepNAT, StepRoutes} {
 		if acts := byStep[step]; len(acts) == 0 || !slices.Equal(kinds(acts), []engine.ActionKind{engine.Nothing}) {
 			t.Errorf("plan after apply: step %s = %+v, want only nothing", step, acts)
 		}
@@ -252,17 +253,17 @@ func TestVerifyFailsOnBreakage(t *testing.T) {
 	}{
 		{name: "private route to the NAT deleted", check: checkPrivateRT, reason: "no 0.0.0.0/0 route",
 			breakWith: func(t *testing.T, c *ec2.Client, out map[string]string) {
-				second := strings.Split(out[KeyPrivateSubnetIDs], ",")[1]
-				deleteDefaultRoute(t, c, out[KeyVPCID], second)
+				second := strings.Split(out[names.KeyPrivateSubnetIDs], ",")[1]
+				deleteDefaultRoute(t, c, out[names.KeyVPCID], second)
 			}},
 		{name: "public route to the internet gateway deleted", check: checkPublicRT, reason: "no default route",
 			breakWith: func(t *testing.T, c *ec2.Client, out map[string]string) {
-				deleteDefaultRoute(t, c, out[KeyVPCID], strings.Split(out[KeyPublicSubnetIDs], ",")[0])
+				deleteDefaultRoute(t, c, out[names.KeyVPCID], strings.Split(out[names.KeyPublicSubnetIDs], ",")[0])
 			}},
 		{name: "load balancer role tag removed", check: checkTagsName, reason: "kubernetes.io/role/elb",
 			breakWith: func(t *testing.T, c *ec2.Client, out map[string]string) {
 				_, err := c.DeleteTags(context.Background(), &ec2.DeleteTagsInput{
-					Resources: []string{strings.Split(out[KeyPublicSubnetIDs], ",")[2]},
+					Resources: []string{strings.Split(out[names.KeyPublicSubnetIDs], ",")[2]},
 					Tags:      []ec2types.Tag{{Key: aws.String("kubernetes.io/role/elb")}},
 				})
 				must(t, err)
@@ -277,7 +278,7 @@ func TestVerifyFailsOnBreakage(t *testing.T) {
 		{name: "DNS hostnames turned off", check: checkVPC, reason: "enableDnsHostnames",
 			breakWith: func(t *testing.T, c *ec2.Client, out map[string]string) {
 				_, err := c.ModifyVpcAttribute(context.Background(), &ec2.ModifyVpcAttributeInput{
-					VpcId: aws.String(out[KeyVPCID]), EnableDnsHostnames: &ec2types.AttributeBooleanValue{Value: aws.Bool(false)},
+					VpcId: aws.String(out[names.KeyVPCID]), EnableDnsHostnames: &ec2types.AttributeBooleanValue{Value: aws.Bool(false)},
 				})
 				must(t, err)
 			}},
@@ -325,7 +326,7 @@ func TestDestroyLeavesNothingTagged(t *testing.T) {
 	env := stagetest.NewWithClusterConfig(t, nil, cfg)
 	run(t, env, engine.ModeApply)
 	c := env.Deps.AWS.EC2
-	vpcID := env.Deps.State.Get(KeyVPCID)
+	vpcID := env.Deps.State.Get(names.KeyVPCID)
 	// Security groups another stage left behind, one referring to the other:
 	// the VPC cannot go while they exist.
 	a := createTaggedSG(t, c, vpcID, "left-by-rds")
@@ -344,7 +345,7 @@ func TestDestroyLeavesNothingTagged(t *testing.T) {
 			t.Errorf("after destroy, %d %s still tagged %s=%s: %+v", n, kind, "coderctl/deployment", deployment, inv)
 		}
 	}
-	if out := outputs(env.Deps); out[KeyVPCID] != "" || out[KeyPrivateSubnetIDs] != "" || out[KeyPublicSubnetIDs] != "" {
+	if out := outputs(env.Deps); out[names.KeyVPCID] != "" || out[names.KeyPrivateSubnetIDs] != "" || out[names.KeyPublicSubnetIDs] != "" {
 		t.Errorf("outputs still set after destroy: %v", out)
 	}
 
@@ -379,9 +380,9 @@ func TestDefaultRouteAlreadyThere(t *testing.T) {
 	ctx := context.Background()
 	inv := taggedInventory(t, c)
 	nat, igw := inv.NATs[0], inv.IGWs[0]
-	tables, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: []ec2types.Filter{filter("vpc-id", out[KeyVPCID])}})
+	tables, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: []ec2types.Filter{filter("vpc-id", out[names.KeyVPCID])}})
 	must(t, err)
-	rt, _ := subnetRouteTable(tables.RouteTables, strings.Split(out[KeyPrivateSubnetIDs], ",")[0])
+	rt, _ := subnetRouteTable(tables.RouteTables, strings.Split(out[names.KeyPrivateSubnetIDs], ",")[0])
 	if rt == nil {
 		t.Fatal("no route table for the first private subnet")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -49,8 +50,8 @@ func TestPublicSubnetsAssignPublicIP(t *testing.T) {
 	env := stagetest.New(t, nil)
 	c := env.Deps.AWS.EC2
 	sum, _ := run(t, env, engine.ModeApply)
-	public := strings.Split(env.Deps.State.Get(KeyPublicSubnetIDs), ",")
-	private := strings.Split(env.Deps.State.Get(KeyPrivateSubnetIDs), ",")
+	public := strings.Split(env.Deps.State.Get(names.KeyPublicSubnetIDs), ",")
+	private := strings.Split(env.Deps.State.Get(names.KeyPrivateSubnetIDs), ",")
 	for id, on := range publicIPOf(t, c, public) {
 		if !on {
 			t.Errorf("public subnet %s: MapPublicIpOnLaunch off after apply", id)
@@ -74,7 +75,7 @@ func TestPublicSubnetsAssignPublicIP(t *testing.T) {
 
 	_, events := run(t, env, engine.ModePlan)
 	var updates []engine.Action
-	for _, a := range actionsByStep(events)[StepSubnets] {
+	for _, a := range actionsByStep(events)[names.NetworkStepSubnets] {
 		if a.Kind == engine.Update {
 			updates = append(updates, a)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // subnetSpec is one subnet the stage builds.
@@ -147,10 +148,10 @@ func (n *network) subnetOutputs(l *layout, have map[string]ec2types.Subnet) map[
 	}
 	out := map[string]string{}
 	if len(private) > 0 {
-		out[KeyPrivateSubnetIDs] = strings.Join(private, ",")
+		out[names.KeyPrivateSubnetIDs] = strings.Join(private, ",")
 	}
 	if len(public) > 0 {
-		out[KeyPublicSubnetIDs] = strings.Join(public, ",")
+		out[names.KeyPublicSubnetIDs] = strings.Join(public, ",")
 	}
 	return out
 }
@@ -207,7 +208,7 @@ func (n *network) destroySubnets(ctx context.Context, r engine.Reporter) error {
 			}
 		}
 	}
-	return n.d.State.Unset(KeyPublicSubnetIDs, KeyPrivateSubnetIDs)
+	return n.d.State.Unset(names.KeyPublicSubnetIDs, names.KeyPrivateSubnetIDs)
 }
 
 func (n *network) deleteSubnet(ctx context.Context, r engine.Reporter, s ec2types.Subnet) error {

@@ -20,6 +20,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -278,9 +279,9 @@ func TestTeardownCleansAndRetries(t *testing.T) {
 			env := stagetest.NewWithClusterConfig(t, nil, cfg)
 			run(t, env, engine.ModeApply)
 			c := env.Deps.AWS.EC2
-			vpc := env.Deps.State.Get(KeyVPCID)
-			private := strings.Split(env.Deps.State.Get(KeyPrivateSubnetIDs), ",")
-			public := strings.Split(env.Deps.State.Get(KeyPublicSubnetIDs), ",")
+			vpc := env.Deps.State.Get(names.KeyVPCID)
+			private := strings.Split(env.Deps.State.Get(names.KeyPrivateSubnetIDs), ",")
+			public := strings.Split(env.Deps.State.Get(names.KeyPublicSubnetIDs), ",")
 			left := tt.setup(t, c, vpc, private, public)
 
 			env.Reload(t)

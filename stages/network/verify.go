@@ -13,6 +13,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/state"
 )
 
@@ -63,9 +64,9 @@ func (n *network) verify(ctx context.Context) []engine.Check {
 }
 
 func (n *network) vpcMissing() engine.Check {
-	id := n.d.State.Get(KeyVPCID)
+	id := n.d.State.Get(names.KeyVPCID)
 	if id == "" {
-		return engine.Failf(checkVPC, hintApply, "%s is not in %s", KeyVPCID, n.d.State.Path())
+		return engine.Failf(checkVPC, hintApply, "%s is not in %s", names.KeyVPCID, n.d.State.Path())
 	}
 	return engine.Failf(checkVPC, hintApply+" (it recreates the network)", "VPC %s from %s does not exist", id, n.d.State.Path())
 }
@@ -80,7 +81,7 @@ func (n *network) observe(ctx context.Context) (*observation, error) {
 		}
 		o.layout = l
 	}
-	id := n.d.State.Get(KeyVPCID)
+	id := n.d.State.Get(names.KeyVPCID)
 	if id == "" {
 		return o, nil
 	}
@@ -125,7 +126,7 @@ func (n *network) observeSubnets(ctx context.Context, o *observation, vpcID stri
 		}
 		return out
 	}
-	o.private, o.public = pick(KeyPrivateSubnetIDs), pick(KeyPublicSubnetIDs)
+	o.private, o.public = pick(names.KeyPrivateSubnetIDs), pick(names.KeyPublicSubnetIDs)
 	return nil
 }
 
@@ -160,7 +161,7 @@ func (n *network) checkVPC(o *observation) engine.Check {
 	if n.existing() {
 		hint = "fix the VPC in the VPC console; coderctl does not change an existing VPC"
 		if id != n.d.Cluster.VPC.ID {
-			return engine.Failf(checkVPC, hintApply, "%s is %s but vpc.id in %s is %s", KeyVPCID, id, n.d.ConfigPath, n.d.Cluster.VPC.ID)
+			return engine.Failf(checkVPC, hintApply, "%s is %s but vpc.id in %s is %s", names.KeyVPCID, id, n.d.ConfigPath, n.d.Cluster.VPC.ID)
 		}
 	}
 	switch {
@@ -197,7 +198,7 @@ func (n *network) checkSubnets(o *observation) engine.Check {
 		return engine.Failf(checkSubnets, hintApplyRepair, "%s not found in VPC %s", strings.Join(o.missing, ", "), id)
 	case len(o.private) != wantPrivate || len(o.public) != wantPublic:
 		return engine.Failf(checkSubnets, hintApply, "%s and %s list %d private and %d public subnets, want %d and %d",
-			KeyPrivateSubnetIDs, KeyPublicSubnetIDs, len(o.private), len(o.public), wantPrivate, wantPublic)
+			names.KeyPrivateSubnetIDs, names.KeyPublicSubnetIDs, len(o.private), len(o.public), wantPrivate, wantPublic)
 	}
 	for _, s := range append(slices.Clone(o.private), o.public...) {
 		if s.State != ec2types.SubnetStateAvailable {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // How long the stage waits for EC2 by default (the SDK waiters' own delays
@@ -40,7 +41,7 @@ func (n *network) planVPC(ctx context.Context) ([]engine.Action, error) {
 	}
 	if v == nil {
 		return []engine.Action{{Kind: engine.Create, Resource: fmt.Sprintf("VPC %s (%s)", n.vpcName(), cidr),
-			Reason: fmt.Sprintf("no VPC in %s or tagged %s=%s", KeyVPCID, awsx.TagDeployment, n.d.Deployment())}}, nil
+			Reason: fmt.Sprintf("no VPC in %s or tagged %s=%s", names.KeyVPCID, awsx.TagDeployment, n.d.Deployment())}}, nil
 	}
 	id := aws.ToString(v.VpcId)
 	off, err := n.dnsAttributesOff(ctx, id)
@@ -79,7 +80,7 @@ func (n *network) applyVPC(ctx context.Context, r engine.Reporter) error {
 		return err
 	}
 	id := aws.ToString(v.VpcId)
-	if err := n.d.Record(map[string]string{KeyVPCID: id}); err != nil {
+	if err := n.d.Record(map[string]string{names.KeyVPCID: id}); err != nil {
 		return err
 	}
 	if v.State != ec2types.VpcStateAvailable {
@@ -173,7 +174,7 @@ func (n *network) destroyVPC(ctx context.Context, r engine.Reporter) error {
 			}
 		}
 	}
-	return n.d.State.Unset(KeyVPCID)
+	return n.d.State.Unset(names.KeyVPCID)
 }
 
 // deleteVPC deletes the deployment's security groups in the VPC, what

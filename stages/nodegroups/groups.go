@@ -69,7 +69,7 @@ func (s *stage) subnetsFor(spec config.NodeGroupSpec) (string, []string) {
 // the state file knows them.
 func (s *stage) placementFor(spec config.NodeGroupSpec) placement {
 	_, subnets := s.subnetsFor(spec)
-	return placement{roleARN: s.d.State.Get(KeyNodeRoleARN), subnets: subnets}
+	return placement{roleARN: s.d.State.Get(names.KeyNodeRoleARN), subnets: subnets}
 }
 
 func (s *stage) planGroup(ctx context.Context, spec config.NodeGroupSpec) ([]engine.Action, error) {
@@ -197,7 +197,7 @@ func (s *stage) applyGroup(ctx context.Context, r engine.Reporter, spec config.N
 // so EKS taints each node before it registers: no pod can land on a coder
 // node in between.
 func (s *stage) createGroup(ctx context.Context, r engine.Reporter, w groupWant, mg *api.ManagedNodeGroup, ltID string, ltVersion int64) error {
-	roleARN, err := s.d.Output(KeyNodeRoleARN, Name)
+	roleARN, err := s.d.Output(names.KeyNodeRoleARN, Name)
 	if err != nil {
 		return err
 	}

@@ -26,22 +26,6 @@ import (
 // Name is the stage's registry name.
 const Name = names.StageNodeGroups
 
-// Step names. Each node group is a step named after the group; the config
-// loader refuses a group named like one of these fixed steps.
-const (
-	StepNodeRole = config.NodeGroupsRoleStep
-	StepTaints   = config.NodeGroupsTaintsStep
-)
-
-// State keys the stage records.
-const (
-	// KeyNodeRoleARN is the node IAM role every group's instances assume.
-	KeyNodeRoleARN = names.KeyNodeRoleARN
-	// KeyNodeGroups lists the created node groups, comma-separated, in
-	// cluster-config.yaml order.
-	KeyNodeGroups = names.KeyNodeGroups
-)
-
 // The eks steps the node role and the groups wait for.
 var (
 	eksClusterStep = engine.StepID(names.StageEKS, names.EKSStepCluster)
@@ -63,14 +47,14 @@ func New(d *deploy.Deps) engine.Stage {
 	steps := []engine.Step{{
 		// The role needs nothing from the cluster; hanging it on the cluster
 		// role lets it overlap the ~13 minutes of control-plane creation.
-		Name: StepNodeRole, Needs: []string{eksRoleStep}, Typical: typicalNodeRole,
+		Name: config.NodeGroupsRoleStep, Needs: []string{eksRoleStep}, Typical: typicalNodeRole,
 		Plan: s.planRole, Apply: s.applyRole, Destroy: s.destroyRole,
 	}}
 	var groupSteps []string
 	for _, g := range d.NodeGroups() {
 		steps = append(steps, engine.Step{
 			Name:    g.Name,
-			Needs:   []string{engine.StepID(Name, StepNodeRole), eksClusterStep},
+			Needs:   []string{engine.StepID(Name, config.NodeGroupsRoleStep), eksClusterStep},
 			Typical: typicalGroup,
 			Plan:    func(ctx context.Context) ([]engine.Action, error) { return s.planGroup(ctx, g) },
 			Apply:   func(ctx context.Context, r engine.Reporter) error { return s.applyGroup(ctx, reporter(r), g) },
@@ -79,15 +63,15 @@ func New(d *deploy.Deps) engine.Stage {
 		groupSteps = append(groupSteps, engine.StepID(Name, g.Name))
 	}
 	steps = append(steps, engine.Step{
-		Name: StepTaints, Needs: groupSteps, Typical: typicalTaints,
+		Name: config.NodeGroupsTaintsStep, Needs: groupSteps, Typical: typicalTaints,
 		Plan: s.planTaints, Apply: s.applyTaints,
 	})
 	return engine.Stage{
 		Name:     Name,
 		Summary:  "node role and the four tainted managed node groups, created in parallel",
 		Needs:    []string{names.StageEKS},
-		Reads:    []string{config.KeyRegion, config.KeyClusterName, names.KeyPrivateSubnetIDs, names.KeyPublicSubnetIDs, KeyNodeRoleARN, KeyNodeGroups},
-		Writes:   []string{KeyNodeRoleARN, KeyNodeGroups},
+		Reads:    []string{config.KeyRegion, config.KeyClusterName, names.KeyPrivateSubnetIDs, names.KeyPublicSubnetIDs, names.KeyNodeRoleARN, names.KeyNodeGroups},
+		Writes:   []string{names.KeyNodeRoleARN, names.KeyNodeGroups},
 		Steps:    steps,
 		Verify:   s.verify,
 		Validate: s.validate,
@@ -140,7 +124,7 @@ func (s *stage) spec(name string) (config.NodeGroupSpec, bool) {
 func (s *stage) recordGroup(name string, present bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	have := state.SplitList(s.d.State.Get(KeyNodeGroups))
+	have := state.SplitList(s.d.State.Get(names.KeyNodeGroups))
 	set := map[string]bool{}
 	for _, n := range have {
 		set[n] = true
@@ -162,9 +146,9 @@ func (s *stage) recordGroup(name string, present bool) error {
 		return nil
 	}
 	if len(next) == 0 {
-		return s.d.State.Unset(KeyNodeGroups)
+		return s.d.State.Unset(names.KeyNodeGroups)
 	}
-	return s.d.Record(map[string]string{KeyNodeGroups: strings.Join(next, ",")})
+	return s.d.Record(map[string]string{names.KeyNodeGroups: strings.Join(next, ",")})
 }
 
 // recordIfChanged writes one output, skipping the write when the state

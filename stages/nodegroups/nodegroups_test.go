@@ -20,6 +20,7 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/nodegroups"
 )
@@ -37,10 +38,10 @@ func TestApplyFromEmpty(t *testing.T) {
 	w := newWorld(t)
 	sum := w.apply(t)
 
-	if got := w.env.Deps.State.Get(nodegroups.KeyNodeRoleARN); got != roleARN {
+	if got := w.env.Deps.State.Get(names.KeyNodeRoleARN); got != roleARN {
 		t.Errorf("NODE_ROLE_ARN = %q, want %q", got, roleARN)
 	}
-	if got := w.env.Deps.State.Get(nodegroups.KeyNodeGroups); got != groupsList {
+	if got := w.env.Deps.State.Get(names.KeyNodeGroups); got != groupsList {
 		t.Errorf("NODEGROUPS = %q, want %q", got, groupsList)
 	}
 	wantMutations := []string{
@@ -160,7 +161,7 @@ func TestReapplyMakesNoChanges(t *testing.T) {
 		t.Errorf("second apply made mutating calls: %v", got)
 	}
 	after := w.env.Deps.State.Snapshot()
-	for _, k := range []string{nodegroups.KeyNodeRoleARN, nodegroups.KeyNodeGroups} {
+	for _, k := range []string{names.KeyNodeRoleARN, names.KeyNodeGroups} {
 		if before[k] != after[k] || after[k] == "" {
 			t.Errorf("%s changed from %q to %q", k, before[k], after[k])
 		}
@@ -173,7 +174,7 @@ func TestReapplyMakesNoChanges(t *testing.T) {
 func TestAdopt(t *testing.T) {
 	w := newWorld(t)
 	w.apply(t)
-	if err := w.env.Deps.State.Unset(nodegroups.KeyNodeRoleARN, nodegroups.KeyNodeGroups); err != nil {
+	if err := w.env.Deps.State.Unset(names.KeyNodeRoleARN, names.KeyNodeGroups); err != nil {
 		t.Fatal(err)
 	}
 	w.env.Reload(t)
@@ -185,10 +186,10 @@ func TestAdopt(t *testing.T) {
 	if got := w.env.Calls.Mutations(); len(got) != 0 {
 		t.Errorf("adopting apply made mutating calls: %v", got)
 	}
-	if got := w.env.Deps.State.Get(nodegroups.KeyNodeRoleARN); got != roleARN {
+	if got := w.env.Deps.State.Get(names.KeyNodeRoleARN); got != roleARN {
 		t.Errorf("NODE_ROLE_ARN = %q, want %q", got, roleARN)
 	}
-	if got := w.env.Deps.State.Get(nodegroups.KeyNodeGroups); got != groupsList {
+	if got := w.env.Deps.State.Get(names.KeyNodeGroups); got != groupsList {
 		t.Errorf("NODEGROUPS = %q, want %q", got, groupsList)
 	}
 }
@@ -426,7 +427,7 @@ func TestDestroy(t *testing.T) {
 	if _, err := w.env.Deps.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("coder-prod-node")}); !awsx.IsNotFound(err) {
 		t.Errorf("node role still exists (err %v)", err)
 	}
-	for _, k := range []string{nodegroups.KeyNodeRoleARN, nodegroups.KeyNodeGroups} {
+	for _, k := range []string{names.KeyNodeRoleARN, names.KeyNodeGroups} {
 		if v, ok := w.env.Deps.State.Lookup(k); ok {
 			t.Errorf("%s = %q still in state after destroy", k, v)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // nodePolicies are the AWS managed policies EKS worker nodes need: joining
@@ -74,7 +75,7 @@ func (s *stage) planRole(ctx context.Context) ([]engine.Action, error) {
 // waited for.
 func (s *stage) applyRole(ctx context.Context, r engine.Reporter) error {
 	r = reporter(r)
-	st, err := s.nodeRole().Apply(ctx, s.d.AWS.IAM, r, func(arn string) error { return s.recordIfChanged(KeyNodeRoleARN, arn) })
+	st, err := s.nodeRole().Apply(ctx, s.d.AWS.IAM, r, func(arn string) error { return s.recordIfChanged(names.KeyNodeRoleARN, arn) })
 	if err != nil || !st.Created {
 		return err
 	}
@@ -105,5 +106,5 @@ func (s *stage) destroyRole(ctx context.Context, r engine.Reporter) error {
 	if err := s.nodeRole().Destroy(ctx, s.d.AWS.IAM, r); err != nil {
 		return err
 	}
-	return s.d.State.Unset(KeyNodeRoleARN)
+	return s.d.State.Unset(names.KeyNodeRoleARN)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/ekstest"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	eksstage "github.com/coderctl/coderctl/stages/eks"
@@ -36,7 +37,7 @@ func TestWithTheRealStages(t *testing.T) {
 		return sum
 	}
 	run(engine.ModeApply)
-	if got := env.Deps.State.Get(nodegroups.KeyNodeGroups); got != groupsList {
+	if got := env.Deps.State.Get(names.KeyNodeGroups); got != groupsList {
 		t.Errorf("NODEGROUPS = %q, want %q", got, groupsList)
 	}
 	env.Calls.Reset()
@@ -45,7 +46,7 @@ func TestWithTheRealStages(t *testing.T) {
 		t.Errorf("second apply of all stages made mutating calls: %v", got)
 	}
 	run(engine.ModeDestroy)
-	for _, k := range []string{nodegroups.KeyNodeRoleARN, nodegroups.KeyNodeGroups} {
+	for _, k := range []string{names.KeyNodeRoleARN, names.KeyNodeGroups} {
 		if v := env.Deps.State.Get(k); v != "" {
 			t.Errorf("%s = %q after destroy", k, v)
 		}

@@ -17,8 +17,8 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	double "github.com/coderctl/coderctl/internal/testenv/coderapi"
-	"github.com/coderctl/coderctl/stages/coder"
 	"github.com/coderctl/coderctl/stages/coder/codertest"
 	"github.com/coderctl/coderctl/stages/provisioners"
 )
@@ -51,7 +51,7 @@ func roll(t *testing.T, w *codertest.World, change func(*corev1.PodSpec)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	deps := w.Kube.AppsV1().Deployments(coder.Namespace)
+	deps := w.Kube.AppsV1().Deployments(names.CoderNamespace)
 	dep, err := deps.Get(ctx, provisioners.ChartName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func roll(t *testing.T, w *codertest.World, change func(*corev1.PodSpec)) {
 }
 
 func rolledOut(ctx context.Context, w *codertest.World, generation int64, replicas int32) (bool, error) {
-	dep, err := w.Kube.AppsV1().Deployments(coder.Namespace).Get(ctx, provisioners.ChartName, metav1.GetOptions{})
+	dep, err := w.Kube.AppsV1().Deployments(names.CoderNamespace).Get(ctx, provisioners.ChartName, metav1.GetOptions{})
 	if err != nil {
 		return false, err
 	}
@@ -81,7 +81,7 @@ func rolledOut(ctx context.Context, w *codertest.World, generation int64, replic
 	if st.ObservedGeneration < generation || st.UpdatedReplicas != replicas || st.ReadyReplicas != replicas || st.Replicas != replicas {
 		return false, nil
 	}
-	pods, err := w.Kube.CoreV1().Pods(coder.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + provisioners.ChartName})
+	pods, err := w.Kube.CoreV1().Pods(names.CoderNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + provisioners.ChartName})
 	if err != nil {
 		return false, err
 	}
@@ -179,7 +179,7 @@ func TestConcurrentKeyCreate(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "already exists in organization") {
 				t.Errorf("key step = %v, want %q and not coderd's raw message", err, tc.wantErr)
 			}
-			_, err = w.Kube.CoreV1().Secrets(coder.Namespace).Get(context.Background(), provisioners.KeySecretName, metav1.GetOptions{})
+			_, err = w.Kube.CoreV1().Secrets(names.CoderNamespace).Get(context.Background(), provisioners.KeySecretName, metav1.GetOptions{})
 			if !apierrors.IsNotFound(err) {
 				t.Errorf("key secret after the refused create: %v, want none written", err)
 			}
@@ -204,8 +204,8 @@ func otherRun(w *codertest.World, stores bool) (string, error) {
 	if err != nil || key == nil {
 		return "", fmt.Errorf("key after create: %v, %v", key, err)
 	}
-	_, err = w.Kube.CoreV1().Secrets(coder.Namespace).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: provisioners.KeySecretName, Namespace: coder.Namespace,
+	_, err = w.Kube.CoreV1().Secrets(names.CoderNamespace).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: provisioners.KeySecretName, Namespace: names.CoderNamespace,
 			Annotations: map[string]string{"coderctl.dev/provisioner-key-id": key.ID}},
 		Data: map[string][]byte{provisioners.KeySecretKey: []byte(secret.Reveal())},
 	}, metav1.CreateOptions{})
@@ -293,7 +293,7 @@ func assertNothingChanged(t *testing.T, w *codertest.World) {
 	if err != nil || len(keys) != 0 {
 		t.Errorf("keys in Coder after refused input: %v, %v", keys, err)
 	}
-	_, err = w.Kube.CoreV1().Secrets(coder.Namespace).Get(context.Background(), provisioners.KeySecretName, metav1.GetOptions{})
+	_, err = w.Kube.CoreV1().Secrets(names.CoderNamespace).Get(context.Background(), provisioners.KeySecretName, metav1.GetOptions{})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("key secret after refused input: %v, want none", err)
 	}

@@ -12,9 +12,9 @@ import (
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
-	"github.com/coderctl/coderctl/stages/coder"
 )
 
 // valuesStage is a stage without cluster access whose
@@ -85,7 +85,7 @@ provisionerDaemon:
 	c := rel.Values["coder"].(map[string]any)
 	env := c["env"].([]any)
 	want := []any{
-		map[string]any{"name": "CODER_URL", "value": coder.InClusterURL},
+		map[string]any{"name": "CODER_URL", "value": names.CoderInClusterURL},
 		map[string]any{"name": "CODER_VERBOSE", "value": "true"},
 	}
 	if !reflect.DeepEqual(env, want) {

@@ -18,6 +18,7 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv"
 	"github.com/coderctl/coderctl/stages/coder"
 	"github.com/coderctl/coderctl/stages/coder/codertest"
@@ -53,7 +54,7 @@ func apiClient(t *testing.T, w *codertest.World) *coderapi.Client {
 // keyState is the secret's key and Coder's key ID.
 func keyState(t *testing.T, w *codertest.World) (secret, id string) {
 	t.Helper()
-	sec, err := w.Kube.CoreV1().Secrets(coder.Namespace).Get(context.Background(), provisioners.KeySecretName, metav1.GetOptions{})
+	sec, err := w.Kube.CoreV1().Secrets(names.CoderNamespace).Get(context.Background(), provisioners.KeySecretName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("key secret: %v", err)
 	}
@@ -73,7 +74,7 @@ func revision(t *testing.T, w *codertest.World) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel, err := c.Status(context.Background(), provisioners.ReleaseName, coder.Namespace)
+	rel, err := c.Status(context.Background(), provisioners.ReleaseName, names.CoderNamespace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// Losing the secret rotates the key, and the pods roll onto it.
-	if err := w.Kube.CoreV1().Secrets(coder.Namespace).Delete(ctx, provisioners.KeySecretName, metav1.DeleteOptions{}); err != nil {
+	if err := w.Kube.CoreV1().Secrets(names.CoderNamespace).Delete(ctx, provisioners.KeySecretName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	sum, events = apply(t, w, token)
@@ -204,7 +205,7 @@ func TestLifecycle(t *testing.T) {
 	if r := revision(t, w); r != 0 {
 		t.Errorf("release still at revision %d after destroy", r)
 	}
-	if _, err := w.Kube.CoreV1().Secrets(coder.Namespace).Get(ctx, provisioners.KeySecretName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := w.Kube.CoreV1().Secrets(names.CoderNamespace).Get(ctx, provisioners.KeySecretName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("key secret after destroy: %v, want not found", err)
 	}
 	if k, err := apiClient(t, w).FindProvisionerKey(ctx, w.Coder.OrganizationID(), provisioners.KeyName); err != nil || k != nil {
@@ -213,7 +214,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func assertDeployment(t *testing.T, w *codertest.World, replicas int32) {
-	dep, err := w.Kube.AppsV1().Deployments(coder.Namespace).Get(context.Background(), provisioners.ChartName, metav1.GetOptions{})
+	dep, err := w.Kube.AppsV1().Deployments(names.CoderNamespace).Get(context.Background(), provisioners.ChartName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func assertDeployment(t *testing.T, w *codertest.World, replicas int32) {
 	if c.Resources.Requests.Cpu().String() != "1" || c.Resources.Requests.Memory().String() != "1Gi" {
 		t.Errorf("requests %v, want 1 vCPU / 1Gi", c.Resources.Requests)
 	}
-	pods, err := w.Kube.CoreV1().Pods(coder.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=coder-provisioner"})
+	pods, err := w.Kube.CoreV1().Pods(names.CoderNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=coder-provisioner"})
 	if err != nil {
 		t.Fatal(err)
 	}

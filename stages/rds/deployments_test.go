@@ -14,6 +14,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -51,15 +52,15 @@ func TestTwoDeploymentsSideBySide(t *testing.T) {
 	for _, w := range ws {
 		d := w.Deps.Deployment()
 		out := w.outputs()
-		if out[KeyInstanceID] != InstanceIdentifier(d) {
-			t.Errorf("%s: %s = %q, want %q", d, KeyInstanceID, out[KeyInstanceID], InstanceIdentifier(d))
+		if out[names.KeyDBInstanceID] != InstanceIdentifier(d) {
+			t.Errorf("%s: %s = %q, want %q", d, names.KeyDBInstanceID, out[names.KeyDBInstanceID], InstanceIdentifier(d))
 		}
-		if want := ":secret:coder/" + d + "/db-master-"; !strings.Contains(out[KeyMasterSecretARN], want) {
-			t.Errorf("%s: %s = %q, want an ARN with %q", d, KeyMasterSecretARN, out[KeyMasterSecretARN], want)
+		if want := ":secret:coder/" + d + "/db-master-"; !strings.Contains(out[names.KeyMasterSecretARN], want) {
+			t.Errorf("%s: %s = %q, want an ARN with %q", d, names.KeyMasterSecretARN, out[names.KeyMasterSecretARN], want)
 		}
 		doc := w.secret(t)
-		if doc.Host != out[KeyEndpoint] {
-			t.Errorf("%s: its secret names host %q, its instance is %q", d, doc.Host, out[KeyEndpoint])
+		if doc.Host != out[names.KeyRDSEndpoint] {
+			t.Errorf("%s: its secret names host %q, its instance is %q", d, doc.Host, out[names.KeyRDSEndpoint])
 		}
 		passwords[doc.Password] = true
 		sec, err := w.Deps.AWS.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(w.secretName())})
@@ -70,7 +71,7 @@ func TestTwoDeploymentsSideBySide(t *testing.T) {
 			t.Errorf("%s: secret %s tagged for %q", d, w.secretName(), owner)
 		}
 		if inst := w.instance(t); aws.ToString(inst.DBSubnetGroup.DBSubnetGroupName) != InstanceIdentifier(d) ||
-			aws.ToString(inst.VpcSecurityGroups[0].VpcSecurityGroupId) != out[KeyDBSecurityGroupID] {
+			aws.ToString(inst.VpcSecurityGroups[0].VpcSecurityGroupId) != out[names.KeyDBSecurityGroupID] {
 			t.Errorf("%s: instance in subnet group %s, security group %s", d,
 				aws.ToString(inst.DBSubnetGroup.DBSubnetGroupName), aws.ToString(inst.VpcSecurityGroups[0].VpcSecurityGroupId))
 		}
@@ -205,7 +206,7 @@ func TestLegacyMasterSecret(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := w.Deps.State.SetMany(map[string]string{KeyMasterSecretARN: legacyARN}); err != nil {
+			if err := w.Deps.State.SetMany(map[string]string{names.KeyMasterSecretARN: legacyARN}); err != nil {
 				t.Fatal(err)
 			}
 			w.reload(t)
@@ -242,8 +243,8 @@ func TestLegacyMasterSecret(t *testing.T) {
 			if reset := slices.Contains(w.Calls.Mutations(), "RDS.ModifyDBInstance"); reset == tc.moved {
 				t.Errorf("instance password reset: %v, want %v (mutations %v)", reset, !tc.moved, w.Calls.Mutations())
 			}
-			if arn := w.Deps.State.Get(KeyMasterSecretARN); arn != aws.ToString(w.describe(t, w.secretName()).ARN) {
-				t.Errorf("%s = %q, not the ARN of %s", KeyMasterSecretARN, arn, w.secretName())
+			if arn := w.Deps.State.Get(names.KeyMasterSecretARN); arn != aws.ToString(w.describe(t, w.secretName()).ARN) {
+				t.Errorf("%s = %q, not the ARN of %s", names.KeyMasterSecretARN, arn, w.secretName())
 			}
 			legacy := w.describe(t, legacyARN)
 			if tc.moved != (legacy.DeletedDate != nil) {

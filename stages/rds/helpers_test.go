@@ -147,7 +147,7 @@ func (w *world) apply(t *testing.T) []engine.Event {
 
 func (w *world) outputs() map[string]string {
 	out := map[string]string{}
-	for _, k := range []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID} {
+	for _, k := range []string{names.KeyDBSecurityGroupID, names.KeyRDSEndpoint, names.KeyRDSPort, names.KeyMasterSecretARN, names.KeyDBInstanceID} {
 		out[k] = w.Deps.State.Get(k)
 	}
 	return out

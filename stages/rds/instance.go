@@ -16,6 +16,7 @@ import (
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Waiting for RDS: creation takes 15-35 minutes, Multi-AZ longer; poll
@@ -32,7 +33,7 @@ const (
 // it does not exist; an instance tagged for another deployment is an error.
 func (s *stage) findInstance(ctx context.Context) (*rdstypes.DBInstance, error) {
 	ids := []string{s.name()}
-	if id := s.d.State.Get(KeyInstanceID); id != "" && id != s.name() {
+	if id := s.d.State.Get(names.KeyDBInstanceID); id != "" && id != s.name() {
 		ids = []string{id, s.name()}
 	}
 	for _, id := range ids {
@@ -87,7 +88,7 @@ func (s *stage) drift(inst *rdstypes.DBInstance, vc *versionChange) []change {
 	if aws.ToBool(inst.PubliclyAccessible) {
 		out = append(out, change{what: "publicly accessible -> private", immediate: true, set: func(in *rds.ModifyDBInstanceInput) { in.PubliclyAccessible = aws.Bool(false) }})
 	}
-	if sg := s.d.State.Get(KeyDBSecurityGroupID); sg != "" && !onlySecurityGroup(inst, sg) {
+	if sg := s.d.State.Get(names.KeyDBSecurityGroupID); sg != "" && !onlySecurityGroup(inst, sg) {
 		out = append(out, change{what: "security groups -> only " + sg, immediate: true, set: func(in *rds.ModifyDBInstanceInput) { in.VpcSecurityGroupIds = []string{sg} }})
 	}
 	return append(out, s.sizeChanges(inst, vc)...)
@@ -228,7 +229,7 @@ func (s *stage) createInstance(ctx context.Context, r engine.Reporter) error {
 	for _, w := range choice.warnings {
 		r.Notice(w, nil)
 	}
-	sg, err := s.d.Output(KeyDBSecurityGroupID, Name)
+	sg, err := s.d.Output(names.KeyDBSecurityGroupID, Name)
 	if err != nil {
 		return err
 	}
@@ -250,8 +251,8 @@ func (s *stage) createInstance(ctx context.Context, r engine.Reporter) error {
 		BackupRetentionPeriod: aws.Int32(backupRetentionDays),
 		DeletionProtection:    aws.Bool(true),
 		CopyTagsToSnapshot:    aws.Bool(true),
-		DBName:                aws.String(DatabaseName),
-		MasterUsername:        aws.String(MasterUsername),
+		DBName:                aws.String(names.DatabaseName),
+		MasterUsername:        aws.String(names.MasterUsername),
 		MasterUserPassword:    aws.String(doc.Password),
 		Port:                  aws.Int32(Port),
 		DBSubnetGroupName:     aws.String(s.name()),
@@ -261,7 +262,7 @@ func (s *stage) createInstance(ctx context.Context, r engine.Reporter) error {
 	if err != nil && awsx.ErrorCode(err) != "DBInstanceAlreadyExists" && awsx.ErrorCode(err) != "DBInstanceAlreadyExistsFault" {
 		return awsx.Describe("create DB instance "+s.name(), err)
 	}
-	return s.d.Record(map[string]string{KeyInstanceID: s.name()})
+	return s.d.Record(map[string]string{names.KeyDBInstanceID: s.name()})
 }
 
 // convergeInstance records the adopted instance and fixes what drifted; it
@@ -272,8 +273,8 @@ func (s *stage) convergeInstance(ctx context.Context, r engine.Reporter, inst *r
 	if status == "deleting" || status == "deleted" {
 		return false, fmt.Errorf("DB instance %s is being deleted: wait for it to go (or restore its final snapshot), then apply again", id)
 	}
-	if s.d.State.Get(KeyInstanceID) != id {
-		if err := s.d.Record(map[string]string{KeyInstanceID: id}); err != nil {
+	if s.d.State.Get(names.KeyDBInstanceID) != id {
+		if err := s.d.Record(map[string]string{names.KeyDBInstanceID: id}); err != nil {
 			return false, err
 		}
 	}
@@ -343,8 +344,8 @@ func (s *stage) waitAvailable(ctx context.Context, r engine.Reporter, id string,
 		return fmt.Errorf("DB instance %s is available but has no endpoint", id)
 	}
 	host, port := aws.ToString(inst.Endpoint.Address), aws.ToInt32(inst.Endpoint.Port)
-	want := map[string]string{KeyEndpoint: host, KeyPort: strconv.Itoa(int(port))}
-	if s.d.State.Get(KeyEndpoint) != want[KeyEndpoint] || s.d.State.Get(KeyPort) != want[KeyPort] {
+	want := map[string]string{names.KeyRDSEndpoint: host, names.KeyRDSPort: strconv.Itoa(int(port))}
+	if s.d.State.Get(names.KeyRDSEndpoint) != want[names.KeyRDSEndpoint] || s.d.State.Get(names.KeyRDSPort) != want[names.KeyRDSPort] {
 		if err := s.d.Record(want); err != nil {
 			return err
 		}
@@ -405,7 +406,7 @@ func (s *stage) destroyInstance(ctx context.Context, r engine.Reporter) error {
 			return err
 		}
 	}
-	return s.d.State.Unset(KeyInstanceID, KeyEndpoint, KeyPort)
+	return s.d.State.Unset(names.KeyDBInstanceID, names.KeyRDSEndpoint, names.KeyRDSPort)
 }
 
 func (s *stage) deleteInstance(ctx context.Context, r engine.Reporter, inst *rdstypes.DBInstance) error {

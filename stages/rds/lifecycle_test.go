@@ -19,6 +19,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -45,7 +46,7 @@ func TestVerifyDetectsBreakage(t *testing.T) {
 		{"short backups", modify(&rds.ModifyDBInstanceInput{BackupRetentionPeriod: aws.Int32(1)}), "backups"},
 		{"open to the world", func(t *testing.T, w *world) {
 			_, err := w.Deps.AWS.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-				GroupId: aws.String(w.Deps.State.Get(KeyDBSecurityGroupID)),
+				GroupId: aws.String(w.Deps.State.Get(names.KeyDBSecurityGroupID)),
 				IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(5432), ToPort: aws.Int32(5432),
 					IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}},
 			})
@@ -54,7 +55,7 @@ func TestVerifyDetectsBreakage(t *testing.T) {
 			}
 		}, "ingress-rule"},
 		{"cluster rule revoked", func(t *testing.T, w *world) {
-			sg := w.Deps.State.Get(KeyDBSecurityGroupID)
+			sg := w.Deps.State.Get(names.KeyDBSecurityGroupID)
 			rules := w.ingress(t, sg)
 			if _, err := w.Deps.AWS.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(sg),
 				SecurityGroupRuleIds: []string{aws.ToString(rules[0].SecurityGroupRuleId)}}); err != nil {
@@ -62,7 +63,7 @@ func TestVerifyDetectsBreakage(t *testing.T) {
 			}
 		}, "ingress-rule"},
 		{"endpoint in state wrong", func(t *testing.T, w *world) {
-			if err := w.Deps.State.Set(KeyEndpoint, "old.example.com"); err != nil {
+			if err := w.Deps.State.Set(names.KeyRDSEndpoint, "old.example.com"); err != nil {
 				t.Fatal(err)
 			}
 		}, "endpoint"},
@@ -120,7 +121,7 @@ func TestDestroyRefusesProtectedDatabase(t *testing.T) {
 	if inst := w.instance(t); aws.ToString(inst.DBInstanceStatus) != "available" {
 		t.Errorf("instance is %s", aws.ToString(inst.DBInstanceStatus))
 	}
-	if len(w.ingress(t, w.Deps.State.Get(KeyDBSecurityGroupID))) != 1 {
+	if len(w.ingress(t, w.Deps.State.Get(names.KeyDBSecurityGroupID))) != 1 {
 		t.Error("the refused destroy revoked the cluster's ingress rule")
 	}
 }
@@ -181,7 +182,7 @@ func TestDestroy(t *testing.T) {
 				t.Fatalf("destroy: %v\n%s", err, stagetest.EventLog(evs))
 			}
 			w.assertNothingLeft(t)
-			for _, k := range []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID} {
+			for _, k := range []string{names.KeyDBSecurityGroupID, names.KeyRDSEndpoint, names.KeyRDSPort, names.KeyMasterSecretARN, names.KeyDBInstanceID} {
 				if v := w.Deps.State.Get(k); v != "" {
 					t.Errorf("%s still in state: %q", k, v)
 				}
@@ -279,7 +280,7 @@ func TestSecretLostResetsPassword(t *testing.T) {
 		}
 	}
 	now := w.secret(t)
-	if now.Password == old.Password || now.Host != w.Deps.State.Get(KeyEndpoint) || now.Port != 5432 {
+	if now.Password == old.Password || now.Host != w.Deps.State.Get(names.KeyRDSEndpoint) || now.Port != 5432 {
 		t.Errorf("new secret: same password %v, host %q, port %d", now.Password == old.Password, now.Host, now.Port)
 	}
 	var noticed bool

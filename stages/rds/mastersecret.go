@@ -16,6 +16,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // MasterSecret is the JSON document in the MasterSecretName secret, in the
@@ -93,7 +94,7 @@ func (s *stage) findSecret(ctx context.Context) (*secretsmanager.DescribeSecretO
 	name := s.secretName()
 	var out *secretsmanager.DescribeSecretOutput
 	var err error
-	if arn := s.d.State.Get(KeyMasterSecretARN); arn != "" {
+	if arn := s.d.State.Get(names.KeyMasterSecretARN); arn != "" {
 		if out, err = s.describeSecret(ctx, arn); err != nil {
 			return nil, err
 		}
@@ -216,8 +217,8 @@ func (s *stage) applyMasterSecret(ctx context.Context, r engine.Reporter) error 
 	if err := s.adoptSecretTags(ctx, arn, awsx.SecretsManagerTagMap(sec.Tags)); err != nil {
 		return err
 	}
-	if s.d.State.Get(KeyMasterSecretARN) != arn {
-		if err := s.d.Record(map[string]string{KeyMasterSecretARN: arn}); err != nil {
+	if s.d.State.Get(names.KeyMasterSecretARN) != arn {
+		if err := s.d.Record(map[string]string{names.KeyMasterSecretARN: arn}); err != nil {
 			return err
 		}
 	}
@@ -273,8 +274,8 @@ func (s *stage) moveLegacySecret(ctx context.Context, r engine.Reporter, legacy 
 	if sec == nil {
 		return nil, fmt.Errorf("secret %s was created but Secrets Manager does not find it yet: run apply again", name)
 	}
-	if arn := aws.ToString(sec.ARN); s.d.State.Get(KeyMasterSecretARN) != arn {
-		if err := s.d.Record(map[string]string{KeyMasterSecretARN: arn}); err != nil {
+	if arn := aws.ToString(sec.ARN); s.d.State.Get(names.KeyMasterSecretARN) != arn {
+		if err := s.d.Record(map[string]string{names.KeyMasterSecretARN: arn}); err != nil {
 			return nil, err
 		}
 	}
@@ -330,7 +331,7 @@ func (s *stage) createMasterSecret(ctx context.Context, r engine.Reporter) error
 		return err
 	}
 	name := s.secretName()
-	doc := MasterSecret{Username: MasterUsername, Password: password, Port: Port, DBName: DatabaseName}
+	doc := MasterSecret{Username: names.MasterUsername, Password: password, Port: Port, DBName: names.DatabaseName}
 	tags := s.tags(name)
 	if inst != nil {
 		tags[tagPasswordReset] = "pending"
@@ -354,7 +355,7 @@ func (s *stage) createMasterSecret(ctx context.Context, r engine.Reporter) error
 		return awsx.Describe("create secret "+name, err)
 	}
 	arn := aws.ToString(out.ARN)
-	if err := s.d.Record(map[string]string{KeyMasterSecretARN: arn}); err != nil {
+	if err := s.d.Record(map[string]string{names.KeyMasterSecretARN: arn}); err != nil {
 		return err
 	}
 	if inst != nil {
@@ -403,7 +404,7 @@ func (s *stage) readMasterSecret(ctx context.Context, arn string) (*MasterSecret
 // recordedMasterSecret reads the secret this stage's master-secret step
 // recorded (creating or changing the instance needs it done first).
 func (s *stage) recordedMasterSecret(ctx context.Context) (arn string, doc *MasterSecret, err error) {
-	if arn, err = s.d.Output(KeyMasterSecretARN, Name); err != nil {
+	if arn, err = s.d.Output(names.KeyMasterSecretARN, Name); err != nil {
 		return "", nil, err
 	}
 	doc, err = s.readMasterSecret(ctx, arn)
@@ -467,5 +468,5 @@ func (s *stage) destroyMasterSecret(ctx context.Context, r engine.Reporter) erro
 			return err
 		}
 	}
-	return s.d.State.Unset(KeyMasterSecretARN)
+	return s.d.State.Unset(names.KeyMasterSecretARN)
 }

@@ -24,21 +24,9 @@ import (
 // Name is the stage's registry name.
 const Name = names.StageRDS
 
-// State keys the stage records (what it reads from network and eks is in
-// names).
-const (
-	KeyDBSecurityGroupID = names.KeyDBSecurityGroupID
-	KeyEndpoint          = names.KeyRDSEndpoint
-	KeyPort              = names.KeyRDSPort
-	KeyMasterSecretARN   = names.KeyMasterSecretARN
-	KeyInstanceID        = names.KeyDBInstanceID
-)
-
 // The database as Coder sees it.
 const (
-	DatabaseName   = names.DatabaseName
-	MasterUsername = names.MasterUsername
-	Port           = 5432
+	Port = 5432
 )
 
 // Fixed properties of the instance.
@@ -97,7 +85,7 @@ func (s *stage) definition() engine.Stage {
 		DestroyAlongside: []string{names.StageEKS},
 		Reads: []string{config.KeyClusterName, config.KeyRegion, config.KeyDBInstanceClass, config.KeyDBEngineVersion,
 			config.KeyDBAllocatedStorage, names.KeyVPCID, names.KeyPrivateSubnetIDs, names.KeyClusterSecurityGroupID},
-		Writes: []string{KeyDBSecurityGroupID, KeyEndpoint, KeyPort, KeyMasterSecretARN, KeyInstanceID},
+		Writes: []string{names.KeyDBSecurityGroupID, names.KeyRDSEndpoint, names.KeyRDSPort, names.KeyMasterSecretARN, names.KeyDBInstanceID},
 		Steps: []engine.Step{
 			{Name: StepSubnetGroup, Needs: []string{"network/subnets"}, Typical: 5 * time.Second,
 				Plan: s.planSubnetGroup, Apply: s.applySubnetGroup, Destroy: s.destroySubnetGroup},

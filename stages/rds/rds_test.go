@@ -15,6 +15,7 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/state"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
@@ -24,8 +25,8 @@ func TestApplyFromEmpty(t *testing.T) {
 	evs := w.apply(t)
 
 	out := w.outputs()
-	if out[KeyInstanceID] != testInstance || out[KeyPort] != "5432" || !strings.HasPrefix(out[KeyDBSecurityGroupID], "sg-") ||
-		!strings.Contains(out[KeyMasterSecretARN], ":secret:coder/coder-prod/db-master-") || !strings.HasPrefix(out[KeyEndpoint], testInstance+".") {
+	if out[names.KeyDBInstanceID] != testInstance || out[names.KeyRDSPort] != "5432" || !strings.HasPrefix(out[names.KeyDBSecurityGroupID], "sg-") ||
+		!strings.Contains(out[names.KeyMasterSecretARN], ":secret:coder/coder-prod/db-master-") || !strings.HasPrefix(out[names.KeyRDSEndpoint], testInstance+".") {
 		t.Fatalf("outputs: %v", out)
 	}
 
@@ -41,7 +42,7 @@ func TestApplyFromEmpty(t *testing.T) {
 	want := map[string]any{
 		"MultiAZ": true, "StorageEncrypted": true, "PubliclyAccessible": false, "DeletionProtection": true,
 		"BackupRetentionPeriod": int32(7), "StorageType": "gp3", "AllocatedStorage": int32(100), "DBInstanceClass": "db.m7i.large",
-		"Engine": "postgres", "DBName": "coder", "MasterUsername": "coder", "DBSubnetGroup": testInstance, "SecurityGroup": out[KeyDBSecurityGroupID],
+		"Engine": "postgres", "DBName": "coder", "MasterUsername": "coder", "DBSubnetGroup": testInstance, "SecurityGroup": out[names.KeyDBSecurityGroupID],
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("instance:\n got %v\nwant %v", got, want)
@@ -59,13 +60,13 @@ func TestApplyFromEmpty(t *testing.T) {
 		t.Errorf("subnet group subnets %v, want %v", got, want)
 	}
 
-	rules := w.ingress(t, out[KeyDBSecurityGroupID])
+	rules := w.ingress(t, out[names.KeyDBSecurityGroupID])
 	if len(rules) != 1 || !isWantedRule(rules[0], w.clusterSG) {
 		t.Errorf("ingress rules: %s", describeRules(rules))
 	}
 
 	doc := w.secret(t)
-	if doc.Username != "coder" || doc.DBName != "coder" || doc.Port != 5432 || doc.Host != out[KeyEndpoint] || len(doc.Password) != passwordLength {
+	if doc.Username != "coder" || doc.DBName != "coder" || doc.Port != 5432 || doc.Host != out[names.KeyRDSEndpoint] || len(doc.Password) != passwordLength {
 		t.Errorf("secret: user %q db %q host %q port %d password length %d", doc.Username, doc.DBName, doc.Host, doc.Port, len(doc.Password))
 	}
 
@@ -107,7 +108,7 @@ func TestInstanceIDRecordedBeforeWaiting(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			onDisk = st.Get(KeyInstanceID) + "|" + st.Get(KeyEndpoint)
+			onDisk = st.Get(names.KeyDBInstanceID) + "|" + st.Get(names.KeyRDSEndpoint)
 		}
 	}}
 	if err := steps[StepInstance].Apply(ctx, rec); err != nil {
@@ -116,7 +117,7 @@ func TestInstanceIDRecordedBeforeWaiting(t *testing.T) {
 	if onDisk != testInstance+"|" {
 		t.Errorf("state file when the wait began: DB_INSTANCE_ID|RDS_ENDPOINT = %q, want %q", onDisk, testInstance+"|")
 	}
-	if w.Deps.State.Get(KeyEndpoint) == "" {
+	if w.Deps.State.Get(names.KeyRDSEndpoint) == "" {
 		t.Error("RDS_ENDPOINT not recorded after the wait")
 	}
 }
@@ -144,7 +145,7 @@ func TestAdoptAfterStateLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Reload(t)
-	if w.Deps.State.Get(KeyInstanceID) != "" {
+	if w.Deps.State.Get(names.KeyDBInstanceID) != "" {
 		t.Fatal("outputs still in the state file")
 	}
 	w.Calls.Reset()

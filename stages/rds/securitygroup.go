@@ -22,7 +22,7 @@ import (
 // state, then by name in the VPC. nil when it does not exist.
 func (s *stage) findSecurityGroup(ctx context.Context) (*ec2types.SecurityGroup, error) {
 	vpc := s.d.State.Get(names.KeyVPCID)
-	if id := s.d.State.Get(KeyDBSecurityGroupID); id != "" {
+	if id := s.d.State.Get(names.KeyDBSecurityGroupID); id != "" {
 		out, err := s.d.AWS.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{id}})
 		switch {
 		case err != nil && !awsx.IsNotFound(err):
@@ -89,7 +89,7 @@ func (s *stage) applySecurityGroup(ctx context.Context, r engine.Reporter) error
 		if err != nil {
 			return awsx.Describe("create security group "+s.name(), err)
 		}
-		return s.d.Record(map[string]string{KeyDBSecurityGroupID: aws.ToString(out.GroupId)})
+		return s.d.Record(map[string]string{names.KeyDBSecurityGroupID: aws.ToString(out.GroupId)})
 	}
 	id := aws.ToString(sg.GroupId)
 	if !awsx.HasTags(awsx.EC2TagMap(sg.Tags), s.tags(s.name())) {
@@ -98,8 +98,8 @@ func (s *stage) applySecurityGroup(ctx context.Context, r engine.Reporter) error
 			return awsx.Describe("tag security group "+id, err)
 		}
 	}
-	if s.d.State.Get(KeyDBSecurityGroupID) != id {
-		return s.d.Record(map[string]string{KeyDBSecurityGroupID: id})
+	if s.d.State.Get(names.KeyDBSecurityGroupID) != id {
+		return s.d.Record(map[string]string{names.KeyDBSecurityGroupID: id})
 	}
 	return nil
 }
@@ -111,7 +111,7 @@ func (s *stage) destroySecurityGroup(ctx context.Context, r engine.Reporter) err
 	sg, err := s.findSecurityGroup(ctx)
 	if err != nil || sg == nil {
 		if err == nil {
-			err = s.d.State.Unset(KeyDBSecurityGroupID)
+			err = s.d.State.Unset(names.KeyDBSecurityGroupID)
 		}
 		return err
 	}
@@ -130,7 +130,7 @@ func (s *stage) destroySecurityGroup(ctx context.Context, r engine.Reporter) err
 	if err != nil {
 		return err
 	}
-	return s.d.State.Unset(KeyDBSecurityGroupID)
+	return s.d.State.Unset(names.KeyDBSecurityGroupID)
 }
 
 // ---- ingress rule ----
@@ -227,7 +227,7 @@ func (s *stage) applyIngressRule(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	groupID, err := s.d.Output(KeyDBSecurityGroupID, Name)
+	groupID, err := s.d.Output(names.KeyDBSecurityGroupID, Name)
 	if err != nil {
 		return err
 	}

@@ -70,9 +70,9 @@ func (s *stage) checkEndpoint(inst *rdstypes.DBInstance) engine.Check {
 		return engine.Failf("endpoint", "wait for the instance to be available", "the instance has no endpoint yet")
 	}
 	host, port := aws.ToString(inst.Endpoint.Address), strconv.Itoa(int(aws.ToInt32(inst.Endpoint.Port)))
-	if s.d.State.Get(KeyEndpoint) != host || s.d.State.Get(KeyPort) != port {
+	if s.d.State.Get(names.KeyRDSEndpoint) != host || s.d.State.Get(names.KeyRDSPort) != port {
 		return engine.Failf("endpoint", applyHint+" to record it", "state says %s:%s, the instance is at %s:%s",
-			s.d.State.Get(KeyEndpoint), s.d.State.Get(KeyPort), host, port)
+			s.d.State.Get(names.KeyRDSEndpoint), s.d.State.Get(names.KeyRDSPort), host, port)
 	}
 	return engine.Passf("endpoint", "%s:%s recorded", host, port)
 }

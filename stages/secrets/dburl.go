@@ -136,7 +136,7 @@ func (s *stage) dbURL() managed { return s.managedSecret(names.DatabaseURLSecret
 
 func (s *stage) planDatabaseURL(ctx context.Context) ([]engine.Action, error) {
 	if s.d.State.Get(names.KeyMasterSecretARN) == "" {
-		acts, err := s.secretPlan(ctx, s.dbURL(), s.d.State.Get(KeyDatabaseURLSecretARN), "")
+		acts, err := s.secretPlan(ctx, s.dbURL(), s.d.State.Get(names.KeyDatabaseURLSecretARN), "")
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +154,7 @@ func (s *stage) planDatabaseURL(ctx context.Context) ([]engine.Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.secretPlan(ctx, s.dbURL(), s.d.State.Get(KeyDatabaseURLSecretARN), value)
+	return s.secretPlan(ctx, s.dbURL(), s.d.State.Get(names.KeyDatabaseURLSecretARN), value)
 }
 
 func (s *stage) applyDatabaseURL(ctx context.Context, r engine.Reporter) error {
@@ -162,16 +162,16 @@ func (s *stage) applyDatabaseURL(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return err
 	}
-	return s.convergeSecret(ctx, r, s.dbURL(), s.d.State.Get(KeyDatabaseURLSecretARN), value, func(arn string) error {
-		return s.recordIfChanged(KeyDatabaseURLSecretARN, arn)
+	return s.convergeSecret(ctx, r, s.dbURL(), s.d.State.Get(names.KeyDatabaseURLSecretARN), value, func(arn string) error {
+		return s.recordIfChanged(names.KeyDatabaseURLSecretARN, arn)
 	})
 }
 
 func (s *stage) destroyDatabaseURL(ctx context.Context, r engine.Reporter) error {
-	if err := s.destroySecret(ctx, r, s.dbURL(), s.d.State.Get(KeyDatabaseURLSecretARN)); err != nil {
+	if err := s.destroySecret(ctx, r, s.dbURL(), s.d.State.Get(names.KeyDatabaseURLSecretARN)); err != nil {
 		return err
 	}
-	return s.d.State.Unset(KeyDatabaseURLSecretARN)
+	return s.d.State.Unset(names.KeyDatabaseURLSecretARN)
 }
 
 // recordIfChanged records an output, leaving the state file untouched when

@@ -122,9 +122,9 @@ func TestTwoDeploymentsSideBySide(t *testing.T) {
 		d.steps(t, engine.ModeApply)
 	}
 	for _, d := range ds {
-		arn := d.env.Deps.State.Get(secrets.KeyDatabaseURLSecretARN)
+		arn := d.env.Deps.State.Get(names.KeyDatabaseURLSecretARN)
 		if want := ":secret:coder/" + d.name() + "/database-url-"; !strings.Contains(arn, want) {
-			t.Errorf("%s: %s = %q, want an ARN with %q", d.name(), secrets.KeyDatabaseURLSecretARN, arn, want)
+			t.Errorf("%s: %s = %q, want an ARN with %q", d.name(), names.KeyDatabaseURLSecretARN, arn, want)
 		}
 		if got := getValue(t, d, arn); got != d.wantURL() {
 			t.Errorf("%s: database URL is not built from its own master secret (%d characters)", d.name(), len(got))
@@ -132,7 +132,7 @@ func TestTwoDeploymentsSideBySide(t *testing.T) {
 		if got := getValue(t, d, names.SecretName(d.name(), secrets.GitHubClientIDLeaf)); got != "Iv1."+d.name() {
 			t.Errorf("%s: GitHub client ID %q", d.name(), got)
 		}
-		role := secrets.RoleName(d.name())
+		role := secrets.Role.NameFor(d.name())
 		pol, err := d.env.Deps.AWS.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(secrets.RolePolicyName)})
 		if err != nil {
 			t.Fatal(err)
@@ -164,10 +164,10 @@ func TestTwoDeploymentsSideBySide(t *testing.T) {
 			}
 		}
 	}
-	if _, err := prod.env.Deps.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(secrets.RoleName(prod.name()))}); err != nil {
+	if _, err := prod.env.Deps.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(secrets.Role.NameFor(prod.name()))}); err != nil {
 		t.Errorf("%s's role after the other's destroy: %v", prod.name(), err)
 	}
-	if got := getValue(t, prod, prod.env.Deps.State.Get(secrets.KeyDatabaseURLSecretARN)); got != prod.wantURL() {
+	if got := getValue(t, prod, prod.env.Deps.State.Get(names.KeyDatabaseURLSecretARN)); got != prod.wantURL() {
 		t.Errorf("%s's database URL changed with the other's destroy", prod.name())
 	}
 }
@@ -209,7 +209,7 @@ func TestLegacySecrets(t *testing.T) {
 				legacyARN[name] = aws.ToString(out.ARN)
 			}
 			if tc.moved { // the state file of a deployment an older coderctl made
-				w.record(t, map[string]string{secrets.KeyDatabaseURLSecretARN: legacyARN[legacyDatabaseURL]})
+				w.record(t, map[string]string{names.KeyDatabaseURLSecretARN: legacyARN[legacyDatabaseURL]})
 			}
 			newURL := names.DatabaseURLSecretName(cluster)
 			newID := names.SecretName(cluster, secrets.GitHubClientIDLeaf)
@@ -241,9 +241,9 @@ func TestLegacySecrets(t *testing.T) {
 					t.Errorf("event shows a secret value: %+v", ev)
 				}
 			}
-			urlARN := w.env.Deps.State.Get(secrets.KeyDatabaseURLSecretARN)
+			urlARN := w.env.Deps.State.Get(names.KeyDatabaseURLSecretARN)
 			if !strings.Contains(urlARN, ":secret:"+newURL+"-") || w.secretValue(t, urlARN) != wantDatabaseURL {
-				t.Errorf("%s = %q, want %s's ARN holding the database URL", secrets.KeyDatabaseURLSecretARN, urlARN, newURL)
+				t.Errorf("%s = %q, want %s's ARN holding the database URL", names.KeyDatabaseURLSecretARN, urlARN, newURL)
 			}
 			objects := map[string]string{"database-url": urlARN}
 			if tc.moved {

@@ -145,8 +145,8 @@ func (w *world) cleanCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(secrets.Namespace).
-		Delete(ctx, secrets.SecretProviderClassName, metav1.DeleteOptions{})
+	err := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(names.CoderNamespace).
+		Delete(ctx, names.SecretProviderClass, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}

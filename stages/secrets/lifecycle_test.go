@@ -99,7 +99,7 @@ func TestOAuthSecrets(t *testing.T) {
 		"coder/coder-prod/github-client-secret": "0123456789abcdef0123456789abcdef01234567",
 		"coder/coder-prod/github-allowed-orgs":  "coder,my-org",
 	}
-	objects := map[string]string{"database-url": w.env.Deps.State.Get(secrets.KeyDatabaseURLSecretARN)}
+	objects := map[string]string{"database-url": w.env.Deps.State.Get(names.KeyDatabaseURLSecretARN)}
 	for name, value := range want {
 		if got := w.secretValue(t, name); got != value {
 			t.Errorf("%s = %q, want %q", name, got, value)
@@ -183,8 +183,8 @@ func TestVerifyNamesDrift(t *testing.T) {
 			}
 		}},
 		{"class lists another secret", secrets.CheckSPC, "does not list", func(t *testing.T) {
-			spc := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(secrets.Namespace)
-			u, err := spc.Get(ctx, secrets.SecretProviderClassName, metav1.GetOptions{})
+			spc := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(names.CoderNamespace)
+			u, err := spc.Get(ctx, names.SecretProviderClass, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -267,7 +267,7 @@ func TestDestroy(t *testing.T) {
 			w.environ[secrets.EnvGitHubClientID] = "id"
 			w.environ[secrets.EnvGitHubClientSecret] = "secret"
 			w.run(t, engine.ModeApply)
-			dbARN := w.env.Deps.State.Get(secrets.KeyDatabaseURLSecretARN)
+			dbARN := w.env.Deps.State.Get(names.KeyDatabaseURLSecretARN)
 			w.env.Deps.Opts.ForceDeleteSecrets = tc.force
 			w.run(t, engine.ModeDestroy)
 
@@ -276,7 +276,7 @@ func TestDestroy(t *testing.T) {
 					t.Errorf("release %s still there (%v)", rel, err)
 				}
 			}
-			_, err := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(secrets.Namespace).Get(ctx, secrets.SecretProviderClassName, metav1.GetOptions{})
+			_, err := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(names.CoderNamespace).Get(ctx, names.SecretProviderClass, metav1.GetOptions{})
 			if !apierrors.IsNotFound(err) {
 				t.Errorf("SecretProviderClass: %v, want not found", err)
 			}
@@ -292,7 +292,7 @@ func TestDestroy(t *testing.T) {
 					t.Errorf("%s: %v, want scheduled for deletion", name, err)
 				}
 			}
-			for _, k := range []string{secrets.KeyDatabaseURLSecretARN, secrets.KeyRoleARN} {
+			for _, k := range []string{names.KeyDatabaseURLSecretARN, names.KeySecretsRoleARN} {
 				if v := w.env.Deps.State.Get(k); v != "" {
 					t.Errorf("%s still in state: %s", k, v)
 				}
@@ -310,7 +310,7 @@ func TestDestroy(t *testing.T) {
 			// Apply after destroy: a secret in its recovery window is
 			// restored, not recreated under a new ARN.
 			w.run(t, engine.ModeApply)
-			got := w.env.Deps.State.Get(secrets.KeyDatabaseURLSecretARN)
+			got := w.env.Deps.State.Get(names.KeyDatabaseURLSecretARN)
 			if !tc.force && got != dbARN {
 				t.Errorf("re-apply: ARN %s, want the restored %s", got, dbARN)
 			}
@@ -327,8 +327,8 @@ func TestAdopt(t *testing.T) {
 	w := newWorld(t, nil)
 	w.run(t, engine.ModeApply)
 	st := w.env.Deps.State
-	want := map[string]string{secrets.KeyDatabaseURLSecretARN: st.Get(secrets.KeyDatabaseURLSecretARN), secrets.KeyRoleARN: st.Get(secrets.KeyRoleARN)}
-	if err := st.Unset(secrets.KeyDatabaseURLSecretARN, secrets.KeyRoleARN); err != nil {
+	want := map[string]string{names.KeyDatabaseURLSecretARN: st.Get(names.KeyDatabaseURLSecretARN), names.KeySecretsRoleARN: st.Get(names.KeySecretsRoleARN)}
+	if err := st.Unset(names.KeyDatabaseURLSecretARN, names.KeySecretsRoleARN); err != nil {
 		t.Fatal(err)
 	}
 	w.reload(t)

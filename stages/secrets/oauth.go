@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // The GitHub OAuth secrets' leaves: each is coder/<deployment>/<leaf>
@@ -26,9 +27,9 @@ type optionalSecret struct {
 // oauthSecrets are the GitHub OAuth settings, in the order they are listed.
 func (s *stage) oauthSecrets() []optionalSecret {
 	return []optionalSecret{
-		{managed: s.managedSecret(GitHubClientIDLeaf), key: SecretKeyGitHubClientID, env: EnvGitHubClientID},
-		{managed: s.managedSecret(GitHubClientSecretLeaf), key: SecretKeyGitHubClientSecret, env: EnvGitHubClientSecret},
-		{managed: s.managedSecret(GitHubAllowedOrgsLeaf), key: SecretKeyGitHubAllowedOrgs, env: EnvGitHubAllowedOrgs},
+		{managed: s.managedSecret(GitHubClientIDLeaf), key: names.SecretKeyGitHubClientID, env: EnvGitHubClientID},
+		{managed: s.managedSecret(GitHubClientSecretLeaf), key: names.SecretKeyGitHubClientSecret, env: EnvGitHubClientSecret},
+		{managed: s.managedSecret(GitHubAllowedOrgsLeaf), key: names.SecretKeyGitHubAllowedOrgs, env: EnvGitHubAllowedOrgs},
 	}
 }
 
@@ -136,11 +137,11 @@ type syncedObject struct {
 // each OAuth secret that exists (and is not scheduled for deletion). ok is
 // false when the database URL secret is not recorded yet.
 func (s *stage) syncedObjects(ctx context.Context) (objs []syncedObject, ok bool, err error) {
-	dbARN := s.d.State.Get(KeyDatabaseURLSecretARN)
+	dbARN := s.d.State.Get(names.KeyDatabaseURLSecretARN)
 	if dbARN == "" {
 		return nil, false, nil
 	}
-	objs = append(objs, syncedObject{arn: dbARN, key: SecretKeyDatabaseURL})
+	objs = append(objs, syncedObject{arn: dbARN, key: names.SecretKeyDatabaseURL})
 	for _, o := range s.oauthSecrets() {
 		sec, err := s.findSecret(ctx, o.name, "")
 		if isForeign(err) {

@@ -17,21 +17,18 @@ const RolePolicyName = "coder-secrets-read"
 // driver.
 var Role = deploy.IRSARole{
 	Stage: Name, Suffix: "-coder-secrets",
-	Namespace: Namespace, ServiceAccount: ServiceAccount,
+	Namespace: names.CoderNamespace, ServiceAccount: names.CoderServiceAccount,
 	PolicyName: RolePolicyName,
 	Policy:     AccessPolicy,
 	Who:        "coderd",
 	Does:       "reads the deployment's coder/<cluster>/* secrets through the Secrets Store CSI driver",
 	Grants:     "may read the deployment's coder/<cluster>/* secrets",
 	Why:        "coderd may only read its own deployment's coder/<cluster>/* secrets",
-	KeyARN:     KeyRoleARN,
+	KeyARN:     names.KeySecretsRoleARN,
 	Foreign: func(role, owner, deployment string) error {
 		return &foreignError{kind: "IAM role", name: role, owner: owner, deployment: deployment}
 	},
 }
-
-// RoleName is the IRSA role's name for a cluster.
-func RoleName(cluster string) string { return cluster + Role.Suffix }
 
 func (s *stage) roleName() string { return s.d.IRSARoleName(Role) }
 

@@ -23,13 +23,6 @@ import (
 // Name is the stage's registry name.
 const Name = names.StageSecrets
 
-// State keys the stage records (what it reads from rds and eks is in
-// names).
-const (
-	KeyDatabaseURLSecretARN = names.KeyDatabaseURLSecretARN
-	KeyRoleARN              = names.KeySecretsRoleARN
-)
-
 // Input keys of the users' values files, in coder-infra.env (the chart
 // repositories and versions are config.KeyCSI*).
 const (
@@ -45,29 +38,6 @@ const (
 	EnvGitHubClientID     = "CODER_OAUTH2_GITHUB_CLIENT_ID"
 	EnvGitHubClientSecret = "CODER_OAUTH2_GITHUB_CLIENT_SECRET"
 	EnvGitHubAllowedOrgs  = "CODER_OAUTH2_GITHUB_ALLOWED_ORGS"
-)
-
-// Names other stages (coder) rely on.
-const (
-	// Namespace is where Coder runs, and where the SecretProviderClass and
-	// the synced secret live.
-	Namespace = names.CoderNamespace
-	// ServiceAccount is coderd's service account, the only one the IRSA
-	// role trusts.
-	ServiceAccount = names.CoderServiceAccount
-	// SecretProviderClassName is the class coderd's CSI volume names.
-	SecretProviderClassName = names.SecretProviderClass
-	// KubeSecretName is the Kubernetes secret the driver syncs, with the
-	// keys below.
-	KubeSecretName = names.CoderSecret
-
-	SecretKeyDatabaseURL        = names.SecretKeyDatabaseURL
-	SecretKeyGitHubClientID     = names.SecretKeyGitHubClientID
-	SecretKeyGitHubClientSecret = names.SecretKeyGitHubClientSecret
-	SecretKeyGitHubAllowedOrgs  = names.SecretKeyGitHubAllowedOrgs
-
-	// CSIDriver is the driver name pods' CSI volumes use.
-	CSIDriver = names.CSIDriver
 )
 
 // Helm releases, named as in the AWS documentation's install commands.
@@ -119,7 +89,7 @@ func (s *stage) definition() engine.Stage {
 		// needs would wait for every stage this one needs.
 		Needs:  []string{names.StagePrereqs, names.StageRDS, names.StageEKS, names.StageNodeGroups},
 		Reads:  []string{names.KeyMasterSecretARN, names.KeyRDSEndpoint, names.KeyRDSPort, names.KeyOIDCProviderARN},
-		Writes: []string{KeyDatabaseURLSecretARN, KeyRoleARN},
+		Writes: []string{names.KeyDatabaseURLSecretARN, names.KeySecretsRoleARN},
 		Steps: []engine.Step{
 			{Name: StepDatabaseURL, Needs: []string{"rds/instance"}, Typical: typicalSecret,
 				Plan: s.planDatabaseURL, Apply: s.applyDatabaseURL, Destroy: s.destroyDatabaseURL},

@@ -48,7 +48,7 @@ func TestApplyVerifyReapply(t *testing.T) {
 	_, events := w.run(t, engine.ModeApply)
 
 	st := w.env.Deps.State
-	dbARN, roleARN := st.Get(secrets.KeyDatabaseURLSecretARN), st.Get(secrets.KeyRoleARN)
+	dbARN, roleARN := st.Get(names.KeyDatabaseURLSecretARN), st.Get(names.KeySecretsRoleARN)
 	if !strings.Contains(dbARN, ":secret:coder/coder-prod/database-url-") {
 		t.Errorf("DATABASE_URL_SECRET_ARN = %q", dbARN)
 	}
@@ -90,25 +90,25 @@ func TestApplyVerifyReapply(t *testing.T) {
 	t.Run("coderd's mount syncs coder-secrets", func(t *testing.T) {
 		pod := coderdPod()
 		kc := w.ground.Client()
-		if _, err := kc.CoreV1().Pods(secrets.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		if _, err := kc.CoreV1().Pods(names.CoderNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			_ = kc.CoreV1().Pods(secrets.Namespace).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: aws.Int64(0)})
+			_ = kc.CoreV1().Pods(names.CoderNamespace).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: aws.Int64(0)})
 		})
 		waitFor(t, "coderd pod scheduled", func() bool {
-			p, err := kc.CoreV1().Pods(secrets.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+			p, err := kc.CoreV1().Pods(names.CoderNamespace).Get(ctx, pod.Name, metav1.GetOptions{})
 			return err == nil && p.Spec.NodeName == "coderd-0"
 		})
-		opts := csisync.Options{Kube: kc, Dynamic: w.dc, SecretsManager: w.env.Deps.AWS.SecretsManager, Namespace: secrets.Namespace}
+		opts := csisync.Options{Kube: kc, Dynamic: w.dc, SecretsManager: w.env.Deps.AWS.SecretsManager, Namespace: names.CoderNamespace}
 		if _, err := csisync.Sync(ctx, opts); err != nil {
 			t.Fatal(err)
 		}
-		sec, err := kc.CoreV1().Secrets(secrets.Namespace).Get(ctx, secrets.KubeSecretName, metav1.GetOptions{})
+		sec, err := kc.CoreV1().Secrets(names.CoderNamespace).Get(ctx, names.CoderSecret, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := string(sec.Data[secrets.SecretKeyDatabaseURL]); got != wantDatabaseURL {
+		if got := string(sec.Data[names.SecretKeyDatabaseURL]); got != wantDatabaseURL {
 			t.Errorf("coder-secrets database-url = %q, want %q", got, wantDatabaseURL)
 		}
 	})
@@ -316,8 +316,8 @@ func readyPodNodes(t *testing.T, w *world, ds *appsv1.DaemonSet) map[string]bool
 // checkSPC compares the class with the objects (alias -> ARN) it must list.
 func checkSPC(t *testing.T, w *world, want map[string]string) {
 	t.Helper()
-	u, err := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(secrets.Namespace).
-		Get(context.Background(), secrets.SecretProviderClassName, metav1.GetOptions{})
+	u, err := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(names.CoderNamespace).
+		Get(context.Background(), names.SecretProviderClass, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func checkSPC(t *testing.T, w *world, want map[string]string) {
 		t.Fatalf("secretObjects %v, want one", sos)
 	}
 	so := sos[0].(map[string]any)
-	if so["secretName"] != secrets.KubeSecretName {
+	if so["secretName"] != names.CoderSecret {
 		t.Errorf("secretName %v", so["secretName"])
 	}
 	keys := map[string]string{}
@@ -382,15 +382,15 @@ func noPassword(t *testing.T, w *world, events []engine.Event) {
 // coderdPod is a stand-in for coderd: on a coderd node, mounting the class.
 func coderdPod() *corev1.Pod {
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "coderd-standin", Namespace: secrets.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: "coderd-standin", Namespace: names.CoderNamespace},
 		Spec: corev1.PodSpec{
 			NodeSelector: map[string]string{"coder/node-type": "coderd"},
 			Tolerations:  []corev1.Toleration{{Key: "coder/node-type", Operator: corev1.TolerationOpEqual, Value: "coderd", Effect: corev1.TaintEffectNoSchedule}},
 			Containers: []corev1.Container{{Name: "coderd", Image: "ghcr.io/coder/coder",
 				VolumeMounts: []corev1.VolumeMount{{Name: "secrets", MountPath: "/mnt/secrets", ReadOnly: true}}}},
 			Volumes: []corev1.Volume{{Name: "secrets", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{
-				Driver: secrets.CSIDriver, ReadOnly: aws.Bool(true),
-				VolumeAttributes: map[string]string{"secretProviderClass": secrets.SecretProviderClassName},
+				Driver: names.CSIDriver, ReadOnly: aws.Bool(true),
+				VolumeAttributes: map[string]string{"secretProviderClass": names.SecretProviderClass},
 			}}}},
 		},
 	}
@@ -398,8 +398,8 @@ func coderdPod() *corev1.Pod {
 
 func spcResourceVersion(t *testing.T, w *world) string {
 	t.Helper()
-	u, err := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(secrets.Namespace).
-		Get(context.Background(), secrets.SecretProviderClassName, metav1.GetOptions{})
+	u, err := w.dc.Resource(secrets.SecretProviderClassGVR).Namespace(names.CoderNamespace).
+		Get(context.Background(), names.SecretProviderClass, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // SecretProviderClassGVR is the CSI driver's SecretProviderClass resource.
@@ -55,7 +56,7 @@ func (s *stage) wantedSPCSpec(objs []syncedObject) (map[string]any, error) {
 			"region": s.d.Region(),
 		},
 		"secretObjects": []any{map[string]any{
-			"secretName": KubeSecretName,
+			"secretName": names.CoderSecret,
 			"type":       string(corev1.SecretTypeOpaque),
 			"labels":     toAny(managedLabels()),
 			"data":       data,
@@ -83,13 +84,13 @@ func (s *stage) readSPC(ctx context.Context, k *kubeAccess, objs []syncedObject)
 	if err != nil {
 		return nil, err
 	}
-	u, err := k.dc.Resource(SecretProviderClassGVR).Namespace(Namespace).Get(ctx, SecretProviderClassName, metav1.GetOptions{})
+	u, err := k.dc.Resource(SecretProviderClassGVR).Namespace(names.CoderNamespace).Get(ctx, names.SecretProviderClass, metav1.GetOptions{})
 	// Not found also when the driver, and with it the CRD, is not installed.
 	if apierrors.IsNotFound(err) {
 		return &spcState{want: want}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read SecretProviderClass %s/%s: %w", Namespace, SecretProviderClassName, err)
+		return nil, fmt.Errorf("read SecretProviderClass %s/%s: %w", names.CoderNamespace, names.SecretProviderClass, err)
 	}
 	have, _, _ := unstructured.NestedMap(u.Object, "spec")
 	same := jsonEqual(have, want) && hasLabels(u.GetLabels(), managedLabels())
@@ -117,7 +118,7 @@ func hasLabels(have, want map[string]string) bool {
 }
 
 func (s *stage) planSPC(ctx context.Context) ([]engine.Action, error) {
-	res := "secretproviderclass/" + Namespace + "/" + SecretProviderClassName
+	res := "secretproviderclass/" + names.CoderNamespace + "/" + names.SecretProviderClass
 	objs, ok, err := s.syncedObjects(ctx)
 	if err != nil {
 		return nil, err
@@ -135,7 +136,7 @@ func (s *stage) planSPC(ctx context.Context) ([]engine.Action, error) {
 	case err != nil:
 		return nil, err
 	case st.existing == nil:
-		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: fmt.Sprintf("missing: sync %d secrets into %s", len(objs), KubeSecretName)}}, nil
+		return []engine.Action{{Kind: engine.Create, Resource: res, Reason: fmt.Sprintf("missing: sync %d secrets into %s", len(objs), names.CoderSecret)}}, nil
 	case !isSecretARN(objs[0].arn, s.dbURL().name):
 		// State still names the legacy secret: the database-url step
 		// moves it before this step runs.
@@ -152,7 +153,7 @@ func (s *stage) applySPC(ctx context.Context, r engine.Reporter) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s is not in %s: run 'coderctl stage secrets apply' again", KeyDatabaseURLSecretARN, s.d.State.Path())
+		return fmt.Errorf("%s is not in %s: run 'coderctl stage secrets apply' again", names.KeyDatabaseURLSecretARN, s.d.State.Path())
 	}
 	k, err := s.kubeClients(ctx)
 	if err != nil {
@@ -165,21 +166,21 @@ func (s *stage) applySPC(ctx context.Context, r engine.Reporter) error {
 	if err != nil || st.same {
 		return err
 	}
-	client := k.dc.Resource(SecretProviderClassGVR).Namespace(Namespace)
+	client := k.dc.Resource(SecretProviderClassGVR).Namespace(names.CoderNamespace)
 	if st.existing == nil {
-		r.Progress(fmt.Sprintf("creating SecretProviderClass %s/%s", Namespace, SecretProviderClassName))
+		r.Progress(fmt.Sprintf("creating SecretProviderClass %s/%s", names.CoderNamespace, names.SecretProviderClass))
 		u := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": SecretProviderClassGVR.GroupVersion().String(),
 			"kind":       "SecretProviderClass",
 			"metadata": map[string]any{
-				"name": SecretProviderClassName, "namespace": Namespace, "labels": toAny(managedLabels()),
+				"name": names.SecretProviderClass, "namespace": names.CoderNamespace, "labels": toAny(managedLabels()),
 			},
 			"spec": st.want,
 		}}
 		_, err = client.Create(ctx, u, metav1.CreateOptions{})
 		return wrapSPC("create", err)
 	}
-	r.Progress(fmt.Sprintf("updating SecretProviderClass %s/%s", Namespace, SecretProviderClassName))
+	r.Progress(fmt.Sprintf("updating SecretProviderClass %s/%s", names.CoderNamespace, names.SecretProviderClass))
 	u := st.existing.DeepCopy()
 	u.Object["spec"] = st.want
 	labels := u.GetLabels()
@@ -198,27 +199,27 @@ func wrapSPC(verb string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s SecretProviderClass %s/%s: %w", verb, Namespace, SecretProviderClassName, err)
+	return fmt.Errorf("%s SecretProviderClass %s/%s: %w", verb, names.CoderNamespace, names.SecretProviderClass, err)
 }
 
 // ensureNamespace creates the coder namespace when missing; the coder
 // stage's release goes into it later.
 func (s *stage) ensureNamespace(ctx context.Context, r engine.Reporter, k *kubeAccess) error {
-	_, err := k.kc.CoreV1().Namespaces().Get(ctx, Namespace, metav1.GetOptions{})
+	_, err := k.kc.CoreV1().Namespaces().Get(ctx, names.CoderNamespace, metav1.GetOptions{})
 	if err == nil {
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("read namespace %s: %w", Namespace, err)
+		return fmt.Errorf("read namespace %s: %w", names.CoderNamespace, err)
 	}
-	r.Progress("creating namespace " + Namespace)
+	r.Progress("creating namespace " + names.CoderNamespace)
 	_, err = k.kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{Name: Namespace, Labels: managedLabels()}}, metav1.CreateOptions{})
+		ObjectMeta: metav1.ObjectMeta{Name: names.CoderNamespace, Labels: managedLabels()}}, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("create namespace %s: %w", Namespace, err)
+		return fmt.Errorf("create namespace %s: %w", names.CoderNamespace, err)
 	}
 	return nil
 }
@@ -226,12 +227,12 @@ func (s *stage) ensureNamespace(ctx context.Context, r engine.Reporter, k *kubeA
 // destroySPC deletes the class; the namespace stays (the coder stage's
 // release lives there, and deleting a namespace is not undoable).
 func (s *stage) destroySPC(ctx context.Context, r engine.Reporter) error {
-	k, err := s.kubeForDestroy(ctx, r, "SecretProviderClass "+SecretProviderClassName)
+	k, err := s.kubeForDestroy(ctx, r, "SecretProviderClass "+names.SecretProviderClass)
 	if err != nil || k == nil {
 		return err
 	}
-	r.Progress(fmt.Sprintf("deleting SecretProviderClass %s/%s", Namespace, SecretProviderClassName))
-	err = k.dc.Resource(SecretProviderClassGVR).Namespace(Namespace).Delete(ctx, SecretProviderClassName, metav1.DeleteOptions{})
+	r.Progress(fmt.Sprintf("deleting SecretProviderClass %s/%s", names.CoderNamespace, names.SecretProviderClass))
+	err = k.dc.Resource(SecretProviderClassGVR).Namespace(names.CoderNamespace).Delete(ctx, names.SecretProviderClass, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -60,7 +60,7 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 func (s *stage) checkDatabaseURL(ctx context.Context) engine.Check {
 	const name = CheckDatabaseURL
 	secret := s.dbURL().name
-	sec, err := s.findSecret(ctx, secret, s.d.State.Get(KeyDatabaseURLSecretARN))
+	sec, err := s.findSecret(ctx, secret, s.d.State.Get(names.KeyDatabaseURLSecretARN))
 	switch {
 	case err != nil:
 		return engine.Failf(name, applyHint, "%v", err)
@@ -68,8 +68,8 @@ func (s *stage) checkDatabaseURL(ctx context.Context) engine.Check {
 		return engine.Failf(name, applyHint, "secret %s does not exist", secret)
 	case sec.deleted:
 		return engine.Failf(name, applyHint+" to restore it", "secret %s is scheduled for deletion", secret)
-	case s.d.State.Get(KeyDatabaseURLSecretARN) != sec.arn:
-		return engine.Failf(name, applyHint+" to record it", "%s in %s is not the ARN of %s", KeyDatabaseURLSecretARN, s.d.State.Path(), secret)
+	case s.d.State.Get(names.KeyDatabaseURLSecretARN) != sec.arn:
+		return engine.Failf(name, applyHint+" to record it", "%s in %s is not the ARN of %s", names.KeyDatabaseURLSecretARN, s.d.State.Path(), secret)
 	}
 	want, err := s.databaseURL(ctx)
 	if err != nil {
@@ -142,11 +142,11 @@ func (s *stage) checkRole(ctx context.Context) []engine.Check {
 	switch {
 	case !st.TrustOK:
 		out = append(out, engine.Failf(CheckRoleTrust, applyHint+" to restore it",
-			"IAM role %s's trust policy is not exactly: %s:%s with aud %s through %s", s.roleName(), Namespace, ServiceAccount, awsx.STSAudience, s.d.State.Get(names.KeyOIDCProviderARN)))
-	case s.d.State.Get(KeyRoleARN) != st.ARN:
-		out = append(out, engine.Failf(CheckRoleTrust, applyHint+" to record it", "%s in %s is not the ARN of IAM role %s", KeyRoleARN, s.d.State.Path(), s.roleName()))
+			"IAM role %s's trust policy is not exactly: %s:%s with aud %s through %s", s.roleName(), names.CoderNamespace, names.CoderServiceAccount, awsx.STSAudience, s.d.State.Get(names.KeyOIDCProviderARN)))
+	case s.d.State.Get(names.KeySecretsRoleARN) != st.ARN:
+		out = append(out, engine.Failf(CheckRoleTrust, applyHint+" to record it", "%s in %s is not the ARN of IAM role %s", names.KeySecretsRoleARN, s.d.State.Path(), s.roleName()))
 	default:
-		out = append(out, engine.Passf(CheckRoleTrust, "IAM role %s is trusted only by %s/%s through the cluster's OIDC provider", s.roleName(), Namespace, ServiceAccount))
+		out = append(out, engine.Passf(CheckRoleTrust, "IAM role %s is trusted only by %s/%s through the cluster's OIDC provider", s.roleName(), names.CoderNamespace, names.CoderServiceAccount))
 	}
 	if drift := st.Drift(); !st.PolicyOK || len(st.ExtraInline)+len(st.Attached) > 0 {
 		out = append(out, engine.Failf(CheckRolePolicy, applyHint+" to restore it", "IAM role %s: %s", s.roleName(), strings.Join(drift, "; ")))
@@ -172,7 +172,7 @@ func (s *stage) checkRelease(ctx context.Context, k *kubeAccess, spec releaseSpe
 		return rel, engine.Failf(name, applyHint+" to upgrade it", "release %s/%s is not chart %s %s", ReleaseNamespace, spec.release, spec.chart, want)
 	case needSyncSecret && !syncSecretEnabled(rel.Config):
 		return rel, engine.Failf(name, "remove syncSecret.enabled=false from "+KeyDriverValuesFile+", then "+applyHint,
-			"release %s/%s has syncSecret.enabled off: %s would never be created", ReleaseNamespace, spec.release, KubeSecretName)
+			"release %s/%s has syncSecret.enabled off: %s would never be created", ReleaseNamespace, spec.release, names.CoderSecret)
 	}
 	return rel, engine.Passf(name, "release %s/%s deployed: chart %s %s, revision %d", ReleaseNamespace, spec.release, spec.chart, want, rel.Version)
 }
@@ -320,22 +320,22 @@ func (s *stage) checkSPC(ctx context.Context, k *kubeAccess) engine.Check {
 	case err != nil:
 		return engine.Failf(name, applyHint, "%v", err)
 	case !ok:
-		return engine.Failf(name, applyHint, "%s is not recorded in %s", KeyDatabaseURLSecretARN, s.d.State.Path())
+		return engine.Failf(name, applyHint, "%s is not recorded in %s", names.KeyDatabaseURLSecretARN, s.d.State.Path())
 	}
 	st, err := s.readSPC(ctx, k, objs)
 	switch {
 	case err != nil:
 		return engine.Failf(name, "check the cluster access", "%v", err)
 	case st.existing == nil:
-		return engine.Failf(name, applyHint, "SecretProviderClass %s/%s does not exist", Namespace, SecretProviderClassName)
+		return engine.Failf(name, applyHint, "SecretProviderClass %s/%s does not exist", names.CoderNamespace, names.SecretProviderClass)
 	case !st.same:
-		return engine.Failf(name, applyHint+" to update it", "SecretProviderClass %s/%s: %s", Namespace, SecretProviderClassName, describeSPCDrift(st.existing, objs))
+		return engine.Failf(name, applyHint+" to update it", "SecretProviderClass %s/%s: %s", names.CoderNamespace, names.SecretProviderClass, describeSPCDrift(st.existing, objs))
 	}
 	var arns []string
 	for _, o := range objs {
 		arns = append(arns, o.key+"="+o.arn)
 	}
-	return engine.Passf(name, "SecretProviderClass %s/%s syncs %s into secret %s", Namespace, SecretProviderClassName, strings.Join(arns, ", "), KubeSecretName)
+	return engine.Passf(name, "SecretProviderClass %s/%s syncs %s into secret %s", names.CoderNamespace, names.SecretProviderClass, strings.Join(arns, ", "), names.CoderSecret)
 }
 
 // describeSPCDrift says which ARNs the class lists that it should not, and

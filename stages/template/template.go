@@ -34,10 +34,8 @@ const Name = coderapi.FirstUserSecretStage
 
 // Names in Coder.
 const (
-	// TemplateName is the template coderctl pushes and smoke builds from.
-	TemplateName = coderapi.WorkspaceTemplateName
-	displayName  = "Kubernetes (EKS)"
-	description  = "A workspace pod on the EKS workspace node group, sized for this deployment, with a persistent home (pushed by coderctl)"
+	displayName = "Kubernetes (EKS)"
+	description = "A workspace pod on the EKS workspace node group, sized for this deployment, with a persistent home (pushed by coderctl)"
 )
 
 // Step and check names.
@@ -57,7 +55,7 @@ func New(d *deploy.Deps) engine.Stage {
 	s := &stage{d: d, poll: importPoll(d)}
 	return engine.Stage{
 		Name:    Name,
-		Summary: "workspace template " + TemplateName + " pushed to Coder, rendered for this cluster",
+		Summary: "workspace template " + coderapi.WorkspaceTemplateName + " pushed to Coder, rendered for this cluster",
 		Needs:   []string{names.StageProvisioners},
 		Reads: []string{config.KeyUsers, config.KeyCoderURL, coderapi.KeyCAFile,
 			config.KeyFirstUserEmail, config.KeyFirstUserUsername},
@@ -136,7 +134,7 @@ func (s *stage) readRemote(ctx context.Context, c *coderapi.Client) (remote, err
 		return remote{}, err
 	}
 	r := remote{org: org.ID}
-	if r.tpl, err = c.TemplateByName(ctx, org.ID, TemplateName); err != nil || r.tpl == nil {
+	if r.tpl, err = c.TemplateByName(ctx, org.ID, coderapi.WorkspaceTemplateName); err != nil || r.tpl == nil {
 		return r, err
 	}
 	if r.active, err = c.TemplateVersion(ctx, r.tpl.ActiveVersionID); err != nil {
@@ -147,7 +145,7 @@ func (s *stage) readRemote(ctx context.Context, c *coderapi.Client) (remote, err
 }
 
 func (s *stage) planPush(ctx context.Context) ([]engine.Action, error) {
-	resource := "Coder template " + TemplateName
+	resource := "Coder template " + coderapi.WorkspaceTemplateName
 	_, hash, err := Render(s.d)
 	if err != nil {
 		return nil, err
@@ -219,17 +217,17 @@ func (s *stage) applyPush(ctx context.Context, rep engine.Reporter) error {
 		return s.explain(err)
 	}
 	if r.tpl == nil {
-		t, err := c.CreateTemplate(ctx, r.org, coderapi.NewTemplate{Name: TemplateName, DisplayName: displayName, Description: description, VersionID: v.ID})
+		t, err := c.CreateTemplate(ctx, r.org, coderapi.NewTemplate{Name: coderapi.WorkspaceTemplateName, DisplayName: displayName, Description: description, VersionID: v.ID})
 		if err != nil {
 			return s.explain(err)
 		}
-		rep.Progress(fmt.Sprintf("template %s created (id %s) with version %s", TemplateName, t.ID, v.Name))
+		rep.Progress(fmt.Sprintf("template %s created (id %s) with version %s", coderapi.WorkspaceTemplateName, t.ID, v.Name))
 		return nil
 	}
 	if err := c.PromoteVersion(ctx, r.tpl.ID, v.ID); err != nil {
 		return s.explain(err)
 	}
-	rep.Progress(fmt.Sprintf("template %s: version %s promoted to active", TemplateName, v.Name))
+	rep.Progress(fmt.Sprintf("template %s: version %s promoted to active", coderapi.WorkspaceTemplateName, v.Name))
 	return nil
 }
 
@@ -250,7 +248,7 @@ func (s *stage) explain(err error) error {
 // which the rds stage's destroy removes, and coderd refuses to delete a
 // template while workspaces use it.
 func (s *stage) destroyPush(_ context.Context, rep engine.Reporter) error {
-	rep.Progress("template " + TemplateName + " is left in Coder's database (it goes with the database)")
+	rep.Progress("template " + coderapi.WorkspaceTemplateName + " is left in Coder's database (it goes with the database)")
 	return nil
 }
 

@@ -23,7 +23,7 @@ func (s *stage) checkActive(ctx context.Context) engine.Check {
 	}
 	sess, err := s.owner().Session(ctx, false)
 	if coderapi.IsNoOwner(err) {
-		return engine.Warnf(CheckActive, coderapi.OwnerHint, "template %s not checked: no owner session (%v)", TemplateName, err)
+		return engine.Warnf(CheckActive, coderapi.OwnerHint, "template %s not checked: no owner session (%v)", coderapi.WorkspaceTemplateName, err)
 	}
 	if err != nil {
 		return engine.Failf(CheckActive, "check CODER_URL, CODER_CA_FILE and the session", "%v", s.explain(err))
@@ -33,12 +33,12 @@ func (s *stage) checkActive(ctx context.Context) engine.Check {
 	case err != nil:
 		return engine.Failf(CheckActive, hint, "%v", s.explain(err))
 	case r.tpl == nil:
-		return engine.Failf(CheckActive, hint, "Coder has no template %s", TemplateName)
+		return engine.Failf(CheckActive, hint, "Coder has no template %s", coderapi.WorkspaceTemplateName)
 	case r.active.Job.Status != coderapi.JobSucceeded:
-		return engine.Failf(CheckActive, hint, "the active version %s of %s did not import (job %s)", r.active.Name, TemplateName, r.active.Job.Status)
+		return engine.Failf(CheckActive, hint, "the active version %s of %s did not import (job %s)", r.active.Name, coderapi.WorkspaceTemplateName, r.active.Job.Status)
 	case r.activeHash != hash:
 		return engine.Failf(CheckActive, hint, "the active version %s of %s (sha256 %s) is not this cluster's rendering (sha256 %s): changed outside coderctl, or the sizing changed",
-			r.active.Name, TemplateName, short(r.activeHash), short(hash))
+			r.active.Name, coderapi.WorkspaceTemplateName, short(r.activeHash), short(hash))
 	}
-	return engine.Passf(CheckActive, "the active version %s of %s is this cluster's rendering (sha256 %s)", r.active.Name, TemplateName, short(hash))
+	return engine.Passf(CheckActive, "the active version %s of %s is this cluster's rendering (sha256 %s)", r.active.Name, coderapi.WorkspaceTemplateName, short(hash))
 }
