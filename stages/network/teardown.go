@@ -209,15 +209,21 @@ func (n *network) isClusterGroup(sg ec2types.SecurityGroup) bool {
 
 // clusterSecurityGroups lists the VPC's groups that isClusterGroup accepts.
 func (n *network) clusterSecurityGroups(ctx context.Context, vpcID string) ([]ec2types.SecurityGroup, error) {
+	return n.securityGroupsIn(ctx, vpcID, nil, n.isClusterGroup)
+}
+
+// securityGroupsIn lists the groups in the VPC that match filters and keep.
+func (n *network) securityGroupsIn(ctx context.Context, vpcID string, filters []ec2types.Filter, keep func(ec2types.SecurityGroup) bool) ([]ec2types.SecurityGroup, error) {
 	var out []ec2types.SecurityGroup
-	pages := ec2.NewDescribeSecurityGroupsPaginator(n.d.AWS.EC2, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{filter("vpc-id", vpcID)}})
+	in := &ec2.DescribeSecurityGroupsInput{Filters: append(filters, filter("vpc-id", vpcID))}
+	pages := ec2.NewDescribeSecurityGroupsPaginator(n.d.AWS.EC2, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("find security groups in VPC %s: %w", vpcID, err)
 		}
 		for _, sg := range page.SecurityGroups {
-			if aws.ToString(sg.VpcId) == vpcID && n.isClusterGroup(sg) {
+			if aws.ToString(sg.VpcId) == vpcID && keep(sg) {
 				out = append(out, sg)
 			}
 		}
@@ -234,6 +240,14 @@ func (n *network) deleteClusterSecurityGroups(ctx context.Context, r engine.Repo
 	if err != nil || len(sgs) == 0 {
 		return err
 	}
+	return n.deleteSecurityGroups(ctx, r, vpcID, sgs, " the cluster's load balancer controller left")
+}
+
+// deleteSecurityGroups deletes sgs, the rules that reference one another
+// first (a referenced group cannot be deleted). A group still in use is
+// skipped: the caller's retry comes back to it. left ends the progress
+// line (who made the group).
+func (n *network) deleteSecurityGroups(ctx context.Context, r engine.Reporter, vpcID string, sgs []ec2types.SecurityGroup, left string) error {
 	for _, sg := range sgs {
 		if err := n.revokeGroupReferences(ctx, sg); err != nil {
 			return err
@@ -244,7 +258,7 @@ func (n *network) deleteClusterSecurityGroups(ctx context.Context, r engine.Repo
 		_, err := n.d.AWS.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
 		switch {
 		case err == nil:
-			r.Progress(fmt.Sprintf("deleted security group %s (%s) the cluster's load balancer controller left", id, aws.ToString(sg.GroupName)))
+			r.Progress(fmt.Sprintf("deleted security group %s (%s)%s", id, aws.ToString(sg.GroupName), left))
 		case awsx.IsNotFound(err), awsx.ErrorCode(err) == codeDependencyViolation:
 		default:
 			return fmt.Errorf("delete security group %s (%s) in VPC %s: %w", id, aws.ToString(sg.GroupName), vpcID, err)

@@ -226,42 +226,14 @@ func (n *network) deleteOwnSecurityGroups(ctx context.Context, r engine.Reporter
 	if err != nil || len(sgs) == 0 {
 		return err
 	}
-	for _, sg := range sgs {
-		if err := n.revokeGroupReferences(ctx, sg); err != nil {
-			return err
-		}
-	}
-	for _, sg := range sgs {
-		id := aws.ToString(sg.GroupId)
-		_, err := n.d.AWS.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
-		switch {
-		case err == nil:
-			r.Progress("deleted security group " + id)
-		case awsx.IsNotFound(err), awsx.ErrorCode(err) == codeDependencyViolation:
-		default:
-			return fmt.Errorf("delete security group %s (%s) in VPC %s: %w", id, aws.ToString(sg.GroupName), vpcID, err)
-		}
-	}
-	return nil
+	return n.deleteSecurityGroups(ctx, r, vpcID, sgs, "")
 }
 
 func (n *network) ownSecurityGroups(ctx context.Context, vpcID string) ([]ec2types.SecurityGroup, error) {
 	want := map[string]string{awsx.TagDeployment: n.d.Deployment()}
-	filters := append(tagFilters(want), filter("vpc-id", vpcID))
-	var out []ec2types.SecurityGroup
-	pages := ec2.NewDescribeSecurityGroupsPaginator(n.d.AWS.EC2, &ec2.DescribeSecurityGroupsInput{Filters: filters})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("find security groups in VPC %s: %w", vpcID, err)
-		}
-		for _, sg := range page.SecurityGroups {
-			if aws.ToString(sg.GroupName) != "default" && awsx.HasTags(awsx.EC2TagMap(sg.Tags), want) && aws.ToString(sg.VpcId) == vpcID {
-				out = append(out, sg)
-			}
-		}
-	}
-	return out, nil
+	return n.securityGroupsIn(ctx, vpcID, tagFilters(want), func(sg ec2types.SecurityGroup) bool {
+		return aws.ToString(sg.GroupName) != "default" && awsx.HasTags(awsx.EC2TagMap(sg.Tags), want)
+	})
 }
 
 // revokeGroupReferences removes a group's rules that name other groups.
