@@ -8,8 +8,10 @@ import (
 	"github.com/coderctl/coderctl/internal/engine"
 )
 
-// WaitPolicy is how often SDK waiters poll. Real AWS resources take minutes,
-// so the defaults follow the SDK's; tests and benchmarks shorten them.
+// WaitPolicy is how often SDK waiters poll and how long they wait. Each
+// wait declares its own as a value (real AWS resources take minutes, so
+// they follow the SDK's delays); the run's policy, which tests and
+// benchmarks shorten, applies over it through For.
 type WaitPolicy struct {
 	MinDelay time.Duration
 	MaxDelay time.Duration
@@ -38,6 +40,14 @@ func (p WaitPolicy) Delays(defMin, defMax time.Duration) (time.Duration, time.Du
 		hi = lo
 	}
 	return lo, hi
+}
+
+// For is wait w, a waiter's own delays and bound (the real resource's
+// pace), under the run's policy p: p's fields where set, otherwise w's with
+// the maximum delay capped as Delays says.
+func (p WaitPolicy) For(w WaitPolicy) WaitPolicy {
+	lo, hi := p.Delays(w.MinDelay, w.MaxDelay)
+	return WaitPolicy{MinDelay: lo, MaxDelay: hi, Timeout: p.WaitTimeout(w.Timeout)}
 }
 
 // WaitTimeout returns the policy's timeout, or def when unset.
@@ -74,11 +84,11 @@ func Watch[I, O any](r engine.Reporter, what string, status func(*O) string, nex
 // Poll waits until check reports done, reporting each status. It is for
 // conditions the SDK has no waiter for.
 func Poll(ctx context.Context, r engine.Reporter, what string, p WaitPolicy, defTimeout time.Duration, check func(ctx context.Context) (done bool, status string, err error)) error {
-	lo, hi := p.Delays(2*time.Second, 15*time.Second)
-	ctx, cancel := context.WithTimeout(ctx, p.WaitTimeout(defTimeout))
+	wait := p.For(WaitPolicy{MinDelay: 2 * time.Second, MaxDelay: 15 * time.Second, Timeout: defTimeout})
+	ctx, cancel := context.WithTimeout(ctx, wait.Timeout)
 	defer cancel()
 	start := time.Now()
-	delay := lo
+	delay := wait.MinDelay
 	for {
 		done, status, err := check(ctx)
 		if err != nil {
@@ -95,6 +105,6 @@ func Poll(ctx context.Context, r engine.Reporter, what string, p WaitPolicy, def
 			return fmt.Errorf("timed out after %s waiting for %s (last status %s)", time.Since(start).Round(time.Second), what, status)
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, hi)
+		delay = min(delay*2, wait.MaxDelay)
 	}
 }

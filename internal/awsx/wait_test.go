@@ -27,3 +27,24 @@ func TestWaitPolicyDelays(t *testing.T) {
 		})
 	}
 }
+
+func TestWaitPolicyFor(t *testing.T) {
+	rds := WaitPolicy{MinDelay: 30 * time.Second, MaxDelay: 60 * time.Second, Timeout: 90 * time.Minute}
+	tests := []struct {
+		name string
+		run  WaitPolicy
+		want WaitPolicy
+	}{
+		{"the wait's own bounds, poll delay capped", WaitPolicy{}, WaitPolicy{MinDelay: 30 * time.Second, MaxDelay: 30 * time.Second, Timeout: 90 * time.Minute}},
+		{"a run's shorter policy wins", WaitPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, Timeout: time.Minute},
+			WaitPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, Timeout: time.Minute}},
+		{"only the timeout set", WaitPolicy{Timeout: 5 * time.Minute}, WaitPolicy{MinDelay: 30 * time.Second, MaxDelay: 30 * time.Second, Timeout: 5 * time.Minute}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.run.For(rds); got != tt.want {
+				t.Errorf("For = %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+}

@@ -183,10 +183,10 @@ func (g Group) describeInput() *eks.DescribeNodegroupInput {
 // group is ACTIVE and returns it. A DEGRADED group stops the wait: it will
 // not heal by itself.
 func (g Group) WaitActive(ctx context.Context, r engine.Reporter, timeout time.Duration) (*ekstypes.Nodegroup, error) {
-	lo, hi := g.Wait.Delays(MinDelay, MaxDelay)
+	wait := g.wait(timeout)
 	var last *ekstypes.Nodegroup
 	w := eks.NewNodegroupActiveWaiter(g.EKS, func(o *eks.NodegroupActiveWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		next := o.Retryable
 		o.Retryable = awsx.Watch(r, "node group "+g.Name, status,
 			func(ctx context.Context, in *eks.DescribeNodegroupInput, out *eks.DescribeNodegroupOutput, err error) (bool, error) {
@@ -199,21 +199,26 @@ func (g Group) WaitActive(ctx context.Context, r engine.Reporter, timeout time.D
 				return next(ctx, in, out, err)
 			})
 	})
-	if err := w.Wait(ctx, g.describeInput(), g.Wait.WaitTimeout(timeout)); err != nil {
+	if err := w.Wait(ctx, g.describeInput(), wait.Timeout); err != nil {
 		return nil, fmt.Errorf("node group %s did not become ACTIVE (%s): %w", g.Name, Health(last), err)
 	}
 	return last, nil
 }
 
+// wait is a node group wait bounded by timeout, under the run's policy.
+func (g Group) wait(timeout time.Duration) awsx.WaitPolicy {
+	return g.Wait.For(awsx.WaitPolicy{MinDelay: MinDelay, MaxDelay: MaxDelay, Timeout: timeout})
+}
+
 // WaitDeleted waits with the SDK's waiter, reporting each poll, until the
 // group is gone.
 func (g Group) WaitDeleted(ctx context.Context, r engine.Reporter, timeout time.Duration) error {
-	lo, hi := g.Wait.Delays(MinDelay, MaxDelay)
+	wait := g.wait(timeout)
 	w := eks.NewNodegroupDeletedWaiter(g.EKS, func(o *eks.NodegroupDeletedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "deletion of node group "+g.Name, status, o.Retryable)
 	})
-	return awsx.Describe("waiting for node group "+g.Name+" to be deleted", w.Wait(ctx, g.describeInput(), g.Wait.WaitTimeout(timeout)))
+	return awsx.Describe("waiting for node group "+g.Name+" to be deleted", w.Wait(ctx, g.describeInput(), wait.Timeout))
 }
 
 func status(out *eks.DescribeNodegroupOutput) string {

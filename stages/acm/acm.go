@@ -39,11 +39,7 @@ const (
 
 // Waiting for ISSUED: DNS validation takes minutes, sometimes over an hour
 // (Terraform waits 75 minutes).
-const (
-	issuedMinDelay = 15 * time.Second
-	issuedMaxDelay = 60 * time.Second
-	issuedTimeout  = 75 * time.Minute
-)
+var issuedWait = awsx.WaitPolicy{MinDelay: 15 * time.Second, MaxDelay: 60 * time.Second, Timeout: 75 * time.Minute}
 
 // minRemainingValidity is how long before expiry verify starts failing.
 const minRemainingValidity = 30 * 24 * time.Hour

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
@@ -43,12 +44,12 @@ func (s *stage) applyIssued(ctx context.Context, r engine.Reporter) error {
 	if s.d.Opts.NoWait {
 		return engine.Pending("certificate %s for %s is waiting for DNS validation; run apply again once the records resolve", certARN, s.domain())
 	}
-	lo, hi := s.d.Opts.Wait.Delays(issuedMinDelay, issuedMaxDelay)
+	wait := s.d.Opts.Wait.For(issuedWait)
 	w := acm.NewCertificateValidatedWaiter(s.d.AWS.ACM, func(o *acm.CertificateValidatedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "DNS validation of "+s.domain(), validationStatus, o.Retryable)
 	})
-	timeout := s.d.Opts.Wait.WaitTimeout(issuedTimeout)
+	timeout := wait.Timeout
 	if err := w.Wait(ctx, &acm.DescribeCertificateInput{CertificateArn: aws.String(certARN)}, timeout); err != nil {
 		if c, derr := s.describe(ctx, certARN); derr == nil && c != nil && c.Status != acmtypes.CertificateStatusPendingValidation && c.Status != acmtypes.CertificateStatusIssued {
 			return notIssuable(c)
@@ -59,10 +60,14 @@ func (s *stage) applyIssued(ctx context.Context, r engine.Reporter) error {
 	return s.confirmIssued(ctx, r, certARN)
 }
 
+// confirmTimeout bounds confirmIssued: ACM turns a validated certificate
+// ISSUED within seconds to minutes.
+const confirmTimeout = 10 * time.Minute
+
 // confirmIssued covers the moment between every name validating (what the
 // SDK waiter waits for) and the status turning ISSUED.
 func (s *stage) confirmIssued(ctx context.Context, r engine.Reporter, certARN string) error {
-	return awsx.Poll(ctx, r, "certificate "+certARN+" to be issued", s.d.Opts.Wait, changeTimeout,
+	return awsx.Poll(ctx, r, "certificate "+certARN+" to be issued", s.d.Opts.Wait, confirmTimeout,
 		func(ctx context.Context) (bool, string, error) {
 			c, err := s.describe(ctx, certARN)
 			if err != nil || c == nil {

@@ -25,15 +25,9 @@ type record struct{ Name, Type, Value string }
 
 const recordTTL = 300
 
-// Route53 change propagation: INSYNC within a minute, usually seconds.
-const (
-	changeMinDelay = 5 * time.Second
-	changeMaxDelay = 30 * time.Second
-	changeTimeout  = 10 * time.Minute
-	// recordsTimeout bounds the wait for ACM to publish the records, which
-	// it does seconds after the request.
-	recordsTimeout = 5 * time.Minute
-)
+// recordsTimeout bounds the wait for ACM to publish the records, which it
+// does seconds after the request.
+const recordsTimeout = 5 * time.Minute
 
 // validationRecords lists the certificate's DNS validation records, once.
 func validationRecords(c *cert) []record {
@@ -248,24 +242,7 @@ func (s *stage) upsertRecords(ctx context.Context, r engine.Reporter, zone strin
 	if err != nil {
 		return awsx.Describe("create validation records in zone "+zone, err)
 	}
-	return s.waitInsync(ctx, r, aws.ToString(out.ChangeInfo.Id))
-}
-
-func (s *stage) waitInsync(ctx context.Context, r engine.Reporter, changeID string) error {
-	lo, hi := s.d.Opts.Wait.Delays(changeMinDelay, changeMaxDelay)
-	w := route53.NewResourceRecordSetsChangedWaiter(s.d.AWS.Route53, func(o *route53.ResourceRecordSetsChangedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
-		o.Retryable = awsx.Watch(r, "Route53 change "+changeID, func(out *route53.GetChangeOutput) string {
-			if out.ChangeInfo == nil {
-				return "unknown"
-			}
-			return string(out.ChangeInfo.Status)
-		}, o.Retryable)
-	})
-	if err := w.Wait(ctx, &route53.GetChangeInput{Id: aws.String(changeID)}, s.d.Opts.Wait.WaitTimeout(changeTimeout)); err != nil {
-		return fmt.Errorf("route53 change %s did not reach INSYNC: %w", changeID, err)
-	}
-	return nil
+	return awsx.WaitInSync(ctx, s.d.AWS.Route53, r, s.d.Opts.Wait, out.ChangeInfo)
 }
 
 // destroyRecords deletes the validation records coderctl created, only

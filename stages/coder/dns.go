@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
@@ -155,25 +154,7 @@ func (s *stage) applyDNS(ctx context.Context, r engine.Reporter) error {
 	if err != nil {
 		return awsx.Describe("upsert alias records in hosted zone "+zone, err)
 	}
-	return s.waitInSync(ctx, r, out.ChangeInfo)
-}
-
-// waitInSync waits for Route53 to serve the change from all its servers.
-func (s *stage) waitInSync(ctx context.Context, r engine.Reporter, info *r53types.ChangeInfo) error {
-	if info == nil || info.Status == r53types.ChangeStatusInsync {
-		return nil
-	}
-	lo, hi := s.d.Opts.Wait.Delays(30*time.Second, 60*time.Second)
-	waiter := route53.NewResourceRecordSetsChangedWaiter(s.d.AWS.Route53, func(o *route53.ResourceRecordSetsChangedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
-		o.Retryable = awsx.Watch(r, "Route53 change "+aws.ToString(info.Id), func(out *route53.GetChangeOutput) string {
-			if out.ChangeInfo == nil {
-				return "unknown"
-			}
-			return string(out.ChangeInfo.Status)
-		}, o.Retryable)
-	})
-	return waiter.Wait(ctx, &route53.GetChangeInput{Id: info.Id}, s.d.Opts.Wait.WaitTimeout(10*time.Minute))
+	return awsx.WaitInSync(ctx, s.d.AWS.Route53, r, s.d.Opts.Wait, out.ChangeInfo)
 }
 
 // printRecords tells the user what to create in their own DNS.

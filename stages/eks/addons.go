@@ -28,11 +28,9 @@ const (
 
 // Waiting for add-ons: the SDK waiters' own delays; EKS usually needs
 // one to three minutes.
-const (
-	addonMinDelay      = 10 * time.Second
-	addonMaxDelay      = 120 * time.Second
-	addonActiveTimeout = 20 * time.Minute
-	addonDeleteTimeout = 15 * time.Minute
+var (
+	addonActiveWait  = awsx.WaitPolicy{MinDelay: 10 * time.Second, MaxDelay: 120 * time.Second, Timeout: 20 * time.Minute}
+	addonDeletedWait = awsx.WaitPolicy{MinDelay: 10 * time.Second, MaxDelay: 120 * time.Second, Timeout: 15 * time.Minute}
 )
 
 // defaultAddons are created when cluster-config.yaml lists none: the three
@@ -354,12 +352,13 @@ func addonStatus(out *eks.DescribeAddonOutput) string {
 
 // waitAddon waits for ACTIVE with the SDK's waiter, reporting each poll.
 func (s *stage) waitAddon(ctx context.Context, r engine.Reporter, name string) error {
+	wait := s.d.Opts.Wait.For(addonActiveWait)
 	waiter := eks.NewAddonActiveWaiter(s.d.AWS.EKS, func(o *eks.AddonActiveWaiterOptions) {
-		o.MinDelay, o.MaxDelay = s.d.Opts.Wait.Delays(addonMinDelay, addonMaxDelay)
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "add-on "+name, addonStatus, o.Retryable)
 	})
 	in := &eks.DescribeAddonInput{ClusterName: aws.String(s.clusterName()), AddonName: aws.String(name)}
-	if err := waiter.Wait(ctx, in, s.d.Opts.Wait.WaitTimeout(addonActiveTimeout)); err != nil {
+	if err := waiter.Wait(ctx, in, wait.Timeout); err != nil {
 		detail := ""
 		if cur, derr := s.describeAddon(ctx, name); derr == nil && cur != nil {
 			detail = " (status " + string(cur.Status) + addonHealth(cur) + ")"
@@ -394,12 +393,13 @@ func (s *stage) destroyAddons(ctx context.Context, r engine.Reporter) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			wait := s.d.Opts.Wait.For(addonDeletedWait)
 			waiter := eks.NewAddonDeletedWaiter(s.d.AWS.EKS, func(o *eks.AddonDeletedWaiterOptions) {
-				o.MinDelay, o.MaxDelay = s.d.Opts.Wait.Delays(addonMinDelay, addonMaxDelay)
+				o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 				o.Retryable = awsx.Watch(r, "add-on "+name+" to be deleted", addonStatus, o.Retryable)
 			})
 			in := &eks.DescribeAddonInput{ClusterName: aws.String(s.clusterName()), AddonName: aws.String(name)}
-			if err := waiter.Wait(ctx, in, s.d.Opts.Wait.WaitTimeout(addonDeleteTimeout)); err != nil {
+			if err := waiter.Wait(ctx, in, wait.Timeout); err != nil {
 				errs[i] = fmt.Errorf("waiting for EKS add-on %s to be deleted: %w", name, err)
 			}
 		}()

@@ -23,11 +23,12 @@ import (
 
 // Waiting for the control plane: the SDK waiters' own poll delays, and
 // bounds well above EKS's usual 8-16 minutes.
+var (
+	clusterActiveWait  = awsx.WaitPolicy{MinDelay: 30 * time.Second, MaxDelay: 120 * time.Second, Timeout: 40 * time.Minute}
+	clusterDeletedWait = awsx.WaitPolicy{MinDelay: 30 * time.Second, MaxDelay: 120 * time.Second, Timeout: 30 * time.Minute}
+)
+
 const (
-	clusterMinDelay      = 30 * time.Second
-	clusterMaxDelay      = 120 * time.Second
-	clusterCreateTimeout = 40 * time.Minute
-	clusterDeleteTimeout = 30 * time.Minute
 	// roleReadyTimeout bounds retrying CreateCluster while a new IAM role
 	// propagates (EKS answers "role cannot be assumed" meanwhile).
 	roleReadyTimeout = 3 * time.Minute
@@ -444,11 +445,12 @@ func (s *stage) waitActive(ctx context.Context, r engine.Reporter, c *ekstypes.C
 	case ekstypes.ClusterStatusDeleting:
 		return nil, fmt.Errorf("EKS cluster %s is being deleted: wait until it is gone, then apply again", s.clusterName())
 	}
+	wait := s.d.Opts.Wait.For(clusterActiveWait)
 	waiter := eks.NewClusterActiveWaiter(s.d.AWS.EKS, func(o *eks.ClusterActiveWaiterOptions) {
-		o.MinDelay, o.MaxDelay = s.d.Opts.Wait.Delays(clusterMinDelay, clusterMaxDelay)
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "EKS cluster "+s.clusterName(), clusterStatus, o.Retryable)
 	})
-	out, err := waiter.WaitForOutput(ctx, &eks.DescribeClusterInput{Name: aws.String(s.clusterName())}, s.d.Opts.Wait.WaitTimeout(clusterCreateTimeout))
+	out, err := waiter.WaitForOutput(ctx, &eks.DescribeClusterInput{Name: aws.String(s.clusterName())}, wait.Timeout)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for EKS cluster %s to be ACTIVE: %w", s.clusterName(), err)
 	}
@@ -511,7 +513,7 @@ func (s *stage) converge(ctx context.Context, r engine.Reporter, c *ekstypes.Clu
 // updateConfig starts one configuration update and waits for it.
 func (s *stage) updateConfig(ctx context.Context, r engine.Reporter, in *eks.UpdateClusterConfigInput) error {
 	in.Name = aws.String(s.clusterName())
-	return s.runUpdate(ctx, r, "UpdateClusterConfig", clusterCreateTimeout, func(ctx context.Context) (*ekstypes.Update, error) {
+	return s.runUpdate(ctx, r, "UpdateClusterConfig", clusterActiveWait.Timeout, func(ctx context.Context) (*ekstypes.Update, error) {
 		out, err := s.d.AWS.EKS.UpdateClusterConfig(ctx, in)
 		if err != nil {
 			return nil, err
@@ -571,11 +573,12 @@ func (s *stage) deleteCluster(ctx context.Context, r engine.Reporter, c *ekstype
 			return awsx.Describe("EKS DeleteCluster "+name, err)
 		}
 	}
+	wait := s.d.Opts.Wait.For(clusterDeletedWait)
 	waiter := eks.NewClusterDeletedWaiter(s.d.AWS.EKS, func(o *eks.ClusterDeletedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = s.d.Opts.Wait.Delays(clusterMinDelay, clusterMaxDelay)
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "EKS cluster "+name+" to be deleted", clusterStatus, o.Retryable)
 	})
-	if err := waiter.Wait(ctx, &eks.DescribeClusterInput{Name: aws.String(name)}, s.d.Opts.Wait.WaitTimeout(clusterDeleteTimeout)); err != nil {
+	if err := waiter.Wait(ctx, &eks.DescribeClusterInput{Name: aws.String(name)}, wait.Timeout); err != nil {
 		return fmt.Errorf("waiting for EKS cluster %s to be deleted: %w", name, err)
 	}
 	return nil

@@ -213,12 +213,12 @@ func eipNamed(eips []ec2types.Address, name string) (ec2types.Address, bool) {
 }
 
 func (n *network) waitNATs(ctx context.Context, r engine.Reporter, ids []string) error {
-	lo, hi := n.d.Opts.Wait.Delays(15*time.Second, 120*time.Second)
+	wait := n.d.Opts.Wait.For(natWait)
 	w := ec2.NewNatGatewayAvailableWaiter(n.d.AWS.EC2, func(o *ec2.NatGatewayAvailableWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "NAT gateways "+strings.Join(ids, ", "), natStates, o.Retryable)
 	})
-	err := w.Wait(ctx, &ec2.DescribeNatGatewaysInput{NatGatewayIds: ids}, n.d.Opts.Wait.WaitTimeout(natWaitTimeout))
+	err := w.Wait(ctx, &ec2.DescribeNatGatewaysInput{NatGatewayIds: ids}, wait.Timeout)
 	return awsx.Describe("wait for NAT gateways to be available", err)
 }
 
@@ -277,12 +277,12 @@ func (n *network) destroyNAT(ctx context.Context, r engine.Reporter) error {
 }
 
 func (n *network) waitNATsDeleted(ctx context.Context, r engine.Reporter, ids []string) error {
-	lo, hi := n.d.Opts.Wait.Delays(15*time.Second, 120*time.Second)
+	wait := n.d.Opts.Wait.For(natWait)
 	w := ec2.NewNatGatewayDeletedWaiter(n.d.AWS.EC2, func(o *ec2.NatGatewayDeletedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "NAT gateways "+strings.Join(ids, ", ")+" to be deleted", natStates, o.Retryable)
 	})
-	err := w.Wait(ctx, &ec2.DescribeNatGatewaysInput{NatGatewayIds: ids}, n.d.Opts.Wait.WaitTimeout(natWaitTimeout))
+	err := w.Wait(ctx, &ec2.DescribeNatGatewaysInput{NatGatewayIds: ids}, wait.Timeout)
 	return awsx.Describe("wait for NAT gateways to be deleted", err)
 }
 

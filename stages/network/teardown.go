@@ -39,22 +39,22 @@ const (
 // codeDependencyViolation is EC2's refusal to delete what is still in use.
 const codeDependencyViolation = "DependencyViolation"
 
-// heldTimeout bounds how long a delete that EC2 refuses with
-// DependencyViolation is retried. AWS releases a deleted load balancer's
+// heldWait is how a delete that EC2 refuses with DependencyViolation is
+// retried: how long, and how often. AWS releases a deleted load balancer's
 // or database's interfaces within minutes; Terraform's AWS provider waits
 // up to 20 minutes for a subnet. Longer than this, something that is not
 // going away on its own holds it, and the error says what.
-const heldTimeout = 10 * time.Minute
+var heldWait = awsx.WaitPolicy{MinDelay: 5 * time.Second, MaxDelay: 30 * time.Second, Timeout: 10 * time.Minute}
 
 // retryHeld calls del until it succeeds, fails with anything but
-// DependencyViolation, or heldTimeout (the run's wait timeout) passes.
+// DependencyViolation, or heldWait's bound (the run's wait timeout) passes.
 // Between attempts it backs off as the run's wait policy says and calls
 // cleanup (which may remove what holds the resource); when the bound
 // passes, the error names what holds it, from holders.
 func (n *network) retryHeld(ctx context.Context, r engine.Reporter, what string,
 	del func(context.Context) error, cleanup func(context.Context) error, holders func(context.Context) ([]string, error)) error {
-	lo, hi := n.d.Opts.Wait.Delays(5*time.Second, 30*time.Second)
-	bound := n.d.Opts.Wait.WaitTimeout(heldTimeout)
+	wait := n.d.Opts.Wait.For(heldWait)
+	lo, hi, bound := wait.MinDelay, wait.MaxDelay, wait.Timeout
 	start := time.Now()
 	delay := lo
 	for {

@@ -14,11 +14,11 @@ import (
 	"github.com/coderctl/coderctl/internal/names"
 )
 
-// How long the stage waits for EC2 by default (the SDK waiters' own delays
-// apply between polls).
-const (
-	vpcWaitTimeout = 5 * time.Minute
-	natWaitTimeout = 15 * time.Minute
+// The stage's waits for EC2: the SDK waiters' own delays, and bounds well
+// above the seconds a VPC and the minutes a NAT gateway take.
+var (
+	vpcWait = awsx.WaitPolicy{MinDelay: 15 * time.Second, MaxDelay: 120 * time.Second, Timeout: 5 * time.Minute}
+	natWait = awsx.WaitPolicy{MinDelay: 15 * time.Second, MaxDelay: 120 * time.Second, Timeout: 15 * time.Minute}
 )
 
 // dnsAttributes are the VPC attributes EKS needs: nodes reach a private API
@@ -104,9 +104,9 @@ func (n *network) createVPC(ctx context.Context, r engine.Reporter, cidr string)
 }
 
 func (n *network) waitVPC(ctx context.Context, r engine.Reporter, id string) error {
-	lo, hi := n.d.Opts.Wait.Delays(15*time.Second, 120*time.Second)
+	wait := n.d.Opts.Wait.For(vpcWait)
 	w := ec2.NewVpcAvailableWaiter(n.d.AWS.EC2, func(o *ec2.VpcAvailableWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "VPC "+id, func(out *ec2.DescribeVpcsOutput) string {
 			if len(out.Vpcs) == 0 {
 				return "not visible yet"
@@ -114,7 +114,7 @@ func (n *network) waitVPC(ctx context.Context, r engine.Reporter, id string) err
 			return string(out.Vpcs[0].State)
 		}, o.Retryable)
 	})
-	err := w.Wait(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{id}}, n.d.Opts.Wait.WaitTimeout(vpcWaitTimeout))
+	err := w.Wait(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{id}}, wait.Timeout)
 	return awsx.Describe("wait for VPC "+id, err)
 }
 

@@ -26,9 +26,9 @@ var nodePolicies = []string{
 // maxIAMNameLen is IAM's limit on role names.
 const maxIAMNameLen = 64
 
-// roleExistsTimeout bounds waiting for a new role to be readable (IAM is
+// roleExistsWait is the wait for a new role to be readable (IAM is
 // eventually consistent; EKS refuses a role it cannot see yet).
-const roleExistsTimeout = 2 * time.Minute
+var roleExistsWait = awsx.WaitPolicy{MinDelay: time.Second, MaxDelay: 5 * time.Second, Timeout: 2 * time.Minute}
 
 // partition is the AWS partition of the deployment's region, for ARNs and
 // service principals.
@@ -85,13 +85,13 @@ func (s *stage) applyRole(ctx context.Context, r engine.Reporter) error {
 // waitRole waits until IAM serves the new role, so CreateNodegroup does
 // not fail on a role it cannot see yet.
 func (s *stage) waitRole(ctx context.Context, r engine.Reporter) error {
-	lo, hi := s.d.Opts.Wait.Delays(time.Second, 5*time.Second)
+	wait := s.d.Opts.Wait.For(roleExistsWait)
 	w := iam.NewRoleExistsWaiter(s.d.AWS.IAM, func(o *iam.RoleExistsWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "IAM role "+s.nodeRoleName(), func(*iam.GetRoleOutput) string { return "exists" }, o.Retryable)
 	})
 	in := &iam.GetRoleInput{RoleName: aws.String(s.nodeRoleName())}
-	return awsx.Describe("waiting for IAM role "+s.nodeRoleName(), w.Wait(ctx, in, s.d.Opts.Wait.WaitTimeout(roleExistsTimeout)))
+	return awsx.Describe("waiting for IAM role "+s.nodeRoleName(), w.Wait(ctx, in, wait.Timeout))
 }
 
 // destroyRole detaches the policies and deletes the role; a role that is

@@ -22,11 +22,7 @@ import (
 // Waiting for RDS: creation takes 15-35 minutes, Multi-AZ longer; poll
 // every 30-60 s (the SDK's own maximum of 30 minutes between polls would
 // hide progress), give up after 90 minutes.
-const (
-	instanceMinDelay = 30 * time.Second
-	instanceMaxDelay = 60 * time.Second
-	instanceTimeout  = 90 * time.Minute
-)
+var instanceWait = awsx.WaitPolicy{MinDelay: 30 * time.Second, MaxDelay: 60 * time.Second, Timeout: 90 * time.Minute}
 
 // findInstance looks the instance up by the ID in state, then by its
 // deterministic identifier (RDS cannot filter instances by tag). nil when
@@ -318,12 +314,12 @@ func (s *stage) convergeInstance(ctx context.Context, r engine.Reporter, inst *r
 // awaitAvailable waits with the SDK's waiter until instance id is
 // available, reporting its status at each poll as what, and returns it.
 func (s *stage) awaitAvailable(ctx context.Context, r engine.Reporter, id, what string) (*rdstypes.DBInstance, error) {
-	lo, hi := s.d.Opts.Wait.Delays(instanceMinDelay, instanceMaxDelay)
+	wait := s.d.Opts.Wait.For(instanceWait)
 	w := rds.NewDBInstanceAvailableWaiter(s.d.AWS.RDS, func(o *rds.DBInstanceAvailableWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, what, instanceStatus, o.Retryable)
 	})
-	out, err := w.WaitForOutput(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, s.d.Opts.Wait.WaitTimeout(instanceTimeout))
+	out, err := w.WaitForOutput(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, wait.Timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -434,12 +430,12 @@ func (s *stage) deleteInstance(ctx context.Context, r engine.Reporter, inst *rds
 			return awsx.Describe("delete DB instance "+id, err)
 		}
 	}
-	lo, hi := s.d.Opts.Wait.Delays(instanceMinDelay, instanceMaxDelay)
+	wait := s.d.Opts.Wait.For(instanceWait)
 	w := rds.NewDBInstanceDeletedWaiter(s.d.AWS.RDS, func(o *rds.DBInstanceDeletedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "DB instance "+id+" to be deleted", instanceStatus, o.Retryable)
 	})
-	if err := w.Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, s.d.Opts.Wait.WaitTimeout(instanceTimeout)); err != nil {
+	if err := w.Wait(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)}, wait.Timeout); err != nil {
 		return fmt.Errorf("DB instance %s was not deleted: %w", id, err)
 	}
 	return nil

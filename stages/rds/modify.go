@@ -27,11 +27,7 @@ import (
 
 // Snapshot waits: a manual snapshot of a small database takes minutes, a
 // large one can take an hour.
-const (
-	snapshotMinDelay = 15 * time.Second
-	snapshotMaxDelay = 60 * time.Second
-	snapshotTimeout  = 2 * time.Hour
-)
+var snapshotWait = awsx.WaitPolicy{MinDelay: 15 * time.Second, MaxDelay: 60 * time.Second, Timeout: 2 * time.Hour}
 
 // versionChange is an engine version move the inputs ask of an existing
 // instance.
@@ -264,12 +260,12 @@ func (s *stage) preUpgradeSnapshot(ctx context.Context, r engine.Reporter, inst 
 	if err != nil && !strings.HasPrefix(awsx.ErrorCode(err), "DBSnapshotAlreadyExists") {
 		return awsx.Describe("snapshot DB instance "+id, err)
 	}
-	lo, hi := s.d.Opts.Wait.Delays(snapshotMinDelay, snapshotMaxDelay)
+	wait := s.d.Opts.Wait.For(snapshotWait)
 	w := rds.NewDBSnapshotAvailableWaiter(s.d.AWS.RDS, func(o *rds.DBSnapshotAvailableWaiterOptions) {
-		o.MinDelay, o.MaxDelay = lo, hi
+		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 		o.Retryable = awsx.Watch(r, "snapshot "+snap, snapshotStatus, o.Retryable)
 	})
-	if err := w.Wait(ctx, &rds.DescribeDBSnapshotsInput{DBSnapshotIdentifier: aws.String(snap)}, s.d.Opts.Wait.WaitTimeout(snapshotTimeout)); err != nil {
+	if err := w.Wait(ctx, &rds.DescribeDBSnapshotsInput{DBSnapshotIdentifier: aws.String(snap)}, wait.Timeout); err != nil {
 		return fmt.Errorf("snapshot %s did not become available, so DB instance %s was not upgraded: %w", snap, id, err)
 	}
 	return nil

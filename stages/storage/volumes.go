@@ -36,9 +36,9 @@ const (
 	tagKubernetesPrefix = "kubernetes.io/cluster/"
 )
 
-// volumeWaitTimeout bounds the wait for a volume to come off a node: EBS
-// detaches in seconds to a minute, longer when the node is busy.
-const volumeWaitTimeout = 5 * time.Minute
+// detachWait is the wait for a volume to come off a node: EBS detaches in
+// seconds to a minute, longer when the node is busy.
+var detachWait = awsx.WaitPolicy{MinDelay: 5 * time.Second, MaxDelay: 15 * time.Second, Timeout: 5 * time.Minute}
 
 // ClaimVolume is an EBS volume the driver made for one of the cluster's
 // claims, as down's report lists it.
@@ -162,9 +162,9 @@ func (s *stage) deleteVolume(ctx context.Context, r engine.Reporter, v ClaimVolu
 				return fmt.Errorf("detach EBS volume %s from %s: %w", v, aws.ToString(a.InstanceId), err)
 			}
 		}
-		lo, hi := s.d.Opts.Wait.Delays(5*time.Second, 15*time.Second)
+		wait := s.d.Opts.Wait.For(detachWait)
 		w := ec2.NewVolumeAvailableWaiter(c, func(o *ec2.VolumeAvailableWaiterOptions) {
-			o.MinDelay, o.MaxDelay = lo, hi
+			o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
 			o.Retryable = awsx.Watch(r, "EBS volume "+v.ID+" to detach", func(out *ec2.DescribeVolumesOutput) string {
 				if len(out.Volumes) == 0 {
 					return "gone"
@@ -172,7 +172,7 @@ func (s *stage) deleteVolume(ctx context.Context, r engine.Reporter, v ClaimVolu
 				return string(out.Volumes[0].State)
 			}, o.Retryable)
 		})
-		err := w.Wait(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{v.ID}}, s.d.Opts.Wait.WaitTimeout(volumeWaitTimeout))
+		err := w.Wait(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{v.ID}}, wait.Timeout)
 		if err != nil && !awsx.IsNotFound(err) {
 			return awsx.Describe("wait for EBS volume "+v.ID+" to detach", err)
 		}
