@@ -7,10 +7,6 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/config"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/helmx"
@@ -129,9 +125,13 @@ func (s *stage) wantedRelease() (helmx.Release, error) {
 		Name: Release, Namespace: Namespace,
 		Chart:  helmx.Chart{Name: Chart, Repo: s.d.Inputs.Get(config.KeyAutoscalerChartRepo), Version: version},
 		Values: s.values(roleARN),
-		// Wait: verify and the stages after rely on it running.
-		Wait:    true,
-		Timeout: releaseTimeout,
+		// Wait: verify and the stages after rely on it running. Helm's wait
+		// reads the ReplicaSet, whose status the Deployment's lags by a
+		// controller sync, so Apply also waits for the Deployment's own
+		// rollout, as 'kubectl rollout status' does.
+		Wait:      true,
+		Timeout:   releaseTimeout,
+		RolledOut: []string{Deployment},
 	}, nil
 }
 
@@ -178,45 +178,8 @@ func (s *stage) applyRelease(ctx context.Context, r engine.Reporter) error {
 		return err
 	}
 	r.Progress(fmt.Sprintf("release %s/%s: %s", Namespace, Release, rel.Chart))
-	if _, _, err = helm.Apply(ctx, rel, r.Progress); err != nil {
-		return err
-	}
-	return s.waitRolledOut(ctx, r)
-}
-
-// waitRolledOut waits until the Deployment's own status says its replicas
-// are ready, as 'kubectl rollout status' does. Helm's wait reads the
-// ReplicaSet, whose status the Deployment's lags by a controller sync: on
-// a loaded control plane verify, right after, could still read 0 ready.
-func (s *stage) waitRolledOut(ctx context.Context, r engine.Reporter) error {
-	kc, _, err := s.d.KubeClient(ctx)
-	if err != nil {
-		return err
-	}
-	return awsx.Poll(ctx, r, "Deployment "+Namespace+"/"+Deployment, s.d.Opts.Wait, releaseTimeout,
-		func(ctx context.Context) (bool, string, error) {
-			dep, err := kc.AppsV1().Deployments(Namespace).Get(ctx, Deployment, metav1.GetOptions{})
-			if err != nil {
-				return false, "", fmt.Errorf("read Deployment %s/%s: %w", Namespace, Deployment, err)
-			}
-			done, status := rolledOut(dep)
-			return done, status, nil
-		})
-}
-
-// rolledOut says whether the controller has seen the Deployment's newest
-// spec and every wanted replica is updated and ready.
-func rolledOut(dep *appsv1.Deployment) (bool, string) {
-	want := int32(1)
-	if dep.Spec.Replicas != nil {
-		want = *dep.Spec.Replicas
-	}
-	st := dep.Status
-	if st.ObservedGeneration < dep.Generation {
-		return false, "the controller has not seen the newest spec yet"
-	}
-	status := fmt.Sprintf("%d of %d replicas updated, %d ready", st.UpdatedReplicas, want, st.ReadyReplicas)
-	return st.UpdatedReplicas >= want && st.ReadyReplicas >= want, status
+	_, _, err = helm.Apply(ctx, rel, r.Progress)
+	return err
 }
 
 func (s *stage) destroyRelease(ctx context.Context, r engine.Reporter) error {
