@@ -198,6 +198,20 @@ func WaitRolledOut(ctx context.Context, kc kubernetes.Interface, namespace strin
 		pendingPods(kc, namespace), err)
 }
 
+// DeploymentReplicas is the replica count a release's Deployment asks for
+// (a values override may have changed it), or fallback when it cannot be
+// read.
+func DeploymentReplicas(ctx context.Context, kc kubernetes.Interface, namespace, name string, fallback int) int {
+	if kc == nil {
+		return fallback
+	}
+	dep, err := kc.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || dep.Spec.Replicas == nil {
+		return fallback
+	}
+	return int(*dep.Spec.Replicas)
+}
+
 // RolledOut is kubectl's rollout-status test: the controller has seen the
 // newest spec, every replica runs it and is available, no old one remains.
 func RolledOut(dep *appsv1.Deployment) (bool, string) {

@@ -2,10 +2,13 @@ package helmx
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 )
 
@@ -116,6 +119,30 @@ func TestRolledOut(t *testing.T) {
 			done, says := RolledOut(dep)
 			if done != tc.done || !strings.Contains(says, tc.says) {
 				t.Errorf("RolledOut = %v %q, want %v and %q", done, says, tc.done, tc.says)
+			}
+		})
+	}
+}
+
+func TestDeploymentReplicas(t *testing.T) {
+	three := int32(3)
+	dep := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: &three}}
+	dep.Name, dep.Namespace = "coder", "coder"
+	tests := []struct {
+		name string
+		kc   kubernetes.Interface
+		dep  string
+		want int
+	}{
+		{"the Deployment's own count", fake.NewClientset(dep), "coder", 3},
+		{"no Deployment yet", fake.NewClientset(), "coder", 2},
+		{"another Deployment", fake.NewClientset(dep), "coder-provisioner", 2},
+		{"no cluster", nil, "coder", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := DeploymentReplicas(context.Background(), tc.kc, "coder", tc.dep, 2); got != tc.want {
+				t.Errorf("DeploymentReplicas = %d, want %d", got, tc.want)
 			}
 		})
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/sizing"
 )
@@ -49,14 +50,9 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 	return engine.Concurrently(ctx, s.checkPods, s.checkSecret, s.checkLoadBalancer, s.checkAPI, s.checkGuarantees)
 }
 
-// wantReplicas is the Deployment's replica count (a values override may
-// change it), else the sizing's.
+// wantReplicas is the coderd Deployment's replica count, else the sizing's.
 func (s *stage) wantReplicas(ctx context.Context, kc kubernetes.Interface) int {
-	dep, err := kc.AppsV1().Deployments(names.CoderNamespace).Get(ctx, ChartName, metav1.GetOptions{})
-	if err == nil && dep.Spec.Replicas != nil {
-		return int(*dep.Spec.Replicas)
-	}
-	return s.sizing().Coderd.Replicas
+	return helmx.DeploymentReplicas(ctx, kc, names.CoderNamespace, ChartName, s.sizing().Coderd.Replicas)
 }
 
 func (s *stage) checkPods(ctx context.Context) []engine.Check {

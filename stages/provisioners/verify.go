@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/coderapi"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/helmx"
 	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/sizing"
 )
@@ -37,17 +37,8 @@ func selector() string {
 
 func (s *stage) verify(ctx context.Context) []engine.Check {
 	kc, _, kubeErr := s.d.KubeClient(ctx)
-	want := s.wantReplicas(ctx, kc)
-	checks := make([]engine.Check, 4)
-	var wg sync.WaitGroup
-	run := func(i int, f func() engine.Check) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			checks[i] = f()
-		}()
-	}
-	run(0, func() engine.Check {
+	want := helmx.DeploymentReplicas(ctx, kc, names.CoderNamespace, ChartName, s.sizing().Provisioners.Replicas)
+	pods := func(ctx context.Context) engine.Check {
 		if kubeErr != nil {
 			return engine.Failf(CheckPods, "check --kubeconfig or that the EKS cluster exists", "cannot reach the cluster: %v", kubeErr)
 		}
@@ -55,26 +46,13 @@ func (s *stage) verify(ctx context.Context) []engine.Check {
 			Check: CheckPods, What: "provisioner", Selector: selector(), Role: sizing.RoleProvisioner, Want: want,
 			Hint: "kubectl -n coder describe pods -l app.kubernetes.io/name=coder-provisioner (Pending: the provisioner node group is too small, see the capacity check)",
 		})
-	})
-	run(1, func() engine.Check { return s.checkKeySecret(ctx, kc, kubeErr) })
-	run(2, func() engine.Check { return s.checkDaemons(ctx, kc, want) })
-	run(3, func() engine.Check {
-		return sizing.CapacityCheck(s.sizing(), s.d.NodeGroups(), s.d.Inputs.Autoscaling())
-	})
-	wg.Wait()
-	return checks
-}
-
-// wantReplicas is the Deployment's replica count (a values override may
-// change it), else the sizing's.
-func (s *stage) wantReplicas(ctx context.Context, kc kubernetes.Interface) int {
-	if kc != nil {
-		dep, err := kc.AppsV1().Deployments(names.CoderNamespace).Get(ctx, ChartName, metav1.GetOptions{})
-		if err == nil && dep.Spec.Replicas != nil {
-			return int(*dep.Spec.Replicas)
-		}
 	}
-	return s.sizing().Provisioners.Replicas
+	return engine.Concurrently(ctx, engine.One(pods),
+		engine.One(func(ctx context.Context) engine.Check { return s.checkKeySecret(ctx, kc, kubeErr) }),
+		engine.One(func(ctx context.Context) engine.Check { return s.checkDaemons(ctx, kc, want) }),
+		engine.One(func(context.Context) engine.Check {
+			return sizing.CapacityCheck(s.sizing(), s.d.NodeGroups(), s.d.Inputs.Autoscaling())
+		}))
 }
 
 func (s *stage) checkKeySecret(ctx context.Context, kc kubernetes.Interface, kubeErr error) engine.Check {
