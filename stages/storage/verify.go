@@ -92,6 +92,14 @@ func checkNodePlugin(ctx context.Context, kc kubernetes.Interface) (c engine.Che
 			"%s does not tolerate the taints of %d node(s): %s", NodePluginDaemonSet, len(missed), strings.Join(missed, "; ")), false
 	}
 	st := ds.Status
+	// While a new template rolls out (an add-on update, changed
+	// tolerations), old pods still count as ready until replaced: as
+	// 'kubectl rollout status' does, wait until the controller has seen the
+	// newest spec and every node runs it.
+	if st.ObservedGeneration < ds.Generation || st.UpdatedNumberScheduled < st.DesiredNumberScheduled {
+		return engine.Failf(CheckNodePlugin, "kubectl -n kube-system rollout status daemonset ebs-csi-node",
+			"%s is rolling out: %d of %d nodes run its newest version", NodePluginDaemonSet, st.UpdatedNumberScheduled, len(nodes.Items)), true
+	}
 	if st.DesiredNumberScheduled < int32(len(nodes.Items)) || st.NumberReady < st.DesiredNumberScheduled {
 		return engine.Failf(CheckNodePlugin, "kubectl -n kube-system describe daemonset ebs-csi-node",
 			"%s is ready on %d of %d nodes", NodePluginDaemonSet, st.NumberReady, len(nodes.Items)), true
