@@ -11,16 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/testenv/enginetest"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 )
 
 func TestMain(m *testing.M) { moto.Main(m) }
-
-// recorder is an engine.Reporter that keeps what it is told.
-type recorder struct{ progress, notices []string }
-
-func (r *recorder) Progress(msg string)                 { r.progress = append(r.progress, msg) }
-func (r *recorder) Notice(msg string, _ map[string]any) { r.notices = append(r.notices, msg) }
 
 const (
 	testProvider = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC"
@@ -191,7 +186,7 @@ func TestRoleSpecLifecycle(t *testing.T) {
 			tt.setup(t, c)
 			spec := testSpec()
 			spec.Foreign = tt.foreign
-			r := &recorder{}
+			r := &enginetest.Recorder{}
 
 			st, err := spec.Read(ctx, c)
 			if tt.wantErr != "" {
@@ -207,8 +202,8 @@ func TestRoleSpecLifecycle(t *testing.T) {
 				if err := spec.Destroy(ctx, c, r); err != nil {
 					t.Fatalf("Destroy: %v", err)
 				}
-				if len(r.notices) != 1 || !strings.Contains(r.notices[0], "is not tagged coderctl/deployment=demo: left in place") {
-					t.Errorf("Destroy notices = %q", r.notices)
+				if len(r.Notices) != 1 || !strings.Contains(r.Notices[0], "is not tagged coderctl/deployment=demo: left in place") {
+					t.Errorf("Destroy notices = %q", r.Notices)
 				}
 				if !roleExists(t, c) {
 					t.Error("Destroy deleted another deployment's role")
@@ -233,7 +228,7 @@ func TestRoleSpecLifecycle(t *testing.T) {
 					t.Fatalf("Create: %v", err)
 				}
 				// A second Create finds the role made "since we looked".
-				again, err := spec.Create(ctx, c, &recorder{})
+				again, err := spec.Create(ctx, c, &enginetest.Recorder{})
 				if err != nil || again == nil || again.ARN != st.ARN {
 					t.Fatalf("Create on an existing role = %+v, %v; want its state", again, err)
 				}
@@ -246,8 +241,8 @@ func TestRoleSpecLifecycle(t *testing.T) {
 			if err := spec.Converge(ctx, c, r, st); err != nil {
 				t.Fatalf("Converge: %v", err)
 			}
-			if !slices.Equal(r.progress, tt.wantProgress) {
-				t.Errorf("progress = %q, want %q", r.progress, tt.wantProgress)
+			if !slices.Equal(r.Progressed, tt.wantProgress) {
+				t.Errorf("progress = %q, want %q", r.Progressed, tt.wantProgress)
 			}
 
 			after, err := spec.Read(ctx, c)
@@ -259,26 +254,26 @@ func TestRoleSpecLifecycle(t *testing.T) {
 			}
 			// Apply now records the ARN and changes nothing.
 			var recorded string
-			quiet := &recorder{}
+			quiet := &enginetest.Recorder{}
 			if _, err := spec.Apply(ctx, c, quiet, func(arn string) error { recorded = arn; return nil }); err != nil {
 				t.Fatalf("Apply: %v", err)
 			}
-			if recorded != st.ARN || len(quiet.progress) > 0 {
-				t.Errorf("Apply recorded %q (want %q), reported %q", recorded, st.ARN, quiet.progress)
+			if recorded != st.ARN || len(quiet.Progressed) > 0 {
+				t.Errorf("Apply recorded %q (want %q), reported %q", recorded, st.ARN, quiet.Progressed)
 			}
 			if plan, err := spec.Plan(ctx, c, "missing: wanted"); err != nil || plan[0].Kind != engine.Nothing {
 				t.Errorf("Plan after Converge = %+v, %v", plan, err)
 			}
 
-			r = &recorder{}
+			r = &enginetest.Recorder{}
 			if err := spec.Destroy(ctx, c, r); err != nil {
 				t.Fatalf("Destroy: %v", err)
 			}
 			if roleExists(t, c) {
 				t.Error("role still there after Destroy")
 			}
-			if !slices.Equal(r.progress, []string{"deleting IAM role demo-test-role"}) || len(r.notices) > 0 {
-				t.Errorf("Destroy reported %q, notices %q", r.progress, r.notices)
+			if !slices.Equal(r.Progressed, []string{"deleting IAM role demo-test-role"}) || len(r.Notices) > 0 {
+				t.Errorf("Destroy reported %q, notices %q", r.Progressed, r.Notices)
 			}
 			// Destroy of a role already gone, with only name and deployment.
 			if err := (RoleSpec{Name: spec.Name, Deployment: spec.Deployment}).Destroy(ctx, c, r); err != nil {
@@ -295,7 +290,7 @@ func TestRoleSpecApplyRecordsFirst(t *testing.T) {
 	c := iamClient(t)
 	spec := testSpec()
 	errRecord := errors.New("state not writable")
-	if _, err := spec.Apply(ctx, c, &recorder{}, func(string) error { return errRecord }); !errors.Is(err, errRecord) {
+	if _, err := spec.Apply(ctx, c, &enginetest.Recorder{}, func(string) error { return errRecord }); !errors.Is(err, errRecord) {
 		t.Fatalf("Apply = %v, want the record error", err)
 	}
 	st, err := spec.Read(ctx, c)
@@ -374,14 +369,14 @@ func TestRoleSpecManagedPolicies(t *testing.T) {
 			ctx := context.Background()
 			c := iamClient(t)
 			spec := managedSpec()
-			r := &recorder{}
+			r := &enginetest.Recorder{}
 			st, err := spec.Apply(ctx, c, r, func(string) error { return nil })
 			if err != nil {
 				t.Fatalf("first Apply: %v", err)
 			}
-			if !st.Created || !slices.Equal(r.progress, []string{"creating IAM role demo-test-role",
+			if !st.Created || !slices.Equal(r.Progressed, []string{"creating IAM role demo-test-role",
 				"attaching AmazonEKSWorkerNodePolicy to IAM role demo-test-role", "attaching AmazonEKS_CNI_Policy to IAM role demo-test-role"}) {
-				t.Errorf("first Apply: created %v, progress %q", st.Created, r.progress)
+				t.Errorf("first Apply: created %v, progress %q", st.Created, r.Progressed)
 			}
 			if tt.change != nil {
 				tt.change(t, c)
@@ -393,12 +388,12 @@ func TestRoleSpecManagedPolicies(t *testing.T) {
 			if got := st.Drift(); !slices.Equal(got, tt.wantDrift) {
 				t.Errorf("Drift = %q, want %q", got, tt.wantDrift)
 			}
-			r = &recorder{}
+			r = &enginetest.Recorder{}
 			if st, err = spec.Apply(ctx, c, r, func(string) error { return nil }); err != nil || st.Created {
 				t.Fatalf("second Apply: created %v, %v", st != nil && st.Created, err)
 			}
-			if !slices.Equal(r.progress, tt.wantProgress) {
-				t.Errorf("second Apply progress = %q, want %q", r.progress, tt.wantProgress)
+			if !slices.Equal(r.Progressed, tt.wantProgress) {
+				t.Errorf("second Apply progress = %q, want %q", r.Progressed, tt.wantProgress)
 			}
 			if after, err := spec.Read(ctx, c); err != nil || len(after.Drift()) > 0 {
 				t.Errorf("after Apply: %+v, %v", after, err)
@@ -455,9 +450,9 @@ func TestRoleSpecRegion(t *testing.T) {
 				if !errors.As(err, &other) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Read = %v, want %q", err, tt.wantErr)
 				}
-				r := &recorder{}
-				if err := spec.Destroy(ctx, c, r); err != nil || len(r.notices) != 1 || !roleExists(t, c) {
-					t.Errorf("Destroy = %v, notices %q, role kept %v; want it left with a notice", err, r.notices, roleExists(t, c))
+				r := &enginetest.Recorder{}
+				if err := spec.Destroy(ctx, c, r); err != nil || len(r.Notices) != 1 || !roleExists(t, c) {
+					t.Errorf("Destroy = %v, notices %q, role kept %v; want it left with a notice", err, r.Notices, roleExists(t, c))
 				}
 				return
 			}
@@ -467,12 +462,12 @@ func TestRoleSpecRegion(t *testing.T) {
 			if st != nil && !slices.Equal(st.Drift(), tt.wantDrift) {
 				t.Errorf("Drift = %q, want %q", st.Drift(), tt.wantDrift)
 			}
-			r := &recorder{}
+			r := &enginetest.Recorder{}
 			if _, err := spec.Apply(ctx, c, r, func(string) error { return nil }); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(r.progress, tt.wantProgress) {
-				t.Errorf("progress = %q, want %q", r.progress, tt.wantProgress)
+			if !slices.Equal(r.Progressed, tt.wantProgress) {
+				t.Errorf("progress = %q, want %q", r.Progressed, tt.wantProgress)
 			}
 			out, err := c.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(spec.Name)})
 			if err != nil {

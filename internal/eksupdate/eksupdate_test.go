@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,40 +16,11 @@ import (
 	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/eksupdate"
 	"github.com/coderctl/coderctl/internal/testenv/ekstest"
+	"github.com/coderctl/coderctl/internal/testenv/enginetest"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 )
 
 func TestMain(m *testing.M) { moto.Main(m) }
-
-// reporter records progress; onProgress, when set, runs on each message
-// (a test lets time pass on EKS's side with it).
-type reporter struct {
-	mu         sync.Mutex
-	msgs       []string
-	onProgress func(msg string)
-}
-
-func (r *reporter) Progress(msg string) {
-	r.mu.Lock()
-	r.msgs = append(r.msgs, msg)
-	r.mu.Unlock()
-	if r.onProgress != nil {
-		r.onProgress(msg)
-	}
-}
-
-func (r *reporter) Notice(string, map[string]any) {}
-
-func (r *reporter) said(part string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, m := range r.msgs {
-		if strings.Contains(m, part) {
-			return true
-		}
-	}
-	return false
-}
 
 // world is cluster c at Kubernetes 1.32 in moto behind the EKS stand-in,
 // with node group ng at 1.31 on launch template version 1 of a template
@@ -150,7 +120,7 @@ func (w *world) startVersionUpdate(t *testing.T, token string) {
 // until the group is ACTIVE, which is returned; a refused update fails at
 // once, naming the call and the group.
 func TestGroupUpdates(t *testing.T) {
-	upgrade := func(ctx context.Context, w *world, r *reporter) (*ekstypes.Nodegroup, error) {
+	upgrade := func(ctx context.Context, w *world, r *enginetest.Recorder) (*ekstypes.Nodegroup, error) {
 		return w.group("ng").Upgrade(ctx, r, "1.31", "1.32", 1, "tok-upgrade")
 	}
 	tests := []struct {
@@ -158,8 +128,8 @@ func TestGroupUpdates(t *testing.T) {
 		// polls is how many descriptions an update stays InProgress.
 		polls int
 		// before runs first: what EKS is busy with when the update starts.
-		before func(t *testing.T, w *world, r *reporter)
-		update func(ctx context.Context, w *world, r *reporter) (*ekstypes.Nodegroup, error)
+		before func(t *testing.T, w *world, r *enginetest.Recorder)
+		update func(ctx context.Context, w *world, r *enginetest.Recorder) (*ekstypes.Nodegroup, error)
 		// check tells the returned group and the group EKS describes after.
 		check       func(ng *ekstypes.Nodegroup) bool
 		wantErr     string
@@ -174,7 +144,7 @@ func TestGroupUpdates(t *testing.T) {
 		},
 		{
 			name: "launch template version", polls: 2,
-			update: func(ctx context.Context, w *world, r *reporter) (*ekstypes.Nodegroup, error) {
+			update: func(ctx context.Context, w *world, r *enginetest.Recorder) (*ekstypes.Nodegroup, error) {
 				return w.group("ng").UpdateVersion(ctx, r, &eks.UpdateNodegroupVersionInput{
 					LaunchTemplate:     &ekstypes.LaunchTemplateSpecification{Id: aws.String(w.ltID), Version: aws.String("2")},
 					ClientRequestToken: aws.String("tok-roll"),
@@ -188,7 +158,7 @@ func TestGroupUpdates(t *testing.T) {
 		},
 		{
 			name: "config update EKS answers as done", polls: 2,
-			update: func(ctx context.Context, w *world, r *reporter) (*ekstypes.Nodegroup, error) {
+			update: func(ctx context.Context, w *world, r *enginetest.Recorder) (*ekstypes.Nodegroup, error) {
 				return w.group("ng").UpdateConfig(ctx, r, &eks.UpdateNodegroupConfigInput{
 					ScalingConfig: &ekstypes.NodegroupScalingConfig{MinSize: aws.Int32(1), MaxSize: aws.Int32(3), DesiredSize: aws.Int32(2)},
 				})
@@ -199,10 +169,10 @@ func TestGroupUpdates(t *testing.T) {
 		},
 		{
 			name: "group busy with another update: started once it is over", polls: 2,
-			before: func(t *testing.T, w *world, r *reporter) {
+			before: func(t *testing.T, w *world, r *enginetest.Recorder) {
 				w.startVersionUpdate(t, "tok-other")
 				// Each refused try lets EKS's update go on by one description.
-				r.onProgress = func(msg string) {
+				r.OnProgress = func(msg string) {
 					if strings.Contains(msg, "another update of the node group is in progress") {
 						w.describe(t)
 					}
@@ -215,7 +185,7 @@ func TestGroupUpdates(t *testing.T) {
 		},
 		{
 			name: "a retried call after a kill finds the update its token started", polls: 2,
-			before: func(t *testing.T, w *world, r *reporter) { w.startVersionUpdate(t, "tok-upgrade") },
+			before: func(t *testing.T, w *world, r *enginetest.Recorder) { w.startVersionUpdate(t, "tok-upgrade") },
 			update: upgrade,
 			check:  func(ng *ekstypes.Nodegroup) bool { return aws.ToString(ng.Version) == "1.32" },
 			said:   []string{"waiting for update of node group ng: InProgress", "waiting for node group ng: ACTIVE"},
@@ -223,7 +193,7 @@ func TestGroupUpdates(t *testing.T) {
 		},
 		{
 			name: "refused update fails at once", polls: 2,
-			update: func(ctx context.Context, w *world, r *reporter) (*ekstypes.Nodegroup, error) {
+			update: func(ctx context.Context, w *world, r *enginetest.Recorder) (*ekstypes.Nodegroup, error) {
 				return w.group("ng").Upgrade(ctx, r, "1.31", "1.33", 1, "tok-too-new")
 			},
 			check: func(ng *ekstypes.Nodegroup) bool {
@@ -237,7 +207,7 @@ func TestGroupUpdates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, tc.polls)
-			r := &reporter{}
+			r := &enginetest.Recorder{}
 			if tc.before != nil {
 				tc.before(t, w, r)
 			}
@@ -254,13 +224,13 @@ func TestGroupUpdates(t *testing.T) {
 				t.Errorf("EKS describes the group after as %s, want ACTIVE as the update leaves it", show(after))
 			}
 			for _, part := range tc.said {
-				if !r.said(part) {
-					t.Errorf("no progress saying %q; got %q", part, r.msgs)
+				if !r.Said(part) {
+					t.Errorf("no progress saying %q; got %q", part, r.Progressed)
 				}
 			}
 			for _, part := range tc.quiet {
-				if r.said(part) {
-					t.Errorf("progress says %q; got %q", part, r.msgs)
+				if r.Said(part) {
+					t.Errorf("progress says %q; got %q", part, r.Progressed)
 				}
 			}
 		})
@@ -274,22 +244,22 @@ func TestWaits(t *testing.T) {
 	tests := []struct {
 		name    string
 		group   string
-		wait    func(ctx context.Context, g eksupdate.Group, r *reporter, w *world) error
+		wait    func(ctx context.Context, g eksupdate.Group, r *enginetest.Recorder, w *world) error
 		wantErr string
 		gone    bool
 	}{
-		{"ACTIVE group", "ng", func(ctx context.Context, g eksupdate.Group, r *reporter, w *world) error {
+		{"ACTIVE group", "ng", func(ctx context.Context, g eksupdate.Group, r *enginetest.Recorder, w *world) error {
 			ng, err := g.WaitActive(ctx, r, time.Minute)
 			if err == nil && (ng == nil || aws.ToString(ng.NodegroupName) != "ng" || ng.Status != ekstypes.NodegroupStatusActive) {
 				t.Errorf("WaitActive returned %+v, want ACTIVE group ng", ng)
 			}
 			return err
 		}, "", false},
-		{"missing group", "nope", func(ctx context.Context, g eksupdate.Group, r *reporter, w *world) error {
+		{"missing group", "nope", func(ctx context.Context, g eksupdate.Group, r *enginetest.Recorder, w *world) error {
 			_, err := g.WaitActive(ctx, r, time.Minute)
 			return err
 		}, "node group nope did not become ACTIVE (status unknown)", false},
-		{"deleted group", "ng", func(ctx context.Context, g eksupdate.Group, r *reporter, w *world) error {
+		{"deleted group", "ng", func(ctx context.Context, g eksupdate.Group, r *enginetest.Recorder, w *world) error {
 			if _, err := w.eks.DeleteNodegroup(ctx, &eks.DeleteNodegroupInput{ClusterName: aws.String("c"), NodegroupName: aws.String("ng")}); err != nil {
 				t.Fatal(err)
 			}
@@ -299,7 +269,7 @@ func TestWaits(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, 0)
-			err := tc.wait(context.Background(), w.group(tc.group), &reporter{}, w)
+			err := tc.wait(context.Background(), w.group(tc.group), &enginetest.Recorder{}, w)
 			switch {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
@@ -334,9 +304,9 @@ func TestClusterUpdates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, 2)
-			r := &reporter{}
+			r := &enginetest.Recorder{}
 			if tc.groupFollows {
-				if _, err := w.group("ng").Upgrade(context.Background(), &reporter{}, "1.31", "1.32", 1, "tok-follow"); err != nil {
+				if _, err := w.group("ng").Upgrade(context.Background(), &enginetest.Recorder{}, "1.31", "1.32", 1, "tok-follow"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -359,8 +329,8 @@ func TestClusterUpdates(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, s := range tc.said {
-				if !r.said(s) {
-					t.Errorf("progress lacks %q: %q", s, r.msgs)
+				if !r.Said(s) {
+					t.Errorf("progress lacks %q: %q", s, r.Progressed)
 				}
 			}
 			out, err := w.eks.DescribeCluster(context.Background(), &eks.DescribeClusterInput{Name: aws.String("c")})

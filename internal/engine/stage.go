@@ -85,6 +85,15 @@ type Reporter interface {
 	Notice(msg string, data map[string]any)
 }
 
+// Discard is a Reporter that drops what it is told, for callers that have
+// no run to report to.
+var Discard Reporter = discard{}
+
+type discard struct{}
+
+func (discard) Progress(string)               {}
+func (discard) Notice(string, map[string]any) {}
+
 // ActionKind is what a planned action does.
 type ActionKind string
 

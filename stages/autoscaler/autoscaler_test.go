@@ -31,6 +31,7 @@ import (
 	"github.com/coderctl/coderctl/internal/testenv"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/eksnodes"
+	"github.com/coderctl/coderctl/internal/testenv/enginetest"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/autoscaler"
@@ -108,11 +109,6 @@ func roleWorld(t *testing.T, inputs map[string]string) *stagetest.Env {
 	return env
 }
 
-type reporter struct{ progress, notices []string }
-
-func (r *reporter) Progress(msg string)                 { r.progress = append(r.progress, msg) }
-func (r *reporter) Notice(msg string, _ map[string]any) { r.notices = append(r.notices, msg) }
-
 func step(t *testing.T, s engine.Stage, name string) engine.Step {
 	t.Helper()
 	for _, st := range s.Steps {
@@ -158,7 +154,7 @@ func TestRoleLifecycle(t *testing.T) {
 	if got := planKinds(t, role); got != "create iam-role/coder-prod-cluster-autoscaler" {
 		t.Fatalf("plan = %s", got)
 	}
-	if err := role.Apply(ctx, &reporter{}); err != nil {
+	if err := role.Apply(ctx, &enginetest.Recorder{}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := env.Deps.AWS.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{
@@ -188,7 +184,7 @@ func TestRoleLifecycle(t *testing.T) {
 	if c := check(t, s.Verify(ctx), autoscaler.CheckRole); c.Status != engine.Fail || !strings.Contains(c.Reason, "AutoScalingFullAccess") {
 		t.Errorf("widened role: %+v, want a failure naming the attached policy", c)
 	}
-	if err := role.Apply(ctx, &reporter{}); err != nil {
+	if err := role.Apply(ctx, &enginetest.Recorder{}); err != nil {
 		t.Fatal(err)
 	}
 	if c := check(t, s.Verify(ctx), autoscaler.CheckRole); c.Status != engine.Pass {
@@ -205,7 +201,7 @@ func TestRoleLifecycle(t *testing.T) {
 	if got := planKinds(t, role); got != "delete iam-role/coder-prod-cluster-autoscaler" {
 		t.Errorf("plan with AUTOSCALER=none = %s", got)
 	}
-	if err := role.Apply(ctx, &reporter{}); err != nil {
+	if err := role.Apply(ctx, &enginetest.Recorder{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.Deps.AWS.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String("coder-prod-cluster-autoscaler")}); err == nil {
@@ -280,7 +276,7 @@ func TestReleaseOnSystemNodes(t *testing.T) {
 		t.Fatalf("validate: %v", err)
 	}
 	for _, name := range []string{autoscaler.StepRole, autoscaler.StepRelease} {
-		if err := step(t, s, name).Apply(ctx, &reporter{}); err != nil {
+		if err := step(t, s, name).Apply(ctx, &enginetest.Recorder{}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
@@ -329,7 +325,7 @@ func TestReleaseOnSystemNodes(t *testing.T) {
 	if got := planKinds(t, rel); got != "delete helm-release/kube-system/cluster-autoscaler" {
 		t.Errorf("plan with AUTOSCALER=none = %s", got)
 	}
-	if err := rel.Apply(ctx, &reporter{}); err != nil {
+	if err := rel.Apply(ctx, &enginetest.Recorder{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := kc.AppsV1().Deployments(autoscaler.Namespace).Get(ctx, autoscaler.Deployment, metav1.GetOptions{}); !apierrors.IsNotFound(err) {

@@ -522,13 +522,8 @@ func TestUnreachableURL(t *testing.T) {
 			healthy = s
 		}
 	}
-	err := healthy.Apply(context.Background(), nopReporter{})
+	err := healthy.Apply(context.Background(), engine.Discard)
 	if !engine.IsPending(err) || !strings.Contains(err.Error(), "does not resolve") {
 		t.Errorf("wait-healthy = %v, want pending on DNS", err)
 	}
 }
-
-type nopReporter struct{}
-
-func (nopReporter) Progress(string)               {}
-func (nopReporter) Notice(string, map[string]any) {}

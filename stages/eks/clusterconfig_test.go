@@ -12,6 +12,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/testenv/ekstest"
+	"github.com/coderctl/coderctl/internal/testenv/enginetest"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -320,12 +321,6 @@ func TestEncryptionAndValuesBadInput(t *testing.T) {
 	}
 }
 
-// progressLog is a Reporter that keeps what it is told.
-type progressLog struct{ msgs []string }
-
-func (p *progressLog) Progress(msg string)                 { p.msgs = append(p.msgs, msg) }
-func (p *progressLog) Notice(msg string, _ map[string]any) { p.msgs = append(p.msgs, msg) }
-
 // TestAnUpdateWaitsForOneInProgress: EKS refuses a second update while one
 // runs (someone else's, or a killed run's); coderctl waits for it to end
 // and then makes its own, instead of failing.
@@ -335,14 +330,14 @@ func TestAnUpdateWaitsForOneInProgress(t *testing.T) {
 	if _, err := e.Deps.AWS.EKS.UpdateClusterConfig(ctx, &eks.UpdateClusterConfigInput{Name: aws.String(cluster), Logging: loggingRequest([]string{"scheduler"}, nil)}); err != nil {
 		t.Fatal(err)
 	}
-	p := &progressLog{}
+	p := &enginetest.Recorder{}
 	st := &stage{d: e.Deps}
 	err := st.updateConfig(ctx, p, &eks.UpdateClusterConfigInput{ResourcesVpcConfig: &ekstypes.VpcConfigRequest{
 		EndpointPublicAccess: aws.Bool(true), EndpointPrivateAccess: aws.Bool(false)}})
 	if err != nil {
 		t.Fatalf("update while another runs: %v", err)
 	}
-	if all := strings.Join(p.msgs, "\n"); !strings.Contains(all, "another update of the cluster is in progress") || !strings.Contains(all, "InProgress") {
+	if all := strings.Join(p.Lines, "\n"); !strings.Contains(all, "another update of the cluster is in progress") || !strings.Contains(all, "InProgress") {
 		t.Errorf("progress does not show the wait:\n%s", all)
 	}
 	c := describe(t, e)

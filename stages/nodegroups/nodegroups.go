@@ -165,15 +165,9 @@ func action(kind engine.ActionKind, resource, format string, args ...any) []engi
 	return []engine.Action{{Kind: kind, Resource: resource, Reason: fmt.Sprintf(format, args...)}}
 }
 
-// nopReporter stands in when a caller passes no reporter.
-type nopReporter struct{}
-
-func (nopReporter) Progress(string)               {}
-func (nopReporter) Notice(string, map[string]any) {}
-
 func reporter(r engine.Reporter) engine.Reporter {
 	if r == nil {
-		return nopReporter{}
+		return engine.Discard
 	}
 	return r
 }

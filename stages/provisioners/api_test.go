@@ -163,7 +163,7 @@ func TestConcurrentKeyCreate(t *testing.T) {
 			var hookErr error
 			w.Coder.BeforeNextKeyCreate(func(string) { otherKey, hookErr = otherRun(w, tc.otherStores) })
 			st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())}))
-			err := st.Steps[0].Apply(context.Background(), nopReporter{})
+			err := st.Steps[0].Apply(context.Background(), engine.Discard)
 			if hookErr != nil {
 				t.Fatalf("the other run: %v", hookErr)
 			}
@@ -326,7 +326,7 @@ func TestKeyStepExplainsRefusals(t *testing.T) {
 			}
 			w.Reload(t)
 			st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(tc.token)}))
-			err := st.Steps[0].Apply(context.Background(), nopReporter{})
+			err := st.Steps[0].Apply(context.Background(), engine.Discard)
 			if err == nil || fault.IsInput(err) != tc.input {
 				t.Fatalf("key step = %v, want an error (bad input: %v)", err, tc.input)
 			}

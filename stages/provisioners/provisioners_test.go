@@ -277,7 +277,7 @@ func TestBadInput(t *testing.T) {
 		if err := st.Validate(context.Background()); err != nil {
 			t.Fatalf("Validate() before Coder exists = %v, want nil (nobody can have a token yet)", err)
 		}
-		err := st.Steps[0].Apply(context.Background(), nopReporter{})
+		err := st.Steps[0].Apply(context.Background(), engine.Discard)
 		if !engine.IsPending(err) || !strings.Contains(err.Error(), "CODER_SESSION_TOKEN") || !strings.Contains(err.Error(), "coder tokens create") {
 			t.Errorf("key step without a token = %v, want pending with the instructions", err)
 		}
@@ -289,7 +289,7 @@ func TestBadInput(t *testing.T) {
 func TestUnlicensed(t *testing.T) {
 	w := newWorld(t, false)
 	st := provisioners.New(w.Deps.With(deploy.StageOptions{HelmCacheDir: w.HelmDir, LookupEnv: w.LookupEnv(w.Coder.Token())}))
-	err := st.Steps[0].Apply(context.Background(), nopReporter{})
+	err := st.Steps[0].Apply(context.Background(), engine.Discard)
 	if err == nil || !strings.Contains(err.Error(), "Coder Premium feature") || !strings.Contains(err.Error(), "coder licenses add") {
 		t.Errorf("key step unlicensed = %v, want the Premium explanation", err)
 	}
@@ -301,8 +301,3 @@ func TestUnlicensed(t *testing.T) {
 		t.Errorf("daemons check unlicensed = %+v", c)
 	}
 }
-
-type nopReporter struct{}
-
-func (nopReporter) Progress(string)               {}
-func (nopReporter) Notice(string, map[string]any) {}

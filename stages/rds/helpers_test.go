@@ -200,19 +200,3 @@ func creates(mutations []string) []string {
 		return !strings.HasPrefix(name, "Create") && !strings.HasPrefix(name, "Authorize")
 	})
 }
-
-// recorder is a Reporter that keeps what a step said.
-type recorder struct {
-	progress   []string
-	notices    []string
-	onProgress func(string)
-}
-
-func (r *recorder) Progress(msg string) {
-	r.progress = append(r.progress, msg)
-	if r.onProgress != nil {
-		r.onProgress(msg)
-	}
-}
-
-func (r *recorder) Notice(msg string, _ map[string]any) { r.notices = append(r.notices, msg) }

@@ -17,6 +17,7 @@ import (
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/state"
+	"github.com/coderctl/coderctl/internal/testenv/enginetest"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
 
@@ -96,12 +97,12 @@ func TestInstanceIDRecordedBeforeWaiting(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, name := range []string{StepSubnetGroup, StepSecurityGroup, StepMasterSecret} {
-		if err := steps[name].Apply(ctx, &recorder{}); err != nil {
+		if err := steps[name].Apply(ctx, &enginetest.Recorder{}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
 	var onDisk string
-	rec := &recorder{onProgress: func(msg string) {
+	rec := &enginetest.Recorder{OnProgress: func(msg string) {
 		if strings.HasPrefix(msg, "waiting for DB instance") && onDisk == "" {
 			st, err := state.Open(w.EnvFile)
 			if err != nil {

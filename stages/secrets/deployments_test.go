@@ -52,20 +52,15 @@ func (d *sideBySide) steps(t *testing.T, mode engine.Mode) {
 		case st.Name != secrets.StepDatabaseURL && st.Name != secrets.StepOAuth && st.Name != secrets.StepRole:
 			continue
 		case mode == engine.ModeApply:
-			err = st.Apply(context.Background(), nopReporter{})
+			err = st.Apply(context.Background(), engine.Discard)
 		case mode == engine.ModeDestroy:
-			err = st.Destroy(context.Background(), nopReporter{})
+			err = st.Destroy(context.Background(), engine.Discard)
 		}
 		if err != nil {
 			t.Fatalf("%s %s/%s: %v", d.name(), mode, st.Name, err)
 		}
 	}
 }
-
-type nopReporter struct{}
-
-func (nopReporter) Progress(string)               {}
-func (nopReporter) Notice(string, map[string]any) {}
 
 // newSideBySide builds the deployments in one moto, seeding each with
 // what its rds and eks stages would have recorded.

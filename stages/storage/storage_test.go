@@ -15,6 +15,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/testenv"
+	"github.com/coderctl/coderctl/internal/testenv/enginetest"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/storage"
@@ -51,17 +52,11 @@ func newWorld(t *testing.T) *world {
 	return &world{kc: kc, stage: storage.New(env.Deps)}
 }
 
-// reporter keeps what a step said.
-type reporter struct{ progress, notices []string }
-
-func (r *reporter) Progress(msg string)                 { r.progress = append(r.progress, msg) }
-func (r *reporter) Notice(msg string, _ map[string]any) { r.notices = append(r.notices, msg) }
-
 func (w *world) step() engine.Step { return w.stage.Steps[0] }
 
-func (w *world) apply(t *testing.T) *reporter {
+func (w *world) apply(t *testing.T) *enginetest.Recorder {
 	t.Helper()
-	r := &reporter{}
+	r := &enginetest.Recorder{}
 	if err := w.step().Apply(context.Background(), r); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -147,8 +142,8 @@ func TestDefaultClassLifecycle(t *testing.T) {
 	if got, want := kinds(w.plan(t)), "nothing storageclass/gp3-encrypted"; got != want {
 		t.Errorf("second plan = %s, want %s", got, want)
 	}
-	if r := w.apply(t); len(r.progress) != 0 {
-		t.Errorf("second apply changed something: %v", r.progress)
+	if r := w.apply(t); len(r.Progressed) != 0 {
+		t.Errorf("second apply changed something: %v", r.Progressed)
 	}
 
 	// Someone removes the default mark: verify fails naming the check, the
@@ -199,7 +194,7 @@ func TestReplaceAndDestroy(t *testing.T) {
 	if c := w.class(t, storage.ClassName); c.Provisioner != storage.Provisioner || c.Parameters["type"] != "gp3" {
 		t.Errorf("replaced class = %+v", c)
 	}
-	if err := w.step().Destroy(ctx, &reporter{}); err != nil {
+	if err := w.step().Destroy(ctx, &enginetest.Recorder{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.kc.StorageV1().StorageClasses().Get(ctx, storage.ClassName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -212,12 +207,12 @@ func TestReplaceAndDestroy(t *testing.T) {
 	if _, err := w.kc.StorageV1().StorageClasses().Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r := &reporter{}
+	r := &enginetest.Recorder{}
 	if err := w.step().Destroy(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.notices) != 1 || !strings.Contains(r.notices[0], "left in place") {
-		t.Errorf("notices = %v, want one saying the class is left in place", r.notices)
+	if len(r.Notices) != 1 || !strings.Contains(r.Notices[0], "left in place") {
+		t.Errorf("notices = %v, want one saying the class is left in place", r.Notices)
 	}
 	w.class(t, storage.ClassName)
 }
@@ -241,7 +236,7 @@ func TestNodePluginOnEveryNode(t *testing.T) {
 		t.Errorf("no DaemonSet: %+v, want a failure saying the add-on is not installed", c)
 	}
 	wait := w.stage.Steps[1]
-	if err := wait.Apply(ctx, &reporter{}); err == nil || !strings.Contains(err.Error(), "not installed") {
+	if err := wait.Apply(ctx, &enginetest.Recorder{}); err == nil || !strings.Contains(err.Error(), "not installed") {
 		t.Errorf("waiting with no DaemonSet: %v, want an immediate failure saying the add-on is not installed", err)
 	}
 	ds := nodePlugin(nil)
@@ -251,7 +246,7 @@ func TestNodePluginOnEveryNode(t *testing.T) {
 	if c := w.check(t, storage.CheckNodePlugin); c.Status != engine.Fail || !strings.Contains(c.Reason, "storage-workspace-0 (coder/node-type=workspace:NoSchedule)") {
 		t.Errorf("without tolerations: %+v, want a failure naming the tainted node", c)
 	}
-	if err := wait.Apply(ctx, &reporter{}); err == nil || !strings.Contains(err.Error(), "does not tolerate") {
+	if err := wait.Apply(ctx, &enginetest.Recorder{}); err == nil || !strings.Contains(err.Error(), "does not tolerate") {
 		t.Errorf("waiting for a plugin kept off tainted nodes: %v, want an immediate failure", err)
 	}
 	// The add-on's default: tolerate every taint.
@@ -261,9 +256,9 @@ func TestNodePluginOnEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The step waits while the plugin starts on the nodes.
-	r := &reporter{}
+	r := &enginetest.Recorder{}
 	if err := wait.Apply(ctx, r); err != nil {
-		t.Fatalf("waiting for the node plugin: %v (said %v)", err, r.progress)
+		t.Fatalf("waiting for the node plugin: %v (said %v)", err, r.Progressed)
 	}
 	if c := w.check(t, storage.CheckNodePlugin); c.Status != engine.Pass || !strings.Contains(c.Reason, "tainted ones included") {
 		t.Errorf("after the wait: %+v", c)

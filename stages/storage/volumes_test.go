@@ -16,23 +16,11 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/coderctl/coderctl/internal/deploy"
+	"github.com/coderctl/coderctl/internal/testenv/enginetest"
 	"github.com/coderctl/coderctl/internal/testenv/kubeground"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/storage"
 )
-
-// noticeReporter keeps the notices with their data, as down's JSON does.
-type noticeReporter struct {
-	progress []string
-	notices  []string
-	data     []map[string]any
-}
-
-func (r *noticeReporter) Progress(msg string) { r.progress = append(r.progress, msg) }
-func (r *noticeReporter) Notice(msg string, data map[string]any) {
-	r.notices = append(r.notices, msg)
-	r.data = append(r.data, data)
-}
 
 // volumeWorld is the shared control plane, emptied of PersistentVolumes,
 // and a fresh moto, with the storage stage wired to both.
@@ -190,12 +178,12 @@ func TestClaimVolumesOnDestroy(t *testing.T) {
 			w := newVolumeWorld(t)
 			m := tt.setup(t, w)
 			w.deps.Opts.DeleteVolumes = tt.deleteVolumes
-			r := &noticeReporter{}
+			r := &enginetest.Recorder{}
 			if err := storage.New(w.deps).Steps[0].Destroy(context.Background(), r); err != nil {
 				t.Fatalf("destroy: %v", err)
 			}
 			var volumeNotices []string
-			for _, n := range r.notices {
+			for _, n := range r.Notices {
 				if strings.Contains(n, "EBS") {
 					volumeNotices = append(volumeNotices, n)
 				}
@@ -234,7 +222,7 @@ func TestClaimVolumesOnDestroy(t *testing.T) {
 				key = "deleted_volumes"
 			}
 			if len(m.claimed) > 0 {
-				raw, err := json.Marshal(r.data)
+				raw, err := json.Marshal(r.NoticeData)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -13,17 +13,13 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	double "github.com/coderctl/coderctl/internal/testenv/coderapi"
+	"github.com/coderctl/coderctl/internal/testenv/enginetest"
 	"github.com/coderctl/coderctl/internal/testenv/moto"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 	"github.com/coderctl/coderctl/stages/template"
 )
 
 func TestMain(m *testing.M) { moto.Main(m) }
-
-type recorder struct{ lines []string }
-
-func (r *recorder) Progress(msg string)                 { r.lines = append(r.lines, msg) }
-func (r *recorder) Notice(msg string, _ map[string]any) { r.lines = append(r.lines, msg) }
 
 func env(kv map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
@@ -61,7 +57,7 @@ func TestWithoutOwnerSession(t *testing.T) {
 				t.Fatalf("plan = %+v, %v", actions, err)
 			}
 			if tc.wantApply == "pending" {
-				err := st.Steps[0].Apply(context.Background(), &recorder{})
+				err := st.Steps[0].Apply(context.Background(), &enginetest.Recorder{})
 				if !engine.IsPending(err) || !strings.Contains(err.Error(), "CODER_FIRST_USER_EMAIL") || !strings.Contains(err.Error(), "CODER_SESSION_TOKEN") {
 					t.Errorf("apply = %v, want pending naming both ways to a session", err)
 				}
@@ -90,7 +86,7 @@ func TestFirstUserSecretDestroy(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := template.New(e.Deps.With(deploy.StageOptions{LookupEnv: env(nil)}))
-			rec := &recorder{}
+			rec := &enginetest.Recorder{}
 			if err := st.Steps[1].Destroy(context.Background(), rec); err != nil {
 				t.Fatal(err)
 			}
@@ -101,12 +97,12 @@ func TestFirstUserSecretDestroy(t *testing.T) {
 			case !force && (err != nil || d.DeletedDate == nil):
 				t.Errorf("after destroy the secret is not scheduled for deletion: %v", err)
 			}
-			for _, l := range rec.lines {
+			for _, l := range rec.Lines {
 				if strings.Contains(l, `"password"`) {
 					t.Errorf("destroy printed the secret: %q", l)
 				}
 			}
-			if err := st.Steps[1].Destroy(context.Background(), &recorder{}); err != nil {
+			if err := st.Steps[1].Destroy(context.Background(), &enginetest.Recorder{}); err != nil {
 				t.Errorf("destroy again: %v", err)
 			}
 		})
