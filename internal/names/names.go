@@ -38,8 +38,9 @@ const (
 	KeyOIDCProviderARN        = "OIDC_PROVIDER_ARN"
 	KeyEBSCSIRoleARN          = "EBS_CSI_ROLE_ARN"
 
-	EKSStepClusterRole = "cluster-role"
-	EKSStepCluster     = "cluster"
+	EKSStepClusterRole  = "cluster-role"
+	EKSStepCluster      = "cluster"
+	EKSStepOIDCProvider = "oidc-provider"
 )
 
 // Produced by the nodegroups stage.
@@ -58,6 +59,8 @@ const (
 	KeyRDSPort           = "RDS_PORT"
 	KeyMasterSecretARN   = "DB_MASTER_SECRET_ARN"
 	KeyDBInstanceID      = "DB_INSTANCE_ID"
+
+	RDSStepInstance = "instance"
 
 	// MasterSecretLeaf names the Secrets Manager secret holding the master
 	// user's connection document: MasterSecretName.

@@ -16,16 +16,15 @@ import (
 
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Name is the stage's registry name.
 const Name = "autoscaler"
 
-// State keys the stage reads (from the eks stage) and records.
-const (
-	KeyOIDCProviderARN = "OIDC_PROVIDER_ARN"
-	KeyRoleARN         = "AUTOSCALER_ROLE_ARN"
-)
+// KeyRoleARN is the state key the stage records its role's ARN under (the
+// provider ARN it reads is the eks stage's names.KeyOIDCProviderARN).
+const KeyRoleARN = "AUTOSCALER_ROLE_ARN"
 
 // Kubernetes and helm names, as the chart's documentation uses them.
 const (
@@ -73,13 +72,13 @@ func New(d *deploy.Deps) engine.Stage {
 	return engine.Stage{
 		Name:    Name,
 		Summary: "cluster-autoscaler (helm, IRSA role) growing node groups up to maxSize; AUTOSCALER=none removes it",
-		Needs:   []string{"eks", "nodegroups"},
-		Reads:   []string{KeyOIDCProviderARN},
+		Needs:   []string{names.StageEKS, names.StageNodeGroups},
+		Reads:   []string{names.KeyOIDCProviderARN},
 		Writes:  []string{KeyRoleARN},
 		Steps: []engine.Step{
-			{Name: StepRole, Needs: []string{"eks/oidc-provider"}, Typical: typicalRole,
+			{Name: StepRole, Needs: []string{engine.StepID(names.StageEKS, names.EKSStepOIDCProvider)}, Typical: typicalRole,
 				Plan: s.planRole, Apply: s.applyRole, Destroy: s.destroyRole},
-			{Name: StepRelease, Needs: []string{engine.StepID(Name, StepRole), "nodegroups"}, Typical: typicalRelease,
+			{Name: StepRelease, Needs: []string{engine.StepID(Name, StepRole), names.StageNodeGroups}, Typical: typicalRelease,
 				Plan: s.planRelease, Apply: s.applyRelease, Destroy: s.destroyRelease},
 		},
 		Verify:   s.verify,

@@ -28,6 +28,7 @@ import (
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/helmx"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/testenv"
 	"github.com/coderctl/coderctl/internal/testenv/chartrepo"
 	"github.com/coderctl/coderctl/internal/testenv/eksnodes"
@@ -103,7 +104,7 @@ func roleWorld(t *testing.T, inputs map[string]string) *stagetest.Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Deps.State.SetMany(map[string]string{autoscaler.KeyOIDCProviderARN: aws.ToString(out.OpenIDConnectProviderArn)}); err != nil {
+	if err := env.Deps.State.SetMany(map[string]string{names.KeyOIDCProviderARN: aws.ToString(out.OpenIDConnectProviderArn)}); err != nil {
 		t.Fatal(err)
 	}
 	return env

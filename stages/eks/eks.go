@@ -22,9 +22,8 @@ const Name = names.StageEKS
 
 // Step names; other stages name them in their needs ("eks/cluster").
 const (
-	StepOIDCProvider = "oidc-provider"
-	StepEBSCSIRole   = "ebs-csi-role"
-	StepAddons       = "addons"
+	StepEBSCSIRole = "ebs-csi-role"
+	StepAddons     = "addons"
 )
 
 // maxIAMNameLen is IAM's limit on role names.
@@ -49,9 +48,9 @@ func New(d *deploy.Deps) engine.Stage {
 				Plan: s.planCluster, Apply: s.applyCluster, Destroy: s.destroyCluster},
 			{Name: StepAccessEntries, Needs: []string{engine.StepID(Name, names.EKSStepCluster)}, Typical: 5 * time.Second,
 				Plan: s.planAccessEntries, Apply: s.applyAccessEntries, Destroy: s.destroyAccessEntries},
-			{Name: StepOIDCProvider, Needs: []string{engine.StepID(Name, names.EKSStepCluster)}, Typical: 5 * time.Second,
+			{Name: names.EKSStepOIDCProvider, Needs: []string{engine.StepID(Name, names.EKSStepCluster)}, Typical: 5 * time.Second,
 				Plan: s.planOIDC, Apply: s.applyOIDC, Destroy: s.destroyOIDC},
-			{Name: StepEBSCSIRole, Needs: []string{engine.StepID(Name, StepOIDCProvider)}, Typical: 5 * time.Second,
+			{Name: StepEBSCSIRole, Needs: []string{engine.StepID(Name, names.EKSStepOIDCProvider)}, Typical: 5 * time.Second,
 				Plan: s.planEBSCSIRole, Apply: s.applyEBSCSIRole, Destroy: s.destroyEBSCSIRole},
 			{Name: StepAddons, Needs: []string{engine.StepID(Name, names.EKSStepCluster), engine.StepID(Name, StepEBSCSIRole)}, Typical: 3 * time.Minute,
 				Plan: s.planAddons, Apply: s.applyAddons, Destroy: s.destroyAddons},

@@ -19,6 +19,7 @@ import (
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
+	"github.com/coderctl/coderctl/internal/names"
 	"github.com/coderctl/coderctl/internal/sizing"
 	"github.com/coderctl/coderctl/internal/testenv/stagetest"
 )
@@ -219,7 +220,7 @@ func (cw *changeWorld) mustRun(t *testing.T, mode engine.Mode) []engine.Event {
 func (cw *changeWorld) planReason(t *testing.T) (engine.ActionKind, string) {
 	t.Helper()
 	for _, e := range stagetest.EventsOf(cw.mustRun(t, engine.ModePlan), engine.EventPlan) {
-		if e.Step == StepInstance {
+		if e.Step == names.RDSStepInstance {
 			return e.Action.Kind, e.Action.Reason
 		}
 	}

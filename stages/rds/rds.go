@@ -41,7 +41,6 @@ const (
 	StepSubnetGroup   = "subnet-group"
 	StepSecurityGroup = "security-group"
 	StepMasterSecret  = "master-secret"
-	StepInstance      = "instance"
 	StepIngressRule   = "ingress-rule"
 )
 
@@ -87,18 +86,18 @@ func (s *stage) definition() engine.Stage {
 			config.KeyDBAllocatedStorage, names.KeyVPCID, names.KeyPrivateSubnetIDs, names.KeyClusterSecurityGroupID},
 		Writes: []string{names.KeyDBSecurityGroupID, names.KeyRDSEndpoint, names.KeyRDSPort, names.KeyMasterSecretARN, names.KeyDBInstanceID},
 		Steps: []engine.Step{
-			{Name: StepSubnetGroup, Needs: []string{"network/subnets"}, Typical: 5 * time.Second,
+			{Name: StepSubnetGroup, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepSubnets)}, Typical: 5 * time.Second,
 				Plan: s.planSubnetGroup, Apply: s.applySubnetGroup, Destroy: s.destroySubnetGroup},
-			{Name: StepSecurityGroup, Needs: []string{"network/vpc"}, Typical: 5 * time.Second,
+			{Name: StepSecurityGroup, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepVPC)}, Typical: 5 * time.Second,
 				Plan: s.planSecurityGroup, Apply: s.applySecurityGroup, Destroy: s.destroySecurityGroup},
 			// The secret depends on nothing, but an empty Needs would mean
 			// "after the network and eks checkpoints"; network/vpc is the
 			// earliest point the stage may start from.
-			{Name: StepMasterSecret, Needs: []string{"network/vpc"}, Typical: 2 * time.Second,
+			{Name: StepMasterSecret, Needs: []string{engine.StepID(names.StageNetwork, names.NetworkStepVPC)}, Typical: 2 * time.Second,
 				Plan: s.planMasterSecret, Apply: s.applyMasterSecret, Destroy: s.destroyMasterSecret},
-			{Name: StepInstance, Needs: []string{stepID(StepSubnetGroup), stepID(StepSecurityGroup), stepID(StepMasterSecret)},
+			{Name: names.RDSStepInstance, Needs: []string{stepID(StepSubnetGroup), stepID(StepSecurityGroup), stepID(StepMasterSecret)},
 				Typical: 20 * time.Minute, Plan: s.planInstance, Apply: s.applyInstance, Destroy: s.destroyInstance},
-			{Name: StepIngressRule, Needs: []string{stepID(StepSecurityGroup), "eks/cluster"}, Typical: 5 * time.Second,
+			{Name: StepIngressRule, Needs: []string{stepID(StepSecurityGroup), engine.StepID(names.StageEKS, names.EKSStepCluster)}, Typical: 5 * time.Second,
 				Plan: s.planIngressRule, Apply: s.applyIngressRule, Destroy: s.destroyIngressRule},
 		},
 		Verify:       s.verify,

@@ -73,7 +73,7 @@ func TestApplyFromEmpty(t *testing.T) {
 
 	var sawStatus, sawVersionWarning bool
 	for _, e := range evs {
-		sawStatus = sawStatus || (e.Type == engine.EventProgress && e.Step == StepInstance && strings.Contains(e.Message, "waiting for DB instance "+testInstance+": available"))
+		sawStatus = sawStatus || (e.Type == engine.EventProgress && e.Step == names.RDSStepInstance && strings.Contains(e.Message, "waiting for DB instance "+testInstance+": available"))
 		sawVersionWarning = sawVersionWarning || (e.Type == engine.EventNotice && strings.Contains(e.Message, "could not list RDS PostgreSQL versions"))
 	}
 	if !sawStatus {
@@ -112,7 +112,7 @@ func TestInstanceIDRecordedBeforeWaiting(t *testing.T) {
 			onDisk = st.Get(names.KeyDBInstanceID) + "|" + st.Get(names.KeyRDSEndpoint)
 		}
 	}}
-	if err := steps[StepInstance].Apply(ctx, rec); err != nil {
+	if err := steps[names.RDSStepInstance].Apply(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
 	if onDisk != testInstance+"|" {
@@ -178,7 +178,7 @@ func TestPlan(t *testing.T) {
 		}
 		return kinds
 	}
-	steps := []string{StepSubnetGroup, StepSecurityGroup, StepMasterSecret, StepInstance, StepIngressRule}
+	steps := []string{StepSubnetGroup, StepSecurityGroup, StepMasterSecret, names.RDSStepInstance, StepIngressRule}
 	kinds := planKinds()
 	for _, s := range steps {
 		if kinds[s] != engine.Create {
@@ -208,7 +208,7 @@ func TestPlan(t *testing.T) {
 	}
 	var reason string
 	for _, e := range stagetest.EventsOf(evs, engine.EventPlan) {
-		if e.Step == StepInstance && e.Action.Kind == engine.Update {
+		if e.Step == names.RDSStepInstance && e.Action.Kind == engine.Update {
 			reason = e.Action.Reason
 		}
 	}
@@ -272,7 +272,7 @@ func TestInstanceStartsWhileClusterIsCreating(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := engine.SinkFunc(func(e engine.Event) {
-		if e.Type == engine.EventStep && e.Stage == Name && e.Step == StepInstance && e.Status == engine.StatusStarted && !once {
+		if e.Type == engine.EventStep && e.Stage == Name && e.Step == names.RDSStepInstance && e.Status == engine.StatusStarted && !once {
 			once = true
 			close(instanceStarted)
 		}

@@ -91,11 +91,11 @@ func (s *stage) definition() engine.Stage {
 		Reads:  []string{names.KeyMasterSecretARN, names.KeyRDSEndpoint, names.KeyRDSPort, names.KeyOIDCProviderARN},
 		Writes: []string{names.KeyDatabaseURLSecretARN, names.KeySecretsRoleARN},
 		Steps: []engine.Step{
-			{Name: StepDatabaseURL, Needs: []string{"rds/instance"}, Typical: typicalSecret,
+			{Name: StepDatabaseURL, Needs: []string{engine.StepID(names.StageRDS, names.RDSStepInstance)}, Typical: typicalSecret,
 				Plan: s.planDatabaseURL, Apply: s.applyDatabaseURL, Destroy: s.destroyDatabaseURL},
 			{Name: StepOAuth, Needs: []string{names.StagePrereqs}, Typical: typicalSecret,
 				Plan: s.planOAuth, Apply: s.applyOAuth, Destroy: s.destroyOAuth},
-			{Name: StepRole, Needs: []string{"eks/oidc-provider"}, Typical: typicalRole,
+			{Name: StepRole, Needs: []string{engine.StepID(names.StageEKS, names.EKSStepOIDCProvider)}, Typical: typicalRole,
 				Plan: s.planRole, Apply: s.applyRole, Destroy: s.destroyRole},
 			s.releaseStep(StepDriver, []string{names.StageNodeGroups}, driverSpec()),
 			s.releaseStep(StepProvider, []string{engine.StepID(Name, StepDriver)}, providerSpec()),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coderctl/coderctl/internal/deploy"
 	"github.com/coderctl/coderctl/internal/engine"
+	"github.com/coderctl/coderctl/internal/names"
 )
 
 // Name is the stage's registry name.
@@ -58,14 +59,14 @@ func New(d *deploy.Deps) engine.Stage {
 		Summary: "default StorageClass for workspaces: EBS CSI, gp3, encrypted, WaitForFirstConsumer, expandable",
 		// nodegroups: the checkpoint checks the EBS CSI node plugin on
 		// every node; the class itself needs only the cluster.
-		Needs: []string{"eks", "nodegroups"},
+		Needs: []string{names.StageEKS, names.StageNodeGroups},
 		Steps: []engine.Step{
-			{Name: StepDefaultClass, Needs: []string{"eks"}, Typical: typicalClass,
+			{Name: StepDefaultClass, Needs: []string{names.StageEKS}, Typical: typicalClass,
 				Plan: s.plan, Apply: s.apply, Destroy: s.destroy},
 			// Nothing to create: the add-on runs the plugin. The step waits
 			// for it on the nodes that just joined, so the checkpoint after
 			// it judges a settled cluster.
-			{Name: StepNodePlugin, Needs: []string{"eks", "nodegroups"}, Typical: typicalNodePlugin,
+			{Name: StepNodePlugin, Needs: []string{names.StageEKS, names.StageNodeGroups}, Typical: typicalNodePlugin,
 				Plan: s.planNodePlugin, Apply: s.waitNodePlugin},
 		},
 		Verify: s.verify,

@@ -122,7 +122,7 @@ func New(t *testing.T, opts Options) *World {
 	w.VPCID = publicSubnets(ctx, t, ec2.NewFromConfig(cfg), w.Deps.Deployment(), w.Deps.Region())
 	w.acm = acm.NewFromConfig(cfg)
 	w.CertARN = w.RequestCertificate(t, Domain)
-	if err := w.Deps.Record(map[string]string{"CERT_ARN": w.CertARN, "SECRETS_ROLE_ARN": RoleARN}); err != nil {
+	if err := w.Deps.Record(map[string]string{names.KeyCertARN: w.CertARN, names.KeySecretsRoleARN: RoleARN}); err != nil {
 		t.Fatal(err)
 	}
 	if opts.CSISync {
@@ -175,9 +175,9 @@ func (w *World) LookupEnv(token string) func(string) (string, bool) {
 func Stubs() []engine.Stage {
 	noop := func(context.Context, engine.Reporter) error { return nil }
 	return []engine.Stage{
-		engine.Stage{Name: "secrets"},
-		engine.Stage{Name: "acm", Steps: []engine.Step{{Name: "issued", Apply: noop}}},
-		engine.Stage{Name: "nodegroups"},
+		engine.Stage{Name: names.StageSecrets},
+		engine.Stage{Name: names.StageACM, Steps: []engine.Step{{Name: names.ACMStepIssued, Apply: noop}}},
+		engine.Stage{Name: names.StageNodeGroups},
 	}
 }
 
