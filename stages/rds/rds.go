@@ -24,10 +24,8 @@ import (
 // Name is the stage's registry name.
 const Name = names.StageRDS
 
-// The database as Coder sees it.
-const (
-	Port = 5432
-)
+// Port is the database's port, as Coder connects to it.
+const Port = 5432
 
 // Fixed properties of the instance.
 const (
