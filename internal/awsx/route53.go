@@ -18,19 +18,13 @@ var ChangeInSync = WaitPolicy{MinDelay: 5 * time.Second, MaxDelay: 30 * time.Sec
 
 // WaitInSync waits with the SDK's waiter, reporting each poll, until
 // Route53 serves a change from all its servers; ChangeInSync under the
-// run's policy p bounds it. A change answered INSYNC needs no read: the
-// run is told so and goes on.
+// run's policy p bounds it. Even a change answered INSYNC is read once, so
+// the run shows its status.
 func WaitInSync(ctx context.Context, c route53.GetChangeAPIClient, r engine.Reporter, p WaitPolicy, info *r53types.ChangeInfo) error {
 	if info == nil {
 		return nil
 	}
 	id := aws.ToString(info.Id)
-	if info.Status == r53types.ChangeStatusInsync {
-		if r != nil {
-			r.Progress("Route53 change " + id + ": INSYNC")
-		}
-		return nil
-	}
 	wait := p.For(ChangeInSync)
 	w := route53.NewResourceRecordSetsChangedWaiter(c, func(o *route53.ResourceRecordSetsChangedWaiterOptions) {
 		o.MinDelay, o.MaxDelay = wait.MinDelay, wait.MaxDelay
