@@ -413,3 +413,31 @@ func TestDefaultRouteAlreadyThere(t *testing.T) {
 		})
 	}
 }
+
+// TestSubnetAlreadyThere: CreateSubnet takes no client token, so a subnet
+// made since the list (or by the SDK's retry of a call whose response was
+// lost) answers InvalidSubnet.Conflict. The stage's own subnet of that name
+// and CIDR is taken as created; a CIDR taken by another subnet stays an
+// error.
+func TestSubnetAlreadyThere(t *testing.T) {
+	env := stagetest.New(t, nil)
+	run(t, env, engine.ModeApply)
+	ctx := context.Background()
+	out := outputs(env.Deps)
+	n := &network{d: env.Deps}
+	l, err := n.layout(ctx)
+	must(t, err)
+	first := l.subnets()[0]
+	id := strings.Split(out[names.KeyPrivateSubnetIDs], ",")[0]
+
+	got, err := n.createSubnet(ctx, out[names.KeyVPCID], first, n.subnetTags(first.Kind, first.Zone))
+	if err != nil || aws.ToString(got.SubnetId) != id {
+		t.Errorf("createSubnet of an existing own subnet = %v, %v; want subnet %s", got, err, id)
+	}
+	// The same CIDR under another subnet's name: not ours to take.
+	other := first
+	other.Kind = kindPublic
+	if _, err := n.createSubnet(ctx, out[names.KeyVPCID], other, n.subnetTags(other.Kind, other.Zone)); err == nil || !strings.Contains(err.Error(), "InvalidSubnet.Conflict") {
+		t.Errorf("createSubnet of a CIDR another subnet holds = %v, want the conflict", err)
+	}
+}

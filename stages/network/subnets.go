@@ -121,6 +121,12 @@ func (n *network) applySubnets(ctx context.Context, r engine.Reporter) error {
 	return n.d.Record(n.subnetOutputs(l, have))
 }
 
+// createSubnet makes the subnet. CreateSubnet takes no client token, so a
+// subnet that exists after all (made since the subnets were listed, or by
+// this very call when the SDK retried it after a lost response, as a
+// loaded CI run saw) answers InvalidSubnet.Conflict: the stage's own subnet
+// of that name and CIDR is then the one created. Any other conflict is an
+// error.
 func (n *network) createSubnet(ctx context.Context, vpcID string, s subnetSpec, tags map[string]string) (*ec2types.Subnet, error) {
 	out, err := n.d.AWS.EC2.CreateSubnet(ctx, &ec2.CreateSubnetInput{
 		VpcId:             aws.String(vpcID),
@@ -128,10 +134,16 @@ func (n *network) createSubnet(ctx context.Context, vpcID string, s subnetSpec, 
 		AvailabilityZone:  aws.String(s.Zone),
 		TagSpecifications: tagSpec(ec2types.ResourceTypeSubnet, tags),
 	})
-	if err != nil {
-		return nil, fmt.Errorf("create %s subnet %s in %s: %w", s.Kind, s.CIDR, s.Zone, err)
+	if err == nil {
+		return out.Subnet, nil
 	}
-	return out.Subnet, nil
+	if awsx.ErrorCode(err) == "InvalidSubnet.Conflict" {
+		have, lerr := n.ownSubnets(ctx, vpcID)
+		if got, ok := have[n.subnetName(s.Kind, s.Zone)]; lerr == nil && ok && aws.ToString(got.CidrBlock) == s.CIDR.String() {
+			return &got, nil
+		}
+	}
+	return nil, fmt.Errorf("create %s subnet %s in %s: %w", s.Kind, s.CIDR, s.Zone, err)
 }
 
 // subnetOutputs lists the IDs of the subnets that exist, in zone order
