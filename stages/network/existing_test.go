@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/coderctl/coderctl/internal/awsx"
 	"github.com/coderctl/coderctl/internal/engine"
 	"github.com/coderctl/coderctl/internal/fault"
 	"github.com/coderctl/coderctl/internal/names"
@@ -40,8 +41,19 @@ func buildUserVPC(t *testing.T, c *ec2.Client, second int) userVPC {
 		must(t, err)
 	}
 	subnet := func(third int, zone, role string) string {
-		out, err := c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: v.Vpc.VpcId, CidrBlock: aws.String(fmt.Sprintf("10.%d.%d.0/24", second, third)),
+		cidr := fmt.Sprintf("10.%d.%d.0/24", second, third)
+		out, err := c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: v.Vpc.VpcId, CidrBlock: aws.String(cidr),
 			AvailabilityZone: aws.String(zone), TagSpecifications: tagSpec(ec2types.ResourceTypeSubnet, map[string]string{role: "1", "kubernetes.io/cluster/" + deployment: "shared"})})
+		if awsx.ErrorCode(err) == "InvalidSubnet.Conflict" {
+			// The SDK retried a call whose response a loaded machine lost
+			// (CreateSubnet takes no client token): the first one made it.
+			found, ferr := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{
+				filter("vpc-id", aws.ToString(v.Vpc.VpcId)), filter("cidr-block", cidr)}})
+			must(t, ferr)
+			if len(found.Subnets) == 1 {
+				return aws.ToString(found.Subnets[0].SubnetId)
+			}
+		}
 		must(t, err)
 		return aws.ToString(out.Subnet.SubnetId)
 	}
